@@ -1,0 +1,33 @@
+# The two commands: `make run` (the platform) and `make test` (the whole suite).
+VENV    := .venv
+BIN     := $(VENV)/bin
+HOST    ?= 127.0.0.1
+PORT    ?= 8080
+PYTEST_ARGS ?=
+
+.PHONY: setup run test check fmt bench bench-quick clean
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	$(BIN)/sandbay serve --host $(HOST) --port $(PORT)
+
+test: setup
+	@scripts/test.sh $(PYTEST_ARGS)
+
+check:
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt:
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: setup
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)

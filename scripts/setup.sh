@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One idempotent set-up for `make run`, `make test` and CI on a fresh Debian 12 machine:
+# a virtualenv at .venv, a Docker engine that answers, and the default base image.
+# Each step checks first and does nothing when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+IMAGE="${SANDBAY_DEFAULT_IMAGE:-sandbay-base:latest}"
+say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+apt_install() {
+  # apt_install PKG... : install Debian packages that are missing (root only).
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! is_root; then
+    say "need Debian packages ${missing[*]}: run as root or install them yourself"; exit 1
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || true
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# 1. Python virtualenv, reinstalled only when pyproject.toml changes.
+stamp="$VENV/.sandbay-installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  [ -x "$VENV/bin/python" ] || { say "creating $VENV"; python3 -m venv "$VENV"; }
+  say "installing Python dependencies"
+  "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[dev]'
+  rm -f "$VENV"/.sandbay-installed-*
+  touch "$stamp"
+fi
+
+# 2. System tools the platform and its tests use.
+apt_install ca-certificates iproute2 procps
+
+# 3. A Docker engine that answers.
+docker_ok() { timeout 10 docker info >/dev/null 2>&1; }
+if ! docker_ok; then
+  command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+  if ! docker_ok; then
+    is_root || { say "Docker is not answering and starting dockerd needs root: start it yourself"; exit 1; }
+    say "starting dockerd (log: /var/log/sandbay-dockerd.log)"
+    rm -f /var/run/docker.pid
+    nohup setsid dockerd >/var/log/sandbay-dockerd.log 2>&1 </dev/null &
+    for _ in $(seq 1 60); do docker_ok && break; sleep 1; done
+    docker_ok || { say "dockerd did not come up; see /var/log/sandbay-dockerd.log"; exit 1; }
+  fi
+fi
+
+# 4. The default base image, built locally (no registry is reachable).
+if ! docker image inspect "$IMAGE" >/dev/null 2>&1 \
+   || [ "$(docker image inspect -f '{{index .Config.Labels "sandbay.recipe"}}' "$IMAGE" 2>/dev/null)" \
+        != "$(sha256sum scripts/build-base-image.sh | cut -c1-16)" ]; then
+  scripts/build-base-image.sh "$IMAGE"
+fi
+say "ready: $VENV/bin/sandbay, Docker $(docker version -f '{{.Server.Version}}'), image $IMAGE"

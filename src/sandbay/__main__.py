@@ -1,0 +1,5 @@
+"""`python -m sandbay` is the CLI."""
+
+from sandbay.cli.main import main
+
+main()

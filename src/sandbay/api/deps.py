@@ -1,0 +1,67 @@
+"""Request dependencies: the app's services, one database session per request
+(committed before the response is sent), and the caller's Principal."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sandbay.domain.keys import Principal
+from sandbay.runtime.provider import RuntimeProvider
+from sandbay.services.auth import authenticate
+from sandbay.services.bus import EventBus
+from sandbay.services.environments import Placement
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What routes may reach, built once by `create_app`'s lifespan."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    provider: RuntimeProvider
+    placement: Placement
+    admin_key: str | None
+    default_stop_timeout: float
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def db_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    async with services.sessions() as session:
+        yield session
+        await session.commit()
+
+
+#: `scope="function"`: the commit runs before the response is sent, so a client
+#: never sees an answer for a change that is not yet durable.
+SessionDep = Annotated[AsyncSession, Depends(db_session, scope="function")]
+
+_api_key = APIKeyHeader(name="X-API-KEY", auto_error=False, description="API key")
+_bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
+
+
+async def current_principal(
+    services: ServicesDep,
+    api_key: Annotated[str | None, Depends(_api_key)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Authenticate with a short session of its own, so long requests (wait,
+    streams) hold no database connection."""
+    secret = api_key or (bearer.credentials if bearer else None)
+    async with services.sessions() as session:
+        principal = await authenticate(session, secret, admin_key=services.admin_key)
+        await session.commit()
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]

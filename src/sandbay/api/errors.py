@@ -1,0 +1,88 @@
+"""One error envelope for the native API: {"error": {"type", "message"}}.
+Domain errors carry their own type and status; this module only renders them."""
+
+import logging
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sandbay.domain.errors import SandbayError
+
+log = logging.getLogger(__name__)
+
+#: Renders (status, type, message) for one surface. Dialects register their own by
+#: path prefix, so each platform keeps its documented error shape.
+Renderer = Callable[[int, str, str], JSONResponse]
+
+_STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def envelope(status: int, error_type: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"type": error_type, "message": message}}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:10]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        elif err.get("type") == "json_invalid":
+            msg = "request body is not valid JSON"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts) or "invalid request"
+
+
+class ErrorRenderers:
+    """Picks the renderer for a request by the longest matching path prefix."""
+
+    def __init__(self) -> None:
+        self._by_prefix: list[tuple[str, Renderer]] = []
+
+    def register(self, prefix: str, renderer: Renderer) -> None:
+        self._by_prefix.append((prefix, renderer))
+        self._by_prefix.sort(key=lambda item: len(item[0]), reverse=True)
+
+    def for_path(self, path: str) -> Renderer:
+        for prefix, renderer in self._by_prefix:
+            if path.startswith(prefix):
+                return renderer
+        return envelope
+
+
+def install_error_handlers(app: FastAPI, renderers: ErrorRenderers) -> None:
+    def render(request: Request, status: int, error_type: str, message: str) -> JSONResponse:
+        return renderers.for_path(request.url.path)(status, error_type, message)
+
+    @app.exception_handler(SandbayError)
+    async def domain_error(request: Request, exc: SandbayError) -> JSONResponse:
+        return render(request, exc.status_code, exc.error_type, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return render(request, 400, "invalid_request_error", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error_type = _STATUS_TYPES.get(exc.status_code, "api_error")
+        return render(request, exc.status_code, error_type, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render(request, 500, "api_error", "internal error")

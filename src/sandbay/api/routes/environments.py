@@ -1,0 +1,163 @@
+"""/v1/environments: create, list, get, update, delete, lifecycle, wait, events."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, status
+
+from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.domain.environments import (
+    Environment,
+    EnvironmentCreate,
+    EnvironmentList,
+    EnvironmentUpdate,
+    EventList,
+    StopRequest,
+    WaitState,
+)
+from sandbay.domain.states import EnvState
+from sandbay.services import audit, lifecycle
+from sandbay.services import environments as envs
+
+router = APIRouter(prefix="/v1/environments", tags=["environments"])
+
+IdOrName = Annotated[str, "environment id (env_…) or name"]
+OptionalStop = Annotated[StopRequest | None, Body()]
+
+
+def _out(model: object) -> Environment:
+    return Environment.model_validate(model)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_environment(
+    body: EnvironmentCreate, session: SessionDep, principal: PrincipalDep, services: ServicesDep
+) -> Environment:
+    """Create an environment; it is started at once (poll or `wait` for `running`)."""
+    env = await envs.create_environment(
+        session, principal, body, provider=services.provider, placement=services.placement
+    )
+    return _out(env)
+
+
+@router.get("")
+async def list_environments(
+    session: SessionDep,
+    principal: PrincipalDep,
+    state: Annotated[list[EnvState] | None, Query(description="Filter by state")] = None,
+    label: Annotated[list[str] | None, Query(description="Filter by label, as key=value")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> EnvironmentList:
+    """List environments, newest first, one page at a time."""
+    rows, next_cursor = await envs.list_environments(
+        session, principal, states=state, labels=label, limit=limit, cursor=cursor
+    )
+    return EnvironmentList(
+        data=[_out(r) for r in rows], has_more=bool(next_cursor), next_cursor=next_cursor
+    )
+
+
+@router.get("/{env}")
+async def get_environment(
+    env: IdOrName, session: SessionDep, principal: PrincipalDep
+) -> Environment:
+    """One environment, by id or name."""
+    return _out(await envs.get_environment(session, principal, env))
+
+
+@router.patch("/{env}")
+async def update_environment(
+    env: IdOrName, body: EnvironmentUpdate, session: SessionDep, principal: PrincipalDep
+) -> Environment:
+    """Change name, labels, auto-stop/archive/delete intervals or restart policy."""
+    return _out(await envs.update_environment(session, principal, env, body))
+
+
+@router.delete("/{env}", status_code=status.HTTP_202_ACCEPTED)
+async def delete_environment(
+    env: IdOrName, session: SessionDep, principal: PrincipalDep
+) -> Environment:
+    """Delete: the container and the workspace volume are removed (state `deleting`,
+    then `deleted`). Works from every state."""
+    return _out(await lifecycle.request_delete(session, principal, env))
+
+
+@router.post("/{env}/start")
+async def start_environment(
+    env: IdOrName, session: SessionDep, principal: PrincipalDep
+) -> Environment:
+    """Start a stopped environment on its own runner; idempotent when running."""
+    return _out(await lifecycle.request_start(session, principal, env))
+
+
+@router.post("/{env}/stop")
+async def stop_environment(
+    env: IdOrName,
+    session: SessionDep,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    body: OptionalStop = None,
+) -> Environment:
+    """Stop: `signal` (default SIGTERM), a grace period of `timeout` seconds (default
+    10), then a kill; `force` kills at once. /workspace and the root filesystem are
+    kept. Idempotent: stopping a stopped environment returns it."""
+    return _out(
+        await lifecycle.request_stop(
+            session,
+            principal,
+            env,
+            body or StopRequest(),
+            default_timeout=services.default_stop_timeout,
+        )
+    )
+
+
+@router.post("/{env}/restart")
+async def restart_environment(
+    env: IdOrName,
+    session: SessionDep,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    body: OptionalStop = None,
+) -> Environment:
+    """Stop (as `stop` does, with the same options) then start again."""
+    return _out(
+        await lifecycle.request_restart(
+            session,
+            principal,
+            env,
+            body or StopRequest(),
+            default_timeout=services.default_stop_timeout,
+        )
+    )
+
+
+@router.get(
+    "/{env}/wait",
+    responses={408: {"description": "The state was not reached in time"}},
+)
+async def wait_environment(
+    env: IdOrName,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    state: Annotated[WaitState, Query(description="State to wait for")],
+    timeout: Annotated[float, Query(gt=0, le=600, description="Seconds")] = 60,
+) -> Environment:
+    """Block until the environment is in `state` (200) or `timeout` passes (408).
+    Answers 409 if it went to `error` and 404 if it was deleted meanwhile."""
+    result = await lifecycle.wait_for_state(
+        services.sessions, services.bus, principal, env, EnvState(state), timeout
+    )
+    return _out(result)
+
+
+@router.get("/{env}/events")
+async def environment_events(
+    env: IdOrName,
+    session: SessionDep,
+    principal: PrincipalDep,
+    after: Annotated[int | None, Query(ge=0, description="Only events after this id")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventList:
+    """The environment's audit log, oldest first: every request and state change."""
+    return await audit.environment_events(session, principal, env, after=after, limit=limit)

@@ -1,0 +1,1 @@
+"""The `sandbay` command line."""

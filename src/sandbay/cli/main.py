@@ -1,0 +1,309 @@
+"""The `sandbay` command: `serve` runs the platform; the other commands are a
+client of the API (SANDBAY_API_URL, SANDBAY_API_KEY)."""
+
+import json
+import logging
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sandbay.sdk import ApiError, Client
+
+app = typer.Typer(no_args_is_help=True, help="sandbay: isolated environments you host yourself")
+env_app = typer.Typer(no_args_is_help=True, help="Manage environments")
+key_app = typer.Typer(no_args_is_help=True, help="Manage API keys")
+org_app = typer.Typer(no_args_is_help=True, help="Manage organizations (operator key)")
+app.add_typer(env_app, name="env")
+app.add_typer(key_app, name="key")
+app.add_typer(org_app, name="org")
+
+console = Console()
+err_console = Console(stderr=True)
+
+ApiUrl = Annotated[
+    str, typer.Option("--api-url", envvar="SANDBAY_API_URL", help="Base URL of the API")
+]
+ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="SANDBAY_API_KEY", help="API key")]
+WaitFlag = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the state change")]
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _fail(exc: ApiError) -> NoReturn:
+    err_console.print(f"[red]error[/red] {exc.type}: {exc.message}")
+    raise typer.Exit(1)
+
+
+def _print_json(data: Any) -> None:
+    console.print_json(json.dumps(data))
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{what} {item!r} must be KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _wait(client: Client, env: str, state: str, timeout: float) -> dict[str, Any]:
+    with console.status(f"waiting for {env} to be {state}…"):
+        return client.wait(env, state, timeout=timeout)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (SANDBAY_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (SANDBAY_PORT)")] = None,
+) -> None:
+    """Run the API server with its reconciler."""
+    import uvicorn
+
+    from sandbay.app import create_app
+    from sandbay.settings import Settings
+
+    settings = Settings()
+    if host is not None:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+@env_app.command("create")
+def env_create(
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    name: Annotated[str | None, typer.Option(help="Unique name")] = None,
+    image: Annotated[str | None, typer.Option(help="Image (default: the server's)")] = None,
+    command: Annotated[str | None, typer.Option(help="Workload as a shell string")] = None,
+    cpu: Annotated[float | None, typer.Option(help="CPU cores")] = None,
+    memory: Annotated[int | None, typer.Option("--memory", help="Memory in MB")] = None,
+    disk: Annotated[int | None, typer.Option("--disk", help="Disk in GB")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE")] = None,
+    auto_stop: Annotated[float | None, typer.Option(help="Minutes idle before stop")] = None,
+    wait: WaitFlag = True,
+) -> None:
+    """Create an environment (and wait until it runs)."""
+    fields: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "command": command,
+        "cpu": cpu,
+        "memory_mb": memory,
+        "disk_gb": disk,
+        "auto_stop_interval": auto_stop,
+    }
+    body = {k: v for k, v in fields.items() if v is not None}
+    body["env"] = _pairs(env, "--env")
+    body["labels"] = _pairs(label, "--label")
+    with Client(api_url, api_key) as client:
+        try:
+            created = client.create_environment(**body)
+            if wait:
+                created = _wait(client, created["id"], "running", 300)
+        except ApiError as exc:
+            _fail(exc)
+    _print_json(created)
+
+
+@env_app.command("ls")
+def env_ls(
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    state: Annotated[list[str] | None, typer.Option(help="Filter by state")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE")] = None,
+    limit: int = 100,
+) -> None:
+    """List environments as a table."""
+    with Client(api_url, api_key) as client:
+        try:
+            page = client.list_environments(state=state, label=label, limit=limit)
+        except ApiError as exc:
+            _fail(exc)
+    table = Table("ID", "NAME", "STATE", "DESIRED", "IMAGE", "CPU", "MEM MB", "CREATED")
+    for e in page["data"]:
+        table.add_row(
+            e["id"], e["name"], e["state"], e["desired_state"], e["image"],
+            f"{e['cpu']:g}", str(e["memory_mb"]), e["created_at"][:19],
+        )  # fmt: skip
+    console.print(table)
+
+
+@env_app.command("get")
+def env_get(env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """Show one environment as JSON."""
+    with Client(api_url, api_key) as client:
+        try:
+            _print_json(client.get_environment(env))
+        except ApiError as exc:
+            _fail(exc)
+
+
+def _lifecycle(
+    api_url: str, api_key: str | None, env: str, op: str, target: str, wait: bool, **kw: Any
+) -> None:
+    with Client(api_url, api_key) as client:
+        try:
+            result = getattr(client, op)(env, **kw)
+            if wait:
+                result = _wait(client, result["id"], target, 600)
+        except ApiError as exc:
+            _fail(exc)
+    console.print(f"{result['id']} {result['name']}: [bold]{result['state']}[/bold]")
+
+
+@env_app.command("start")
+def env_start(
+    env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, wait: WaitFlag = True
+) -> None:
+    """Start a stopped environment."""
+    _lifecycle(api_url, api_key, env, "start", "running", wait)
+
+
+@env_app.command("stop")
+def env_stop(
+    env: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    force: Annotated[bool, typer.Option(help="Kill at once")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Grace period (s)")] = None,
+    signal: Annotated[str | None, typer.Option(help="Signal (default SIGTERM)")] = None,
+    wait: WaitFlag = True,
+) -> None:
+    """Stop an environment (graceful unless --force); /workspace is kept."""
+    _lifecycle(
+        api_url, api_key, env, "stop", "stopped", wait, force=force, timeout=timeout, signal=signal
+    )
+
+
+@env_app.command("restart")
+def env_restart(
+    env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, wait: WaitFlag = True
+) -> None:
+    """Stop then start an environment."""
+    _lifecycle(api_url, api_key, env, "restart", "running", wait)
+
+
+@env_app.command("rm")
+def env_rm(
+    env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, wait: WaitFlag = True
+) -> None:
+    """Delete an environment with its workspace."""
+    with Client(api_url, api_key) as client:
+        try:
+            result = client.delete(env)
+            if wait:
+                result = _wait(client, result["id"], "deleted", 300)
+        except ApiError as exc:
+            _fail(exc)
+    console.print(f"{result['id']} {result['name']}: [bold]{result['state']}[/bold]")
+
+
+@env_app.command("wait")
+def env_wait(
+    env: str,
+    state: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    timeout: Annotated[float, typer.Option(help="Seconds")] = 60,
+) -> None:
+    """Block until the environment reaches STATE."""
+    with Client(api_url, api_key) as client:
+        try:
+            result = _wait(client, env, state, timeout)
+        except ApiError as exc:
+            _fail(exc)
+    console.print(f"{result['id']} {result['name']}: [bold]{result['state']}[/bold]")
+
+
+@env_app.command("events")
+def env_events(env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """Show an environment's audit log."""
+    with Client(api_url, api_key) as client:
+        try:
+            page = client.environment_events(env)
+        except ApiError as exc:
+            _fail(exc)
+    table = Table("ID", "TIME", "TYPE", "ACTOR", "FROM", "TO", "REASON")
+    for e in page["data"]:
+        table.add_row(
+            str(e["id"]), e["created_at"][11:23], e["type"], e["actor"],
+            e["from_state"] or "", e["to_state"] or "", e["reason"] or "",
+        )  # fmt: skip
+    console.print(table)
+
+
+@key_app.command("create")
+def key_create(
+    name: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    permission: Annotated[
+        list[str] | None, typer.Option("--permission", "-p", help="Scoped key permission")
+    ] = None,
+) -> None:
+    """Create a key (organization key unless --permission is given)."""
+    with Client(api_url, api_key) as client:
+        try:
+            _print_json(client.create_key(name, permissions=permission))
+        except ApiError as exc:
+            _fail(exc)
+
+
+@key_app.command("ls")
+def key_ls(api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """List keys (never their secrets)."""
+    with Client(api_url, api_key) as client:
+        try:
+            keys = client.list_keys()
+        except ApiError as exc:
+            _fail(exc)
+    table = Table("ID", "NAME", "KIND", "PREFIX", "PERMISSIONS", "REVOKED")
+    for k in keys:
+        table.add_row(
+            k["id"], k["name"], k["kind"], k["prefix"],
+            ",".join(k["permissions"]), k["revoked_at"] or "",
+        )  # fmt: skip
+    console.print(table)
+
+
+@key_app.command("rm")
+def key_rm(key_id: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """Revoke a key."""
+    with Client(api_url, api_key) as client:
+        try:
+            _print_json(client.revoke_key(key_id))
+        except ApiError as exc:
+            _fail(exc)
+
+
+@org_app.command("create")
+def org_create(name: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """Create an organization and print its first key (needs SANDBAY_ADMIN_KEY's value)."""
+    with Client(api_url, api_key) as client:
+        try:
+            _print_json(client.create_org(name))
+        except ApiError as exc:
+            _fail(exc)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

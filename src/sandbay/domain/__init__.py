@@ -1,0 +1,1 @@
+"""Pure domain: states and transitions, ids, errors and the shapes every layer shares."""

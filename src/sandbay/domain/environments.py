@@ -1,0 +1,312 @@
+"""Shapes of an environment as the native API takes and gives it (snake_case JSON),
+with the validation every surface shares."""
+
+import ipaddress
+import re
+import shlex
+import signal as _signal
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from sandbay.domain.states import DesiredState, EnvState
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_ENV_ID_SHAPE = re.compile(r"^env_[0-9a-f]{32}$")
+_LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
+_IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$")
+RESERVED_LABEL_PREFIX = "sandbay."
+MAX_LABELS = 64
+MAX_LABEL_VALUE = 1024
+MAX_ENV_VARS = 256
+MAX_ENV_VALUE = 32 * 1024
+MAX_COMMAND_CHARS = 64 * 1024
+
+DEFAULT_CPU = 1.0
+DEFAULT_MEMORY_MB = 1024
+DEFAULT_DISK_GB = 3
+DEFAULT_PIDS_LIMIT = 4096
+DEFAULT_AUTO_STOP_MINUTES = 15.0
+DEFAULT_AUTO_ARCHIVE_MINUTES = 7 * 24 * 60.0
+DEFAULT_STOP_TIMEOUT_S = 10.0
+MAX_STOP_TIMEOUT_S = 3600.0
+
+
+class EnvironmentKind(StrEnum):
+    MANAGED = "managed"
+    SELF_HOSTED = "self_hosted"
+
+
+def _check_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(
+            "must be 1-63 characters of letters, digits, '.', '_' or '-', starting with"
+            " a letter or digit"
+        )
+    if _ENV_ID_SHAPE.match(value):
+        raise ValueError("must not look like an environment id (env_ + 32 hex digits)")
+    return value
+
+
+def _check_labels(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels")
+    for key, val in value.items():
+        if not _LABEL_KEY_RE.match(key):
+            raise ValueError(f"label key {key[:40]!r} must be 1-128 of [A-Za-z0-9._/-]")
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            raise ValueError(f"label keys starting with {RESERVED_LABEL_PREFIX!r} are reserved")
+        if len(val) > MAX_LABEL_VALUE:
+            raise ValueError(f"label {key!r} is longer than {MAX_LABEL_VALUE} characters")
+    return value
+
+
+def _check_env(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_ENV_VARS:
+        raise ValueError(f"at most {MAX_ENV_VARS} variables")
+    for key, val in value.items():
+        if not _ENV_KEY_RE.match(key):
+            raise ValueError(f"variable name {key[:40]!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        if len(val) > MAX_ENV_VALUE or "\x00" in val:
+            raise ValueError(f"variable {key!r} is too long or holds a NUL byte")
+    return value
+
+
+def _check_cidrs(value: list[str]) -> list[str]:
+    if len(value) > 64:
+        raise ValueError("at most 64 CIDRs")
+    out = []
+    for item in value:
+        try:
+            out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+        except ValueError as exc:
+            raise ValueError(f"{item[:60]!r} is not a CIDR") from exc
+    return out
+
+
+def _check_image(value: str) -> str:
+    if not _IMAGE_RE.match(value):
+        raise ValueError("is not a valid image reference")
+    return value
+
+
+def _check_command(value: list[str] | str | None) -> list[str] | str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("must not be empty")
+        size = len(value)
+    else:
+        if not value or not value[0]:
+            raise ValueError("argv must name a program")
+        size = sum(len(a) for a in value)
+        if any("\x00" in a for a in value):
+            raise ValueError("argv must not hold NUL bytes")
+    if size > MAX_COMMAND_CHARS:
+        raise ValueError(f"is longer than {MAX_COMMAND_CHARS} characters")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+EnvVars = Annotated[dict[str, str], AfterValidator(_check_env)]
+Cidrs = Annotated[list[str], AfterValidator(_check_cidrs)]
+Image = Annotated[str, AfterValidator(_check_image)]
+Command = Annotated[list[str] | str | None, AfterValidator(_check_command)]
+#: Minutes; fractional minutes are allowed so tests need not wait whole minutes.
+Minutes = Annotated[float, Field(ge=0, le=10 * 365 * 24 * 60)]
+DeleteMinutes = Annotated[float, Field(ge=-1, le=10 * 365 * 24 * 60)]
+
+
+class EnvironmentCreate(BaseModel):
+    """Create an environment. It starts at once (desired state `running`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = Field(None, description="Unique in the organization; defaults to the id")
+    image: Image | None = Field(None, description="Image (snapshot); the server default if null")
+    command: Command = Field(
+        None, description="The workload: argv list or shell string; default keeps it alive"
+    )
+    install_command: Command = Field(
+        None, description="Runs before `command` at every start (e.g. installing dependencies)"
+    )
+    env: EnvVars = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
+    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] | None = None
+    kind: EnvironmentKind = EnvironmentKind.MANAGED
+    cpu: float = Field(DEFAULT_CPU, gt=0, le=1024, description="CPU cores (may be fractional)")
+    memory_mb: int = Field(DEFAULT_MEMORY_MB, ge=16, le=16 * 1024 * 1024)
+    disk_gb: int = Field(DEFAULT_DISK_GB, ge=1, le=64 * 1024)
+    gpu: int = Field(0, ge=0, le=64)
+    pids_limit: int = Field(DEFAULT_PIDS_LIMIT, ge=16, le=4_194_304)
+    public: bool = False
+    network_block_all: bool = False
+    network_allow_list: Cidrs = Field(default_factory=list)
+    auto_stop_interval: Minutes = Field(
+        DEFAULT_AUTO_STOP_MINUTES, description="Minutes idle before auto-stop; 0 = never"
+    )
+    auto_archive_interval: Minutes = Field(
+        DEFAULT_AUTO_ARCHIVE_MINUTES, description="Minutes stopped before archiving; 0 = never"
+    )
+    auto_delete_interval: DeleteMinutes = Field(
+        -1, description="Minutes stopped before deletion; 0 = at stop; -1 = never"
+    )
+    auto_restart: bool = Field(False, description="Restart the workload when it exits")
+
+
+class EnvironmentUpdate(BaseModel):
+    """Change an environment's labels and lifecycle policy; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    labels: Labels | None = None
+    auto_stop_interval: Minutes | None = None
+    auto_archive_interval: Minutes | None = None
+    auto_delete_interval: DeleteMinutes | None = None
+    auto_restart: bool | None = None
+
+
+def _check_signal(value: str | None) -> str | None:
+    if value is None:
+        return None
+    name = value.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    if name not in _signal.Signals.__members__:
+        raise ValueError(f"{value!r} is not a signal name")
+    return name
+
+
+class StopRequest(BaseModel):
+    """How to stop: a signal, a grace period, then a kill; `force` kills at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    force: bool = False
+    timeout: float | None = Field(
+        None, ge=0, le=MAX_STOP_TIMEOUT_S, description="Grace period in seconds (default 10)"
+    )
+    signal: Annotated[str | None, AfterValidator(_check_signal)] = Field(
+        None, description="Signal sent first (default SIGTERM)"
+    )
+
+
+class Environment(BaseModel):
+    """An environment (sandbox) as the native API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    org_id: str
+    kind: EnvironmentKind
+    state: EnvState
+    desired_state: DesiredState
+    image: str
+    command: list[str] | str | None
+    install_command: list[str] | str | None
+    env: dict[str, str]
+    labels: dict[str, str]
+    user: str | None
+    cpu: float
+    memory_mb: int
+    disk_gb: int
+    gpu: int
+    pids_limit: int
+    public: bool
+    network_block_all: bool
+    network_allow_list: list[str]
+    auto_stop_interval: float
+    auto_archive_interval: float
+    auto_delete_interval: float
+    auto_restart: bool
+    runner_id: str | None
+    container_id: str | None
+    error_message: str | None
+    exit_code: int | None
+    restart_count: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    stopped_at: datetime | None
+    last_activity_at: datetime | None
+
+
+class EnvironmentList(BaseModel):
+    data: list[Environment]
+    has_more: bool
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
+
+
+class Event(BaseModel):
+    """One entry of the audit log: who did what to which object, from and to which state."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    org_id: str
+    environment_id: str | None
+    type: str
+    actor: str
+    from_state: str | None
+    to_state: str | None
+    reason: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class EventList(BaseModel):
+    data: list[Event]
+    has_more: bool
+    next_cursor: int | None = None
+
+
+def hostname_for(name: str) -> str:
+    """A valid hostname (RFC 1123 label) from an environment name."""
+    label = re.sub(r"[^A-Za-z0-9-]", "-", name).strip("-")[:63].strip("-")
+    return label or "sandbox"
+
+
+def workload_argv(command: list[str] | str | None, install: list[str] | str | None) -> list[str]:
+    """The container's argv: the install step (if any), then the workload, whose
+    default keeps the environment alive."""
+    if install is None:
+        if command is None:
+            return ["sleep", "infinity"]
+        return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    install_sh = install if isinstance(install, str) else shlex.join(install)
+    if command is None:
+        run_sh = "exec sleep infinity"
+    elif isinstance(command, str):
+        run_sh = command
+    else:
+        run_sh = "exec " + shlex.join(command)
+    return ["/bin/sh", "-c", f"{install_sh}\n{run_sh}"]
+
+
+WaitState = Literal[
+    "creating",
+    "starting",
+    "running",
+    "stopping",
+    "stopped",
+    "archiving",
+    "archived",
+    "restoring",
+    "deleting",
+    "deleted",
+    "error",
+]

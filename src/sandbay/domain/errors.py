@@ -1,0 +1,105 @@
+"""The exception tree. Each error carries its envelope type and HTTP status, so
+routes never build HTTP errors and one handler renders them all.
+
+    SandbayError
+    ├── InvalidRequest          400 invalid_request_error
+    │   └── QuotaExceeded       400 invalid_request_error ("quota_exceeded: …")
+    ├── AuthenticationFailed    401 authentication_error
+    ├── PermissionDenied        403 permission_error
+    ├── NotFound                404 not_found_error
+    ├── WaitTimeout             408 timeout_error
+    ├── Conflict                409 conflict_error
+    │   ├── InvalidTransition   (state machine refused it)
+    │   └── ConcurrentUpdate    (compare-and-set lost too many times)
+    ├── PayloadTooLarge         413 invalid_request_error
+    ├── RateLimited             429 rate_limit_error
+    ├── ApiError                500 api_error
+    └── RuntimeFailure          502 runtime_error   (the container engine failed)
+        ├── ImageNotFound
+        └── ContainerNotFound
+"""
+
+
+class SandbayError(Exception):
+    """Base of every error the platform raises on purpose."""
+
+    status_code: int = 500
+    error_type: str = "api_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(SandbayError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class QuotaExceeded(InvalidRequest):
+    def __init__(self, message: str) -> None:
+        super().__init__(f"quota_exceeded: {message}")
+
+
+class AuthenticationFailed(SandbayError):
+    status_code = 401
+    error_type = "authentication_error"
+
+
+class PermissionDenied(SandbayError):
+    status_code = 403
+    error_type = "permission_error"
+
+
+class NotFound(SandbayError):
+    status_code = 404
+    error_type = "not_found_error"
+
+
+class WaitTimeout(SandbayError):
+    status_code = 408
+    error_type = "timeout_error"
+
+
+class Conflict(SandbayError):
+    status_code = 409
+    error_type = "conflict_error"
+
+
+class InvalidTransition(Conflict):
+    """The state machine does not allow this move from the current state."""
+
+
+class ConcurrentUpdate(Conflict):
+    """Another writer kept winning the compare-and-set; the caller may retry."""
+
+
+class PayloadTooLarge(SandbayError):
+    status_code = 413
+    error_type = "invalid_request_error"
+
+
+class RateLimited(SandbayError):
+    status_code = 429
+    error_type = "rate_limit_error"
+
+
+class ApiError(SandbayError):
+    status_code = 500
+    error_type = "api_error"
+
+
+class RuntimeFailure(SandbayError):
+    """The container engine failed or refused; the reconciler retries these."""
+
+    status_code = 502
+    error_type = "runtime_error"
+
+
+class ImageNotFound(RuntimeFailure):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class ContainerNotFound(RuntimeFailure):
+    pass

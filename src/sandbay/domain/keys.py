@@ -1,0 +1,127 @@
+"""API keys and what they allow: organization keys may do everything in their org,
+scoped keys carry explicit permissions (DESIGN §1)."""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ORG_KEY_PREFIX = "sbk_org_"
+SCOPED_KEY_PREFIX = "sbk_"
+DISPLAY_PREFIX_LEN = 12
+
+
+class Permission(StrEnum):
+    ENVIRONMENTS_READ = "environments:read"
+    ENVIRONMENTS_WRITE = "environments:write"
+    ENVIRONMENTS_LIFECYCLE = "environments:lifecycle"
+    ENVIRONMENTS_EXEC = "environments:exec"
+    KEYS_READ = "keys:read"
+    KEYS_WRITE = "keys:write"
+    WORK_READ = "work:read"
+    WORK_WRITE = "work:write"
+    AGENTS_EXECUTE = "agents:execute"
+
+
+class KeyKind(StrEnum):
+    ORGANIZATION = "organization"
+    SCOPED = "scoped"
+
+
+def generate_key(kind: KeyKind) -> str:
+    """A new secret; its prefix says what kind it is, as `sbk_org_…` or `sbk_…`."""
+    prefix = ORG_KEY_PREFIX if kind is KeyKind.ORGANIZATION else SCOPED_KEY_PREFIX
+    return prefix + secrets.token_urlsafe(30)
+
+
+def hash_key(secret: str) -> str:
+    """Keys are long random strings, so one SHA-256 is enough and keeps auth fast."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def same_secret(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an organization key, a scoped key, or the operator (admin)."""
+
+    org_id: str | None
+    key_id: str | None
+    kind: KeyKind | None
+    permissions: frozenset[Permission]
+    environment_ids: frozenset[str] | None = None
+    is_admin: bool = False
+
+    @property
+    def actor(self) -> str:
+        return "admin" if self.is_admin else f"key:{self.key_id}"
+
+    def allows(self, permission: Permission) -> bool:
+        return self.kind is KeyKind.ORGANIZATION or permission in self.permissions
+
+    def may_see_environment(self, environment_id: str) -> bool:
+        return self.environment_ids is None or environment_id in self.environment_ids
+
+
+class ApiKeyCreate(BaseModel):
+    """A new key. Without `permissions` it is an organization key (all permissions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    permissions: list[Permission] | None = Field(
+        None, description="Scoped key permissions; null makes an organization key"
+    )
+    environment_ids: list[str] | None = Field(
+        None, description="Restrict a scoped key to these environments", max_length=1000
+    )
+    expires_at: datetime | None = None
+
+
+class ApiKey(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    org_id: str
+    name: str
+    kind: KeyKind
+    prefix: str
+    permissions: list[Permission]
+    environment_ids: list[str] | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKey):
+    key: str = Field(description="The secret; shown only once")
+
+
+class ApiKeyList(BaseModel):
+    data: list[ApiKey]
+
+
+class OrganizationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+
+
+class Organization(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    created_at: datetime
+
+
+class OrganizationCreated(Organization):
+    api_key: ApiKeyCreated

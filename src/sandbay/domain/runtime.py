@@ -1,0 +1,60 @@
+"""Shapes the runtime providers take and return: domain values, never ORM rows."""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class HostResources:
+    """What one runner can give; create requests are checked against it."""
+
+    runner_id: str
+    cpus: float
+    memory_bytes: int
+    gpus: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """Everything a provider needs to create an environment's container."""
+
+    environment_id: str
+    org_id: str
+    instance: str
+    image: str
+    argv: list[str]
+    keep_alive: bool = False  # argv is the default keep-alive, not the image's own
+    env: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    hostname: str | None = None
+    cpu: float = 1.0
+    memory_mb: int = 1024
+    pids_limit: int = 4096
+
+
+class ContainerStatus(StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RESTARTING = "restarting"
+    EXITED = "exited"
+    DEAD = "dead"
+    REMOVING = "removing"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    """What the engine says about one environment's container."""
+
+    container_id: str
+    environment_id: str
+    org_id: str
+    status: ContainerStatus
+    exit_code: int | None = None
+    oom_killed: bool = False
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status in (ContainerStatus.RUNNING, ContainerStatus.RESTARTING)

@@ -1,0 +1,194 @@
+"""The environment lifecycle: states, desired states, the allowed-transition table,
+and `plan`, which says what the reconciler must do next. Pure: no I/O, no clock."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sandbay.domain.errors import InvalidTransition
+
+
+class EnvState(StrEnum):
+    CREATING = "creating"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    ARCHIVING = "archiving"
+    ARCHIVED = "archived"
+    RESTORING = "restoring"
+    DELETING = "deleting"
+    DELETED = "deleted"
+    ERROR = "error"
+
+
+class DesiredState(StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+    ARCHIVED = "archived"
+    DELETED = "deleted"
+
+
+S = EnvState
+
+#: States in which the reconciler has engine work in flight or pending.
+TRANSIENT: frozenset[EnvState] = frozenset(
+    {S.CREATING, S.STARTING, S.STOPPING, S.ARCHIVING, S.RESTORING, S.DELETING}
+)
+
+#: Every allowed move. Anything else is a 409 with the current state in the message.
+TRANSITIONS: dict[EnvState, frozenset[EnvState]] = {
+    S.CREATING: frozenset({S.STARTING, S.STOPPED, S.STOPPING, S.DELETING, S.ERROR}),
+    S.STARTING: frozenset({S.RUNNING, S.STOPPING, S.DELETING, S.ERROR, S.STOPPED}),
+    S.RUNNING: frozenset({S.STOPPING, S.DELETING, S.ERROR, S.STOPPED}),
+    S.STOPPING: frozenset({S.STOPPED, S.DELETING, S.ERROR}),
+    S.STOPPED: frozenset({S.STARTING, S.ARCHIVING, S.DELETING, S.ERROR}),
+    S.ARCHIVING: frozenset({S.ARCHIVED, S.STOPPED, S.DELETING, S.ERROR}),
+    S.ARCHIVED: frozenset({S.RESTORING, S.DELETING, S.ERROR}),
+    S.RESTORING: frozenset({S.STARTING, S.STOPPED, S.DELETING, S.ERROR}),
+    S.DELETING: frozenset({S.DELETED, S.ERROR}),
+    S.DELETED: frozenset(),
+    S.ERROR: frozenset({S.STARTING, S.STOPPING, S.STOPPED, S.DELETING, S.RESTORING}),
+}
+
+
+def can_transition(current: EnvState, target: EnvState) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def check_transition(current: EnvState, target: EnvState) -> None:
+    """Raise the 409 the API answers when the table refuses a move."""
+    if not can_transition(current, target):
+        raise InvalidTransition(f"environment is {current.value}; it cannot move to {target.value}")
+
+
+class Action(StrEnum):
+    """Engine work the reconciler performs for a transient state."""
+
+    CREATE = "create"
+    START = "start"
+    STOP = "stop"
+    ARCHIVE = "archive"
+    RESTORE = "restore"
+    DELETE = "delete"
+
+
+ACTION_FOR: dict[EnvState, Action] = {
+    S.CREATING: Action.CREATE,
+    S.STARTING: Action.START,
+    S.STOPPING: Action.STOP,
+    S.ARCHIVING: Action.ARCHIVE,
+    S.RESTORING: Action.RESTORE,
+    S.DELETING: Action.DELETE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One reconciler step: either engine work, or a database-only move toward
+    the desired state (after which the next step is engine work)."""
+
+    action: Action | None = None
+    move_to: EnvState | None = None
+
+
+def plan(state: EnvState, desired: DesiredState) -> Step | None:
+    """What to do next to bring `state` toward `desired`; None when converged.
+
+    Level-triggered: it looks only at where the environment is and where it
+    should be, never at how it got there, so it is safe to call after a crash.
+    """
+    if state is S.DELETED:
+        return None
+    if desired is DesiredState.DELETED and state is not S.DELETING:
+        return Step(move_to=S.DELETING)
+    if state in ACTION_FOR:
+        return Step(action=ACTION_FOR[state])
+    if state is S.RUNNING and desired in (DesiredState.STOPPED, DesiredState.ARCHIVED):
+        return Step(move_to=S.STOPPING)
+    if state is S.STOPPED:
+        if desired is DesiredState.RUNNING:
+            return Step(move_to=S.STARTING)
+        if desired is DesiredState.ARCHIVED:
+            return Step(move_to=S.ARCHIVING)
+    if state is S.ARCHIVED and desired is DesiredState.RUNNING:
+        return Step(move_to=S.RESTORING)
+    # RUNNING/running, STOPPED/stopped, ARCHIVED/archived|stopped and ERROR wait for a user.
+    return None
+
+
+def after_action(action: Action, desired: DesiredState) -> EnvState:
+    """The state an environment reaches when `action` succeeds."""
+    match action:
+        case Action.CREATE:
+            return S.STARTING if desired is DesiredState.RUNNING else S.STOPPED
+        case Action.START:
+            return S.RUNNING
+        case Action.STOP:
+            return S.STOPPED
+        case Action.ARCHIVE:
+            return S.ARCHIVED
+        case Action.RESTORE:
+            return S.STARTING if desired is DesiredState.RUNNING else S.STOPPED
+        case Action.DELETE:
+            return S.DELETED
+
+
+# ---- what each user request means, per current state --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of a lifecycle request: the desired state to record, the state to
+    move to now (None: stay), and whether the request was a no-op."""
+
+    desired: DesiredState
+    move_to: EnvState | None
+    noop: bool = False
+
+
+def decide_start(state: EnvState, desired: DesiredState) -> Decision:
+    """Start: idempotent while running or on its way; restores an archived one."""
+    if state in (S.DELETING, S.DELETED):
+        raise InvalidTransition(f"environment is {state.value}; it cannot be started")
+    if state in (S.RUNNING, S.STARTING, S.CREATING, S.RESTORING):
+        return Decision(DesiredState.RUNNING, None, noop=desired is DesiredState.RUNNING)
+    if state is S.ARCHIVED:
+        return Decision(DesiredState.RUNNING, S.RESTORING)
+    if state in (S.STOPPING, S.ARCHIVING):
+        # The stop (or archive) finishes first; the reconciler then starts it again.
+        return Decision(DesiredState.RUNNING, None)
+    return Decision(DesiredState.RUNNING, S.STARTING)  # stopped, error
+
+
+def decide_stop(state: EnvState, desired: DesiredState, *, force: bool) -> Decision:
+    """Stop: idempotent when stopped (or archived); allowed from every live state."""
+    if state in (S.DELETING, S.DELETED):
+        raise InvalidTransition(f"environment is {state.value}; it cannot be stopped")
+    if state in (S.STOPPED, S.ARCHIVED):
+        keep = desired if desired is DesiredState.ARCHIVED else DesiredState.STOPPED
+        return Decision(keep, None, noop=desired is keep)
+    if state is S.STOPPING:
+        return Decision(
+            DesiredState.STOPPED, None, noop=desired is DesiredState.STOPPED and not force
+        )
+    if state in (S.ARCHIVING, S.RESTORING):
+        return Decision(DesiredState.STOPPED, None)
+    return Decision(DesiredState.STOPPED, S.STOPPING)  # creating, starting, running, error
+
+
+def decide_restart(state: EnvState) -> Decision:
+    """Restart: stop then start again; a stopped environment is simply started."""
+    if state in (S.DELETING, S.DELETED):
+        raise InvalidTransition(f"environment is {state.value}; it cannot be restarted")
+    if state in (S.RUNNING, S.STARTING):
+        return Decision(DesiredState.RUNNING, S.STOPPING)
+    return decide_start(state, DesiredState.STOPPED)
+
+
+def decide_delete(state: EnvState) -> Decision:
+    """Delete: allowed from every state but deleted; repeated while deleting is a no-op."""
+    if state is S.DELETED:
+        raise InvalidTransition("environment is deleted")
+    if state is S.DELETING:
+        return Decision(DesiredState.DELETED, None, noop=True)
+    return Decision(DesiredState.DELETED, S.DELETING)

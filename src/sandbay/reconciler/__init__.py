@@ -1,0 +1,1 @@
+"""Background loops that drive every environment toward its desired state."""

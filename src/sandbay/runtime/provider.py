@@ -1,0 +1,53 @@
+"""The protocol every runtime provider implements, in domain shapes only.
+Providers translate engine errors into `sandbay.domain.errors.RuntimeFailure`."""
+
+from typing import Protocol
+
+from sandbay.domain.runtime import ContainerInfo, ContainerSpec, HostResources
+
+
+class RuntimeProvider(Protocol):
+    """One runner's container engine. Every method is idempotent and keyed by
+    environment id, so a reconciler can repeat any step after a crash."""
+
+    async def host_resources(self) -> HostResources:
+        """CPUs, memory and GPUs this runner can give."""
+        ...
+
+    async def image_available(self, image: str) -> bool:
+        """True if `image` is present, or known to its registry (pullable)."""
+        ...
+
+    async def create(self, spec: ContainerSpec) -> ContainerInfo:
+        """Create the workspace volume and the container (or adopt existing ones)."""
+        ...
+
+    async def start(self, spec: ContainerSpec) -> ContainerInfo:
+        """Start the container, creating it first if it is missing."""
+        ...
+
+    async def signal(self, environment_id: str, signal: str) -> None:
+        """Send `signal` to the workload; no-op if it is not running."""
+        ...
+
+    async def wait_exit(self, environment_id: str, timeout: float) -> bool:
+        """Block up to `timeout` s for the workload to stop; True if it is not running."""
+        ...
+
+    async def kill(self, environment_id: str) -> None:
+        """Kill the workload now (SIGKILL); no-op if it is not running."""
+        ...
+
+    async def inspect(self, environment_id: str) -> ContainerInfo | None:
+        """The container's state, or None if it does not exist."""
+        ...
+
+    async def remove(self, environment_id: str) -> None:
+        """Remove container and workspace volume; no-op for what is already gone."""
+        ...
+
+    async def list_containers(self, instance: str) -> list[ContainerInfo]:
+        """Every container of this installation (for reconciliation and orphan GC)."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,186 @@
+"""Lifecycle requests: start, stop, restart, delete, wait. Each records the desired
+state (and, where the table allows, the immediate move such as running → stopping),
+then the reconciler does the engine work. Concurrent requests race through a
+compare-and-set on `version`; the loser re-reads and decides again."""
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from sandbay.db.models import EnvironmentModel
+from sandbay.domain.environments import StopRequest
+from sandbay.domain.errors import ConcurrentUpdate, Conflict, NotFound, WaitTimeout
+from sandbay.domain.keys import Permission, Principal
+from sandbay.domain.states import (
+    Decision,
+    DesiredState,
+    EnvState,
+    decide_delete,
+    decide_restart,
+    decide_start,
+    decide_stop,
+)
+from sandbay.services.bus import EventBus
+from sandbay.services.environments import get_environment
+from sandbay.services.events import record_environment_event, transition, utcnow
+
+T = TypeVar("T")
+_MAX_TRIES = 25
+_POLL_SECONDS = 1.0  # `wait` re-reads at least this often (changes made by other replicas)
+
+
+async def with_cas_retry(session: AsyncSession, attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run `attempt` until its flush wins the compare-and-set."""
+    for n in range(_MAX_TRIES):
+        try:
+            return await attempt()
+        except StaleDataError:
+            await session.rollback()
+            await asyncio.sleep(random.uniform(0, 0.002 * (n + 1)))  # noqa: S311
+    raise ConcurrentUpdate("the environment kept changing under this request; try again")
+
+
+def _apply(
+    session: AsyncSession,
+    env: EnvironmentModel,
+    decision: Decision,
+    principal: Principal,
+    *,
+    request: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    env.desired_state = decision.desired.value
+    reason = f"{request} requested"
+    if decision.move_to is not None:
+        transition(session, env, decision.move_to, actor=principal.actor, reason=reason, data=data)
+    else:
+        record_environment_event(
+            session, env, f"environment.{request}_requested", actor=principal.actor, data=data
+        )
+        env.next_attempt_at = utcnow()
+
+
+def _set_stop(env: EnvironmentModel, body: StopRequest, default_timeout: float) -> None:
+    env.stop_force = body.force
+    env.stop_signal = body.signal or "SIGTERM"
+    env.stop_timeout = body.timeout if body.timeout is not None else default_timeout
+
+
+async def request_start(
+    session: AsyncSession, principal: Principal, id_or_name: str
+) -> EnvironmentModel:
+    async def attempt() -> EnvironmentModel:
+        env = await get_environment(
+            session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
+        )
+        decision = decide_start(EnvState(env.state), DesiredState(env.desired_state))
+        if decision.noop:
+            return env
+        _apply(session, env, decision, principal, request="start")
+        await session.flush()
+        return env
+
+    return await with_cas_retry(session, attempt)
+
+
+async def request_stop(
+    session: AsyncSession,
+    principal: Principal,
+    id_or_name: str,
+    body: StopRequest,
+    *,
+    default_timeout: float,
+) -> EnvironmentModel:
+    async def attempt() -> EnvironmentModel:
+        env = await get_environment(
+            session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
+        )
+        state = EnvState(env.state)
+        decision = decide_stop(state, DesiredState(env.desired_state), force=body.force)
+        if decision.noop:
+            return env
+        if decision.move_to is EnvState.STOPPING:
+            _set_stop(env, body, default_timeout)
+        elif state is EnvState.STOPPING and body.force:
+            env.stop_force = True  # upgrade the graceful stop in progress to a kill
+        _apply(session, env, decision, principal, request="stop", data=body.model_dump())
+        await session.flush()
+        return env
+
+    return await with_cas_retry(session, attempt)
+
+
+async def request_restart(
+    session: AsyncSession,
+    principal: Principal,
+    id_or_name: str,
+    body: StopRequest,
+    *,
+    default_timeout: float,
+) -> EnvironmentModel:
+    async def attempt() -> EnvironmentModel:
+        env = await get_environment(
+            session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
+        )
+        decision = decide_restart(EnvState(env.state))
+        if decision.move_to is EnvState.STOPPING:
+            _set_stop(env, body, default_timeout)
+        _apply(session, env, decision, principal, request="restart", data=body.model_dump())
+        await session.flush()
+        return env
+
+    return await with_cas_retry(session, attempt)
+
+
+async def request_delete(
+    session: AsyncSession, principal: Principal, id_or_name: str
+) -> EnvironmentModel:
+    async def attempt() -> EnvironmentModel:
+        env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
+        decision = decide_delete(EnvState(env.state))
+        if decision.noop:
+            return env
+        _apply(session, env, decision, principal, request="delete")
+        await session.flush()
+        return env
+
+    return await with_cas_retry(session, attempt)
+
+
+async def wait_for_state(
+    sessions: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    principal: Principal,
+    id_or_name: str,
+    state: EnvState,
+    timeout: float,
+) -> EnvironmentModel:
+    """Block until the environment is in `state` (Fly Machines' wait). Each check
+    uses a short session, so waiting holds no database connection."""
+    deadline = time.monotonic() + timeout
+    async with sessions() as session:
+        env = await get_environment(session, principal, id_or_name, include_deleted=True)
+    with bus.subscribe(environment_id=env.id) as sub:
+        while True:
+            async with sessions() as session:
+                # By id from here on: the name may be reused once this one is deleted.
+                env = await get_environment(session, principal, env.id, include_deleted=True)
+            current = EnvState(env.state)
+            if current is state:
+                return env
+            if current is EnvState.DELETED:
+                raise NotFound(f"environment {id_or_name!r} was deleted")
+            if current is EnvState.ERROR:
+                raise Conflict(f"environment is in error: {env.error_message or 'unknown'}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(
+                    f"environment is {current.value} after {timeout:g}s; "
+                    f"it did not reach {state.value}"
+                )
+            await sub.next(min(remaining, _POLL_SECONDS))
