@@ -5,7 +5,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: setup run test check fmt bench bench-quick clean
+.PHONY: setup run test check fmt
 
 setup:
 	@scripts/setup.sh
@@ -25,9 +25,3 @@ check:
 fmt:
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
-
-bench: setup
-	$(BIN)/python -m bench $(BENCH_ARGS)
-
-bench-quick: setup
-	$(BIN)/python -m bench --quick $(BENCH_ARGS)

@@ -1,0 +1,52 @@
+"""The `sandbay` CLI against a live server (real HTTP, real Docker)."""
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.support.server import LiveServer
+
+SANDBAY = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "sandbay")
+
+
+def run(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"SANDBAY_API_URL": server.url, "SANDBAY_API_KEY": server.key, "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [SANDBAY, *args], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def test_cli_drives_an_environment_through_its_lifecycle(server: LiveServer) -> None:
+    created = run(
+        server, "env", "create", "--name", "cli-one", "--label", "via=cli", "--memory", "256"
+    )
+    assert created.returncode == 0, created.stderr
+    env = json.loads(created.stdout)
+    assert env["state"] == "running" and env["labels"] == {"via": "cli"}
+
+    listed = run(server, "env", "ls", "--label", "via=cli")
+    assert listed.returncode == 0 and "cli-one" in listed.stdout and "running" in listed.stdout
+
+    stopped = run(server, "env", "stop", "cli-one", "--timeout", "5")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert run(server, "env", "wait", "cli-one", "stopped", "--timeout", "5").returncode == 0
+    started = run(server, "env", "start", "cli-one")
+    assert started.returncode == 0 and "running" in started.stdout
+    assert "stopping" in run(server, "env", "events", "cli-one").stdout
+
+    removed = run(server, "env", "rm", "cli-one")
+    assert removed.returncode == 0 and "deleted" in removed.stdout
+    missing = run(server, "env", "get", "cli-one")
+    assert missing.returncode == 1 and "not_found_error" in missing.stderr
+
+
+def test_cli_reports_auth_errors(server: LiveServer) -> None:
+    result = subprocess.run(
+        [SANDBAY, "env", "ls", "--api-url", server.url, "--api-key", "wrong"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1 and "authentication_error" in result.stderr

@@ -1,0 +1,50 @@
+"""Shared fixtures: one live server for the session (tests that crash or
+reconfigure a server start their own), and engine clean-up after every server."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import httpx
+import pytest
+
+from tests.support.server import LiveServer, new_server, remove_engine_objects
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = new_server(tmp_path_factory.mktemp("servers")).start()
+    try:
+        yield live
+    finally:
+        live.stop()
+        remove_engine_objects(live.instance)
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[object]:
+    """Start extra servers (own database, own instance label); all are cleaned up."""
+    started: list[LiveServer] = []
+
+    def make(**kwargs: object) -> LiveServer:
+        live = new_server(tmp_path, **kwargs)
+        started.append(live)
+        return live
+
+    yield make
+    for live in started:
+        live.stop()
+        remove_engine_objects(live.instance)
+
+
+@pytest.fixture
+def api(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client

@@ -1,0 +1,143 @@
+"""The lifecycle table and the decisions built on it (pure, no I/O)."""
+
+import itertools
+from functools import partial
+
+import pytest
+
+from sandbay.domain.errors import InvalidTransition
+from sandbay.domain.states import (
+    TRANSIENT,
+    TRANSITIONS,
+    Action,
+    Decision,
+    DesiredState,
+    EnvState,
+    Step,
+    can_transition,
+    check_transition,
+    decide_delete,
+    decide_restart,
+    decide_start,
+    decide_stop,
+    plan,
+)
+
+S, D = EnvState, DesiredState
+
+
+def test_every_state_has_a_row_and_deleted_is_terminal() -> None:
+    assert set(TRANSITIONS) == set(EnvState)
+    assert TRANSITIONS[S.DELETED] == frozenset()
+
+
+def test_delete_and_error_are_reachable_from_every_live_state() -> None:
+    # Daytona users hit undeletable sandboxes: every state but deleted can be deleted.
+    for state in EnvState:
+        if state in (S.DELETED, S.DELETING):
+            continue
+        assert can_transition(state, S.DELETING), state
+    for state in set(EnvState) - {S.DELETED, S.ERROR}:
+        assert can_transition(state, S.ERROR), state
+
+
+def test_invalid_transition_names_the_current_state() -> None:
+    with pytest.raises(InvalidTransition, match="stopped"):
+        check_transition(S.STOPPED, S.RUNNING)
+
+
+@pytest.mark.parametrize("state", sorted(TRANSIENT))
+def test_plan_gives_engine_work_for_every_transient_state(state: EnvState) -> None:
+    desired = D.DELETED if state is S.DELETING else D.RUNNING
+    step = plan(state, desired)
+    assert step is not None and step.action is not None
+
+
+@pytest.mark.parametrize(
+    ("state", "desired", "expected"),
+    [
+        (S.RUNNING, D.RUNNING, None),
+        (S.STOPPED, D.STOPPED, None),
+        (S.ERROR, D.RUNNING, None),
+        (S.DELETED, D.DELETED, None),
+        (S.STOPPED, D.RUNNING, Step(move_to=S.STARTING)),
+        (S.RUNNING, D.STOPPED, Step(move_to=S.STOPPING)),
+        (S.RUNNING, D.DELETED, Step(move_to=S.DELETING)),
+        (S.ERROR, D.DELETED, Step(move_to=S.DELETING)),
+        (S.CREATING, D.RUNNING, Step(action=Action.CREATE)),
+        (S.STOPPING, D.RUNNING, Step(action=Action.STOP)),
+        (S.ARCHIVED, D.RUNNING, Step(move_to=S.RESTORING)),
+    ],
+)
+def test_plan(state: EnvState, desired: DesiredState, expected: Step | None) -> None:
+    assert plan(state, desired) == expected
+
+
+def test_plan_moves_are_all_allowed_by_the_table() -> None:
+    for state, desired in itertools.product(EnvState, DesiredState):
+        step = plan(state, desired)
+        if step is not None and step.move_to is not None:
+            assert can_transition(state, step.move_to), (state, desired, step)
+
+
+def test_stop_of_stopped_is_a_noop_and_of_running_moves_to_stopping() -> None:
+    assert decide_stop(S.STOPPED, D.STOPPED, force=False).noop
+    decision = decide_stop(S.RUNNING, D.RUNNING, force=False)
+    assert (decision.desired, decision.move_to, decision.noop) == (D.STOPPED, S.STOPPING, False)
+
+
+def test_force_stop_while_stopping_is_not_a_noop() -> None:
+    assert decide_stop(S.STOPPING, D.STOPPED, force=False).noop
+    assert not decide_stop(S.STOPPING, D.STOPPED, force=True).noop
+
+
+def test_start_of_running_is_a_noop_and_start_while_stopping_only_changes_intent() -> None:
+    assert decide_start(S.RUNNING, D.RUNNING).noop
+    decision = decide_start(S.STOPPING, D.STOPPED)
+    assert (decision.desired, decision.move_to) == (D.RUNNING, None)
+
+
+@pytest.mark.parametrize("state", [S.DELETING, S.DELETED])
+def test_start_stop_restart_of_a_deleting_environment_conflict(state: EnvState) -> None:
+    for decide in (
+        lambda: decide_start(state, D.DELETED),
+        lambda: decide_stop(state, D.DELETED, force=True),
+        lambda: decide_restart(state),
+    ):
+        with pytest.raises(InvalidTransition):
+            decide()
+
+
+def test_restart_of_running_stops_with_running_desired() -> None:
+    decision = decide_restart(S.RUNNING)
+    assert (decision.desired, decision.move_to) == (D.RUNNING, S.STOPPING)
+
+
+def test_delete_is_idempotent_while_deleting_and_refused_when_deleted() -> None:
+    assert decide_delete(S.DELETING).noop
+    assert decide_delete(S.ERROR).move_to is S.DELETING
+    with pytest.raises(InvalidTransition):
+        decide_delete(S.DELETED)
+
+
+def _decisions(state: EnvState, desired: DesiredState) -> list[Decision]:
+    out = []
+    for decide in (
+        partial(decide_start, state, desired),
+        partial(decide_stop, state, desired, force=False),
+        partial(decide_stop, state, desired, force=True),
+        partial(decide_restart, state),
+        partial(decide_delete, state),
+    ):
+        try:
+            out.append(decide())
+        except InvalidTransition:
+            continue
+    return out
+
+
+def test_every_decision_move_is_allowed_by_the_table() -> None:
+    for state, desired in itertools.product(EnvState, DesiredState):
+        for decision in _decisions(state, desired):
+            if decision.move_to is not None:
+                assert can_transition(state, decision.move_to), (state, desired, decision)

@@ -1,0 +1,137 @@
+"""A real sandbay server in a subprocess (real HTTP, real Docker, real database),
+and the clean-up of every container and volume it made."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import httpx
+
+ADMIN_KEY = "sbk_admin_" + "a" * 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    data_dir: Path
+    instance: str
+    key: str
+    database_url: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "server.log"
+
+    def environ(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBAY_")}
+        env.update(
+            SANDBAY_DATA_DIR=str(self.data_dir),
+            SANDBAY_BOOTSTRAP_KEY=self.key,
+            SANDBAY_ADMIN_KEY=ADMIN_KEY,
+            SANDBAY_INSTANCE=self.instance,
+            SANDBAY_RECONCILE_INTERVAL="0.5",
+            SANDBAY_LOG_LEVEL="info",
+        )
+        if self.database_url:
+            env["SANDBAY_DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 60) -> "LiveServer":
+        self.port = self.port or free_port()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbay", "serve", "--port", str(self.port)],
+            env=self.environ(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.tail()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not come up: {self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill9(self) -> None:
+        """Crash the server: no shutdown code runs."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def client(self, key: str | None = None, **kwargs: object) -> httpx.Client:
+        headers = {} if key == "" else {"X-API-KEY": key or self.key}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120, **kwargs)  # type: ignore[arg-type]
+
+
+def new_server(base: Path, **kwargs: object) -> LiveServer:
+    instance = f"test-{uuid.uuid4().hex[:10]}"
+    key = "sbk_org_" + uuid.uuid4().hex
+    return LiveServer(data_dir=base / instance, instance=instance, key=key, **kwargs)  # type: ignore[arg-type]
+
+
+def engine_objects(instance: str) -> tuple[list[str], list[str]]:
+    """Names of containers and volumes the engine holds for `instance`."""
+    client = docker.from_env()
+    try:
+        label = f"sandbay.instance={instance}"
+        containers = [
+            c["Names"][0] for c in client.api.containers(all=True, filters={"label": label})
+        ]
+        volumes = [v.name for v in client.volumes.list(filters={"label": label})]
+        return containers, volumes
+    finally:
+        client.close()
+
+
+def remove_engine_objects(instance: str) -> None:
+    client = docker.from_env()
+    try:
+        label = f"sandbay.instance={instance}"
+        for c in client.api.containers(all=True, filters={"label": label}):
+            client.api.remove_container(c["Id"], force=True)
+        for v in client.volumes.list(filters={"label": label}):
+            v.remove(force=True)
+    finally:
+        client.close()
