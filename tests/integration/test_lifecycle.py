@@ -266,3 +266,16 @@ def test_update_changes_labels_and_intervals_and_records_an_event(api: httpx.Cli
         "invalid_request_error",
     )
     delete(api, env["id"])
+
+
+def test_self_hosted_environment_has_no_container(
+    api: httpx.Client, docker_client: docker.DockerClient
+) -> None:
+    env = running_env(api, name="core-self-hosted", kind="self_hosted")
+    assert env["kind"] == "self_hosted"
+    assert not docker_client.api.containers(
+        all=True, filters={"label": f"sandbay.environment={env['id']}"}
+    )
+    stop(api, env["id"])
+    wait_state(api, env["id"], "stopped")
+    delete(api, env["id"])

@@ -145,3 +145,18 @@ async def release_owner(session: AsyncSession, owner: str) -> None:
         .values(lease_token=None, lease_owner=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
+
+
+async def touch_activity(session: AsyncSession, env_id: str, now: datetime) -> None:
+    """Record activity without bumping `version` (activity is not a state change,
+    so it must not make lifecycle requests lose their compare-and-set), at most
+    once a second per environment."""
+    await session.execute(
+        update(Env)
+        .where(
+            Env.id == env_id,
+            or_(Env.last_activity_at.is_(None), Env.last_activity_at < now - timedelta(seconds=1)),
+        )
+        .values(last_activity_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbay.domain.environments import EnvironmentKind
 from sandbay.domain.errors import RuntimeFailure
 from sandbay.domain.runtime import ContainerInfo, ContainerSpec
 from sandbay.domain.states import Action, DesiredState, EnvState, after_action
@@ -17,6 +18,7 @@ class Work:
     """What the reconciler read about one environment before acting."""
 
     environment_id: str
+    kind: EnvironmentKind
     version: int
     state: EnvState
     desired: DesiredState
@@ -105,6 +107,9 @@ async def perform(
     *,
     forced: Callable[[], Awaitable[bool]],
 ) -> Outcome:
+    if work.kind is EnvironmentKind.SELF_HOSTED:
+        # Compute is the user's own worker: there is no container to act on.
+        return Outcome(after_action(action, work.desired), f"{action.value} (self-hosted)")
     match action:
         case Action.CREATE:
             return await _create(provider, work)

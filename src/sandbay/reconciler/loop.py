@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from sandbay.db import environments as queries
 from sandbay.db.models import EnvironmentModel
+from sandbay.domain.environments import EnvironmentKind
 from sandbay.domain.errors import ImageNotFound, RuntimeFailure
 from sandbay.domain.states import Action, DesiredState, EnvState, plan
 from sandbay.reconciler.actions import Outcome, Work, perform
@@ -170,6 +171,7 @@ class Reconciler:
     def _work_for(self, env: EnvironmentModel) -> Work:
         return Work(
             environment_id=env.id,
+            kind=EnvironmentKind(env.kind),
             version=env.version,
             state=EnvState(env.state),
             desired=DesiredState(env.desired_state),
