@@ -1,11 +1,16 @@
-"""Composition root: `create_app(settings)` wires database, engine provider,
-event bus, reconciler and routers. Nothing is built at import time."""
+"""Composition root: `Platform` wires database, engine provider, event bus and the
+background loops; `create_app(settings)` puts the API on top. Nothing is built at
+import time."""
 
+import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import sandbay
 from sandbay.api.deps import Services
@@ -15,8 +20,14 @@ from sandbay.api.routes import environments, events, health, keys, orgs
 from sandbay.db import migrate
 from sandbay.db.engine import create_engine
 from sandbay.db.session import create_sessionmaker
+from sandbay.reconciler.actions import Engine
+from sandbay.reconciler.drift import DriftScanner
 from sandbay.reconciler.loop import Reconciler
+from sandbay.reconciler.policies import PolicyLoop
+from sandbay.runtime.archives import DirectoryArchiveStore
 from sandbay.runtime.docker import DockerProvider
+from sandbay.runtime.docker_archive import DockerArchiver
+from sandbay.services.activity import ActivityHolds
 from sandbay.services.auth import ensure_bootstrap
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
@@ -29,48 +40,106 @@ def _secret(value: object) -> str | None:
     return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
 
 
+@dataclass
+class Platform:
+    """Everything a sandbay process runs: shared by `serve` and `reconciler`."""
+
+    settings: Settings
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    provider: DockerProvider
+    holds: ActivityHolds
+    loops: list[Reconciler | PolicyLoop | DriftScanner]
+
+    @classmethod
+    async def open(cls, settings: Settings, *, loops: bool) -> "Platform":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = create_engine(settings.resolved_database_url())
+        await migrate.upgrade(db)
+        bus = EventBus()
+        sessions = create_sessionmaker(db, info={"bus": bus})
+        bootstrap = _secret(settings.bootstrap_key)
+        if bootstrap:
+            async with sessions() as session:
+                await ensure_bootstrap(session, bootstrap)
+                await session.commit()
+        provider = DockerProvider(
+            runner_id=settings.runner_id,
+            base_url=settings.docker_host,
+            threads=settings.engine_threads,
+        )
+        platform = cls(settings, db, sessions, bus, provider, ActivityHolds(), [])
+        if loops:
+            platform.loops = platform._build_loops()
+        return platform
+
+    def _build_loops(self) -> list[Reconciler | PolicyLoop | DriftScanner]:
+        s = self.settings
+        store = DirectoryArchiveStore(s.archive_dir or s.data_dir / "archives")
+        engine = Engine(provider=self.provider, archiver=DockerArchiver(self.provider), store=store)
+        instance = s.resolved_instance()
+        return [
+            Reconciler(
+                sessions=self.sessions,
+                engine=engine,
+                bus=self.bus,
+                instance=instance,
+                runner_id=s.runner_id,
+                interval=s.reconcile_interval,
+                concurrency=s.reconcile_concurrency,
+                lease_seconds=s.lease_seconds,
+                default_stop_timeout=s.default_stop_timeout,
+            ),
+            PolicyLoop(
+                sessions=self.sessions,
+                holds=self.holds,
+                interval=s.policy_interval,
+                deadline_scale=s.deadline_scale,
+                default_stop_timeout=s.default_stop_timeout,
+            ),
+            DriftScanner(
+                sessions=self.sessions,
+                provider=self.provider,
+                instance=instance,
+                runner_id=s.runner_id,
+                interval=s.drift_interval,
+                orphan_grace=s.orphan_grace,
+            ),
+        ]
+
+    async def start(self) -> None:
+        for loop in self.loops:
+            result = loop.start()
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def close(self) -> None:
+        for loop in reversed(self.loops):
+            await loop.stop()
+        await self.provider.close()
+        await self.db.dispose()
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.resolved_database_url())
-    await migrate.upgrade(engine)
-    bus = EventBus()
-    sessions = create_sessionmaker(engine, info={"bus": bus})
-    bootstrap = _secret(settings.bootstrap_key)
-    if bootstrap:
-        async with sessions() as session:
-            await ensure_bootstrap(session, bootstrap)
-            await session.commit()
-    provider = DockerProvider(
-        runner_id=settings.runner_id, base_url=settings.docker_host, threads=settings.engine_threads
-    )
-    reconciler = Reconciler(
-        sessions=sessions,
-        provider=provider,
-        bus=bus,
-        instance=settings.resolved_instance(),
-        interval=settings.reconcile_interval,
-        concurrency=settings.reconcile_concurrency,
-        lease_seconds=settings.lease_seconds,
-        default_stop_timeout=settings.default_stop_timeout,
-    )
+    platform = await Platform.open(settings, loops=settings.reconciler_enabled)
     app.state.services = Services(
-        sessions=sessions,
-        bus=bus,
-        provider=provider,
+        sessions=platform.sessions,
+        bus=platform.bus,
+        provider=platform.provider,
+        holds=platform.holds,
         placement=Placement(runner_id=settings.runner_id, default_image=settings.default_image),
         admin_key=_secret(settings.admin_key),
         default_stop_timeout=settings.default_stop_timeout,
     )
-    reconciler.start()
+    await platform.start()
     log.info("sandbay %s ready (instance %s)", sandbay.__version__, settings.resolved_instance())
     try:
         yield
     finally:
-        await reconciler.stop()
-        await provider.close()
-        await engine.dispose()
+        await platform.close()
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -87,3 +156,18 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (health, environments, keys, orgs, events):
         app.include_router(module.router)
     return app
+
+
+async def run_reconciler(settings: Settings) -> None:
+    """The reconciler loops without the API (`sandbay reconciler`), until SIGTERM."""
+    platform = await Platform.open(settings, loops=True)
+    await platform.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("sandbay reconciler running (instance %s)", settings.resolved_instance())
+    try:
+        await stop.wait()
+    finally:
+        await platform.close()

@@ -38,7 +38,17 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     # Reconciler
+    reconciler_enabled: bool = Field(
+        True, description="Run the reconciler loops in this process (see `sandbay reconciler`)"
+    )
     reconcile_interval: float = Field(1.0, gt=0, description="Seconds between sweeps")
+    policy_interval: float = Field(5.0, gt=0, description="Seconds between policy checks")
+    drift_interval: float = Field(10.0, gt=0, description="Seconds between engine scans")
+    orphan_grace: float = Field(60.0, ge=0, description="Age (s) before an orphan is removed")
+    deadline_scale: float = Field(
+        1.0, gt=0, description="Multiplies the transient-state deadlines of the hang detector"
+    )
+    archive_dir: Path | None = Field(None, description="Archive store; default DATA_DIR/archives")
     reconcile_concurrency: int = Field(32, ge=1, le=1024)
     lease_seconds: float = Field(15.0, gt=1)
     engine_threads: int = Field(64, ge=4, le=1024)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.domain.keys import Principal
 from sandbay.runtime.provider import RuntimeProvider
+from sandbay.services.activity import ActivityHolds
 from sandbay.services.auth import authenticate
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
@@ -23,6 +24,7 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     bus: EventBus
     provider: RuntimeProvider
+    holds: ActivityHolds
     placement: Placement
     admin_key: str | None
     default_stop_timeout: float

@@ -83,6 +83,21 @@ def serve(
     )
 
 
+@app.command()
+def reconciler() -> None:
+    """Run only the reconciler loops (no API), e.g. as a separate process or replica."""
+    import asyncio
+
+    from sandbay.app import run_reconciler
+    from sandbay.settings import Settings
+
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    asyncio.run(run_reconciler(settings))
+
+
 @env_app.command("create")
 def env_create(
     api_url: ApiUrl = DEFAULT_URL,
@@ -197,6 +212,14 @@ def env_restart(
 ) -> None:
     """Stop then start an environment."""
     _lifecycle(api_url, api_key, env, "restart", "running", wait)
+
+
+@env_app.command("archive")
+def env_archive(
+    env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, wait: WaitFlag = True
+) -> None:
+    """Archive an environment (start restores it)."""
+    _lifecycle(api_url, api_key, env, "archive", "archived", wait)
 
 
 @env_app.command("rm")

@@ -1,6 +1,7 @@
 """Queries on environments, including the reconciler's lease protocol. The one
 place with dialect differences (`FOR UPDATE SKIP LOCKED` on PostgreSQL)."""
 
+import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -65,11 +66,18 @@ def _lease_free(now: datetime) -> ColumnElement[bool]:
 
 
 async def due_ids(
-    session: AsyncSession, now: datetime, *, limit: int, exclude: Sequence[str]
+    session: AsyncSession,
+    now: datetime,
+    *,
+    runner_id: str,
+    limit: int,
+    exclude: Sequence[str],
 ) -> list[str]:
+    """Environments due for reconciling on this runner (self-hosted ones have none)."""
     query = (
         select(Env.id)
         .where(Env.next_attempt_at <= now, _lease_free(now))
+        .where(or_(Env.runner_id == runner_id, Env.runner_id.is_(None)))
         .order_by(Env.next_attempt_at)
         .limit(limit)
     )
@@ -137,6 +145,37 @@ async def finish(session: AsyncSession, env_id: str, *, token: str, version: int
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+async def release_dead_local_leases(session: AsyncSession, hostname: str, me: str) -> None:
+    """Leases held by processes of this host that no longer exist (a crashed server)
+    are freed at once instead of waiting for them to expire."""
+    rows = await session.execute(
+        select(Env.id, Env.lease_owner).where(Env.lease_owner.like(f"{hostname}:%"))
+    )
+    dead = [env_id for env_id, owner in rows if owner and not _alive(owner, me)]
+    if dead:
+        await session.execute(
+            update(Env)
+            .where(Env.id.in_(dead))
+            .values(lease_token=None, lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _alive(owner: str, me: str) -> bool:
+    """Owners are `host:pid:nonce`; our own pid with another nonce is an earlier
+    incarnation (a restarted container keeps its pid)."""
+    try:
+        pid = int(owner.split(":")[1])
+        if pid == os.getpid():
+            return owner == me
+        os.kill(pid, 0)
+    except (IndexError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 async def release_owner(session: AsyncSession, owner: str) -> None:
     """Give back every lease this process holds (clean shutdown)."""
     await session.execute(
@@ -147,16 +186,83 @@ async def release_owner(session: AsyncSession, owner: str) -> None:
     )
 
 
-async def touch_activity(session: AsyncSession, env_id: str, now: datetime) -> None:
+async def touch_activity(
+    session: AsyncSession, env_id: str, now: datetime, *, throttle: bool = True
+) -> None:
     """Record activity without bumping `version` (activity is not a state change,
     so it must not make lifecycle requests lose their compare-and-set), at most
     once a second per environment."""
+    query = update(Env).where(Env.id == env_id)
+    if throttle:
+        query = query.where(
+            or_(Env.last_activity_at.is_(None), Env.last_activity_at < now - timedelta(seconds=1))
+        )
+    await session.execute(
+        query.values(last_activity_at=now).execution_options(synchronize_session=False)
+    )
+
+
+async def touch_activity_many(session: AsyncSession, env_ids: Sequence[str], now: datetime) -> None:
+    await session.execute(
+        update(Env)
+        .where(Env.id.in_(list(env_ids)))
+        .values(last_activity_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# ---- policy and drift sweeps -----------------------------------------------------------
+
+
+async def running_with_timers(session: AsyncSession) -> list[Env]:
+    """Running environments with an idle auto-stop or a maximum lifetime."""
+    query = select(Env).where(
+        Env.state == "running",
+        Env.desired_state == "running",
+        or_(Env.auto_stop_interval > 0, Env.max_lifetime > 0),
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def stopped_with_timers(session: AsyncSession) -> list[Env]:
+    """Stopped or archived environments with an auto-archive or auto-delete timer."""
+    query = select(Env).where(
+        Env.state.in_(["stopped", "archived"]),
+        Env.desired_state.in_(["stopped", "archived"]),
+        or_(Env.auto_archive_interval > 0, Env.auto_delete_interval >= 0),
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def in_states(session: AsyncSession, states: Sequence[str]) -> list[Env]:
+    query = select(Env).where(Env.state.in_(list(states)))
+    return list((await session.execute(query)).scalars())
+
+
+async def runner_environments(session: AsyncSession, runner_id: str) -> list[tuple[str, str, str]]:
+    """(id, state, desired state) of every live managed environment of a runner."""
+    query = select(Env.id, Env.state, Env.desired_state).where(
+        Env.runner_id == runner_id, Env.kind == "managed", Env.deleted_at.is_(None)
+    )
+    return [(r[0], r[1], r[2]) for r in await session.execute(query)]
+
+
+async def live_ids(session: AsyncSession, env_ids: Sequence[str]) -> set[str]:
+    if not env_ids:
+        return set()
+    query = select(Env.id).where(Env.id.in_(list(env_ids)), Env.deleted_at.is_(None))
+    return set((await session.execute(query)).scalars())
+
+
+async def mark_due(session: AsyncSession, env_ids: Sequence[str], now: datetime) -> None:
+    """Ask the reconciler to look at these environments now (keeps earlier due times)."""
+    if not env_ids:
+        return
     await session.execute(
         update(Env)
         .where(
-            Env.id == env_id,
-            or_(Env.last_activity_at.is_(None), Env.last_activity_at < now - timedelta(seconds=1)),
+            Env.id.in_(list(env_ids)), or_(Env.next_attempt_at.is_(None), Env.next_attempt_at > now)
         )
-        .values(last_activity_at=now)
+        .values(next_attempt_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -25,6 +25,13 @@ class OrganizationModel(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Quotas (null = unlimited). `quota_version` is bumped by every admission check so
+    # concurrent creates/starts of one org are serialised by the row lock.
+    max_running_environments: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_running_cpu: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_running_memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_running_hours_per_month: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quota_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiKeyModel(Base):
@@ -83,6 +90,8 @@ class EnvironmentModel(Base):
     auto_archive_interval: Mapped[float] = mapped_column(Float)
     auto_delete_interval: Mapped[float] = mapped_column(Float)
     auto_restart: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_lifetime: Mapped[float] = mapped_column(Float, default=0, server_default="0")
+    pre_stop: Mapped[Any] = mapped_column(JSONType, nullable=True)
 
     # Lifecycle
     state: Mapped[str] = mapped_column(String(32))
@@ -93,6 +102,9 @@ class EnvironmentModel(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     restart_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Crashes in a row that came soon after a start: the restart back-off grows with it.
+    restart_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    running_seconds: Mapped[float] = mapped_column(Float, default=0, server_default="0")
     # Parameters of the stop in progress (graceful stop is signal, grace period, kill).
     stop_signal: Mapped[str | None] = mapped_column(String(16), nullable=True)
     stop_timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -100,6 +112,8 @@ class EnvironmentModel(Base):
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -129,3 +143,21 @@ class EventModel(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class UsageModel(Base):
+    """A ledger of running time: one row per run (split at month boundaries), written
+    when an environment leaves `running`. Sums give per-environment and per-org usage."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (Index("ix_usage_records_org_period", "org_id", "period"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(String(64))
+    environment_id: Mapped[str] = mapped_column(String(64), index=True)
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM (UTC)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seconds: Mapped[float] = mapped_column(Float)
+    cpu: Mapped[float] = mapped_column(Float)
+    memory_mb: Mapped[int] = mapped_column(Integer)

@@ -5,7 +5,7 @@ import ipaddress
 import re
 import shlex
 import signal as _signal
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    computed_field,
 )
 
 from sandbay.domain.states import DesiredState, EnvState
@@ -163,6 +164,12 @@ class EnvironmentCreate(BaseModel):
         -1, description="Minutes stopped before deletion; 0 = at stop; -1 = never"
     )
     auto_restart: bool = Field(False, description="Restart the workload when it exits")
+    max_lifetime: Minutes = Field(
+        0, description="Hard cap on one run, whatever the activity (minutes); 0 = none"
+    )
+    pre_stop: Command = Field(
+        None, description="Runs inside the environment before the stop signal (within the grace)"
+    )
 
 
 class EnvironmentUpdate(BaseModel):
@@ -176,6 +183,8 @@ class EnvironmentUpdate(BaseModel):
     auto_archive_interval: Minutes | None = None
     auto_delete_interval: DeleteMinutes | None = None
     auto_restart: bool | None = None
+    max_lifetime: Minutes | None = None
+    pre_stop: Command = None
 
 
 def _check_signal(value: str | None) -> str | None:
@@ -232,17 +241,50 @@ class Environment(BaseModel):
     auto_archive_interval: float
     auto_delete_interval: float
     auto_restart: bool
+    max_lifetime: float
+    pre_stop: list[str] | str | None
     runner_id: str | None
     container_id: str | None
     error_message: str | None
     exit_code: int | None
     restart_count: int
+    running_seconds: float = Field(description="Running time of past runs (seconds)")
     version: int
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
     stopped_at: datetime | None
     last_activity_at: datetime | None
+    archived_at: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def auto_stop_at(self) -> datetime | None:
+        """When it stops unless there is activity (idle interval, or `max_lifetime`)."""
+        if self.state is not EnvState.RUNNING:
+            return None
+        return auto_stop_deadline(
+            last_activity_at=self.last_activity_at,
+            auto_stop_interval=self.auto_stop_interval,
+            started_at=self.started_at,
+            max_lifetime=self.max_lifetime,
+        )
+
+
+def auto_stop_deadline(
+    *,
+    last_activity_at: datetime | None,
+    auto_stop_interval: float,
+    started_at: datetime | None,
+    max_lifetime: float,
+) -> datetime | None:
+    """The earlier of idle-stop and lifetime-stop; None when neither applies."""
+    deadlines = []
+    if auto_stop_interval > 0 and last_activity_at is not None:
+        deadlines.append(last_activity_at + timedelta(minutes=auto_stop_interval))
+    if max_lifetime > 0 and started_at is not None:
+        deadlines.append(started_at + timedelta(minutes=max_lifetime))
+    return min(deadlines) if deadlines else None
 
 
 class EnvironmentList(BaseModel):

@@ -58,9 +58,23 @@ class Principal:
     permissions: frozenset[Permission]
     environment_ids: frozenset[str] | None = None
     is_admin: bool = False
+    system: str | None = None  # set for the platform acting on its own (auto-stop, …)
+
+    @classmethod
+    def for_system(cls, org_id: str, name: str) -> "Principal":
+        """The platform acting in an organization: all permissions, its own actor name."""
+        return cls(
+            org_id=org_id,
+            key_id=None,
+            kind=KeyKind.ORGANIZATION,
+            permissions=frozenset(),
+            system=name,
+        )
 
     @property
     def actor(self) -> str:
+        if self.system:
+            return f"system:{self.system}"
         return "admin" if self.is_admin else f"key:{self.key_id}"
 
     def allows(self, permission: Permission) -> bool:

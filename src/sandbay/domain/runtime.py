@@ -54,7 +54,24 @@ class ContainerInfo:
     oom_killed: bool = False
     started_at: str | None = None
     finished_at: str | None = None
+    created: float | None = None  # unix seconds
 
     @property
     def running(self) -> bool:
         return self.status in (ContainerStatus.RUNNING, ContainerStatus.RESTARTING)
+
+
+@dataclass(frozen=True, slots=True)
+class HookResult:
+    """Outcome of a short command run inside a workload (e.g. a pre-stop hook)."""
+
+    exit_code: int | None
+    output: str
+    timed_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeInfo:
+    environment_id: str
+    name: str
+    created: float | None = None  # unix seconds

@@ -39,9 +39,9 @@ TRANSIENT: frozenset[EnvState] = frozenset(
 TRANSITIONS: dict[EnvState, frozenset[EnvState]] = {
     S.CREATING: frozenset({S.STARTING, S.STOPPED, S.STOPPING, S.DELETING, S.ERROR}),
     S.STARTING: frozenset({S.RUNNING, S.STOPPING, S.DELETING, S.ERROR, S.STOPPED}),
-    S.RUNNING: frozenset({S.STOPPING, S.DELETING, S.ERROR, S.STOPPED}),
+    S.RUNNING: frozenset({S.STOPPING, S.DELETING, S.ERROR, S.STOPPED, S.STARTING}),
     S.STOPPING: frozenset({S.STOPPED, S.DELETING, S.ERROR}),
-    S.STOPPED: frozenset({S.STARTING, S.ARCHIVING, S.DELETING, S.ERROR}),
+    S.STOPPED: frozenset({S.STARTING, S.STOPPING, S.ARCHIVING, S.DELETING, S.ERROR}),
     S.ARCHIVING: frozenset({S.ARCHIVED, S.STOPPED, S.DELETING, S.ERROR}),
     S.ARCHIVED: frozenset({S.RESTORING, S.DELETING, S.ERROR}),
     S.RESTORING: frozenset({S.STARTING, S.STOPPED, S.DELETING, S.ERROR}),
@@ -89,6 +89,68 @@ class Step:
 
     action: Action | None = None
     move_to: EnvState | None = None
+    reason: str = "desired state"
+    restart: bool = False  # an auto_restart of a workload that exited
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What the engine says about an environment's container."""
+
+    present: bool
+    running: bool = False
+    exit_code: int | None = None
+    oom_killed: bool = False
+
+
+def needs_observation(state: EnvState, desired: DesiredState) -> bool:
+    """Stable states whose truth is in the engine: the reconciler looks before planning."""
+    return (state is S.RUNNING and desired is DesiredState.RUNNING) or (
+        state is S.STOPPED and desired is not DesiredState.DELETED
+    )
+
+
+def plan_drift(state: EnvState, observed: Observed, *, auto_restart: bool) -> Step | None:
+    """Repair a stable state that the engine contradicts (level-triggered)."""
+    if state is S.RUNNING:
+        if not observed.present:
+            return Step(move_to=S.STARTING, reason="container vanished; recreating it")
+        if not observed.running:
+            code = observed.exit_code if observed.exit_code is not None else -1
+            why = f"workload exited with code {code}" + (
+                " (out of memory)" if observed.oom_killed else ""
+            )
+            if auto_restart:
+                return Step(move_to=S.STARTING, reason=f"{why}; restarting", restart=True)
+            return Step(move_to=S.STOPPED if code == 0 else S.ERROR, reason=why)
+    if state is S.STOPPED and observed.running:
+        return Step(move_to=S.STOPPING, reason="container was running while stopped")
+    return None
+
+
+def restart_delay(streak: int) -> float:
+    """Seconds before an auto-restart: immediate at first, doubling while the
+    workload keeps crashing soon after starting, capped at a minute."""
+    return 0.0 if streak <= 0 else min(60.0, 0.5 * 2 ** min(streak, 10))
+
+
+#: Seconds a transient state may last before the hang detector calls it stuck
+#: (stopping also gets the stop's own grace period).
+DEADLINES: dict[EnvState, float] = {
+    S.CREATING: 300.0,
+    S.STARTING: 120.0,
+    S.STOPPING: 60.0,
+    S.ARCHIVING: 1800.0,
+    S.RESTORING: 1800.0,
+    S.DELETING: 300.0,
+}
+
+
+def deadline_seconds(state: EnvState, *, stop_timeout: float, scale: float = 1.0) -> float | None:
+    base = DEADLINES.get(state)
+    if base is None:
+        return None
+    return base * scale + (stop_timeout if state is S.STOPPING else 0.0)
 
 
 def plan(state: EnvState, desired: DesiredState) -> Step | None:
@@ -183,6 +245,19 @@ def decide_restart(state: EnvState) -> Decision:
     if state in (S.RUNNING, S.STARTING):
         return Decision(DesiredState.RUNNING, S.STOPPING)
     return decide_start(state, DesiredState.STOPPED)
+
+
+def decide_archive(state: EnvState, desired: DesiredState) -> Decision:
+    """Archive: a running environment is stopped first; archived is a no-op."""
+    if state is S.ARCHIVED or (state is S.ARCHIVING and desired is DesiredState.ARCHIVED):
+        return Decision(DesiredState.ARCHIVED, None, noop=True)
+    if state is S.STOPPED:
+        return Decision(DesiredState.ARCHIVED, S.ARCHIVING)
+    if state in (S.RUNNING, S.STARTING, S.CREATING):
+        return Decision(DesiredState.ARCHIVED, S.STOPPING)
+    if state is S.STOPPING:
+        return Decision(DesiredState.ARCHIVED, None)
+    raise InvalidTransition(f"environment is {state.value}; it cannot be archived")
 
 
 def decide_delete(state: EnvState) -> Decision:

@@ -9,8 +9,18 @@ from typing import Any
 from sandbay.domain.environments import EnvironmentKind
 from sandbay.domain.errors import RuntimeFailure
 from sandbay.domain.runtime import ContainerInfo, ContainerSpec
-from sandbay.domain.states import Action, DesiredState, EnvState, after_action
-from sandbay.runtime.provider import RuntimeProvider
+from sandbay.domain.states import Action, DesiredState, EnvState, Observed, after_action
+from sandbay.runtime.archives import ArchiveStore
+from sandbay.runtime.provider import Archiver, RuntimeProvider
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """The runtime pieces the reconciler acts through."""
+
+    provider: RuntimeProvider
+    archiver: Archiver | None = None
+    store: ArchiveStore | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +36,8 @@ class Work:
     stop_signal: str
     stop_timeout: float
     stop_force: bool
+    pre_stop: list[str] | None = None
+    auto_restart: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,43 +46,65 @@ class Outcome:
     reason: str
     container_id: str | None = None
     exit_code: int | None = None
+    observed: Observed | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def _exited(info: ContainerInfo) -> Outcome:
-    """The workload is not running after a start: it exited on its own."""
-    code = info.exit_code if info.exit_code is not None else -1
-    oom = " (out of memory)" if info.oom_killed else ""
-    reason = f"workload exited with code {code}{oom}"
-    to = EnvState.STOPPED if code == 0 else EnvState.ERROR
-    return Outcome(to, reason, info.container_id, code)
+def observe(info: ContainerInfo | None) -> Observed:
+    if info is None:
+        return Observed(present=False)
+    return Observed(
+        present=True, running=info.running, exit_code=info.exit_code, oom_killed=info.oom_killed
+    )
 
 
-async def _create(provider: RuntimeProvider, work: Work) -> Outcome:
-    info = await provider.create(work.spec)
+async def _create(engine: Engine, work: Work) -> Outcome:
+    info = await engine.provider.create(work.spec)
     return Outcome(
         after_action(Action.CREATE, work.desired), "container created", info.container_id
     )
 
 
-async def _start(provider: RuntimeProvider, work: Work) -> Outcome:
-    info = await provider.start(work.spec)
-    if not info.running:
-        return _exited(info)
-    return Outcome(EnvState.RUNNING, "workload started", info.container_id)
+async def _start(engine: Engine, work: Work) -> Outcome:
+    info = await engine.provider.start(work.spec)
+    seen = observe(info)
+    if info.running or work.auto_restart:
+        # An instant crash under auto_restart is the drift check's to restart (with back-off).
+        return Outcome(EnvState.RUNNING, "workload started", info.container_id, observed=seen)
+    code = info.exit_code if info.exit_code is not None else -1
+    to = EnvState.STOPPED if code == 0 else EnvState.ERROR
+    return Outcome(to, f"workload exited with code {code}", info.container_id, code, seen)
 
 
-async def _stop(
-    provider: RuntimeProvider, work: Work, forced: Callable[[], Awaitable[bool]]
-) -> Outcome:
-    """Signal, grace period, kill; a force stop (even one requested mid-way) kills now."""
-    env_id = work.environment_id
+async def _pre_stop(engine: Engine, work: Work, budget: float) -> dict[str, Any]:
+    """Run the pre-stop hook inside the grace period; its failure never blocks the stop."""
+    if not work.pre_stop or budget <= 0:
+        return {}
+    try:
+        result = await engine.provider.run_hook(work.environment_id, work.pre_stop, budget)
+    except RuntimeFailure as exc:
+        return {"pre_stop": {"error": exc.message}}
+    return {
+        "pre_stop": {
+            "exit_code": result.exit_code,
+            "timed_out": result.timed_out,
+            "output": result.output[-1024:],
+        }
+    }
+
+
+async def _stop(engine: Engine, work: Work, forced: Callable[[], Awaitable[bool]]) -> Outcome:
+    """Pre-stop hook, signal, grace period, kill; a force stop (even one requested
+    mid-way) kills now."""
+    env_id, provider = work.environment_id, engine.provider
+    data: dict[str, Any] = {}
     if work.stop_force:
         await provider.kill(env_id)
         reason = "killed (force stop)"
     else:
-        await provider.signal(env_id, work.stop_signal)
         deadline = time.monotonic() + work.stop_timeout
+        data = await _pre_stop(engine, work, work.stop_timeout)
+        await provider.signal(env_id, work.stop_signal)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -92,17 +126,52 @@ async def _stop(
         reason,
         info.container_id if info else None,
         info.exit_code if info else None,
+        observe(info),
+        data,
     )
 
 
-async def _delete(provider: RuntimeProvider, work: Work) -> Outcome:
-    await provider.remove(work.environment_id)
-    return Outcome(EnvState.DELETED, "container and workspace removed")
+async def _archive(engine: Engine, work: Work) -> Outcome:
+    if engine.archiver is None or engine.store is None:
+        raise RuntimeFailure("this runner cannot archive (no archiver or archive store)")
+    staged = await engine.store.staging(work.environment_id)
+    manifest = await engine.archiver.export(work.environment_id, staged)
+    await engine.store.commit(work.environment_id, staged)
+    await engine.provider.remove(work.environment_id)
+    size = sum(f["bytes"] for f in manifest["files"].values())
+    return Outcome(
+        EnvState.ARCHIVED,
+        f"archived ({size} bytes); container and volume freed",
+        data={"archive_bytes": size},
+    )
+
+
+async def _restore(engine: Engine, work: Work) -> Outcome:
+    if engine.archiver is None or engine.store is None:
+        raise RuntimeFailure("this runner cannot restore (no archiver or archive store)")
+    src = await engine.store.fetch(work.environment_id)
+    if src is None:
+        info = await engine.provider.inspect(work.environment_id)
+        if info is None:
+            raise RuntimeFailure("no archive and no container: nothing to restore")
+        reason = "already restored"  # a retry after the archive was consumed
+    else:
+        info = await engine.archiver.restore(work.spec, src)
+        await engine.store.delete(work.environment_id)
+        reason = "restored from archive"
+    return Outcome(after_action(Action.RESTORE, work.desired), reason, info.container_id)
+
+
+async def _delete(engine: Engine, work: Work) -> Outcome:
+    await engine.provider.remove(work.environment_id)
+    if engine.store is not None:
+        await engine.store.delete(work.environment_id)
+    return Outcome(EnvState.DELETED, "container, workspace and archive removed")
 
 
 async def perform(
     action: Action,
-    provider: RuntimeProvider,
+    engine: Engine,
     work: Work,
     *,
     forced: Callable[[], Awaitable[bool]],
@@ -112,12 +181,14 @@ async def perform(
         return Outcome(after_action(action, work.desired), f"{action.value} (self-hosted)")
     match action:
         case Action.CREATE:
-            return await _create(provider, work)
+            return await _create(engine, work)
         case Action.START:
-            return await _start(provider, work)
+            return await _start(engine, work)
         case Action.STOP:
-            return await _stop(provider, work, forced)
+            return await _stop(engine, work, forced)
+        case Action.ARCHIVE:
+            return await _archive(engine, work)
+        case Action.RESTORE:
+            return await _restore(engine, work)
         case Action.DELETE:
-            return await _delete(provider, work)
-        case Action.ARCHIVE | Action.RESTORE:
-            raise RuntimeFailure(f"{action.value} needs an archive store, which is not configured")
+            return await _delete(engine, work)

@@ -1,8 +1,9 @@
 """The desired-state reconciler: claims due environments under a lease, acts on the
 engine outside any transaction, and applies each outcome only if the row has not
-changed since it was read (compare-and-set on `version`). Level-triggered: after a
-crash, rows with `next_attempt_at` set are simply picked up again once their lease
-expires."""
+changed since it was read (compare-and-set on `version`). Level-triggered: it looks
+at the database state, the desired state and what the engine says, never at how
+an environment got there, so after a crash rows with `next_attempt_at` set are
+simply picked up again once their lease expires."""
 
 import asyncio
 import contextlib
@@ -13,6 +14,7 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -21,9 +23,18 @@ from sandbay.db import environments as queries
 from sandbay.db.models import EnvironmentModel
 from sandbay.domain.environments import EnvironmentKind
 from sandbay.domain.errors import ImageNotFound, RuntimeFailure
-from sandbay.domain.states import Action, DesiredState, EnvState, plan
-from sandbay.reconciler.actions import Outcome, Work, perform
-from sandbay.runtime.provider import RuntimeProvider
+from sandbay.domain.states import (
+    Action,
+    DesiredState,
+    EnvState,
+    Observed,
+    Step,
+    needs_observation,
+    plan,
+    plan_drift,
+    restart_delay,
+)
+from sandbay.reconciler.actions import Engine, Outcome, Work, observe, perform
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import container_spec
 from sandbay.services.events import record_environment_event, transition, utcnow
@@ -32,9 +43,17 @@ log = logging.getLogger(__name__)
 
 ACTOR = "reconciler"
 Change = Callable[[AsyncSession, EnvironmentModel], object]
-_MAX_STEPS = 12
-#: Create/start failures past this many attempts put the environment in `error`.
+_MAX_STEPS = 16
+#: Create/start/restore failures past this many attempts put the environment in `error`.
 _MAX_ATTEMPTS = 5
+#: A run shorter than this that ends in a crash counts toward the restart back-off.
+_CRASH_LOOP_SECONDS = 60.0
+
+
+def _argv(command: Any) -> list[str] | None:
+    if command is None:
+        return None
+    return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
 
 
 class Reconciler:
@@ -42,22 +61,24 @@ class Reconciler:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        provider: RuntimeProvider,
+        engine: Engine,
         bus: EventBus,
         instance: str,
+        runner_id: str,
         interval: float,
         concurrency: int,
         lease_seconds: float,
         default_stop_timeout: float,
     ) -> None:
         self._sessions = sessions
-        self._provider = provider
+        self._engine = engine
         self._instance = instance
+        self._runner_id = runner_id
         self._interval = interval
         self._concurrency = concurrency
         self._lease = lease_seconds
         self._default_stop_timeout = default_stop_timeout
-        self._owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -66,7 +87,10 @@ class Reconciler:
     def wake(self) -> None:
         self._wake.set()
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        async with self._sessions() as session:
+            await queries.release_dead_local_leases(session, os.uname().nodename, self.owner)
+            await session.commit()
         self._task = asyncio.create_task(self._run(), name="reconciler")
 
     async def stop(self) -> None:
@@ -76,7 +100,7 @@ class Reconciler:
         await asyncio.gather(*tasks, return_exceptions=True)
         # Give the leases back so a restarted server resumes at once.
         async with self._sessions() as session:
-            await queries.release_owner(session, self._owner)
+            await queries.release_owner(session, self.owner)
             await session.commit()
 
     async def _run(self) -> None:
@@ -97,12 +121,13 @@ class Reconciler:
         now = utcnow()
         claimed: list[tuple[str, str]] = []
         async with self._sessions() as session:
-            for env_id in await queries.due_ids(
-                session, now, limit=slots, exclude=list(self._inflight)
-            ):
+            due = await queries.due_ids(
+                session, now, runner_id=self._runner_id, limit=slots, exclude=list(self._inflight)
+            )
+            for env_id in due:
                 token = uuid.uuid4().hex
                 if await queries.claim(
-                    session, env_id, token=token, owner=self._owner, now=now, ttl=self._lease
+                    session, env_id, token=token, owner=self.owner, now=now, ttl=self._lease
                 ):
                     claimed.append((env_id, token))
             await session.commit()
@@ -119,9 +144,11 @@ class Reconciler:
 
     async def _work(self, env_id: str, token: str) -> None:
         renewer = asyncio.create_task(self._renew(env_id, token))
+        observed: Observed | None = None
         try:
             for _ in range(_MAX_STEPS):
-                if not await self._step(env_id, token):
+                more, observed = await self._step(env_id, token, observed)
+                if not more:
                     return
         except Exception:
             log.exception("reconciling %s failed", env_id)
@@ -139,34 +166,58 @@ class Reconciler:
             return None  # deleted, or our lease was lost to another replica
         return env
 
-    async def _step(self, env_id: str, token: str) -> bool:
-        """One step toward the desired state; False when there is nothing more to do."""
+    async def _observe(self, env: EnvironmentModel) -> Observed:
+        if env.kind == EnvironmentKind.SELF_HOSTED:
+            return Observed(present=True, running=env.state == EnvState.RUNNING.value)
+        return observe(await self._engine.provider.inspect(env.id))
+
+    async def _step(
+        self, env_id: str, token: str, observed: Observed | None
+    ) -> tuple[bool, Observed | None]:
+        """One step toward the desired state. Returns (more to do, what was observed)."""
         env = await self._load(env_id, token)
         if env is None:
-            return False
-        step = plan(EnvState(env.state), DesiredState(env.desired_state))
+            return False, None
+        state, desired = EnvState(env.state), DesiredState(env.desired_state)
+        step = plan(state, desired)
+        if step is None and needs_observation(state, desired):
+            observed = observed or await self._observe(env)
+            step = plan_drift(state, observed, auto_restart=env.auto_restart)
         if step is None:
             async with self._sessions() as session:
                 done = await queries.finish(session, env_id, token=token, version=env.version)
                 await session.commit()
-            return not done  # changed meanwhile: look again
+            return not done, None  # changed meanwhile: look again
         if step.move_to is not None:
-            target = step.move_to
-            await self._apply(
-                env, lambda s, e: transition(s, e, target, actor=ACTOR, reason="desired state")
-            )
-            return True
+            streak = 0
+            if step.restart:
+                ran = (utcnow() - env.started_at).total_seconds() if env.started_at else 0.0
+                streak = env.restart_streak + 1 if ran < _CRASH_LOOP_SECONDS else 0
+            applied = await self._apply(env, functools.partial(self._move, step, observed, streak))
+            if applied and restart_delay(streak) > 0:
+                return False, None  # back-off: the row is due again later
+            return True, None
+        return await self._act(env, step)
+
+    async def _act(self, env: EnvironmentModel, step: Step) -> tuple[bool, Observed | None]:
         action = step.action
         assert action is not None
+        started = utcnow()
         try:
             outcome = await perform(
-                action, self._provider, self._work_for(env), forced=lambda: self._forced(env_id)
+                action, self._engine, self._work_for(env), forced=lambda: self._forced(env.id)
             )
         except RuntimeFailure as exc:
             await self._failed(env, action, exc)
-            return False
-        await self._apply(env, lambda s, e: self._record(s, e, action, outcome))
-        return True
+            return False, None
+        timing = {
+            "action": action.value,
+            "replica": self.owner,
+            "started_at": started.isoformat(),
+            "finished_at": utcnow().isoformat(),
+        }
+        applied = await self._apply(env, functools.partial(self._record, action, outcome, timing))
+        return True, outcome.observed if applied else None
 
     def _work_for(self, env: EnvironmentModel) -> Work:
         return Work(
@@ -181,22 +232,68 @@ class Reconciler:
                 env.stop_timeout if env.stop_timeout is not None else self._default_stop_timeout
             ),
             stop_force=env.stop_force,
+            pre_stop=_argv(env.pre_stop),
+            auto_restart=env.auto_restart,
         )
 
+    def _move(
+        self,
+        step: Step,
+        observed: Observed | None,
+        streak: int,
+        session: AsyncSession,
+        env: EnvironmentModel,
+    ) -> None:
+        """A database-only step (toward the desired state, or repairing drift)."""
+        assert step.move_to is not None
+        data: dict[str, Any] = {}
+        if observed is not None and observed.exit_code is not None:
+            env.exit_code = observed.exit_code
+            data["exit_code"] = observed.exit_code
+        delay = 0.0
+        if step.restart:
+            env.restart_streak = streak
+            env.restart_count += 1
+            delay = restart_delay(streak)
+            data.update(restart_count=env.restart_count, delay_seconds=delay)
+        transition(session, env, step.move_to, actor=ACTOR, reason=step.reason, data=data)
+        if delay:
+            env.next_attempt_at = utcnow() + timedelta(seconds=delay)
+
     def _record(
-        self, session: AsyncSession, env: EnvironmentModel, action: Action, out: Outcome
+        self,
+        action: Action,
+        out: Outcome,
+        timing: dict[str, Any],
+        session: AsyncSession,
+        env: EnvironmentModel,
     ) -> None:
         if out.container_id:
             env.container_id = out.container_id
+        if action is Action.DELETE or action is Action.ARCHIVE:
+            env.container_id = None
         if out.exit_code is not None:
             env.exit_code = out.exit_code
         if action is Action.STOP:
             env.stop_force, env.stop_signal, env.stop_timeout = False, None, None
         env.attempts = 0
-        data = dict(out.data)
+        data = {**timing, **out.data}
         if out.exit_code is not None:
             data["exit_code"] = out.exit_code
         transition(session, env, out.to, actor=ACTOR, reason=out.reason, data=data)
+        if (
+            out.to is EnvState.STOPPED
+            and env.auto_delete_interval == 0
+            and env.desired_state == DesiredState.STOPPED.value
+        ):
+            env.desired_state = DesiredState.DELETED.value
+            record_environment_event(
+                session,
+                env,
+                "environment.auto_delete",
+                actor=ACTOR,
+                reason="auto_delete_interval is 0: deleted as soon as it stops",
+            )
 
     async def _apply(self, seen: EnvironmentModel, change: Change) -> bool:
         """Apply `change` to the row as it was seen; False if it changed meanwhile."""
@@ -213,18 +310,25 @@ class Reconciler:
         return True
 
     async def _failed(self, seen: EnvironmentModel, action: Action, exc: RuntimeFailure) -> None:
-        """Record the failure and back off with jitter; give up on create/start after
-        a few attempts (or at once when the image is missing)."""
+        """Record the failure and back off with jitter. Create, start and restore give
+        up after a few attempts (at once when the image is missing) and go to `error`;
+        an archive that cannot be made leaves the environment stopped, nothing lost.
+        Stop and delete keep trying; the hang detector bounds them."""
         attempts = seen.attempts + 1
-        give_up = isinstance(exc, ImageNotFound) or (
-            action in (Action.CREATE, Action.START) and attempts >= _MAX_ATTEMPTS
-        )
+        permanent = isinstance(exc, ImageNotFound)
+        retry_limited = action in (Action.CREATE, Action.START, Action.RESTORE, Action.ARCHIVE)
+        give_up = permanent or (retry_limited and attempts >= _MAX_ATTEMPTS)
         log.warning("%s of %s failed (attempt %d): %s", action.value, seen.id, attempts, exc)
 
         def change(session: AsyncSession, env: EnvironmentModel) -> None:
             env.attempts = attempts
+            reason = f"{action.value} failed: {exc.message}"
+            if give_up and action is Action.ARCHIVE:
+                env.desired_state = DesiredState.STOPPED.value
+                transition(session, env, EnvState.STOPPED, actor=ACTOR, reason=reason)
+                env.error_message = reason
+                return
             if give_up:
-                reason = f"{action.value} failed: {exc.message}"
                 transition(session, env, EnvState.ERROR, actor=ACTOR, reason=reason)
                 return
             record_environment_event(
@@ -233,7 +337,7 @@ class Reconciler:
                 "environment.action_failed",
                 actor=ACTOR,
                 reason=exc.message,
-                data={"action": action.value, "attempt": attempts},
+                data={"action": action.value, "attempt": attempts, "replica": self.owner},
             )
             delay = min(30.0, 0.5 * 2**attempts) * random.uniform(0.5, 1.5)  # noqa: S311
             env.next_attempt_at = utcnow() + timedelta(seconds=delay)

@@ -9,16 +9,25 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, TypeVar
 
 import docker
 import requests
+from docker.api.client import APIClient
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig
 
 from sandbay.domain.errors import ContainerNotFound, RuntimeFailure
 from sandbay.domain.errors import ImageNotFound as ImageMissing
-from sandbay.domain.runtime import ContainerInfo, ContainerSpec, ContainerStatus, HostResources
+from sandbay.domain.runtime import (
+    ContainerInfo,
+    ContainerSpec,
+    ContainerStatus,
+    HookResult,
+    HostResources,
+    VolumeInfo,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,6 +96,11 @@ class DockerProvider:
         self._api = self._client.api
         self._resources: HostResources | None = None
         self._images_seen: dict[str, float] = {}
+
+    async def call(self, fn: Callable[[APIClient], T]) -> T:
+        """Run `fn(low-level API client)` on the engine thread pool, with errors
+        translated; for optional abilities built on this provider."""
+        return await self._run(fn, self._api)
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -233,13 +247,19 @@ class DockerProvider:
         return await self._run(self._start, spec)
 
     def _signal(self, environment_id: str, signal: str) -> None:
+        name = container_name(environment_id)
         try:
-            self._api.kill(container_name(environment_id), signal=signal)
+            self._api.kill(name, signal=signal)
         except NotFound:
             return
         except APIError as exc:
-            if exc.status_code != 409:  # 409: not running, nothing to signal
+            if exc.status_code != 409:
                 raise
+            if "paused" not in str(exc.explanation or ""):
+                return  # not running: nothing to signal
+            # A paused workload cannot take signals: resume it, then signal.
+            self._api.unpause(name)
+            self._api.kill(name, signal=signal)
 
     async def signal(self, environment_id: str, signal: str) -> None:
         await self._run(self._signal, environment_id, signal)
@@ -268,6 +288,22 @@ class DockerProvider:
     async def kill(self, environment_id: str) -> None:
         await self._run(self._kill, environment_id)
 
+    def _run_hook(self, environment_id: str, argv: list[str], timeout: float) -> HookResult:
+        # coreutils `timeout` inside the container bounds the hook, children included.
+        wrapped = ["timeout", "-s", "KILL", f"{max(timeout, 0.1):.1f}", *argv]
+        exec_id = self._api.exec_create(container_name(environment_id), wrapped)["Id"]
+        output = self._api.exec_start(exec_id)
+        code = self._api.exec_inspect(exec_id).get("ExitCode")
+        return HookResult(
+            exit_code=code,
+            output=output.decode(errors="replace")[-4096:],
+            timed_out=code == 137,
+        )
+
+    async def run_hook(self, environment_id: str, argv: list[str], timeout: float) -> HookResult:
+        """Run a short command in the running workload (pre-stop hooks)."""
+        return await self._run(self._run_hook, environment_id, argv, timeout)
+
     def _inspect(self, environment_id: str) -> ContainerInfo | None:
         raw = self._inspect_raw(environment_id)
         return None if raw is None else _info(raw)
@@ -295,9 +331,34 @@ class DockerProvider:
                 environment_id=(row.get("Labels") or {}).get(LABEL_ENV, ""),
                 org_id=(row.get("Labels") or {}).get(LABEL_ORG, ""),
                 status=ContainerStatus(row.get("State", "exited")),
+                created=row.get("Created"),
             )
             for row in rows
         ]
+
+    def _list_volumes(self, instance: str) -> list[VolumeInfo]:
+        answer = self._api.volumes(filters={"label": f"{LABEL_INSTANCE}={instance}"})
+        out = []
+        for vol in answer.get("Volumes") or []:
+            created = vol.get("CreatedAt")
+            out.append(
+                VolumeInfo(
+                    environment_id=(vol.get("Labels") or {}).get(LABEL_ENV, ""),
+                    name=vol["Name"],
+                    created=datetime.fromisoformat(created).timestamp() if created else None,
+                )
+            )
+        return out
+
+    async def list_volumes(self, instance: str) -> list[VolumeInfo]:
+        return await self._run(self._list_volumes, instance)
+
+    def _remove_volume(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._api.remove_volume(name, force=True)
+
+    async def remove_volume(self, name: str) -> None:
+        await self._run(self._remove_volume, name)
 
     async def list_containers(self, instance: str) -> list[ContainerInfo]:
         return await self._run(self._list, instance)

@@ -1,9 +1,16 @@
 """The protocol every runtime provider implements, in domain shapes only.
 Providers translate engine errors into `sandbay.domain.errors.RuntimeFailure`."""
 
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
-from sandbay.domain.runtime import ContainerInfo, ContainerSpec, HostResources
+from sandbay.domain.runtime import (
+    ContainerInfo,
+    ContainerSpec,
+    HookResult,
+    HostResources,
+    VolumeInfo,
+)
 
 
 class RuntimeProvider(Protocol):
@@ -50,4 +57,26 @@ class RuntimeProvider(Protocol):
         """Every container of this installation (for reconciliation and orphan GC)."""
         ...
 
+    async def list_volumes(self, instance: str) -> list[VolumeInfo]:
+        """Every workspace volume of this installation (for orphan GC)."""
+        ...
+
+    async def remove_volume(self, name: str) -> None: ...
+
+    async def run_hook(self, environment_id: str, argv: list[str], timeout: float) -> HookResult:
+        """Run a short command inside the running workload, bounded by `timeout`."""
+        ...
+
     async def close(self) -> None: ...
+
+
+class Archiver(Protocol):
+    """Optional ability: move a stopped environment's files out of the engine and back."""
+
+    async def export(self, environment_id: str, dest: Path) -> dict[str, Any]:
+        """Write the archive's files into `dest` (the container must be stopped)."""
+        ...
+
+    async def restore(self, spec: ContainerSpec, src: Path) -> ContainerInfo:
+        """Create the container and volume again with the archived files in place."""
+        ...

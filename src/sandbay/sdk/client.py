@@ -87,6 +87,12 @@ class Client:
     def restart(self, env: str) -> dict[str, Any]:
         return dict(self.request("POST", f"/v1/environments/{env}/restart"))
 
+    def archive(self, env: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/v1/environments/{env}/archive"))
+
+    def keepalive(self, env: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/v1/environments/{env}/keepalive"))
+
     def delete(self, env: str) -> dict[str, Any]:
         return dict(self.request("DELETE", f"/v1/environments/{env}"))
 

@@ -11,6 +11,7 @@ from sandbay.db.models import EnvironmentModel
 from sandbay.domain import ids
 from sandbay.domain.environments import (
     EnvironmentCreate,
+    EnvironmentKind,
     EnvironmentUpdate,
     hostname_for,
     workload_argv,
@@ -20,8 +21,10 @@ from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.runtime import ContainerSpec
 from sandbay.domain.states import DesiredState, EnvState
 from sandbay.runtime.provider import RuntimeProvider
+from sandbay.services.activity import record_activity
 from sandbay.services.auth import require
 from sandbay.services.events import record_environment_event, utcnow
+from sandbay.services.quotas import admit
 
 MIB = 1024 * 1024
 
@@ -79,6 +82,8 @@ async def create_environment(
         raise InvalidRequest("a key restricted to given environments cannot create new ones")
     image = body.image or placement.default_image
     await _check_fits(provider, body, image)
+    if body.kind is EnvironmentKind.MANAGED:
+        await admit(session, org_id, cpu=body.cpu, memory_mb=body.memory_mb)
     env_id = ids.new_id(ids.ENVIRONMENT)
     name = body.name or env_id
     if await queries.name_taken(session, org_id, name):
@@ -107,14 +112,19 @@ async def create_environment(
         auto_archive_interval=body.auto_archive_interval,
         auto_delete_interval=body.auto_delete_interval,
         auto_restart=body.auto_restart,
+        max_lifetime=body.max_lifetime,
+        pre_stop=body.pre_stop,
         state=EnvState.CREATING.value,
         desired_state=DesiredState.RUNNING.value,
-        runner_id=placement.runner_id,
+        runner_id=placement.runner_id if body.kind is EnvironmentKind.MANAGED else None,
         restart_count=0,
+        restart_streak=0,
+        running_seconds=0.0,
         stop_force=False,
         attempts=0,
         created_at=now,
         updated_at=now,
+        state_changed_at=now,
         last_activity_at=now,
         next_attempt_at=now,
     )
@@ -177,6 +187,7 @@ async def update_environment(
     # A policy change (e.g. auto-stop) may make the environment due for the reconciler.
     env.next_attempt_at = utcnow()
     await session.flush()
+    await record_activity(session, env.id)
     return env
 
 

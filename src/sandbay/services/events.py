@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sandbay.db.models import EnvironmentModel, EventModel
+from sandbay.db.models import EnvironmentModel, EventModel, UsageModel
 from sandbay.db.session import after_commit
 from sandbay.domain.environments import Event
+from sandbay.domain.quotas import split_by_month
 from sandbay.domain.states import EnvState, check_transition
 from sandbay.services.bus import EventBus
 
@@ -85,15 +86,21 @@ def transition(
     current = EnvState(env.state)
     check_transition(current, to)
     now = utcnow()
+    if current is EnvState.RUNNING and env.started_at is not None:
+        _accrue_running_time(session, env, env.started_at, now)
     env.state = to.value
     env.updated_at = now
+    env.state_changed_at = now
     if to is EnvState.RUNNING:
         env.started_at = now
+        env.last_activity_at = now  # a fresh run starts its idle clock
         env.error_message = None
     elif to is EnvState.STOPPED:
         env.stopped_at = now
     elif to is EnvState.DELETED:
         env.deleted_at = now
+    elif to is EnvState.ARCHIVED:
+        env.archived_at = now
     elif to is EnvState.ERROR:
         env.error_message = reason
     elif to is EnvState.STARTING:
@@ -112,3 +119,25 @@ def transition(
         reason=reason,
         data=data,
     )
+
+
+def _accrue_running_time(
+    session: AsyncSession, env: EnvironmentModel, started: datetime, ended: datetime
+) -> None:
+    """Leaving `running` closes a run: it goes into the usage ledger (split by month)."""
+    if ended <= started:
+        return
+    env.running_seconds = (env.running_seconds or 0.0) + (ended - started).total_seconds()
+    for period, start, end in split_by_month(started, ended):
+        session.add(
+            UsageModel(
+                org_id=env.org_id,
+                environment_id=env.id,
+                period=period,
+                started_at=start,
+                ended_at=end,
+                seconds=(end - start).total_seconds(),
+                cpu=env.cpu,
+                memory_mb=env.memory_mb,
+            )
+        )

@@ -13,21 +13,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from sandbay.db.models import EnvironmentModel
-from sandbay.domain.environments import StopRequest
+from sandbay.domain.environments import EnvironmentKind, StopRequest
 from sandbay.domain.errors import ConcurrentUpdate, Conflict, NotFound, WaitTimeout
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.states import (
     Decision,
     DesiredState,
     EnvState,
+    decide_archive,
     decide_delete,
     decide_restart,
     decide_start,
     decide_stop,
 )
+from sandbay.services.activity import record_activity
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import get_environment
 from sandbay.services.events import record_environment_event, transition, utcnow
+from sandbay.services.quotas import admit
 
 T = TypeVar("T")
 _MAX_TRIES = 25
@@ -81,6 +84,8 @@ async def request_start(
         decision = decide_start(EnvState(env.state), DesiredState(env.desired_state))
         if decision.noop:
             return env
+        if env.desired_state != DesiredState.RUNNING.value and env.kind == EnvironmentKind.MANAGED:
+            await admit(session, env.org_id, cpu=env.cpu, memory_mb=env.memory_mb)
         _apply(session, env, decision, principal, request="start")
         await session.flush()
         return env
@@ -135,6 +140,43 @@ async def request_restart(
         return env
 
     return await with_cas_retry(session, attempt)
+
+
+async def request_archive(
+    session: AsyncSession, principal: Principal, id_or_name: str
+) -> EnvironmentModel:
+    """Archive: the workspace and root filesystem go to the archive store and the
+    container and volume are freed; a later start restores them."""
+
+    async def attempt() -> EnvironmentModel:
+        env = await get_environment(
+            session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
+        )
+        if env.kind == EnvironmentKind.SELF_HOSTED:
+            raise Conflict("a self-hosted environment has nothing to archive")
+        decision = decide_archive(EnvState(env.state), DesiredState(env.desired_state))
+        if decision.noop:
+            return env
+        if decision.move_to is EnvState.STOPPING:
+            _set_stop(env, StopRequest(), default_timeout=env.stop_timeout or 10.0)
+        _apply(session, env, decision, principal, request="archive")
+        await session.flush()
+        return env
+
+    return await with_cas_retry(session, attempt)
+
+
+async def keep_alive(
+    session: AsyncSession, principal: Principal, id_or_name: str
+) -> EnvironmentModel:
+    """Push back the idle auto-stop (not `max_lifetime`): counts as activity."""
+    env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE)
+    if env.state != EnvState.RUNNING.value:
+        raise Conflict(f"environment is {env.state}; only a running one can be kept alive")
+    now = utcnow()
+    await record_activity(session, env.id, force=True)
+    env.last_activity_at = now  # what the answer shows; the row was written above
+    return env
 
 
 async def request_delete(

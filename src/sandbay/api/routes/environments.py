@@ -132,6 +132,22 @@ async def restart_environment(
     )
 
 
+@router.post("/{env}/archive")
+async def archive_environment(
+    env: IdOrName, session: SessionDep, principal: PrincipalDep
+) -> Environment:
+    """Archive: stop if running, then move /workspace and the root filesystem to the
+    archive store and free the container and volume. `start` restores it."""
+    return _out(await lifecycle.request_archive(session, principal, env))
+
+
+@router.post("/{env}/keepalive")
+async def keep_alive(env: IdOrName, session: SessionDep, principal: PrincipalDep) -> Environment:
+    """Count as activity now: pushes back the idle auto-stop (`auto_stop_at`), not
+    the hard `max_lifetime`."""
+    return _out(await lifecycle.keep_alive(session, principal, env))
+
+
 @router.get(
     "/{env}/wait",
     responses={408: {"description": "The state was not reached in time"}},

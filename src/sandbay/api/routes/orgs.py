@@ -4,7 +4,8 @@ from fastapi import APIRouter, status
 
 from sandbay.api.deps import PrincipalDep, SessionDep
 from sandbay.domain.keys import Organization, OrganizationCreate, OrganizationCreated
-from sandbay.services import orgs
+from sandbay.domain.quotas import OrganizationUsage, Quotas
+from sandbay.services import orgs, quotas
 
 router = APIRouter(prefix="/v1/orgs", tags=["organizations"])
 
@@ -21,3 +22,17 @@ async def create_org(
 async def current_org(session: SessionDep, principal: PrincipalDep) -> Organization:
     """The organization the calling key belongs to."""
     return await orgs.current_org(session, principal)
+
+
+@router.get("/current/usage")
+async def current_usage(session: SessionDep, principal: PrincipalDep) -> OrganizationUsage:
+    """Quotas of the caller's organization and what it uses now and this month."""
+    return await quotas.organization_usage(session, principal)
+
+
+@router.put("/{org_id}/quotas")
+async def set_quotas(
+    org_id: str, body: Quotas, session: SessionDep, principal: PrincipalDep
+) -> Quotas:
+    """Set an organization's quotas (operator key only); null means unlimited."""
+    return await quotas.set_quotas(session, principal, org_id, body)

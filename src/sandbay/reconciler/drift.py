@@ -1,0 +1,105 @@
+"""Compares the engine with the database every few seconds: environments whose
+container vanished, exited or runs when it should not are handed to the
+reconciler; containers and volumes of this installation that belong to no live
+environment (orphans, e.g. after a crash or a lost database row) are removed once
+older than a grace period."""
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sandbay.db import environments as queries
+from sandbay.domain.runtime import ContainerInfo
+from sandbay.domain.states import EnvState
+from sandbay.runtime.provider import RuntimeProvider
+from sandbay.services.events import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class DriftScanner:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        provider: RuntimeProvider,
+        instance: str,
+        runner_id: str,
+        interval: float,
+        orphan_grace: float,
+    ) -> None:
+        self._sessions = sessions
+        self._provider = provider
+        self._instance = instance
+        self._runner_id = runner_id
+        self._interval = interval
+        self._grace = orphan_grace
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="drift")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.scan()
+            except Exception:
+                log.exception("drift scan failed")
+            await asyncio.sleep(self._interval)
+
+    async def scan(self) -> None:
+        containers = {
+            c.environment_id: c for c in await self._provider.list_containers(self._instance)
+        }
+        async with self._sessions() as session:
+            rows = await queries.runner_environments(session, self._runner_id)
+        known = {env_id for env_id, _, _ in rows}
+        drifted = []
+        for env_id, state, desired in rows:
+            found = containers.get(env_id)
+            running = found is not None and found.running
+            if (state == EnvState.RUNNING.value and desired == "running" and not running) or (
+                state == EnvState.STOPPED.value and running
+            ):
+                drifted.append(env_id)
+        if drifted:
+            async with self._sessions() as session:
+                await queries.mark_due(session, drifted, utcnow())
+                await session.commit()
+        await self._remove_orphans(containers, known)
+
+    async def _remove_orphans(self, containers: dict[str, ContainerInfo], known: set[str]) -> None:
+        now = time.time()
+        candidates = {
+            env_id
+            for env_id, c in containers.items()
+            if env_id not in known and now - (c.created or now) >= self._grace
+        }
+        volumes = [
+            v
+            for v in await self._provider.list_volumes(self._instance)
+            if v.environment_id not in known and now - (v.created or now) >= self._grace
+        ]
+        if not candidates and not volumes:
+            return
+        # Re-check against the database: `known` only covers this runner's live rows.
+        async with self._sessions() as session:
+            live = await queries.live_ids(
+                session, sorted(candidates | {v.environment_id for v in volumes})
+            )
+        for env_id in sorted(candidates - live):
+            log.warning("removing orphan container of %s", env_id)
+            await self._provider.remove(env_id)
+        for vol in volumes:
+            if vol.environment_id not in live:
+                log.warning("removing orphan volume %s", vol.name)
+                await self._provider.remove_volume(vol.name)
