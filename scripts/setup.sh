@@ -53,7 +53,26 @@ if ! docker_ok; then
   fi
 fi
 
-# 4. The default base image, built locally (no registry is reachable).
+# 4. PostgreSQL for the test suite (the platform defaults to SQLite; point
+#    SANDBAY_DATABASE_URL at PostgreSQL for several replicas). Role sandbay/sandbay.
+if [ "${SANDBAY_SKIP_POSTGRES:-0}" != 1 ]; then
+  apt_install postgresql
+  if ! pg_lsclusters -h | grep -q .; then
+    ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
+    say "creating PostgreSQL cluster $ver/main"
+    pg_createcluster "$ver" main >/dev/null
+  fi
+  read -r pg_ver pg_name _ pg_status _ < <(pg_lsclusters -h | head -1)
+  if [ "$pg_status" != online ]; then
+    say "starting PostgreSQL $pg_ver/$pg_name"
+    pg_ctlcluster "$pg_ver" "$pg_name" start
+  fi
+  if ! su postgres -c "psql -tAc \"select 1 from pg_roles where rolname='sandbay'\"" | grep -q 1; then
+    su postgres -c "psql -qc \"create role sandbay login createdb password 'sandbay'\""
+  fi
+fi
+
+# 5. The default base image, built locally (no registry is reachable).
 if ! docker image inspect "$IMAGE" >/dev/null 2>&1 \
    || [ "$(docker image inspect -f '{{index .Config.Labels "sandbay.recipe"}}' "$IMAGE" 2>/dev/null)" \
         != "$(sha256sum scripts/build-base-image.sh | cut -c1-16)" ]; then

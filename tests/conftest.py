@@ -8,6 +8,7 @@ import docker
 import httpx
 import pytest
 
+from tests.support.postgres import create_database, drop_database
 from tests.support.server import LiveServer, new_server, remove_engine_objects
 
 
@@ -18,9 +19,24 @@ def docker_client() -> Iterator[docker.DockerClient]:
     client.close()
 
 
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Every server-backed test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield None
+        return
+    url = create_database()
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = new_server(tmp_path_factory.mktemp("servers")).start()
+def server(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str | None
+) -> Iterator[LiveServer]:
+    live = new_server(tmp_path_factory.mktemp("servers"), database_url=database_url).start()
     try:
         yield live
     finally:
@@ -32,8 +48,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def make_server(tmp_path: Path) -> Iterator[object]:
     """Start extra servers (own database, own instance label); all are cleaned up."""
     started: list[LiveServer] = []
+    databases: list[str] = []
 
-    def make(**kwargs: object) -> LiveServer:
+    def make(*, postgres: bool = False, **kwargs: object) -> LiveServer:
+        if postgres and "database_url" not in kwargs:
+            kwargs["database_url"] = create_database()
+            databases.append(str(kwargs["database_url"]))
         live = new_server(tmp_path, **kwargs)
         started.append(live)
         return live
@@ -42,6 +62,8 @@ def make_server(tmp_path: Path) -> Iterator[object]:
     for live in started:
         live.stop()
         remove_engine_objects(live.instance)
+    for url in databases:
+        drop_database(url)
 
 
 @pytest.fixture

@@ -40,3 +40,13 @@ async def _roundtrip(url: str) -> None:
 
 def test_migrations_upgrade_downgrade_and_match_models_on_sqlite(tmp_path: Path) -> None:
     asyncio.run(_roundtrip(f"sqlite:///{tmp_path / 'm.db'}"))
+
+
+def test_migrations_upgrade_downgrade_and_match_models_on_postgresql() -> None:
+    from tests.support.postgres import create_database, drop_database
+
+    url = create_database()
+    try:
+        asyncio.run(_roundtrip(url))
+    finally:
+        drop_database(url)

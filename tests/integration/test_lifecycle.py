@@ -3,6 +3,7 @@
 import docker
 import httpx
 
+from tests.support.engine import sh
 from tests.support.factories import (
     assert_envelope,
     create_env,
@@ -19,12 +20,6 @@ TRAP_TERM = (
     "echo started; while true; do sleep 0.1; done"
 )
 IGNORE_TERM = "trap '' TERM; while true; do sleep 0.1; done"
-
-
-def sh(client: docker.DockerClient, env_id: str, command: str) -> str:
-    result = client.containers.get(f"sandbay-{env_id}").exec_run(["sh", "-c", command])
-    assert result.exit_code == 0, result.output
-    return str(result.output.decode())
 
 
 def test_create_reaches_running_with_labels_limits_and_workspace(

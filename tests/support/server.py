@@ -49,6 +49,8 @@ class LiveServer:
             SANDBAY_ADMIN_KEY=ADMIN_KEY,
             SANDBAY_INSTANCE=self.instance,
             SANDBAY_RECONCILE_INTERVAL="0.5",
+            SANDBAY_POLICY_INTERVAL="0.5",
+            SANDBAY_DRIFT_INTERVAL="0.5",
             SANDBAY_LOG_LEVEL="info",
         )
         if self.database_url:

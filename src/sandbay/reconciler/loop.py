@@ -11,8 +11,10 @@ import functools
 import logging
 import os
 import random
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -48,6 +50,17 @@ _MAX_STEPS = 16
 _MAX_ATTEMPTS = 5
 #: A run shorter than this that ends in a crash counts toward the restart back-off.
 _CRASH_LOOP_SECONDS = 60.0
+
+
+@dataclass
+class _InFlight:
+    """The engine action a worker is waiting on, so the lease renewer can abandon
+    it when it hangs while the environment has moved on (hang detector, user)."""
+
+    task: asyncio.Task[Outcome] | None = None
+    version: int = 0
+    started: float = 0.0
+    abandoned: bool = False
 
 
 def _argv(command: Any) -> list[str] | None:
@@ -143,11 +156,12 @@ class Reconciler:
     # ---- one environment ---------------------------------------------------------------
 
     async def _work(self, env_id: str, token: str) -> None:
-        renewer = asyncio.create_task(self._renew(env_id, token))
+        current = _InFlight()
+        renewer = asyncio.create_task(self._renew(env_id, token, current))
         observed: Observed | None = None
         try:
             for _ in range(_MAX_STEPS):
-                more, observed = await self._step(env_id, token, observed)
+                more, observed = await self._step(env_id, token, observed, current)
                 if not more:
                     return
         except Exception:
@@ -172,7 +186,7 @@ class Reconciler:
         return observe(await self._engine.provider.inspect(env.id))
 
     async def _step(
-        self, env_id: str, token: str, observed: Observed | None
+        self, env_id: str, token: str, observed: Observed | None, current: _InFlight
     ) -> tuple[bool, Observed | None]:
         """One step toward the desired state. Returns (more to do, what was observed)."""
         env = await self._load(env_id, token)
@@ -197,19 +211,31 @@ class Reconciler:
             if applied and restart_delay(streak) > 0:
                 return False, None  # back-off: the row is due again later
             return True, None
-        return await self._act(env, step)
+        return await self._act(env, step, current)
 
-    async def _act(self, env: EnvironmentModel, step: Step) -> tuple[bool, Observed | None]:
+    async def _act(
+        self, env: EnvironmentModel, step: Step, current: _InFlight
+    ) -> tuple[bool, Observed | None]:
         action = step.action
         assert action is not None
         started = utcnow()
+        task = asyncio.create_task(
+            perform(action, self._engine, self._work_for(env), forced=lambda: self._forced(env.id))
+        )
+        current.task, current.version, current.started = task, env.version, time.monotonic()
+        current.abandoned = False
         try:
-            outcome = await perform(
-                action, self._engine, self._work_for(env), forced=lambda: self._forced(env.id)
-            )
+            outcome = await task
+        except asyncio.CancelledError:
+            if not current.abandoned:
+                raise
+            log.warning("%s of %s abandoned: the engine did not answer", action.value, env.id)
+            return True, None  # look again at what the environment should be now
         except RuntimeFailure as exc:
             await self._failed(env, action, exc)
             return False, None
+        finally:
+            current.task = None
         timing = {
             "action": action.value,
             "replica": self.owner,
@@ -349,7 +375,9 @@ class Reconciler:
             env = await session.get(EnvironmentModel, env_id, populate_existing=True)
         return env is None or env.stop_force or env.state != EnvState.STOPPING.value
 
-    async def _renew(self, env_id: str, token: str) -> None:
+    async def _renew(self, env_id: str, token: str, current: _InFlight) -> None:
+        """Keep the lease while working; abandon an action that has outlived the lease
+        if the environment changed meanwhile (its outcome could not apply anyway)."""
         while True:
             await asyncio.sleep(self._lease / 3)
             async with self._sessions() as session:
@@ -357,5 +385,11 @@ class Reconciler:
                     session, env_id, token=token, now=utcnow(), ttl=self._lease
                 )
                 await session.commit()
+                task = current.task
+                if ok and task is not None and time.monotonic() - current.started > self._lease:
+                    env = await session.get(EnvironmentModel, env_id, populate_existing=True)
+                    if env is not None and env.version != current.version:
+                        current.abandoned = True
+                        task.cancel()
             if not ok:
                 return

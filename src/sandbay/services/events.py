@@ -104,8 +104,7 @@ def transition(
     elif to is EnvState.ERROR:
         env.error_message = reason
     elif to is EnvState.STARTING:
-        env.error_message = None
-        env.exit_code = None
+        env.error_message = None  # the last exit code stays: restart policies report it
     # Anything moving the environment wants the reconciler to look at it.
     env.next_attempt_at = now
     return record_event(
