@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -24,7 +25,7 @@ from sandbay.reconciler.actions import Engine
 from sandbay.reconciler.drift import DriftScanner
 from sandbay.reconciler.loop import Reconciler
 from sandbay.reconciler.policies import PolicyLoop
-from sandbay.runtime.archives import DirectoryArchiveStore
+from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
 from sandbay.runtime.docker import DockerProvider
 from sandbay.runtime.docker_archive import DockerArchiver
 from sandbay.services.activity import ActivityHolds
@@ -38,6 +39,22 @@ log = logging.getLogger("sandbay")
 
 def _secret(value: object) -> str | None:
     return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
+
+
+def archive_store(settings: Settings) -> ArchiveStore:
+    """A directory by default; an S3-compatible bucket when `archive_s3_url` is set."""
+    if settings.archive_s3_url:
+        parsed = urlparse(settings.archive_s3_url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError("SANDBAY_ARCHIVE_S3_URL must look like s3://bucket/prefix")
+        return S3ArchiveStore(
+            bucket=parsed.netloc,
+            prefix=parsed.path,
+            staging_root=settings.data_dir / "archive-staging",
+            endpoint_url=settings.archive_s3_endpoint,
+            region=settings.archive_s3_region,
+        )
+    return DirectoryArchiveStore(settings.archive_dir or settings.data_dir / "archives")
 
 
 @dataclass
@@ -76,7 +93,7 @@ class Platform:
 
     def _build_loops(self) -> list[Reconciler | PolicyLoop | DriftScanner]:
         s = self.settings
-        store = DirectoryArchiveStore(s.archive_dir or s.data_dir / "archives")
+        store = archive_store(s)
         engine = Engine(provider=self.provider, archiver=DockerArchiver(self.provider), store=store)
         instance = s.resolved_instance()
         return [

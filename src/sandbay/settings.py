@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Multiplies the transient-state deadlines of the hang detector"
     )
     archive_dir: Path | None = Field(None, description="Archive store; default DATA_DIR/archives")
+    archive_s3_url: str | None = Field(
+        None, description="s3://bucket/prefix: archive to an S3-compatible bucket instead"
+    )
+    archive_s3_endpoint: str | None = Field(None, description="S3 endpoint (MinIO, Ceph, …)")
+    archive_s3_region: str | None = None
     reconcile_concurrency: int = Field(32, ge=1, le=1024)
     lease_seconds: float = Field(15.0, gt=1)
     engine_threads: int = Field(64, ge=4, le=1024)

@@ -11,11 +11,11 @@ from typing import Any
 
 from sandbay.domain.errors import RuntimeFailure
 from sandbay.domain.runtime import ContainerInfo, ContainerSpec
+from sandbay.runtime.archives import MANIFEST
 from sandbay.runtime.docker import DockerProvider, container_name, volume_name
 
 LAYER = "layer.tar.gz"
 WORKSPACE = "workspace.tar.gz"
-MANIFEST = "manifest.json"
 _TAR_OPTS = ["--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "-I", "gzip -1"]
 
 
