@@ -129,3 +129,39 @@ def test_kill9_during_create_and_during_delete_leaves_nothing_behind(
     while time.monotonic() < deadline and engine_objects(live.instance) != ([], []):
         time.sleep(0.5)
     assert engine_objects(live.instance) == ([], [])
+
+
+def _kill_when(live: LiveServer, api: httpx.Client, env_id: str, state: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if api.get(f"/v1/environments/{env_id}").json()["state"] == state:
+            break
+        time.sleep(0.02)
+    live.kill9()
+
+
+def test_kill9_during_archive_and_during_restore_keeps_every_file(
+    make_server: Any, docker_client: docker.DockerClient
+) -> None:
+    live: LiveServer = make_server()
+    live.start()
+    with live.client() as api:
+        env_id = create_env(api, name="crash-archive")["id"]
+        wait_all(api, [env_id], "running", 60)
+        docker_client.containers.get(f"sandbay-{env_id}").exec_run(
+            ["sh", "-c", "head -c 20000000 /dev/urandom > /workspace/big; echo r > /root/r"]
+        )
+        big = hashlib.sha256(read_file(docker_client, env_id, "/workspace/big")).hexdigest()
+        api.post(f"/v1/environments/{env_id}/archive")
+        _kill_when(live, api, env_id, "archiving")
+    live.start()
+    with live.client() as api:
+        wait_all(api, [env_id], "archived", 60)
+        api.post(f"/v1/environments/{env_id}/start")
+        _kill_when(live, api, env_id, "restoring")
+    live.start()
+    with live.client() as api:
+        wait_all(api, [env_id], "running", 60)
+        assert hashlib.sha256(read_file(docker_client, env_id, "/workspace/big")).hexdigest() == big
+        assert read_file(docker_client, env_id, "/root/r") == b"r\n"
+        assert_consistent_log(api, env_id)

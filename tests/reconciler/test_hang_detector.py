@@ -33,11 +33,18 @@ def test_hung_start_becomes_error_and_can_then_be_stopped_and_deleted(
                 if e["type"] == "environment.state_changed"
             ]
             assert ("starting", "error", "system:hang-detector") in changes
+            types = [
+                e["type"] for e in api.get(f"/v1/environments/{env['id']}/events").json()["data"]
+            ]
 
             proxy.clear()  # the engine answers again
             stopping = stop(api, env["id"], force=True)
             assert stopping["state"] == "stopping"
             wait_state(api, env["id"], "stopped", timeout=60)
+            types = [
+                e["type"] for e in api.get(f"/v1/environments/{env['id']}/events").json()["data"]
+            ]
+            assert "environment.action_abandoned" in types
             gone = api.delete(f"/v1/environments/{env['id']}")
             assert gone.status_code == 202
             wait_state(api, env["id"], "deleted", timeout=60)

@@ -39,7 +39,7 @@ from sandbay.domain.states import (
 from sandbay.reconciler.actions import Engine, Outcome, Work, observe, perform
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import container_spec
-from sandbay.services.events import record_environment_event, transition, utcnow
+from sandbay.services.events import record_environment_event, record_event, transition, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,17 @@ class Reconciler:
             if not current.abandoned:
                 raise
             log.warning("%s of %s abandoned: the engine did not answer", action.value, env.id)
+            async with self._sessions() as session:
+                record_event(
+                    session,
+                    org_id=env.org_id,
+                    environment_id=env.id,
+                    type="environment.action_abandoned",
+                    actor=ACTOR,
+                    reason="the engine did not answer and the environment moved on",
+                    data={"action": action.value, "replica": self.owner},
+                )
+                await session.commit()
             return True, None  # look again at what the environment should be now
         except RuntimeFailure as exc:
             await self._failed(env, action, exc)
