@@ -17,7 +17,7 @@ import sandbay
 from sandbay.api.deps import Services
 from sandbay.api.errors import ErrorRenderers, install_error_handlers
 from sandbay.api.middleware import JsonBodyLimit
-from sandbay.api.routes import environments, events, health, keys, orgs
+from sandbay.api.routes import environments, events, health, keys, orgs, pools
 from sandbay.db import migrate
 from sandbay.db.engine import create_engine
 from sandbay.db.session import create_sessionmaker
@@ -25,6 +25,7 @@ from sandbay.reconciler.actions import Engine
 from sandbay.reconciler.drift import DriftScanner
 from sandbay.reconciler.loop import Reconciler
 from sandbay.reconciler.policies import PolicyLoop
+from sandbay.reconciler.pool import PoolLoop
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
 from sandbay.runtime.docker import DockerProvider
 from sandbay.runtime.docker_archive import DockerArchiver
@@ -67,7 +68,8 @@ class Platform:
     bus: EventBus
     provider: DockerProvider
     holds: ActivityHolds
-    loops: list[Reconciler | PolicyLoop | DriftScanner]
+    placement: Placement
+    loops: list[Reconciler | PolicyLoop | DriftScanner | PoolLoop]
 
     @classmethod
     async def open(cls, settings: Settings, *, loops: bool) -> "Platform":
@@ -86,12 +88,13 @@ class Platform:
             base_url=settings.docker_host,
             threads=settings.engine_threads,
         )
-        platform = cls(settings, db, sessions, bus, provider, ActivityHolds(), [])
+        placement = Placement(runner_id=settings.runner_id, default_image=settings.default_image)
+        platform = cls(settings, db, sessions, bus, provider, ActivityHolds(), placement, [])
         if loops:
             platform.loops = platform._build_loops()
         return platform
 
-    def _build_loops(self) -> list[Reconciler | PolicyLoop | DriftScanner]:
+    def _build_loops(self) -> list[Reconciler | PolicyLoop | DriftScanner | PoolLoop]:
         s = self.settings
         store = archive_store(s)
         engine = Engine(provider=self.provider, archiver=DockerArchiver(self.provider), store=store)
@@ -123,6 +126,13 @@ class Platform:
                 interval=s.drift_interval,
                 orphan_grace=s.orphan_grace,
             ),
+            PoolLoop(
+                sessions=self.sessions,
+                bus=self.bus,
+                specs=s.warm_pools,
+                placement=self.placement,
+                interval=s.pool_interval,
+            ),
         ]
 
     async def start(self) -> None:
@@ -147,9 +157,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus=platform.bus,
         provider=platform.provider,
         holds=platform.holds,
-        placement=Placement(runner_id=settings.runner_id, default_image=settings.default_image),
+        placement=platform.placement,
         admin_key=_secret(settings.admin_key),
         default_stop_timeout=settings.default_stop_timeout,
+        warm_pools=settings.warm_pools,
     )
     await platform.start()
     log.info("sandbay %s ready (instance %s)", sandbay.__version__, settings.resolved_instance())
@@ -170,7 +181,7 @@ def create_app(settings: Settings) -> FastAPI:
     renderers = ErrorRenderers()
     install_error_handlers(app, renderers)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes, renderers=renderers)
-    for module in (health, environments, keys, orgs, events):
+    for module in (health, environments, keys, orgs, events, pools):
         app.include_router(module.router)
     return app
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sandbay.domain.pools import WarmPoolSpec
+
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "sandbay"
@@ -58,6 +60,12 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(15.0, gt=1)
     engine_threads: int = Field(64, ge=4, le=1024)
     default_stop_timeout: float = Field(10.0, ge=0)
+
+    warm_pools: list[WarmPoolSpec] = Field(
+        default_factory=list,
+        description='Warm pools, e.g. [{"org": "default", "size": 5, "memory_mb": 1024}]',
+    )
+    pool_interval: float = Field(1.0, gt=0, description="Seconds between pool refills")
 
     # Limits of the API itself
     max_json_body_bytes: int = 256 * 1024

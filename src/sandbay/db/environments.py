@@ -18,11 +18,12 @@ async def get_live(
     """An environment of `org_id` by id or by name (DESIGN §1: `{id}` accepts both)."""
     if ids.has_prefix(id_or_name, ids.ENVIRONMENT):
         query = select(Env).where(Env.id == id_or_name, Env.org_id == org_id)
+        query = query.where(Env.pool_key.is_(None))
         if not include_deleted:
             query = query.where(Env.deleted_at.is_(None))
     else:
         query = select(Env).where(Env.org_id == org_id, Env.name == id_or_name)
-        query = query.where(Env.deleted_at.is_(None))
+        query = query.where(Env.deleted_at.is_(None), Env.pool_key.is_(None))
     result = await session.execute(query.execution_options(populate_existing=True))
     return result.scalars().first()
 
@@ -43,7 +44,7 @@ async def list_page(
     cursor: str | None,
 ) -> list[Env]:
     """One page, newest first; ids are time-ordered so the cursor is the last id."""
-    query = select(Env).where(Env.org_id == org_id)
+    query = select(Env).where(Env.org_id == org_id, Env.pool_key.is_(None))
     if states:
         query = query.where(Env.state.in_(list(states)))
     else:
@@ -266,3 +267,28 @@ async def mark_due(session: AsyncSession, env_ids: Sequence[str], now: datetime)
         .values(next_attempt_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+# ---- warm pools -------------------------------------------------------------------------
+
+
+async def pool_candidates(session: AsyncSession, key: str, limit: int = 8) -> list[str]:
+    """Ready, unleased members of a pool, oldest first."""
+    query = (
+        select(Env.id)
+        .where(
+            Env.pool_key == key,
+            Env.state == "running",
+            Env.desired_state == "running",
+            Env.lease_token.is_(None),
+        )
+        .order_by(Env.id)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def pool_members(session: AsyncSession, key: str) -> list[tuple[str, str]]:
+    """(id, state) of every live member of a pool."""
+    query = select(Env.id, Env.state).where(Env.pool_key == key, Env.deleted_at.is_(None))
+    return [(r[0], r[1]) for r in await session.execute(query)]

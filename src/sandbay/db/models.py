@@ -119,6 +119,9 @@ class EnvironmentModel(Base):
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
+    # Set while the environment is an unclaimed warm-pool member (hidden from users).
+    pool_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
     # Reconciler bookkeeping: due time, lease and back-off.
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,7 +1,7 @@
 """Environments as records: create, read, list, update. Lifecycle requests are in
 `services.lifecycle`; engine work is the reconciler's."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,9 +18,11 @@ from sandbay.domain.environments import (
 )
 from sandbay.domain.errors import Conflict, InvalidRequest, NotFound
 from sandbay.domain.keys import Permission, Principal
+from sandbay.domain.pools import claim_key
 from sandbay.domain.runtime import ContainerSpec
 from sandbay.domain.states import DesiredState, EnvState
 from sandbay.runtime.provider import RuntimeProvider
+from sandbay.services import pools
 from sandbay.services.activity import record_activity
 from sandbay.services.auth import require
 from sandbay.services.events import record_environment_event, utcnow
@@ -31,10 +33,12 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where new environments go and what they default to."""
+    """Where new environments go and what they default to. `pool_keys` is the live
+    set of warm pools (kept up to date by the pool loop)."""
 
     runner_id: str
     default_image: str
+    pool_keys: set[str] = field(default_factory=set)
 
 
 async def get_environment(
@@ -84,10 +88,15 @@ async def create_environment(
     await _check_fits(provider, body, image)
     if body.kind is EnvironmentKind.MANAGED:
         await admit(session, org_id, cpu=body.cpu, memory_mb=body.memory_mb)
+    if body.name and await queries.name_taken(session, org_id, body.name):
+        raise Conflict(f"an environment named {body.name!r} already exists")
+    key = claim_key(org_id, image, body) if placement.pool_keys else None
+    if key in placement.pool_keys:
+        claimed = await pools.claim(session, key, body, body.name, principal.actor)
+        if claimed is not None:
+            return claimed
     env_id = ids.new_id(ids.ENVIRONMENT)
     name = body.name or env_id
-    if await queries.name_taken(session, org_id, name):
-        raise Conflict(f"an environment named {name!r} already exists")
     now = utcnow()
     env = EnvironmentModel(
         id=env_id,
@@ -179,8 +188,8 @@ async def update_environment(
     new_name = changes.get("name", env.name)
     if new_name != env.name and await queries.name_taken(session, env.org_id, new_name):
         raise Conflict(f"an environment named {changes['name']!r} already exists")
-    for field, value in changes.items():
-        setattr(env, field, value)
+    for attr, value in changes.items():
+        setattr(env, attr, value)
     record_environment_event(
         session, env, "environment.updated", actor=principal.actor, data={"fields": sorted(changes)}
     )

@@ -50,6 +50,7 @@ async def current_usage(session: AsyncSession, org_id: str, now: datetime) -> Us
             )
             .where(Env.org_id == org_id, Env.desired_state == DesiredState.RUNNING.value)
             .where(Env.state.not_in(_NOT_HOLDING), Env.kind == "managed")
+            .where(Env.pool_key.is_(None))
         )
     ).one()
     period = period_of(now)

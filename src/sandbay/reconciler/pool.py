@@ -1,0 +1,101 @@
+"""Keeps each configured warm pool at its size: creates fresh members (the
+reconciler builds them like any environment), replaces members that failed, and
+publishes the live set of pool keys that creates may claim from."""
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sandbay.db import environments as queries
+from sandbay.db.models import EnvironmentModel
+from sandbay.domain.pools import WarmPoolSpec
+from sandbay.domain.states import DesiredState, EnvState
+from sandbay.services import pools
+from sandbay.services.bus import EventBus
+from sandbay.services.environments import Placement
+from sandbay.services.events import record_environment_event, transition
+
+log = logging.getLogger(__name__)
+ACTOR = "system:warm-pool"
+
+
+class PoolLoop:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        specs: list[WarmPoolSpec],
+        placement: Placement,
+        interval: float,
+    ) -> None:
+        self._sessions = sessions
+        self._specs = [s for s in specs if s.size > 0]
+        self._placement = placement
+        self._interval = interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        bus.add_listener(lambda e: self._wake.set() if e.data.get("pool") else None)
+
+    def start(self) -> None:
+        if self._specs:
+            self._task = asyncio.create_task(self._run(), name="warm-pool")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("warm pool sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+
+    async def sweep(self) -> None:
+        keys: set[str] = set()
+        async with self._sessions() as session:
+            for spec in self._specs:
+                resolved = await pools.resolve(session, spec, self._placement.default_image)
+                if resolved is None:
+                    continue
+                org_id, key = resolved
+                keys.add(key)
+                await self._refill(session, spec, org_id, key)
+            await session.commit()
+        self._placement.pool_keys.clear()
+        self._placement.pool_keys.update(keys)
+
+    async def _retire(self, session: AsyncSession, env_id: str, reason: str) -> None:
+        env = await session.get(EnvironmentModel, env_id)
+        if env is not None:
+            env.desired_state = DesiredState.DELETED.value
+            transition(session, env, EnvState.DELETING, actor=ACTOR, reason=reason)
+
+    async def _refill(
+        self, session: AsyncSession, spec: WarmPoolSpec, org_id: str, key: str
+    ) -> None:
+        live = []
+        for env_id, state in await queries.pool_members(session, key):
+            if state == EnvState.ERROR.value:
+                # A member that failed is replaced, never repaired and handed out.
+                await self._retire(session, env_id, "failed pool member")
+            elif state not in (EnvState.DELETING.value, EnvState.DELETED.value):
+                live.append(env_id)
+        # Several replicas may refill at once: trim the newest extras.
+        for env_id in sorted(live)[spec.size :]:
+            await self._retire(session, env_id, "pool above its size")
+        image = spec.image or self._placement.default_image
+        for _ in range(spec.size - len(live)):
+            member = pools.new_member(org_id, key, spec, image, self._placement.runner_id)
+            session.add(member)
+            record_environment_event(
+                session, member, "environment.pool_member_created", actor=ACTOR, data={"pool": key}
+            )
