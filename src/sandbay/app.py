@@ -11,11 +11,14 @@ import sandbay
 from sandbay.api.deps import Services
 from sandbay.api.errors import ErrorRenderers, install_error_handlers
 from sandbay.api.middleware import JsonBodyLimit
-from sandbay.api.routes import environments, events, health, keys, orgs
+from sandbay.api.routes import environments, events, health, keys, orgs, work
 from sandbay.db import migrate
 from sandbay.db.engine import create_engine
 from sandbay.db.session import create_sessionmaker
+from sandbay.dialects import qoder
+from sandbay.domain.work import LeaseLimits
 from sandbay.reconciler.loop import Reconciler
+from sandbay.reconciler.work_items import WorkLeaseReaper
 from sandbay.runtime.docker import DockerProvider
 from sandbay.services.auth import ensure_bootstrap
 from sandbay.services.bus import EventBus
@@ -27,6 +30,15 @@ log = logging.getLogger("sandbay")
 
 def _secret(value: object) -> str | None:
     return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
+
+
+def _lease_limits(settings: Settings) -> LeaseLimits:
+    low = settings.work_min_ttl_seconds
+    return LeaseLimits(
+        min_ttl=low,
+        max_ttl=max(low, settings.work_max_ttl_seconds),
+        default_ttl=settings.work_default_ttl_seconds,
+    )
 
 
 @asynccontextmanager
@@ -62,12 +74,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         placement=Placement(runner_id=settings.runner_id, default_image=settings.default_image),
         admin_key=_secret(settings.admin_key),
         default_stop_timeout=settings.default_stop_timeout,
+        work_limits=_lease_limits(settings),
     )
+    reaper = WorkLeaseReaper(sessions=sessions, interval=settings.work_lease_interval)
     reconciler.start()
+    reaper.start()
     log.info("sandbay %s ready (instance %s)", sandbay.__version__, settings.resolved_instance())
     try:
         yield
     finally:
+        await reaper.stop()
         await reconciler.stop()
         await provider.close()
         await engine.dispose()
@@ -84,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
     renderers = ErrorRenderers()
     install_error_handlers(app, renderers)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes, renderers=renderers)
-    for module in (health, environments, keys, orgs, events):
+    for module in (health, environments, keys, orgs, events, work):
         app.include_router(module.router)
+    qoder.install(app, renderers)
     return app

@@ -2,7 +2,7 @@
 (committed before the response is sent), and the caller's Principal."""
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,6 +10,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.domain.keys import Principal
+from sandbay.domain.work import LeaseLimits
 from sandbay.runtime.provider import RuntimeProvider
 from sandbay.services.auth import authenticate
 from sandbay.services.bus import EventBus
@@ -26,6 +27,7 @@ class Services:
     placement: Placement
     admin_key: str | None
     default_stop_timeout: float
+    work_limits: LeaseLimits = field(default_factory=LeaseLimits)
 
 
 def get_services(request: Request) -> Services:
