@@ -228,6 +228,7 @@ def run_worker(api_url: str, api_key: str | None, config: WorkerConfig) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     with Client(api_url, api_key) as client:
         worker = Worker(client, config)
         worker.install_signal_handlers()
