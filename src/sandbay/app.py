@@ -23,6 +23,7 @@ from sandbay.runtime.docker import DockerProvider
 from sandbay.services.auth import ensure_bootstrap
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
+from sandbay.services.work_protocol import WorkWakeups
 from sandbay.settings import Settings
 
 log = logging.getLogger("sandbay")
@@ -74,6 +75,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         placement=Placement(runner_id=settings.runner_id, default_image=settings.default_image),
         admin_key=_secret(settings.admin_key),
         default_stop_timeout=settings.default_stop_timeout,
+        work_wakeups=WorkWakeups(bus),
         work_limits=_lease_limits(settings),
     )
     reaper = WorkLeaseReaper(sessions=sessions, interval=settings.work_lease_interval)

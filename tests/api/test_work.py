@@ -143,7 +143,8 @@ def test_long_polls_hold_no_connection_and_never_share_an_item(
         with server.client() as client:
             response = client.get(
                 native(env["id"], "/poll"),
-                params={"block_ms": 25_000},
+                # No redelivery while this test runs: each item must reach one poller.
+                params={"block_ms": 25_000, "reclaim_older_than_ms": 600_000},
                 headers={"Worker-ID": f"poller-{n}"},
             )
             assert response.status_code == 200, response.text

@@ -15,6 +15,7 @@ from sandbay.runtime.provider import RuntimeProvider
 from sandbay.services.auth import authenticate
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
+from sandbay.services.work_protocol import WorkWakeups
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class Services:
     placement: Placement
     admin_key: str | None
     default_stop_timeout: float
+    work_wakeups: WorkWakeups
     work_limits: LeaseLimits = field(default_factory=LeaseLimits)
 
 

@@ -199,7 +199,7 @@ async def poll_work(
     """Claim one available work item; JSON null when there is none."""
     item = await work_protocol.poll(
         services.sessions,
-        services.bus,
+        services.work_wakeups,
         principal,
         environment_id,
         worker_id=worker_id,

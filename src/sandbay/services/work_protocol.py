@@ -3,13 +3,17 @@
 stop follows the brief's table, and a lease that runs out is handled per the
 item's policy. Every state change goes through `transition_work`."""
 
+import asyncio
+import contextlib
 import time
+from collections import deque
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.db import work_items as queries
 from sandbay.db.models import EnvironmentModel, WorkItemModel
+from sandbay.domain.environments import Event
 from sandbay.domain.errors import Conflict, PreconditionFailed
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.work import (
@@ -39,7 +43,7 @@ from sandbay.services.work_items import (
 
 #: A long poll re-checks the queue at least this often (other replicas' changes,
 #: deliveries whose redelivery window has just passed).
-_RECHECK_SECONDS = 0.25
+_RECHECK_SECONDS = 1.0
 _CANDIDATES = 8
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -75,7 +79,7 @@ async def _claim_one(
 
 async def poll(
     sessions: async_sessionmaker[AsyncSession],
-    bus: EventBus,
+    wakeups: "WorkWakeups",
     principal: Principal,
     env: str,
     *,
@@ -92,8 +96,9 @@ async def poll(
         if worker_id:
             await queries.touch_poller(session, model.id, worker_id, utcnow())
         await session.commit()
-    with bus.subscribe(environment_id=model.id) as sub:
-        while True:
+    while True:
+        waiting = wakeups.register(model.id)  # before looking, so no wake-up is missed
+        try:
             async with sessions() as session:
                 item = await _claim_one(
                     session, model, principal, worker_id=worker_id, reclaim_ms=reclaim_ms
@@ -102,7 +107,53 @@ async def poll(
             remaining = deadline - time.monotonic()
             if item is not None or remaining <= 0:
                 return item
-            await sub.next(min(remaining, _RECHECK_SECONDS))
+            await wakeups.wait(waiting, min(remaining, _RECHECK_SECONDS))
+        finally:
+            wakeups.unregister(model.id, waiting)
+
+
+def _makes_claimable(event: Event) -> bool:
+    if event.type == "work.created":
+        return True
+    return event.type == "work.state_changed" and event.to_state == WorkState.QUEUED.value
+
+
+class WorkWakeups:
+    """Wakes waiting long polls in this process: one poll per item that becomes
+    claimable (queued or re-queued), oldest waiter first. Waking every poller of the
+    environment for each item would stampede the database with claims only one can
+    win. A poll also re-checks on its own every second (other replicas' changes,
+    redelivery windows that ran out), so a lost wake-up costs latency, never work."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self._waiters: dict[str, deque[asyncio.Future[None]]] = {}
+        bus.add_listener(self._on_event)
+
+    def register(self, environment_id: str) -> "asyncio.Future[None]":
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(environment_id, deque()).append(future)
+        return future
+
+    def unregister(self, environment_id: str, future: "asyncio.Future[None]") -> None:
+        waiters = self._waiters.get(environment_id)
+        if waiters is not None:
+            with contextlib.suppress(ValueError):
+                waiters.remove(future)
+            if not waiters:
+                del self._waiters[environment_id]
+
+    @staticmethod
+    async def wait(future: "asyncio.Future[None]", timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+
+    def _on_event(self, event: Event) -> None:
+        if event.environment_id is None or not _makes_claimable(event):
+            return
+        for future in self._waiters.get(event.environment_id, ()):
+            if not future.done():
+                future.set_result(None)
+                return
 
 
 # ---- ack and heartbeat -------------------------------------------------------------------

@@ -89,7 +89,7 @@ async def poll_work(
     acknowledged), or JSON null when there is none within `block_ms`."""
     item = await work_protocol.poll(
         services.sessions,
-        services.bus,
+        services.work_wakeups,
         principal,
         env,
         worker_id=worker_id,
