@@ -188,6 +188,22 @@ def test_metadata_patch_and_work_item_events(api: httpx.Client, env: dict[str, A
     assert all(e["data"]["work_id"] == item["id"] for e in events)
 
 
+def test_deleting_the_environment_stops_its_live_items(api: httpx.Client) -> None:
+    env = self_hosted_env(api, name="work-doomed")
+    items = [item_in_state(api, env["id"], s)["id"] for s in ("queued", "active", "stopped")]
+    delete(api, env["id"])
+
+    def stopped_by_deletion() -> set[str]:
+        events = api.get(f"/v1/environments/{env['id']}/events", params={"limit": 1000}).json()
+        return {
+            e["data"]["work_id"]
+            for e in events["data"]
+            if e["type"] == "work.state_changed" and e["reason"] == "environment deleted"
+        }
+
+    eventually(lambda: stopped_by_deletion() == set(items[:2]))  # and never the stopped one
+
+
 def test_openapi_describes_the_work_api(server: LiveServer) -> None:
     spec = httpx.get(f"{server.url}/openapi.json").json()
     validate(spec)

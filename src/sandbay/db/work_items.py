@@ -11,12 +11,13 @@ from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sandbay.db.models import EventModel
+from sandbay.db.models import EnvironmentModel, EventModel
 from sandbay.db.models import WorkItemModel as Work
 from sandbay.db.models import WorkPollerModel as Poller
 
 QUEUED = "queued"
 LEASED = ("starting", "active", "stopping")
+LIVE = (QUEUED, *LEASED)
 
 
 def _locking(session: AsyncSession, query: Select[Any]) -> Select[Any]:
@@ -124,6 +125,17 @@ async def expired_ids(session: AsyncSession, now: datetime, *, limit: int) -> li
         .limit(limit)
     )
     return list((await session.execute(_locking(session, query))).scalars())
+
+
+async def orphaned_ids(session: AsyncSession, *, limit: int) -> list[str]:
+    """Live items of environments that are being (or have been) deleted."""
+    query = (
+        select(Work.id)
+        .join(EnvironmentModel, EnvironmentModel.id == Work.environment_id)
+        .where(EnvironmentModel.state.in_(("deleting", "deleted")), Work.state.in_(LIVE))
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
 
 
 async def touch_poller(

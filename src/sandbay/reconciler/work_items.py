@@ -1,8 +1,9 @@
 """The work-item lease loop: finds items whose worker stopped heartbeating and
 applies each item's policy (re-queue within its attempt limit, or stop with the
-reason recorded). Level-triggered and idempotent: after a crash the expired
-leases are simply still expired; replicas racing on one item are settled by the
-compare-and-set on its `version`."""
+reason recorded), and stops the live items of deleted environments.
+Level-triggered and idempotent: after a crash the expired leases are simply still
+expired; replicas racing on one item are settled by the compare-and-set on its
+`version`."""
 
 import asyncio
 import contextlib
@@ -13,7 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from sandbay.db import work_items as queries
 from sandbay.services.events import utcnow
-from sandbay.services.work_protocol import expire_lease
+from sandbay.services.work_protocol import expire_lease, stop_orphaned
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,11 @@ class WorkLeaseReaper:
             await asyncio.sleep(self._interval)
 
     async def sweep(self) -> int:
-        """Handle every lease expired now; returns how many items moved."""
+        """Handle every lease expired now and every orphaned item; returns how many
+        items moved."""
         async with self._sessions() as session:
             due = await queries.expired_ids(session, utcnow(), limit=_BATCH)
+            orphans = await queries.orphaned_ids(session, limit=_BATCH)
             await session.commit()
         moved = 0
         for work_id in due:
@@ -60,4 +63,9 @@ class WorkLeaseReaper:
             if target is not None:
                 moved += 1
                 log.info("work item %s: lease expired, now %s", work_id, target.value)
+        for work_id in orphans:
+            with contextlib.suppress(StaleDataError):
+                async with self._sessions() as session:
+                    moved += await stop_orphaned(session, work_id, actor=ACTOR)
+                    await session.commit()
         return moved

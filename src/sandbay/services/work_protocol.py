@@ -324,3 +324,14 @@ async def expire_lease(session: AsyncSession, work_id: str, *, actor: str) -> Wo
     )
     await session.flush()
     return target
+
+
+async def stop_orphaned(session: AsyncSession, work_id: str, *, actor: str) -> bool:
+    """Stop a live item whose environment is being deleted: no worker may take it any
+    more, and its current holder learns it on its next heartbeat (409)."""
+    item = await session.get(WorkItemModel, work_id, populate_existing=True)
+    if item is None or WorkState(item.state) is WorkState.STOPPED:
+        return False
+    transition_work(session, item, WorkState.STOPPED, actor=actor, reason="environment deleted")
+    await session.flush()
+    return True
