@@ -223,3 +223,14 @@ def test_force_stop_does_not_wait_and_the_command_is_killed(
     eventually(lambda: get_item(api, env, after["id"])["state"] == "stopped")
     assert [ln[0] for ln in lines(work_log) if ln[1] == after["id"]] == ["start", "done"]
     stop_gracefully(worker)
+
+
+def test_a_command_that_cannot_run_fails_the_item_not_the_worker(
+    api: httpx.Client, env: str, start_worker: StartWorker
+) -> None:
+    worker = start_worker("broken", ["/nonexistent/command"])
+    items = [queue(api, env)["id"] for _ in range(2)]
+    eventually(lambda: all_stopped(api, env, 2))
+    assert {get_item(api, env, i)["metadata"]["exit_code"] for i in items} == {"127"}
+    assert worker.poll() is None
+    stop_gracefully(worker)

@@ -31,6 +31,7 @@ log = logging.getLogger("sandbay.worker")
 
 _PR_SET_PDEATHSIG = 1
 _RETRY_SECONDS = 1.0
+_CANNOT_RUN = 127  # the shell's exit status for "command not found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,12 @@ class Worker:
         if beat["state"] == "stopping":  # stopped while we were acknowledging it
             self._finish(work_id, exit_code=None)
             return Ending.DONE
-        proc = self._spawn(item)
+        try:
+            proc = self._spawn(item)
+        except OSError as exc:  # e.g. no such command: the item fails, the worker carries on
+            log.error("%s: cannot run %s: %s", work_id, cfg.command[0], exc)
+            self._finish(work_id, exit_code=_CANNOT_RUN)
+            return Ending.DONE
         log.info("%s: running (pid %d)", work_id, proc.pid)
         return self._supervise(work_id, proc, beat["last_heartbeat"])
 
