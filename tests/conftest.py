@@ -70,3 +70,25 @@ def make_server(tmp_path: Path) -> Iterator[object]:
 def api(server: LiveServer) -> Iterator[httpx.Client]:
     with server.client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def lease_server(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str | None
+) -> Iterator[LiveServer]:
+    """A server whose work-item leases may be as short as 1 s and are swept every
+    0.2 s, so heartbeat timeouts can be shown without waiting the default 10 s."""
+    live = new_server(
+        tmp_path_factory.mktemp("lease-servers"),
+        database_url=database_url,
+        extra_env={
+            "SANDBAY_WORK_MIN_TTL_SECONDS": "1",
+            "SANDBAY_WORK_DEFAULT_TTL_SECONDS": "2",
+            "SANDBAY_WORK_LEASE_INTERVAL": "0.2",
+        },
+    ).start()
+    try:
+        yield live
+    finally:
+        live.stop()
+        remove_engine_objects(live.instance)

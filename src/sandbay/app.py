@@ -17,15 +17,18 @@ import sandbay
 from sandbay.api.deps import Services
 from sandbay.api.errors import ErrorRenderers, install_error_handlers
 from sandbay.api.middleware import JsonBodyLimit
-from sandbay.api.routes import environments, events, health, keys, orgs, pools
+from sandbay.api.routes import environments, events, health, keys, orgs, pools, work
 from sandbay.db import migrate
 from sandbay.db.engine import create_engine
 from sandbay.db.session import create_sessionmaker
+from sandbay.dialects import qoder
+from sandbay.domain.work import LeaseLimits
 from sandbay.reconciler.actions import Engine
 from sandbay.reconciler.drift import DriftScanner
 from sandbay.reconciler.loop import Reconciler
 from sandbay.reconciler.policies import PolicyLoop
 from sandbay.reconciler.pool import PoolLoop
+from sandbay.reconciler.work_items import WorkLeaseReaper
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
 from sandbay.runtime.docker import DockerProvider
 from sandbay.runtime.docker_archive import DockerArchiver
@@ -33,6 +36,7 @@ from sandbay.services.activity import ActivityHolds
 from sandbay.services.auth import ensure_bootstrap
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
+from sandbay.services.work_protocol import WorkWakeups
 from sandbay.settings import Settings
 
 log = logging.getLogger("sandbay")
@@ -40,6 +44,15 @@ log = logging.getLogger("sandbay")
 
 def _secret(value: object) -> str | None:
     return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
+
+
+def _lease_limits(settings: Settings) -> LeaseLimits:
+    low = settings.work_min_ttl_seconds
+    return LeaseLimits(
+        min_ttl=low,
+        max_ttl=max(low, settings.work_max_ttl_seconds),
+        default_ttl=settings.work_default_ttl_seconds,
+    )
 
 
 def archive_store(settings: Settings) -> ArchiveStore:
@@ -58,6 +71,9 @@ def archive_store(settings: Settings) -> ArchiveStore:
     return DirectoryArchiveStore(settings.archive_dir or settings.data_dir / "archives")
 
 
+Loop = Reconciler | PolicyLoop | DriftScanner | PoolLoop | WorkLeaseReaper
+
+
 @dataclass
 class Platform:
     """Everything a sandbay process runs: shared by `serve` and `reconciler`."""
@@ -69,7 +85,7 @@ class Platform:
     provider: DockerProvider
     holds: ActivityHolds
     placement: Placement
-    loops: list[Reconciler | PolicyLoop | DriftScanner | PoolLoop]
+    loops: list[Loop]
 
     @classmethod
     async def open(cls, settings: Settings, *, loops: bool) -> "Platform":
@@ -94,7 +110,7 @@ class Platform:
             platform.loops = platform._build_loops()
         return platform
 
-    def _build_loops(self) -> list[Reconciler | PolicyLoop | DriftScanner | PoolLoop]:
+    def _build_loops(self) -> list[Loop]:
         s = self.settings
         store = archive_store(s)
         engine = Engine(provider=self.provider, archiver=DockerArchiver(self.provider), store=store)
@@ -133,6 +149,7 @@ class Platform:
                 placement=self.placement,
                 interval=s.pool_interval,
             ),
+            WorkLeaseReaper(sessions=self.sessions, interval=s.work_lease_interval),
         ]
 
     async def start(self) -> None:
@@ -161,6 +178,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         admin_key=_secret(settings.admin_key),
         default_stop_timeout=settings.default_stop_timeout,
         warm_pools=settings.warm_pools,
+        work_wakeups=WorkWakeups(platform.bus),
+        work_limits=_lease_limits(settings),
     )
     await platform.start()
     log.info("sandbay %s ready (instance %s)", sandbay.__version__, settings.resolved_instance())
@@ -181,8 +200,9 @@ def create_app(settings: Settings) -> FastAPI:
     renderers = ErrorRenderers()
     install_error_handlers(app, renderers)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes, renderers=renderers)
-    for module in (health, environments, keys, orgs, events, pools):
+    for module in (health, environments, keys, orgs, events, pools, work):
         app.include_router(module.router)
+    qoder.install(app, renderers)
     return app
 
 

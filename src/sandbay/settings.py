@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     )
     pool_interval: float = Field(1.0, gt=0, description="Seconds between pool refills")
 
+    # Work items (self-hosted environments)
+    work_lease_interval: float = Field(
+        1.0, gt=0, description="Seconds between sweeps for expired work-item leases"
+    )
+    work_min_ttl_seconds: int = Field(10, ge=1, description="Shortest heartbeat lease")
+    work_max_ttl_seconds: int = Field(600, ge=1, description="Longest heartbeat lease")
+    work_default_ttl_seconds: int = Field(
+        60, ge=1, description="Lease given by ack, and by a heartbeat that asks for none"
+    )
+
     # Limits of the API itself
     max_json_body_bytes: int = 256 * 1024
 

@@ -3,9 +3,7 @@ environment reaches its desired state, no container is left running or orphaned,
 no event is lost and every workspace file is intact (SQLite and PostgreSQL)."""
 
 import hashlib
-import io
 import itertools
-import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,6 +13,7 @@ import httpx
 import pytest
 
 from sandbay.domain.states import EnvState, can_transition
+from tests.support.engine import read_file
 from tests.support.factories import create_env, events
 from tests.support.server import LiveServer, engine_objects
 
@@ -31,16 +30,6 @@ def wait_all(api: httpx.Client, ids: list[str], state: str, budget: float) -> No
             f"/v1/environments/{env_id}/wait", params={"state": state, "timeout": remaining}
         )
         assert response.status_code == 200, (env_id, response.text)
-
-
-def read_file(client: docker.DockerClient, env_id: str, path: str) -> bytes:
-    stream, _ = client.api.get_archive(f"sandbay-{env_id}", path)
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-        member = tar.next()
-        assert member is not None
-        extracted = tar.extractfile(member)
-        assert extracted is not None
-        return extracted.read()
 
 
 def assert_consistent_log(api: httpx.Client, env_id: str) -> list[dict[str, Any]]:

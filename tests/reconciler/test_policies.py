@@ -7,7 +7,7 @@ import time
 import docker
 import httpx
 
-from tests.support.engine import container_state, sh
+from tests.support.engine import container_state, read_file, sh
 from tests.support.factories import create_env, delete, events, running_env, stop, wait_state
 from tests.support.server import LiveServer
 
@@ -180,10 +180,8 @@ def test_crashing_workload_is_restarted_with_backoff_when_auto_restart(
     assert delays == sorted(delays) and delays[-1] > 0  # back-off grows
     stop(api, env["id"], force=True)
     wait_state(api, env["id"], "stopped", timeout=60)
-    api.post(f"/v1/environments/{env['id']}/start")
-    wait_state(api, env["id"], "running")
-    runs = docker_client.containers.get(f"sandbay-{env['id']}").exec_run(["cat", "/workspace/runs"])
-    assert runs.output.decode().count("run") >= 4
+    # The first run and at least two restarts ran the workload (the third may be pending).
+    assert read_file(docker_client, env["id"], "/workspace/runs").decode().count("run") >= 3
     delete(api, env["id"])
 
 

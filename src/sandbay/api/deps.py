@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.domain.keys import Principal
 from sandbay.domain.pools import WarmPoolSpec
+from sandbay.domain.work import LeaseLimits
 from sandbay.runtime.provider import RuntimeProvider
 from sandbay.services.activity import ActivityHolds
 from sandbay.services.auth import authenticate
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
+from sandbay.services.work_protocol import WorkWakeups
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,8 @@ class Services:
     placement: Placement
     admin_key: str | None
     default_stop_timeout: float
+    work_wakeups: WorkWakeups
+    work_limits: LeaseLimits = field(default_factory=LeaseLimits)
     warm_pools: list[WarmPoolSpec] = field(default_factory=list)
 
 

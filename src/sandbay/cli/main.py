@@ -325,6 +325,39 @@ def org_create(name: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None)
             _fail(exc)
 
 
+@app.command(no_args_is_help=True)
+def worker(
+    command: Annotated[
+        list[str], typer.Argument(help="Command run for each item, after --", show_default=False)
+    ],
+    environment: Annotated[
+        str, typer.Option("--environment", "-e", help="Self-hosted environment (id or name)")
+    ],
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Stable Worker-ID (default: host-pid)")
+    ] = None,
+    ttl: Annotated[int, typer.Option(help="Lease TTL asked for, in seconds")] = 30,
+    heartbeat_interval: Annotated[float, typer.Option(help="Seconds between heartbeats")] = 5.0,
+    block_ms: Annotated[int, typer.Option(help="Long-poll wait, in milliseconds")] = 5000,
+) -> None:
+    """Take work items from a self-hosted environment and run COMMAND for each one
+    (SANDBAY_WORK_ID, SANDBAY_WORK_DATA, SANDBAY_WORK_METADATA in its environment);
+    drains on a graceful stop (SIGTERM to COMMAND, wait, confirm)."""
+    from sandbay.cli.worker import WorkerConfig, default_worker_id, run_worker
+
+    config = WorkerConfig(
+        environment=environment,
+        command=command,
+        worker_id=worker_id or default_worker_id(),
+        ttl=ttl,
+        heartbeat_interval=heartbeat_interval,
+        block_ms=block_ms,
+    )
+    raise typer.Exit(run_worker(api_url, api_key, config))
+
+
 def main() -> None:
     try:
         app()

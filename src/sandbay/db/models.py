@@ -164,3 +164,58 @@ class UsageModel(Base):
     seconds: Mapped[float] = mapped_column(Float)
     cpu: Mapped[float] = mapped_column(Float)
     memory_mb: Mapped[int] = mapped_column(Integer)
+
+
+class WorkItemModel(Base):
+    """A work item on a self-hosted environment (the Qoder brief). `version` makes
+    every ORM update a compare-and-set; the claim on poll is an explicit one."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (
+        # The queue: an environment's items in a state, oldest (lowest id) first.
+        Index("ix_work_items_environment_id_state_id", "environment_id", "state", "id"),
+        Index("ix_work_items_state_lease_expires_at", "state", "lease_expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"))
+    state: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # `metadata` is reserved on declarative classes, hence the attribute name.
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSONType, default=dict)
+
+    # Policy for a lease that runs out, and how many acknowledged attempts it had.
+    on_lease_expired: Mapped[str] = mapped_column(String(16))
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    # Delivery (poll) and lease (ack, heartbeat).
+    worker_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_ttl_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    latest_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    stop_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class WorkPollerModel(Base):
+    """When each Worker-ID last polled an environment (queue stats: workers polling)."""
+
+    __tablename__ = "work_pollers"
+
+    environment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    worker_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    last_poll_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -11,6 +11,7 @@ routes never build HTTP errors and one handler renders them all.
     ├── Conflict                409 conflict_error
     │   ├── InvalidTransition   (state machine refused it)
     │   └── ConcurrentUpdate    (compare-and-set lost too many times)
+    ├── PreconditionFailed      412 precondition_failed_error (a worker lost its lease)
     ├── PayloadTooLarge         413 invalid_request_error
     ├── RateLimited             429 rate_limit_error
     ├── ApiError                500 api_error
@@ -103,3 +104,10 @@ class ImageNotFound(RuntimeFailure):
 
 class ContainerNotFound(RuntimeFailure):
     pass
+
+
+class PreconditionFailed(SandbayError):
+    """A conditional request's precondition (e.g. `expected_last_heartbeat`) did not hold."""
+
+    status_code = 412
+    error_type = "precondition_failed_error"

@@ -112,10 +112,17 @@ class Client:
 
     # ---- keys and organizations --------------------------------------------------------
 
-    def create_key(self, name: str, *, permissions: list[str] | None = None) -> dict[str, Any]:
-        return dict(
-            self.request("POST", "/v1/keys", json={"name": name, "permissions": permissions})
-        )
+    def create_key(
+        self,
+        name: str,
+        *,
+        permissions: list[str] | None = None,
+        environment_ids: list[str] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, "permissions": permissions}
+        if environment_ids is not None:
+            body["environment_ids"] = environment_ids
+        return dict(self.request("POST", "/v1/keys", json=body))
 
     def list_keys(self) -> list[dict[str, Any]]:
         return list(self.request("GET", "/v1/keys")["data"])
@@ -125,3 +132,99 @@ class Client:
 
     def create_org(self, name: str) -> dict[str, Any]:
         return dict(self.request("POST", "/v1/orgs", json={"name": name}))
+
+    # ---- work items (self-hosted environments) -----------------------------------------
+
+    @staticmethod
+    def _worker(worker_id: str | None) -> dict[str, str]:
+        return {"Worker-ID": worker_id} if worker_id else {}
+
+    def create_work(
+        self,
+        env: str,
+        *,
+        data: dict[str, Any] | None = None,
+        metadata: dict[str, str] | None = None,
+        **policy: Any,
+    ) -> dict[str, Any]:
+        """Queue a work item; `policy` may set `on_lease_expired` and `max_attempts`."""
+        body = {"data": data or {}, "metadata": metadata or {}, **policy}
+        return dict(self.request("POST", f"/v1/environments/{env}/work", json=body))
+
+    def list_work(
+        self,
+        env: str,
+        *,
+        state: list[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if state:
+            params["state"] = state
+        if cursor:
+            params["cursor"] = cursor
+        return dict(self.request("GET", f"/v1/environments/{env}/work", params=params))
+
+    def get_work(self, env: str, work_id: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/v1/environments/{env}/work/{work_id}"))
+
+    def update_work_metadata(
+        self, env: str, work_id: str, metadata: dict[str, str | None]
+    ) -> dict[str, Any]:
+        path = f"/v1/environments/{env}/work/{work_id}"
+        return dict(self.request("PATCH", path, json={"metadata": metadata}))
+
+    def poll_work(
+        self,
+        env: str,
+        *,
+        worker_id: str | None = None,
+        block_ms: int | None = None,
+        reclaim_older_than_ms: int | None = None,
+    ) -> dict[str, Any] | None:
+        """One delivered (still queued) item, or None when there is none in time."""
+        params: dict[str, Any] = {}
+        if block_ms:
+            params["block_ms"] = block_ms
+        if reclaim_older_than_ms is not None:
+            params["reclaim_older_than_ms"] = reclaim_older_than_ms
+        item = self.request(
+            "GET",
+            f"/v1/environments/{env}/work/poll",
+            params=params,
+            headers=self._worker(worker_id),
+            timeout=(block_ms or 0) / 1000 + 30,
+        )
+        return dict(item) if item is not None else None
+
+    def ack_work(self, env: str, work_id: str, *, worker_id: str | None = None) -> dict[str, Any]:
+        path = f"/v1/environments/{env}/work/{work_id}/ack"
+        return dict(self.request("POST", path, headers=self._worker(worker_id)))
+
+    def heartbeat_work(
+        self,
+        env: str,
+        work_id: str,
+        *,
+        expected_last_heartbeat: str | None = None,
+        desired_ttl_seconds: int | None = None,
+        worker_id: str | None = None,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if expected_last_heartbeat is not None:
+            params["expected_last_heartbeat"] = expected_last_heartbeat
+        if desired_ttl_seconds is not None:
+            params["desired_ttl_seconds"] = desired_ttl_seconds
+        path = f"/v1/environments/{env}/work/{work_id}/heartbeat"
+        return dict(self.request("POST", path, params=params, headers=self._worker(worker_id)))
+
+    def stop_work(self, env: str, work_id: str, *, force: bool = False) -> dict[str, Any]:
+        path = f"/v1/environments/{env}/work/{work_id}/stop"
+        return dict(self.request("POST", path, json={"force": force}))
+
+    def work_stats(self, env: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/v1/environments/{env}/work/stats"))
+
+    def work_events(self, env: str, work_id: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/v1/environments/{env}/work/{work_id}/events"))

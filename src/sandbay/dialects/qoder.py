@@ -1,0 +1,304 @@
+"""The Qoder dialect: Qoder cloud's work-item API for self-hosted environments at
+`/api/v1/cloud/environments/{environment_id}/work…`, its object shapes and its error
+envelope `{"type": "error", "request_id", "error": {"type", "message"}}`. A thin
+adapter over `services.work_items` and `services.work_protocol`; the stop state
+table of the brief (001) is the services' own."""
+
+import uuid
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.api.errors import ErrorRenderers
+from sandbay.domain.errors import InvalidRequest
+from sandbay.domain.work import (
+    WorkHeartbeat,
+    WorkItem,
+    WorkMetadataUpdate,
+    WorkState,
+    parse_stop_body,
+)
+from sandbay.services import work_items, work_protocol
+
+PREFIX = "/api/v1/cloud/environments"
+router = APIRouter(prefix=PREFIX + "/{environment_id}/work", tags=["qoder"])
+
+_request_id: ContextVar[str | None] = ContextVar("qoder_request_id", default=None)
+
+WorkerId = Annotated[str | None, Header(alias="Worker-ID", max_length=255)]
+MAX_PAGE = 100
+
+
+# ---- shapes --------------------------------------------------------------------------
+
+
+def _seconds(value: datetime | None) -> str | None:
+    """Qoder's timestamps: UTC, whole seconds, `Z` (as the brief's example object)."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+def _micros(value: datetime | None) -> str | None:
+    """The latest heartbeat keeps its microseconds: workers echo it back as a lease token."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
+
+
+class QoderWorkItem(BaseModel):
+    """The Work item object, field for field as the brief's example."""
+
+    id: str
+    type: Literal["work"] = "work"
+    environment_id: str
+    data: dict[str, Any]
+    state: WorkState
+    created_at: str
+    acknowledged_at: str | None
+    started_at: str | None
+    latest_heartbeat_at: str | None
+    stop_requested_at: str | None
+    stopped_at: str | None
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, item: WorkItem) -> "QoderWorkItem":
+        return cls(
+            id=item.id,
+            environment_id=item.environment_id,
+            data=item.data,
+            state=item.state,
+            created_at=_seconds(item.created_at) or "",
+            acknowledged_at=_seconds(item.acknowledged_at),
+            started_at=_seconds(item.started_at),
+            latest_heartbeat_at=_micros(item.latest_heartbeat_at),
+            stop_requested_at=_seconds(item.stop_requested_at),
+            stopped_at=_seconds(item.stopped_at),
+            metadata=item.metadata,
+        )
+
+
+class QoderWorkList(BaseModel):
+    data: list[QoderWorkItem]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+    next_page: str | None
+
+
+class QoderQueueStats(BaseModel):
+    type: Literal["work_queue_stats"] = "work_queue_stats"
+    depth: int
+    pending: int
+    oldest_queued_at: str | None
+    workers_polling: int
+
+
+def _out(item: WorkItem) -> QoderWorkItem:
+    return QoderWorkItem.of(item)
+
+
+# ---- errors --------------------------------------------------------------------------
+
+
+def render_error(status: int, error_type: str, message: str) -> JSONResponse:
+    """Qoder's envelope. Its work endpoints document their 409s (ack, heartbeat) with
+    the type `invalid_request_error`, so a conflict is rendered that way here."""
+    if status == 409:
+        error_type = "invalid_request_error"
+    body = {
+        "type": "error",
+        "request_id": _request_id.get() or str(uuid.uuid4()),
+        "error": {"type": error_type, "message": message},
+    }
+    return JSONResponse(body, status_code=status)
+
+
+class RequestIdMiddleware:
+    """Carries `x-request-id` (or a new UUID) into Qoder error envelopes and echoes
+    it on every Qoder response, as Qoder does for request correlation."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")[:128]
+        value = given or str(uuid.uuid4())
+        token = _request_id.set(value)
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", value.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, with_header)
+        finally:
+            _request_id.reset(token)
+
+
+def install(app: FastAPI, renderers: ErrorRenderers) -> None:
+    """Mount the dialect: routes, its error envelope for its path prefix, request ids."""
+    renderers.register(PREFIX, render_error)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(router)
+
+
+# ---- routes --------------------------------------------------------------------------
+
+
+@router.get("")
+async def list_work(
+    environment_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1)] = 20,
+    page: Annotated[str | None, Query(max_length=64)] = None,
+    before_id: Annotated[str | None, Query(max_length=64)] = None,
+    after_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> QoderWorkList:
+    """List work items in ascending id (queue) order; `limit` above 100 is capped."""
+    if sum(v is not None for v in (page, before_id, after_id)) > 1:
+        raise InvalidRequest("page, before_id and after_id cannot be used together")
+    rows, more = await work_items.list_work(
+        session,
+        principal,
+        environment_id,
+        limit=min(limit, MAX_PAGE),
+        after_id=page or after_id,
+        before_id=before_id,
+    )
+    data = [_out(work_items.to_api(r)) for r in rows]
+    return QoderWorkList(
+        data=data,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+        has_more=more,
+        next_page=data[-1].id if more and data and before_id is None else None,
+    )
+
+
+@router.get("/poll")
+async def poll_work(
+    environment_id: str,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    worker_id: WorkerId = None,
+    block_ms: Annotated[int | None, Query(ge=1, le=999)] = None,
+    reclaim_older_than_ms: Annotated[
+        int, Query(ge=0, le=2**31 - 1)
+    ] = work_items.DEFAULT_RECLAIM_MS,
+) -> QoderWorkItem | None:
+    """Claim one available work item; JSON null when there is none."""
+    item = await work_protocol.poll(
+        services.sessions,
+        services.work_wakeups,
+        principal,
+        environment_id,
+        worker_id=worker_id,
+        block_ms=block_ms,
+        reclaim_ms=reclaim_older_than_ms,
+    )
+    return _out(work_items.to_api(item)) if item is not None else None
+
+
+@router.get("/stats")
+async def work_stats(
+    environment_id: str, session: SessionDep, principal: PrincipalDep
+) -> QoderQueueStats:
+    """Queue statistics of the environment."""
+    stats = await work_items.work_stats(session, principal, environment_id)
+    return QoderQueueStats(
+        depth=stats.depth,
+        pending=stats.pending,
+        oldest_queued_at=_seconds(stats.oldest_queued_at),
+        workers_polling=stats.workers_polling,
+    )
+
+
+@router.get("/{work_id}")
+async def get_work(
+    environment_id: str, work_id: str, session: SessionDep, principal: PrincipalDep
+) -> QoderWorkItem:
+    """One work item."""
+    item = await work_items.get_work(session, principal, environment_id, work_id)
+    return _out(work_items.to_api(item))
+
+
+@router.post("/{work_id}")
+async def update_work_metadata(
+    environment_id: str,
+    work_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    body: Annotated[WorkMetadataUpdate | None, Body()] = None,
+) -> QoderWorkItem:
+    """Merge-patch the string-only metadata (null deletes a key)."""
+    patch = body or WorkMetadataUpdate()
+    item = await work_items.update_metadata(session, principal, environment_id, work_id, patch)
+    return _out(work_items.to_api(item))
+
+
+@router.post("/{work_id}/ack")
+async def ack_work(
+    environment_id: str,
+    work_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    worker_id: WorkerId = None,
+) -> QoderWorkItem:
+    """Acknowledge a delivered item: queued → starting."""
+    item = await work_protocol.ack(
+        session,
+        principal,
+        environment_id,
+        work_id,
+        worker_id=worker_id,
+        limits=services.work_limits,
+    )
+    return _out(work_items.to_api(item))
+
+
+@router.post("/{work_id}/heartbeat")
+async def heartbeat_work(
+    environment_id: str,
+    work_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    expected_last_heartbeat: Annotated[str | None, Query(max_length=64)] = None,
+    desired_ttl_seconds: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> WorkHeartbeat:
+    """Extend the worker's lease; the first heartbeat moves starting → active."""
+    return await work_protocol.heartbeat(
+        session,
+        principal,
+        environment_id,
+        work_id,
+        expected_last_heartbeat=expected_last_heartbeat,
+        desired_ttl_seconds=desired_ttl_seconds,
+        worker_id=None,
+        limits=services.work_limits,
+    )
+
+
+@router.post("/{work_id}/stop")
+async def stop_work(
+    environment_id: str,
+    work_id: str,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> QoderWorkItem:
+    """Stop a work item; the body is optional (`{}` or `{"force": true}`)."""
+    body = parse_stop_body(await request.body())
+    item = await work_protocol.stop(session, principal, environment_id, work_id, body)
+    return _out(work_items.to_api(item))
