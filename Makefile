@@ -5,7 +5,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: setup run test check fmt
+.PHONY: setup run test check fmt bench bench-quick
 
 setup:
 	@scripts/setup.sh
@@ -17,11 +17,17 @@ test: setup
 	@scripts/test.sh $(PYTEST_ARGS)
 
 check:
-	$(BIN)/ruff format --check src tests
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 fmt:
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: setup
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)

@@ -37,7 +37,7 @@ if [ ! -f "$stamp" ]; then
 fi
 
 # 2. System tools the platform and its tests use.
-apt_install ca-certificates iproute2 procps
+apt_install ca-certificates iproute2 procps wrk
 
 # 3. A Docker engine that answers.
 docker_ok() { timeout 10 docker info >/dev/null 2>&1; }

@@ -1,0 +1,1 @@
+"""sandbay benchmarks: every figure next to raw Docker measured in the same run."""
