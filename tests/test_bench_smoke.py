@@ -24,5 +24,5 @@ def test_bench_smoke_run_writes_results_for_every_operation(tmp_path: Path) -> N
         assert entry["ratio"] == entry["sandbay_p50_ms"] / entry["baseline_p50_ms"]
         assert entry["met"] in (True, False)
     assert latest["get_environment"]["rps"] > 0
-    runs = [p for p in tmp_path.glob("2*.json")]
+    runs = list(tmp_path.glob("2*.json"))
     assert len(runs) == 1 and json.loads(runs[0].read_text())["mode"] == "smoke"
