@@ -4,22 +4,28 @@ event bus, reconciler and routers. Nothing is built at import time."""
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import sandbay
 from sandbay.api.deps import Services
 from sandbay.api.errors import ErrorRenderers, install_error_handlers
 from sandbay.api.middleware import JsonBodyLimit
-from sandbay.api.routes import environments, events, health, keys, orgs
+from sandbay.api.routes import environments, events, exec, files, health, keys, observe, orgs
 from sandbay.db import migrate
 from sandbay.db.engine import create_engine
 from sandbay.db.session import create_sessionmaker
 from sandbay.reconciler.loop import Reconciler
+from sandbay.reconciler.metrics import MetricsCollector
 from sandbay.runtime.docker import DockerProvider
+from sandbay.runtime.docker_toolbox import DockerToolbox
 from sandbay.services.auth import ensure_bootstrap
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
+from sandbay.services.processes import ProcessRegistry
+from sandbay.services.toolbox import ExecLimits, Toolbox
 from sandbay.settings import Settings
 
 log = logging.getLogger("sandbay")
@@ -63,14 +69,56 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         admin_key=_secret(settings.admin_key),
         default_stop_timeout=settings.default_stop_timeout,
     )
+    docker_toolbox, collector = _inside(app, settings, provider, sessions, bus)
     reconciler.start()
+    collector.start()
     log.info("sandbay %s ready (instance %s)", sandbay.__version__, settings.resolved_instance())
     try:
         yield
     finally:
+        await collector.stop()
+        await app.state.toolbox.processes.close()
         await reconciler.stop()
+        await docker_toolbox.close()
         await provider.close()
         await engine.dispose()
+
+
+def _inside(
+    app: FastAPI,
+    settings: Settings,
+    provider: DockerProvider,
+    sessions: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+) -> tuple[DockerToolbox, MetricsCollector]:
+    """Exec, processes, files, logs (`app.state.toolbox`) and the metrics collector."""
+    docker_toolbox = DockerToolbox.for_provider(provider, cgroups=settings.metrics_from_cgroups)
+    processes = ProcessRegistry(
+        docker_toolbox.runner,
+        output_limit=settings.process_output_limit_bytes,
+        keep_exited=settings.processes_kept_exited,
+    )
+    bus.add_listener(processes.on_event)
+    app.state.toolbox = Toolbox(
+        sessions=sessions,
+        bus=bus,
+        runner=docker_toolbox.runner,
+        files=docker_toolbox.files,
+        logs=docker_toolbox.logs,
+        processes=processes,
+        limits=ExecLimits(
+            default_timeout=settings.exec_default_timeout,
+            output_limit_bytes=settings.exec_output_limit_bytes,
+        ),
+    )
+    collector = MetricsCollector(
+        sessions=sessions,
+        source=docker_toolbox.stats,
+        instance=settings.resolved_instance(),
+        interval=settings.metrics_interval,
+        retention=timedelta(hours=settings.metrics_retention_hours),
+    )
+    return docker_toolbox, collector
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -84,6 +132,6 @@ def create_app(settings: Settings) -> FastAPI:
     renderers = ErrorRenderers()
     install_error_handlers(app, renderers)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes, renderers=renderers)
-    for module in (health, environments, keys, orgs, events):
+    for module in (health, environments, keys, orgs, events, exec, files, observe):
         app.include_router(module.router)
     return app

@@ -17,6 +17,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from sandbay.domain.metrics import ResourceMetrics
 from sandbay.domain.states import DesiredState, EnvState
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -243,6 +244,9 @@ class Environment(BaseModel):
     started_at: datetime | None
     stopped_at: datetime | None
     last_activity_at: datetime | None
+    metrics: ResourceMetrics | None = Field(
+        None, description="Latest resource sample (live metrics); null before the first"
+    )
 
 
 class EnvironmentList(BaseModel):
