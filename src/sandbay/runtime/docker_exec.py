@@ -74,6 +74,9 @@ class DockerProcess:
         self._awaiting_pid = spec.tracked
         self._head = b""
         self._held: list[OutputChunk] = []
+        self._started = asyncio.Event()
+        if not spec.tracked:
+            self._started.set()
         self.failure: str | None = None
         self._queue: asyncio.Queue[OutputChunk | None] = asyncio.Queue(maxsize=_QUEUE_CHUNKS)
         self._pump_task = asyncio.create_task(self._pump(), name=f"exec {exec_id[:12]}")
@@ -98,6 +101,7 @@ class DockerProcess:
             if not sep or not line.strip().isdigit():
                 return
             self._awaiting_pid, self._pid, data = False, int(line.strip()), rest
+            self._started.set()
             for held in self._held:
                 await self._queue.put(held)
             self._held.clear()
@@ -122,7 +126,12 @@ class DockerProcess:
                 text = self._head + b"".join(c.data for c in self._held)
                 self.failure = text.decode(errors="replace").strip() or "exec failed"
             self._writer.close()
+            self._started.set()
         await self._queue.put(None)  # not reached when cancelled: `close` wakes the reader
+
+    async def started(self) -> int | None:
+        await self._started.wait()
+        return self._pid
 
     async def output(self) -> AsyncIterator[OutputChunk]:
         while (chunk := await self._queue.get()) is not None:

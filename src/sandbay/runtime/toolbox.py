@@ -18,6 +18,10 @@ class ProcessHandle(Protocol):
         """Its process id inside the environment (it leads its own session)."""
         ...
 
+    async def started(self) -> int | None:
+        """Wait until it runs (its pid) or could not start (None)."""
+        ...
+
     def output(self) -> AsyncIterator[OutputChunk]:
         """Output as produced, until every writer has gone; one consumer only."""
         ...

@@ -146,6 +146,8 @@ class ProcessRegistry:
         task = asyncio.create_task(self._drain(entry), name=f"process {entry.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        with contextlib.suppress(TimeoutError):  # answer with its pid when it has one
+            await asyncio.wait_for(handle.started(), 5)
         return entry
 
     async def _drain(self, entry: ProcessEntry) -> None:
