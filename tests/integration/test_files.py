@@ -150,7 +150,9 @@ def test_file_operations(api: httpx.Client) -> None:
         api.delete(base, params={"path": "/workspace/src"}), 409, "conflict_error"
     )  # not empty
     assert api.delete(base, params={"path": "/workspace/src", "recursive": True}).status_code == 204
-    assert_envelope(api.get(f"{base}/stat", params={"path": "/workspace/src"}), 404, "not_found_error")
+    assert_envelope(
+        api.get(f"{base}/stat", params={"path": "/workspace/src"}), 404, "not_found_error"
+    )
     assert_envelope(api.get(base, params={"path": "/workspace/up"}), 400, "invalid_request_error")
     assert run(api, env["id"], "ls -a /workspace/up")["stdout"].split() == [
         ".",
