@@ -177,7 +177,7 @@ class DockerFiles:
 
         async def body() -> AsyncIterator[bytes]:
             try:
-                async for chunk in _tar_member(ByteReader(response.aiter_raw(_CHUNK))):
+                async for chunk in _tar_member(ByteReader(response.aiter_raw())):
                     yield chunk
             finally:
                 await response.aclose()

@@ -7,8 +7,6 @@ from collections.abc import AsyncIterator
 from sandbay.runtime.docker import container_name
 from sandbay.runtime.docker_engine import ByteReader, Engine, frames
 
-_CHUNK = 64 * 1024
-
 
 class DockerLogs:
     """`LogReader` over the Docker Engine."""
@@ -48,8 +46,9 @@ class DockerLogs:
 
         async def body() -> AsyncIterator[bytes]:
             # Environments run without a TTY, so the engine multiplexes the streams.
+            # No chunk size: httpx would hold bytes back until a chunk fills.
             try:
-                async for _kind, payload in frames(ByteReader(response.aiter_raw(_CHUNK))):
+                async for _kind, payload in frames(ByteReader(response.aiter_raw())):
                     yield payload
             finally:
                 await response.aclose()
