@@ -101,7 +101,10 @@ def test_terminal_over_websocket_runs_commands_and_resizes(
         socket.send(b"stty size; echo tty=$(tty)\n")
         screen = b""
         while b"tty=/dev/pts" not in screen or b"30 100" not in screen:
-            screen += socket.recv(timeout=30)  # type: ignore[operator]
+            try:
+                screen += socket.recv(timeout=30)  # type: ignore[operator]
+            except TimeoutError:
+                raise AssertionError(f"terminal showed only {screen!r}") from None
         socket.send(json.dumps({"type": "resize", "cols": 132, "rows": 43}))
         socket.send(json.dumps({"type": "input", "data": "stty size; exit 7\n"}))
         frames = []

@@ -256,6 +256,7 @@ async def pty(
         return
     await socket.accept()
     try:
+        await handle.started()  # the terminal exists once the wrapper runs on it
         await handle.resize(cols, rows)
         reader = asyncio.create_task(_pump_output(socket, handle))
         writer = asyncio.create_task(_pump_input(socket, handle, toolbox, env_id))
@@ -268,7 +269,11 @@ async def pty(
         else:  # the client left: nothing may outlive it
             reader.cancel()
             await handle.kill()
-    except (WebSocketDisconnect, RuntimeError, SandbayError):
+    except SandbayError as exc:  # it could not start (unknown user, bad cwd…)
+        with contextlib.suppress(Exception):
+            await handle.kill()
+            await socket.close(code=close_code(exc), reason=exc.message[:120])
+    except (WebSocketDisconnect, RuntimeError):
         with contextlib.suppress(Exception):
             await handle.kill()
     finally:
