@@ -83,10 +83,11 @@ def files(api: Api, raw: RawDocker, n: int, size_mb: int) -> dict[str, Pair]:
     name = raw.run()
     url = f"/v1/environments/{env['id']}/files"
     out = {"upload": (Samples(), Samples()), "download": (Samples(), Samples())}
+    where = {"path": "/workspace/f"}
     for _ in range(n):
         out["upload"][0].add(
-            timed(lambda: api.http.put(url, params={"path": "/workspace/f"}, content=data).raise_for_status())
-        )  # fmt: skip
+            timed(lambda: api.http.put(url, params=where, content=data).raise_for_status())
+        )
         out["download"][0].add(
             timed(lambda: api.http.get(url, params={"path": "/workspace/f"}).raise_for_status())
         )

@@ -77,10 +77,12 @@ def lease_server(
     tmp_path_factory: pytest.TempPathFactory, database_url: str | None
 ) -> Iterator[LiveServer]:
     """A server whose work-item leases may be as short as 1 s and are swept every
-    0.2 s, so heartbeat timeouts can be shown without waiting the default 10 s."""
+    0.2 s, so heartbeat timeouts can be shown without waiting the default 10 s. On
+    PostgreSQL it gets a database of its own: one database is one installation."""
+    own_url = create_database() if database_url else None
     live = new_server(
         tmp_path_factory.mktemp("lease-servers"),
-        database_url=database_url,
+        database_url=own_url,
         extra_env={
             "SANDBAY_WORK_MIN_TTL_SECONDS": "1",
             "SANDBAY_WORK_DEFAULT_TTL_SECONDS": "2",
@@ -92,3 +94,5 @@ def lease_server(
     finally:
         live.stop()
         remove_engine_objects(live.instance)
+        if own_url:
+            drop_database(own_url)

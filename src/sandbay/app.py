@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlparse
 
 from fastapi import FastAPI
@@ -17,7 +18,18 @@ import sandbay
 from sandbay.api.deps import Services
 from sandbay.api.errors import ErrorRenderers, install_error_handlers
 from sandbay.api.middleware import JsonBodyLimit
-from sandbay.api.routes import environments, events, health, keys, orgs, pools, work
+from sandbay.api.routes import (
+    environments,
+    events,
+    exec,
+    files,
+    health,
+    keys,
+    observe,
+    orgs,
+    pools,
+    work,
+)
 from sandbay.db import migrate
 from sandbay.db.engine import create_engine
 from sandbay.db.session import create_sessionmaker
@@ -26,16 +38,20 @@ from sandbay.domain.work import LeaseLimits
 from sandbay.reconciler.actions import Engine
 from sandbay.reconciler.drift import DriftScanner
 from sandbay.reconciler.loop import Reconciler
+from sandbay.reconciler.metrics import MetricsCollector
 from sandbay.reconciler.policies import PolicyLoop
 from sandbay.reconciler.pool import PoolLoop
 from sandbay.reconciler.work_items import WorkLeaseReaper
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
 from sandbay.runtime.docker import DockerProvider
 from sandbay.runtime.docker_archive import DockerArchiver
+from sandbay.runtime.docker_toolbox import DockerToolbox
 from sandbay.services.activity import ActivityHolds
 from sandbay.services.auth import ensure_bootstrap
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
+from sandbay.services.processes import ProcessRegistry
+from sandbay.services.toolbox import ExecLimits, Toolbox
 from sandbay.services.work_protocol import WorkWakeups
 from sandbay.settings import Settings
 
@@ -71,7 +87,37 @@ def archive_store(settings: Settings) -> ArchiveStore:
     return DirectoryArchiveStore(settings.archive_dir or settings.data_dir / "archives")
 
 
-Loop = Reconciler | PolicyLoop | DriftScanner | PoolLoop | WorkLeaseReaper
+Loop = Reconciler | PolicyLoop | DriftScanner | PoolLoop | WorkLeaseReaper | MetricsCollector
+
+
+def _toolbox(
+    settings: Settings,
+    docker_toolbox: DockerToolbox,
+    sessions: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    holds: ActivityHolds,
+) -> Toolbox:
+    """Exec, processes, files and logs inside environments."""
+    processes = ProcessRegistry(
+        docker_toolbox.runner,
+        output_limit=settings.process_output_limit_bytes,
+        keep_exited=settings.processes_kept_exited,
+        holds=holds,
+    )
+    bus.add_listener(processes.on_event)
+    return Toolbox(
+        sessions=sessions,
+        bus=bus,
+        runner=docker_toolbox.runner,
+        files=docker_toolbox.files,
+        logs=docker_toolbox.logs,
+        processes=processes,
+        limits=ExecLimits(
+            default_timeout=settings.exec_default_timeout,
+            output_limit_bytes=settings.exec_output_limit_bytes,
+        ),
+        holds=holds,
+    )
 
 
 @dataclass
@@ -85,6 +131,8 @@ class Platform:
     provider: DockerProvider
     holds: ActivityHolds
     placement: Placement
+    docker_toolbox: DockerToolbox
+    toolbox: Toolbox
     loops: list[Loop]
 
     @classmethod
@@ -105,7 +153,12 @@ class Platform:
             threads=settings.engine_threads,
         )
         placement = Placement(runner_id=settings.runner_id, default_image=settings.default_image)
-        platform = cls(settings, db, sessions, bus, provider, ActivityHolds(), placement, [])
+        docker_toolbox = DockerToolbox.for_provider(provider, cgroups=settings.metrics_from_cgroups)
+        holds = ActivityHolds()
+        platform = cls(
+            settings, db, sessions, bus, provider, holds, placement, docker_toolbox,
+            _toolbox(settings, docker_toolbox, sessions, bus, holds), [],
+        )  # fmt: skip
         if loops:
             platform.loops = platform._build_loops()
         return platform
@@ -150,6 +203,13 @@ class Platform:
                 interval=s.pool_interval,
             ),
             WorkLeaseReaper(sessions=self.sessions, interval=s.work_lease_interval),
+            MetricsCollector(
+                sessions=self.sessions,
+                source=self.docker_toolbox.stats,
+                instance=instance,
+                interval=s.metrics_interval,
+                retention=timedelta(hours=s.metrics_retention_hours),
+            ),
         ]
 
     async def start(self) -> None:
@@ -161,6 +221,8 @@ class Platform:
     async def close(self) -> None:
         for loop in reversed(self.loops):
             await loop.stop()
+        await self.toolbox.processes.close()
+        await self.docker_toolbox.close()
         await self.provider.close()
         await self.db.dispose()
 
@@ -181,6 +243,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         work_wakeups=WorkWakeups(platform.bus),
         work_limits=_lease_limits(settings),
     )
+    app.state.toolbox = platform.toolbox
     await platform.start()
     log.info("sandbay %s ready (instance %s)", sandbay.__version__, settings.resolved_instance())
     try:
@@ -200,7 +263,7 @@ def create_app(settings: Settings) -> FastAPI:
     renderers = ErrorRenderers()
     install_error_handlers(app, renderers)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes, renderers=renderers)
-    for module in (health, environments, keys, orgs, events, pools, work):
+    for module in (health, environments, keys, orgs, events, pools, work, exec, files, observe):
         app.include_router(module.router)
     qoder.install(app, renderers)
     return app

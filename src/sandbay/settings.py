@@ -80,6 +80,29 @@ class Settings(BaseSettings):
     # Limits of the API itself
     max_json_body_bytes: int = 256 * 1024
 
+    # Inside environments: exec, process sessions, metrics
+    exec_default_timeout: float = Field(
+        600.0, gt=0, description="Seconds an exec may run when the request names no timeout"
+    )
+    exec_output_limit_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of each stream a non-streaming exec keeps; the rest is dropped",
+    )
+    process_output_limit_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Bytes of each stream a background process keeps"
+    )
+    processes_kept_exited: int = Field(
+        16, ge=0, description="Exited background processes kept per environment"
+    )
+    metrics_interval: float = Field(
+        10.0, ge=0, description="Seconds between resource samples; 0 turns the collector off"
+    )
+    metrics_retention_hours: float = Field(24.0, gt=0)
+    metrics_from_cgroups: bool = Field(
+        True, description="Read cgroup files when the engine is local (else its stats API)"
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -210,3 +210,18 @@ def test_running_time_is_accounted_and_stops_accruing_when_stopped(api: httpx.Cl
     usage = api.get("/v1/orgs/current/usage").json()
     assert usage["usage"]["running_seconds_this_month"] >= stopped["running_seconds"]
     delete(api, env["id"])
+
+
+def test_a_running_process_session_keeps_the_environment_from_auto_stopping(
+    api: httpx.Client,
+) -> None:
+    env = running_env(api, name="pol-held", auto_stop_interval=2 * SECONDS)
+    started = api.post(
+        f"/v1/environments/{env['id']}/processes", json={"command": "sleep 5; echo done"}
+    )
+    assert started.status_code in (200, 201), started.text
+    time.sleep(4)  # twice the idle interval, all of it with the process running
+    assert api.get(f"/v1/environments/{env['id']}").json()["state"] == "running"
+    wait_state(api, env["id"], "stopped", timeout=30)  # idle once it ended
+    assert actors_of(api, env["id"], "stopping")[-1] == "system:auto-stop"
+    delete(api, env["id"])

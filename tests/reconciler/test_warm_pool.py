@@ -43,6 +43,8 @@ def test_matching_create_claims_a_warm_member(
         assert attrs["Config"]["Labels"]["sandbay.org"] == env["org_id"]
         assert attrs["HostConfig"]["Memory"] == 256 * 1024 * 1024
         assert sh(docker_client, env["id"], "ls -A /workspace") == ""  # fresh
+        ran = api.post(f"/v1/environments/{env['id']}/exec", json={"command": "echo $A"})
+        assert ran.json()["stdout"] == "1\n"  # its env, though the container predates it
         created = list(api.get(f"/v1/environments/{env['id']}/events").json()["data"])
         assert created[-1]["type"] == "environment.created" and created[-1]["data"]["pool"]
 

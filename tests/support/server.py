@@ -51,6 +51,7 @@ class LiveServer:
             SANDBAY_RECONCILE_INTERVAL="0.5",
             SANDBAY_POLICY_INTERVAL="0.5",
             SANDBAY_DRIFT_INTERVAL="0.5",
+            SANDBAY_METRICS_INTERVAL="1",
             SANDBAY_LOG_LEVEL="info",
         )
         if self.database_url:
@@ -95,6 +96,15 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process, from /proc."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
 
     def kill9(self) -> None:
         """Crash the server: no shutdown code runs."""

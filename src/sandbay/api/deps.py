@@ -1,14 +1,18 @@
 """Request dependencies: the app's services, one database session per request
 (committed before the response is sent), and the caller's Principal."""
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
+from sandbay.domain.errors import ApiError, ConcurrentUpdate
 from sandbay.domain.keys import Principal
 from sandbay.domain.pools import WarmPoolSpec
 from sandbay.domain.work import LeaseLimits
@@ -18,6 +22,8 @@ from sandbay.services.auth import authenticate
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
 from sandbay.services.work_protocol import WorkWakeups
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +53,13 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 async def db_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
     async with services.sessions() as session:
         yield session
-        await session.commit()
+        try:
+            await session.commit()
+        except StaleDataError as exc:  # lost a compare-and-set at the last moment
+            raise ConcurrentUpdate("the object changed under this request; try again") from exc
+        except SQLAlchemyError as exc:  # rendered as a 500 envelope, never a reset
+            log.exception("commit failed")
+            raise ApiError("the database refused the change") from exc
 
 
 #: `scope="function"`: the commit runs before the response is sent, so a client

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -129,6 +130,10 @@ class EnvironmentModel(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
+    # Latest resource sample (domain.metrics.ResourceMetrics as JSON), written by the
+    # metrics collector without bumping `version`: a sample is not a state change.
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
     __mapper_args__ = {"version_id_col": version}
 
 
@@ -219,3 +224,28 @@ class WorkPollerModel(Base):
     environment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     worker_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     last_poll_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EnvironmentMetricsModel(Base):
+    """History of resource samples, for charts; pruned past the retention period."""
+
+    __tablename__ = "environment_metrics"
+    __table_args__ = (
+        Index("ix_environment_metrics_env_time", "environment_id", "timestamp"),
+        Index("ix_environment_metrics_time", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(String(64))
+    org_id: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    online: Mapped[bool] = mapped_column(Boolean)
+    uptime_seconds: Mapped[int] = mapped_column(Integer)
+    cpu_percent: Mapped[float] = mapped_column(Float)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    memory_limit_bytes: Mapped[int] = mapped_column(BigInteger)
+    network_rx_bytes: Mapped[int] = mapped_column(BigInteger)
+    network_tx_bytes: Mapped[int] = mapped_column(BigInteger)
+    block_read_bytes: Mapped[int] = mapped_column(BigInteger)
+    block_write_bytes: Mapped[int] = mapped_column(BigInteger)
+    pids: Mapped[int] = mapped_column(Integer)

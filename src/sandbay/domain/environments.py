@@ -18,6 +18,7 @@ from pydantic import (
     computed_field,
 )
 
+from sandbay.domain.metrics import ResourceMetrics
 from sandbay.domain.states import DesiredState, EnvState
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -256,6 +257,9 @@ class Environment(BaseModel):
     stopped_at: datetime | None
     last_activity_at: datetime | None
     archived_at: datetime | None
+    metrics: ResourceMetrics | None = Field(
+        None, description="Latest resource sample (live metrics); null before the first"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

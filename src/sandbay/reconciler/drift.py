@@ -77,6 +77,13 @@ class DriftScanner:
                 await session.commit()
         await self._remove_orphans(containers, known)
 
+    @staticmethod
+    def _drifted(state: str, desired: str, found: ContainerInfo | None) -> bool:
+        running = found is not None and found.running
+        if state == EnvState.RUNNING.value and desired == "running":
+            return not running
+        return state == EnvState.STOPPED.value and running
+
     async def _remove_orphans(self, containers: dict[str, ContainerInfo], known: set[str]) -> None:
         now = time.time()
         candidates = {

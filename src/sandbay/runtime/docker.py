@@ -28,6 +28,7 @@ from sandbay.domain.runtime import (
     HostResources,
     VolumeInfo,
 )
+from sandbay.runtime.docker_engine import Engine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -362,6 +363,11 @@ class DockerProvider:
 
     async def list_containers(self, instance: str) -> list[ContainerInfo]:
         return await self._run(self._list, instance)
+
+    def engine(self) -> Engine:
+        """This provider's engine connection and thread pool, for the optional
+        abilities (exec, files, logs, stats) that share them."""
+        return Engine(self._client, self._run)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

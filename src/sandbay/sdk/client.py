@@ -1,9 +1,23 @@
 """Client for the native API. Answers are plain dicts (the JSON as sent); errors
 become `ApiError` with the envelope's type and message."""
 
-from typing import Any
+import json
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import httpx
+
+
+def _exec_body(
+    command: list[str] | str,
+    cwd: str | None,
+    env_vars: dict[str, str] | None,
+    user: str | None,
+    timeout: float | None,
+    stdin: str | None,
+) -> dict[str, Any]:
+    fields = {"cwd": cwd, "env": env_vars, "user": user, "timeout": timeout, "stdin": stdin}
+    return {"command": command, **{k: v for k, v in fields.items() if v is not None}}
 
 
 class ApiError(Exception):
@@ -109,6 +123,125 @@ class Client:
     def environment_events(self, env: str, *, after: int | None = None) -> dict[str, Any]:
         params = {"after": after} if after is not None else {}
         return dict(self.request("GET", f"/v1/environments/{env}/events", params=params))
+
+    def follow_events(
+        self, env: str | None = None, *, after: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Events as they happen (server-sent events); resumes after `after`."""
+        path = f"/v1/environments/{env}/events" if env else "/v1/events"
+        params: dict[str, Any] = {"follow": True}
+        if after is not None:
+            params["after"] = after
+        for _, data in self._sse("GET", path, params=params):
+            yield data
+
+    # ---- inside an environment -----------------------------------------------------------
+
+    def exec(
+        self,
+        env: str,
+        command: list[str] | str,
+        *,
+        cwd: str | None = None,
+        env_vars: dict[str, str] | None = None,
+        user: str | None = None,
+        timeout: float | None = None,
+        stdin: str | None = None,
+    ) -> dict[str, Any]:
+        """Run to completion: {exit_code, stdout, stderr, timed_out, duration_ms, …}."""
+        body = _exec_body(command, cwd, env_vars, user, timeout, stdin)
+        wait = (timeout or 600) + 30
+        return dict(self.request("POST", f"/v1/environments/{env}/exec", json=body, timeout=wait))
+
+    def exec_stream(
+        self, env: str, command: list[str] | str, **options: Any
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(event, data) as produced: ("stdout"|"stderr", {"data"}), then ("exit", {…})."""
+        body = _exec_body(
+            command,
+            options.get("cwd"),
+            options.get("env_vars"),
+            options.get("user"),
+            options.get("timeout"),
+            options.get("stdin"),
+        )
+        yield from self._sse("POST", f"/v1/environments/{env}/exec/stream", json=body)
+
+    def start_process(self, env: str, command: list[str] | str, **fields: Any) -> dict[str, Any]:
+        body = {"command": command, **fields}
+        return dict(self.request("POST", f"/v1/environments/{env}/processes", json=body))
+
+    def process_output(self, env: str, process_id: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/v1/environments/{env}/processes/{process_id}/output"))
+
+    def kill_process(self, env: str, process_id: str) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/v1/environments/{env}/processes/{process_id}"))
+
+    def upload(self, env: str, path: str, data: bytes | BinaryIO) -> dict[str, Any]:
+        """Upload bytes or a file object (streamed) to `path`."""
+        return dict(
+            self.request(
+                "PUT",
+                f"/v1/environments/{env}/files",
+                params={"path": path},
+                content=data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        )
+
+    def download(self, env: str, path: str, into: BinaryIO) -> int:
+        """Stream a file into `into`; returns the bytes written."""
+        written = 0
+        with self._http.stream(
+            "GET", f"/v1/environments/{env}/files", params={"path": path}
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._raise(response)
+            for chunk in response.iter_bytes():
+                into.write(chunk)
+                written += len(chunk)
+        return written
+
+    def list_files(self, env: str, path: str = "/workspace") -> list[dict[str, Any]]:
+        params = {"path": path}
+        return list(
+            self.request("GET", f"/v1/environments/{env}/files/list", params=params)["data"]
+        )
+
+    def logs(self, env: str, *, tail: int | None = None) -> str:
+        params = {"tail": tail} if tail is not None else {}
+        response = self._http.get(f"/v1/environments/{env}/logs", params=params)
+        if response.status_code >= 400:
+            self._raise(response)
+        return response.text
+
+    def metrics(self, env: str, *, since: str | None = None) -> dict[str, Any]:
+        params = {"since": since} if since else {}
+        return dict(self.request("GET", f"/v1/environments/{env}/metrics", params=params))
+
+    def _raise(self, response: httpx.Response) -> None:
+        try:
+            err = response.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(response.status_code, "api_error", response.text[:500]) from None
+        raise ApiError(response.status_code, err["type"], err["message"])
+
+    def _sse(self, method: str, path: str, **kwargs: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        with self._http.stream(method, path, timeout=None, **kwargs) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._raise(response)
+            event, data = "message", list[str]()
+            for line in response.iter_lines():
+                if not line:
+                    if data:
+                        yield event, json.loads("\n".join(data))
+                    event, data = "message", []
+                elif line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].removeprefix(" "))
 
     # ---- keys and organizations --------------------------------------------------------
 

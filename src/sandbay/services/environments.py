@@ -25,6 +25,7 @@ from sandbay.runtime.provider import RuntimeProvider
 from sandbay.services import pools
 from sandbay.services.activity import record_activity
 from sandbay.services.auth import require
+from sandbay.services.cas import with_cas_retry
 from sandbay.services.events import record_environment_event, utcnow
 from sandbay.services.quotas import admit
 
@@ -181,21 +182,30 @@ async def list_environments(
 async def update_environment(
     session: AsyncSession, principal: Principal, id_or_name: str, body: EnvironmentUpdate
 ) -> EnvironmentModel:
-    env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    if not changes:
+
+    async def attempt() -> EnvironmentModel:
+        env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
+        if not changes:
+            return env
+        new_name = changes.get("name", env.name)
+        if new_name != env.name and await queries.name_taken(session, env.org_id, new_name):
+            raise Conflict(f"an environment named {new_name!r} already exists")
+        for attr, value in changes.items():
+            setattr(env, attr, value)
+        record_environment_event(
+            session,
+            env,
+            "environment.updated",
+            actor=principal.actor,
+            data={"fields": sorted(changes)},
+        )
+        # A policy change (e.g. auto-stop) may make the environment due for the reconciler.
+        env.next_attempt_at = utcnow()
+        await session.flush()
         return env
-    new_name = changes.get("name", env.name)
-    if new_name != env.name and await queries.name_taken(session, env.org_id, new_name):
-        raise Conflict(f"an environment named {changes['name']!r} already exists")
-    for attr, value in changes.items():
-        setattr(env, attr, value)
-    record_environment_event(
-        session, env, "environment.updated", actor=principal.actor, data={"fields": sorted(changes)}
-    )
-    # A policy change (e.g. auto-stop) may make the environment due for the reconciler.
-    env.next_attempt_at = utcnow()
-    await session.flush()
+
+    env = await with_cas_retry(session, attempt)
     await record_activity(session, env.id)
     return env
 

@@ -3,18 +3,14 @@ state (and, where the table allows, the immediate move such as running → stopp
 then the reconciler does the engine work. Concurrent requests race through a
 compare-and-set on `version`; the loser re-reads and decides again."""
 
-import asyncio
-import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
 from sandbay.db.models import EnvironmentModel
 from sandbay.domain.environments import EnvironmentKind, StopRequest
-from sandbay.domain.errors import ConcurrentUpdate, Conflict, NotFound, WaitTimeout
+from sandbay.domain.errors import Conflict, NotFound, WaitTimeout
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.states import (
     Decision,
@@ -28,24 +24,12 @@ from sandbay.domain.states import (
 )
 from sandbay.services.activity import record_activity
 from sandbay.services.bus import EventBus
+from sandbay.services.cas import with_cas_retry
 from sandbay.services.environments import get_environment
 from sandbay.services.events import record_environment_event, transition, utcnow
 from sandbay.services.quotas import admit
 
-T = TypeVar("T")
-_MAX_TRIES = 25
 _POLL_SECONDS = 1.0  # `wait` re-reads at least this often (changes made by other replicas)
-
-
-async def with_cas_retry(session: AsyncSession, attempt: Callable[[], Awaitable[T]]) -> T:
-    """Run `attempt` until its flush wins the compare-and-set."""
-    for n in range(_MAX_TRIES):
-        try:
-            return await attempt()
-        except StaleDataError:
-            await session.rollback()
-            await asyncio.sleep(random.uniform(0, 0.002 * (n + 1)))  # noqa: S311
-    raise ConcurrentUpdate("the environment kept changing under this request; try again")
 
 
 def _apply(
@@ -173,10 +157,9 @@ async def keep_alive(
     env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE)
     if env.state != EnvState.RUNNING.value:
         raise Conflict(f"environment is {env.state}; only a running one can be kept alive")
-    now = utcnow()
+    # A Core update (no version bump: activity is not a state change), then re-read.
     await record_activity(session, env.id, force=True)
-    env.last_activity_at = now  # what the answer shows; the row was written above
-    return env
+    return await get_environment(session, principal, env.id)
 
 
 async def request_delete(

@@ -3,8 +3,17 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, status
+from fastapi.responses import Response
 
 from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.api.routes.events import (
+    FOLLOW_DOC,
+    After,
+    Follow,
+    LastEventId,
+    resume_point,
+    stream_response,
+)
 from sandbay.domain.environments import (
     Environment,
     EnvironmentCreate,
@@ -15,7 +24,7 @@ from sandbay.domain.environments import (
     WaitState,
 )
 from sandbay.domain.states import EnvState
-from sandbay.services import audit, lifecycle
+from sandbay.services import audit, event_stream, lifecycle
 from sandbay.services import environments as envs
 
 router = APIRouter(prefix="/v1/environments", tags=["environments"])
@@ -167,13 +176,27 @@ async def wait_environment(
     return _out(result)
 
 
-@router.get("/{env}/events")
+@router.get("/{env}/events", response_model=EventList, responses=FOLLOW_DOC)
 async def environment_events(
     env: IdOrName,
     session: SessionDep,
     principal: PrincipalDep,
-    after: Annotated[int | None, Query(ge=0, description="Only events after this id")] = None,
+    services: ServicesDep,
+    after: After = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> EventList:
-    """The environment's audit log, oldest first: every request and state change."""
+    follow: Follow = False,
+    last_event_id: LastEventId = None,
+) -> Response | EventList:
+    """The environment's audit log, oldest first: every request and state change. With
+    `follow=true`: its events from `after` (or `Last-Event-ID`; default: from now
+    on) as they commit; the stream ends after the environment is deleted."""
+    if follow:
+        stream = await event_stream.follow_events(
+            services.sessions,
+            services.bus,
+            principal,
+            environment=env,
+            after=resume_point(after, last_event_id),
+        )
+        return stream_response(stream)
     return await audit.environment_events(session, principal, env, after=after, limit=limit)

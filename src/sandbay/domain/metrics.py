@@ -1,0 +1,94 @@
+"""Live resource metrics: the raw counters a runtime samples from a container, and
+the `ResourceMetrics` the API shows (the CamposCloud brief's `currentResourceMetrics`
+in snake_case). CPU % is derived from two samples, so it is computed here, purely."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSample:
+    """Cumulative counters of one running container at one instant."""
+
+    environment_id: str
+    taken_at: datetime
+    monotonic: float  # seconds, for rate computation independent of wall-clock jumps
+    started_at: datetime | None
+    cpu_ns: int  # CPU time used since the container started
+    memory_bytes: int  # working set: usage minus inactive page cache, as `docker stats`
+    memory_limit_bytes: int
+    network_rx_bytes: int
+    network_tx_bytes: int
+    block_read_bytes: int
+    block_write_bytes: int
+    pids: int
+
+
+class ResourceMetrics(BaseModel):
+    """One sample of an environment's resource use. `cpu_percent` is in percent of one
+    CPU (a workload using a full 2-CPU limit shows 200)."""
+
+    timestamp: datetime
+    online: bool
+    uptime_seconds: int
+    cpu_percent: float
+    memory_bytes: int
+    memory_limit_bytes: int
+    network_rx_bytes: int
+    network_tx_bytes: int
+    pids: int
+    block_read_bytes: int = 0
+    block_write_bytes: int = 0
+
+
+class MetricsHistory(BaseModel):
+    data: list[ResourceMetrics] = Field(description="Oldest first")
+    has_more: bool
+    next_since: datetime | None = Field(None, description="Pass as `since` for the next page")
+
+
+def cpu_percent(previous: ContainerSample | None, current: ContainerSample) -> float:
+    """CPU use between two samples; from a first sample, the average since start."""
+    if previous is not None and current.cpu_ns >= previous.cpu_ns:
+        elapsed = current.monotonic - previous.monotonic
+        if elapsed > 0:
+            return round((current.cpu_ns - previous.cpu_ns) / (elapsed * 1e9) * 100, 2)
+    if current.started_at is not None:
+        elapsed = (current.taken_at - current.started_at).total_seconds()
+        if elapsed > 0:
+            return round(current.cpu_ns / (elapsed * 1e9) * 100, 2)
+    return 0.0
+
+
+def to_metrics(current: ContainerSample, previous: ContainerSample | None) -> ResourceMetrics:
+    uptime = (current.taken_at - current.started_at).total_seconds() if current.started_at else 0.0
+    return ResourceMetrics(
+        timestamp=current.taken_at,
+        online=True,
+        uptime_seconds=max(0, int(uptime)),
+        cpu_percent=cpu_percent(previous, current),
+        memory_bytes=current.memory_bytes,
+        memory_limit_bytes=current.memory_limit_bytes,
+        network_rx_bytes=current.network_rx_bytes,
+        network_tx_bytes=current.network_tx_bytes,
+        pids=current.pids,
+        block_read_bytes=current.block_read_bytes,
+        block_write_bytes=current.block_write_bytes,
+    )
+
+
+def offline(at: datetime, memory_limit_bytes: int) -> ResourceMetrics:
+    """What an environment whose workload is not running shows."""
+    return ResourceMetrics(
+        timestamp=at,
+        online=False,
+        uptime_seconds=0,
+        cpu_percent=0.0,
+        memory_bytes=0,
+        memory_limit_bytes=memory_limit_bytes,
+        network_rx_bytes=0,
+        network_tx_bytes=0,
+        pids=0,
+    )

@@ -1,0 +1,126 @@
+"""Optional abilities of a runtime, each a small protocol: running processes inside an
+environment, its files, its workload's logs, and sampling its resource use. A
+provider that cannot do one simply does not offer it."""
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from sandbay.domain.exec import OutputChunk, ProcessSpec
+from sandbay.domain.files import FileInfo
+from sandbay.domain.metrics import ContainerSample
+
+
+class ProcessHandle(Protocol):
+    """One process started inside an environment (with its whole tree)."""
+
+    @property
+    def pid(self) -> int | None:
+        """Its process id inside the environment (it leads its own session)."""
+        ...
+
+    async def started(self) -> int | None:
+        """Wait until it runs (its pid) or could not start (None)."""
+        ...
+
+    def output(self) -> AsyncIterator[OutputChunk]:
+        """Output as produced, until every writer has gone; one consumer only."""
+        ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close_stdin(self) -> None: ...
+
+    async def signal(self, signal: str) -> None:
+        """Send `signal` to the process and everything it started."""
+        ...
+
+    async def kill(self) -> None:
+        """SIGKILL the whole tree; the output ends soon after, whatever holds it open."""
+        ...
+
+    async def resize(self, cols: int, rows: int) -> None:
+        """Resize its terminal (TTY processes only)."""
+        ...
+
+    async def wait(self) -> int | None:
+        """The exit code once the output has ended (None if the engine has none)."""
+        ...
+
+    async def close(self) -> None:
+        """Drop the connection (the process is not signalled)."""
+        ...
+
+
+class ProcessRunner(Protocol):
+    async def spawn(self, environment_id: str, spec: ProcessSpec) -> ProcessHandle: ...
+
+
+class FileSystem(Protocol):
+    """Files inside an environment's container. Paths are absolute and normalised
+    (`domain.files.normalize_path`); the engine resolves symlinks inside the
+    container's root, never the host's."""
+
+    async def stat(self, environment_id: str, path: str) -> FileInfo:
+        """Metadata of `path` itself (a symlink is not followed); NotFound if absent."""
+        ...
+
+    async def read(self, environment_id: str, path: str) -> tuple[FileInfo, AsyncIterator[bytes]]:
+        """A regular file's metadata and its bytes, streamed (symlinks are followed)."""
+        ...
+
+    async def write(
+        self,
+        environment_id: str,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        size: int,
+        *,
+        user: str | None,
+    ) -> FileInfo:
+        """Write exactly `size` bytes to `path` (parents are created); the file appears
+        whole or not at all."""
+        ...
+
+    async def list_dir(
+        self, environment_id: str, path: str, *, user: str | None, limit: int
+    ) -> tuple[list[FileInfo], bool]: ...
+
+    async def find(
+        self, environment_id: str, root: str, pattern: str, *, user: str | None, limit: int
+    ) -> tuple[list[FileInfo], bool]: ...
+
+    async def mkdir(
+        self, environment_id: str, path: str, *, mode: str, user: str | None
+    ) -> None: ...
+
+    async def move(
+        self, environment_id: str, source: str, destination: str, *, user: str | None
+    ) -> None: ...
+
+    async def remove(
+        self, environment_id: str, path: str, *, recursive: bool, user: str | None
+    ) -> None: ...
+
+
+class LogReader(Protocol):
+    async def logs(
+        self,
+        environment_id: str,
+        *,
+        follow: bool,
+        since: float | None,
+        tail: int | None,
+        timestamps: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> AsyncIterator[bytes]:
+        """The workload's output (what its startup command printed), as stored by the
+        engine; with `follow`, until the workload stops or the caller goes away.
+        Errors (no such container) are raised here, before any byte is yielded."""
+        ...
+
+
+class MetricsSource(Protocol):
+    async def sample(self, instance: str) -> list[ContainerSample]:
+        """One sample of every running container of this installation."""
+        ...
