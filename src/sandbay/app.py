@@ -47,7 +47,7 @@ from sandbay.runtime.docker import DockerProvider
 from sandbay.runtime.docker_archive import DockerArchiver
 from sandbay.runtime.docker_toolbox import DockerToolbox
 from sandbay.services.activity import ActivityHolds
-from sandbay.services.auth import ensure_bootstrap
+from sandbay.services.auth import KeyCache, ensure_bootstrap
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
 from sandbay.services.processes import ProcessRegistry
@@ -130,6 +130,7 @@ class Platform:
     bus: EventBus
     provider: DockerProvider
     holds: ActivityHolds
+    key_cache: KeyCache
     placement: Placement
     docker_toolbox: DockerToolbox
     toolbox: Toolbox
@@ -138,10 +139,11 @@ class Platform:
     @classmethod
     async def open(cls, settings: Settings, *, loops: bool) -> "Platform":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = create_engine(settings.resolved_database_url())
+        db = create_engine(settings.resolved_database_url(), sqlite_inline=settings.sqlite_inline)
         await migrate.upgrade(db)
         bus = EventBus()
-        sessions = create_sessionmaker(db, info={"bus": bus})
+        key_cache = KeyCache(settings.auth_cache_seconds)
+        sessions = create_sessionmaker(db, info={"bus": bus, "key_cache": key_cache})
         bootstrap = _secret(settings.bootstrap_key)
         if bootstrap:
             async with sessions() as session:
@@ -156,7 +158,7 @@ class Platform:
         docker_toolbox = DockerToolbox.for_provider(provider, cgroups=settings.metrics_from_cgroups)
         holds = ActivityHolds()
         platform = cls(
-            settings, db, sessions, bus, provider, holds, placement, docker_toolbox,
+            settings, db, sessions, bus, provider, holds, key_cache, placement, docker_toolbox,
             _toolbox(settings, docker_toolbox, sessions, bus, holds), [],
         )  # fmt: skip
         if loops:
@@ -239,6 +241,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         placement=platform.placement,
         admin_key=_secret(settings.admin_key),
         default_stop_timeout=settings.default_stop_timeout,
+        key_cache=platform.key_cache,
         warm_pools=settings.warm_pools,
         work_wakeups=WorkWakeups(platform.bus),
         work_limits=_lease_limits(settings),

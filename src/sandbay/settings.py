@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite file in the data dir"
     )
+    sqlite_inline: bool = Field(
+        True, description="SQLite calls on the event loop (no aiosqlite worker threads)"
+    )
     default_image: str = "sandbay-base:latest"
     docker_host: str | None = Field(None, description="Docker endpoint; default: DOCKER_HOST")
     bootstrap_key: SecretStr | None = Field(
@@ -75,6 +78,10 @@ class Settings(BaseSettings):
     work_max_ttl_seconds: int = Field(600, ge=1, description="Longest heartbeat lease")
     work_default_ttl_seconds: int = Field(
         60, ge=1, description="Lease given by ack, and by a heartbeat that asks for none"
+    )
+
+    auth_cache_seconds: float = Field(
+        5.0, ge=0, description="How long a verified key is trusted without a database read"
     )
 
     # Limits of the API itself

@@ -77,15 +77,15 @@ def test_start_signal_wait_kill_remove(instance: str, docker_client: docker.Dock
     async def go(p: DockerProvider) -> None:
         started = await p.start(spec)  # creates it first
         assert started.running
-        assert await p.wait_exit(spec.environment_id, 0.2) is False
+        assert await p.wait_exit(spec.environment_id, 0.2) is None  # still running
         await p.signal(spec.environment_id, "SIGUSR1")
-        assert await p.wait_exit(spec.environment_id, 10) is True
+        assert await p.wait_exit(spec.environment_id, 10) == 7
         info = await p.inspect(spec.environment_id)
         assert info is not None
         assert info.status is ContainerStatus.EXITED and info.exit_code == 7
         await p.signal(spec.environment_id, "SIGTERM")  # not running: a no-op
         await p.start(spec)
-        await p.kill(spec.environment_id)
+        assert await p.kill(spec.environment_id) == 137
         killed = await p.inspect(spec.environment_id)
         assert killed is not None and killed.exit_code == 137
         listed = await p.list_containers(instance)
@@ -93,7 +93,7 @@ def test_start_signal_wait_kill_remove(instance: str, docker_client: docker.Dock
         await p.remove(spec.environment_id)
         await p.remove(spec.environment_id)  # idempotent
         assert await p.inspect(spec.environment_id) is None
-        assert await p.wait_exit(spec.environment_id, 1) is True
+        assert await p.wait_exit(spec.environment_id, 1) == -1  # gone: code unknown
 
     _run(_provider_do(go))
     assert not docker_client.volumes.list(filters={"name": volume_name(spec.environment_id)})

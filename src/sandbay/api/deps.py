@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from sandbay.domain.errors import ApiError, ConcurrentUpdate
-from sandbay.domain.keys import Principal
+from sandbay.domain.keys import Principal, hash_key
 from sandbay.domain.pools import WarmPoolSpec
 from sandbay.domain.work import LeaseLimits
 from sandbay.runtime.provider import RuntimeProvider
 from sandbay.services.activity import ActivityHolds
-from sandbay.services.auth import authenticate
+from sandbay.services.auth import KeyCache, authenticate, check_secret
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
 from sandbay.services.work_protocol import WorkWakeups
@@ -37,6 +37,7 @@ class Services:
     placement: Placement
     admin_key: str | None
     default_stop_timeout: float
+    key_cache: KeyCache
     work_wakeups: WorkWakeups
     work_limits: LeaseLimits = field(default_factory=LeaseLimits)
     warm_pools: list[WarmPoolSpec] = field(default_factory=list)
@@ -78,6 +79,16 @@ async def current_principal(
     """Authenticate with a short session of its own, so long requests (wait,
     streams) hold no database connection."""
     secret = api_key or (bearer.credentials if bearer else None)
+    return await resolve_principal(services, secret)
+
+
+async def resolve_principal(services: Services, secret: str | None) -> Principal:
+    """Operator key, a recently verified key (no database read), or a lookup."""
+    operator = check_secret(secret, admin_key=services.admin_key)
+    if operator is not None:
+        return operator
+    if (cached := services.key_cache.get(hash_key(secret or ""))) is not None:
+        return cached
     async with services.sessions() as session:
         principal = await authenticate(session, secret, admin_key=services.admin_key)
         await session.commit()

@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from sandbay.api.deps import Services
+from sandbay.api.deps import Services, resolve_principal
 from sandbay.domain.errors import SandbayError
 from sandbay.domain.keys import Principal
-from sandbay.services.auth import authenticate
 from sandbay.services.toolbox import Toolbox
 
 
@@ -29,10 +28,7 @@ async def connection_principal(connection: HTTPConnection) -> Principal:
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     if not secret and scheme.lower() == "bearer":
         secret = token.strip()
-    async with services.sessions() as session:
-        principal = await authenticate(session, secret, admin_key=services.admin_key)
-        await session.commit()
-    return principal
+    return await resolve_principal(services, secret)
 
 
 def close_code(error: SandbayError) -> int:

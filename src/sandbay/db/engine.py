@@ -1,11 +1,14 @@
 """Engines and sessions. Users give plain URLs (`sqlite:///…`, `postgresql://…`);
 the async drivers are chosen here, the one place that knows dialects."""
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from sandbay.db.sqlite_inline import InlineConnection, connector
 
 
 def async_url(url: str) -> str:
@@ -21,23 +24,36 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers run beside the one writer; busy_timeout makes writers queue
-    # instead of failing; NORMAL sync is durable across process crashes in WAL mode.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets readers run beside the one writer; NORMAL sync is durable across
+        # process crashes in WAL mode; the busy timeout makes writers queue.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.close()
+
+    return set_pragmas
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, sqlite_inline: bool = True) -> AsyncEngine:
+    """`sqlite_inline`: run SQLite calls on the event loop (see `sqlite_inline`)
+    instead of aiosqlite's worker threads."""
     full = async_url(url)
     if full.startswith("sqlite"):
-        engine = create_async_engine(
-            full, connect_args={"timeout": 30}, pool_size=16, max_overflow=32
-        )
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        pool = {"pool_size": 16, "max_overflow": 32}
+        if sqlite_inline:
+            path = make_url(full).database or ""
+            engine = create_async_engine(
+                full,
+                async_creator=lambda: InlineConnection(connector(path), busy_wait=30.0),
+                **pool,
+            )
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas(0))
+        else:
+            engine = create_async_engine(full, connect_args={"timeout": 30}, **pool)
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas(30_000))
         return engine
     return create_async_engine(full, pool_size=10, max_overflow=30, pool_pre_ping=True)

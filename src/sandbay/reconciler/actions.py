@@ -66,14 +66,10 @@ async def _create(engine: Engine, work: Work) -> Outcome:
 
 
 async def _start(engine: Engine, work: Work) -> Outcome:
+    """The engine started the workload; the reconciler's next look (it inspects a
+    running environment before finishing) sees one that exited at once."""
     info = await engine.provider.start(work.spec)
-    seen = observe(info)
-    if info.running or work.auto_restart:
-        # An instant crash under auto_restart is the drift check's to restart (with back-off).
-        return Outcome(EnvState.RUNNING, "workload started", info.container_id, observed=seen)
-    code = info.exit_code if info.exit_code is not None else -1
-    to = EnvState.STOPPED if code == 0 else EnvState.ERROR
-    return Outcome(to, f"workload exited with code {code}", info.container_id, code, seen)
+    return Outcome(EnvState.RUNNING, "workload started", info.container_id or None)
 
 
 async def _pre_stop(engine: Engine, work: Work, budget: float) -> dict[str, Any]:
@@ -95,11 +91,13 @@ async def _pre_stop(engine: Engine, work: Work, budget: float) -> dict[str, Any]
 
 async def _stop(engine: Engine, work: Work, forced: Callable[[], Awaitable[bool]]) -> Outcome:
     """Pre-stop hook, signal, grace period, kill; a force stop (even one requested
-    mid-way) kills now."""
+    mid-way) kills now. The exit code comes from the engine's wait, so a stop costs
+    no more engine calls than `docker stop`."""
     env_id, provider = work.environment_id, engine.provider
     data: dict[str, Any] = {}
+    code: int | None
     if work.stop_force:
-        await provider.kill(env_id)
+        code = await provider.kill(env_id)
         reason = "killed (force stop)"
     else:
         deadline = time.monotonic() + work.stop_timeout
@@ -108,26 +106,28 @@ async def _stop(engine: Engine, work: Work, forced: Callable[[], Awaitable[bool]
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                await provider.kill(env_id)
+                code = await provider.kill(env_id)
                 reason = f"killed after the {work.stop_timeout:g}s grace period"
                 break
-            if await provider.wait_exit(env_id, min(remaining, 1.0)):
+            code = await provider.wait_exit(env_id, min(remaining, 1.0))
+            if code is not None:
                 reason = f"stopped by {work.stop_signal}"
                 break
             if await forced():
-                await provider.kill(env_id)
+                code = await provider.kill(env_id)
                 reason = "killed (force stop during graceful stop)"
                 break
-    info = await provider.inspect(env_id)
-    if info is not None and info.running:
-        raise RuntimeFailure("the workload is still running after the stop")
+    if code is None:  # the kill was not confirmed: look before calling it stopped
+        info = await provider.inspect(env_id)
+        if info is not None and info.running:
+            raise RuntimeFailure("the workload is still running after the stop")
+        code = info.exit_code if info else None
     return Outcome(
         EnvState.STOPPED,
         reason,
-        info.container_id if info else None,
-        info.exit_code if info else None,
-        observe(info),
-        data,
+        exit_code=code if code is not None and code >= 0 else None,
+        observed=Observed(present=True, running=False, exit_code=code),
+        data=data,
     )
 
 

@@ -37,6 +37,8 @@ LABEL_ENV = "sandbay.environment"
 LABEL_ORG = "sandbay.org"
 LABEL_INSTANCE = "sandbay.instance"
 WORKSPACE = "/workspace"
+#: Exit code reported when the container is gone and its code cannot be known.
+UNKNOWN_EXIT = -1
 MIB = 1024 * 1024
 #: What a development sandbox needs (package managers switch users, chown files);
 #: everything else of Docker's default set (NET_RAW, MKNOD, SETFCAP, …) is dropped.
@@ -221,11 +223,13 @@ class DockerProvider:
             raise ImageMissing(f"image {image!r} not found and could not be pulled") from exc
 
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
-        def create() -> ContainerInfo:
-            self._create(spec)
-            return self._must_inspect(spec.environment_id)
-
-        return await self._run(create)
+        container_id = await self._run(self._create, spec)
+        return ContainerInfo(
+            container_id=container_id,
+            environment_id=spec.environment_id,
+            org_id=spec.org_id,
+            status=ContainerStatus.CREATED,
+        )
 
     def _must_inspect(self, environment_id: str) -> ContainerInfo:
         raw = self._inspect_raw(environment_id)
@@ -234,15 +238,23 @@ class DockerProvider:
         return _info(raw)
 
     def _start(self, spec: ContainerSpec) -> ContainerInfo:
+        """Start it (recreating a vanished container). No inspect afterwards: the engine
+        has started the workload; one that exits at once is seen by the next look."""
         name = container_name(spec.environment_id)
+        recreated = ""
         try:
             self._api.start(name)
         except NotFound:
             # The container vanished (engine pruned, host rebuilt): recreate it; the
             # workspace volume, if it survived, is reattached.
-            self._create(spec)
+            recreated = self._create(spec)
             self._api.start(name)
-        return self._must_inspect(spec.environment_id)
+        return ContainerInfo(
+            container_id=recreated,
+            environment_id=spec.environment_id,
+            org_id=spec.org_id,
+            status=ContainerStatus.RUNNING,
+        )
 
     async def start(self, spec: ContainerSpec) -> ContainerInfo:
         return await self._run(self._start, spec)
@@ -265,29 +277,32 @@ class DockerProvider:
     async def signal(self, environment_id: str, signal: str) -> None:
         await self._run(self._signal, environment_id, signal)
 
-    def _wait_exit(self, environment_id: str, timeout: float) -> bool:
+    def _wait_exit(self, environment_id: str, timeout: float) -> int | None:
         try:
-            self._api.wait(
+            answer = self._api.wait(
                 container_name(environment_id),
                 timeout=max(timeout, 0.01),  # type: ignore[arg-type]  # requests takes floats
                 condition="not-running",
             )
-            return True
+            return int(answer.get("StatusCode", -1))
         except NotFound:
-            return True
+            return UNKNOWN_EXIT
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             raw = self._inspect_raw(environment_id)
-            return raw is None or not raw["State"].get("Running", False)
+            if raw is None:
+                return UNKNOWN_EXIT
+            state = raw["State"]
+            return None if state.get("Running", False) else int(state.get("ExitCode", -1))
 
-    async def wait_exit(self, environment_id: str, timeout: float) -> bool:
+    async def wait_exit(self, environment_id: str, timeout: float) -> int | None:
         return await self._run(self._wait_exit, environment_id, timeout)
 
-    def _kill(self, environment_id: str) -> None:
+    def _kill(self, environment_id: str) -> int | None:
         self._signal(environment_id, "SIGKILL")
-        self._wait_exit(environment_id, 10.0)
+        return self._wait_exit(environment_id, 10.0)
 
-    async def kill(self, environment_id: str) -> None:
-        await self._run(self._kill, environment_id)
+    async def kill(self, environment_id: str) -> int | None:
+        return await self._run(self._kill, environment_id)
 
     def _run_hook(self, environment_id: str, argv: list[str], timeout: float) -> HookResult:
         # coreutils `timeout` inside the container bounds the hook, children included.

@@ -30,19 +30,22 @@ class RuntimeProvider(Protocol):
         ...
 
     async def start(self, spec: ContainerSpec) -> ContainerInfo:
-        """Start the container, creating it first if it is missing."""
+        """Start the container, creating it first if it is missing. Reports the start
+        the engine accepted; a workload that exits at once shows in the next inspect.
+        `container_id` is set only when the container had to be created again."""
         ...
 
     async def signal(self, environment_id: str, signal: str) -> None:
         """Send `signal` to the workload; no-op if it is not running."""
         ...
 
-    async def wait_exit(self, environment_id: str, timeout: float) -> bool:
-        """Block up to `timeout` s for the workload to stop; True if it is not running."""
+    async def wait_exit(self, environment_id: str, timeout: float) -> int | None:
+        """Block up to `timeout` s for the workload to stop: its exit code (-1 when the
+        container is gone), or None if it still runs."""
         ...
 
-    async def kill(self, environment_id: str) -> None:
-        """Kill the workload now (SIGKILL); no-op if it is not running."""
+    async def kill(self, environment_id: str) -> int | None:
+        """Kill the workload now (SIGKILL) and return its exit code (as `wait_exit`)."""
         ...
 
     async def inspect(self, environment_id: str) -> ContainerInfo | None:

@@ -4,6 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sandbay.db.models import ApiKeyModel
+from sandbay.db.session import after_commit
 from sandbay.domain import ids
 from sandbay.domain.errors import InvalidRequest, NotFound, PermissionDenied
 from sandbay.domain.keys import (
@@ -17,7 +18,7 @@ from sandbay.domain.keys import (
     generate_key,
     hash_key,
 )
-from sandbay.services.auth import require
+from sandbay.services.auth import KeyCache, require
 from sandbay.services.events import record_event, utcnow
 
 
@@ -86,6 +87,9 @@ async def revoke_key(session: AsyncSession, principal: Principal, key_id: str) -
         raise NotFound(f"no API key {key_id!r}")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        cache: KeyCache | None = session.sync_session.info.get("key_cache")
+        if cache is not None:
+            after_commit(session, cache.clear)
         record_event(
             session,
             org_id=org_id,
