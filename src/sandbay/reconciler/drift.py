@@ -4,8 +4,6 @@ reconciler; containers and volumes of this installation that belong to no live
 environment (orphans, e.g. after a crash or a lost database row) are removed once
 older than a grace period."""
 
-import asyncio
-import contextlib
 import logging
 import time
 
@@ -14,13 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sandbay.db import environments as queries
 from sandbay.domain.runtime import ContainerInfo
 from sandbay.domain.states import EnvState
+from sandbay.reconciler.periodic import PeriodicLoop
 from sandbay.runtime.provider import RuntimeProvider
 from sandbay.services.events import utcnow
 
 log = logging.getLogger(__name__)
 
 
-class DriftScanner:
+class DriftScanner(PeriodicLoop):
+    name = "drift"
+
     def __init__(
         self,
         *,
@@ -35,28 +36,10 @@ class DriftScanner:
         self._provider = provider
         self._instance = instance
         self._runner_id = runner_id
-        self._interval = interval
+        super().__init__(interval)
         self._grace = orphan_grace
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="drift")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.scan()
-            except Exception:
-                log.exception("drift scan failed")
-            await asyncio.sleep(self._interval)
-
-    async def scan(self) -> None:
+    async def sweep(self) -> None:
         containers = {
             c.environment_id: c for c in await self._provider.list_containers(self._instance)
         }

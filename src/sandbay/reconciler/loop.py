@@ -37,6 +37,7 @@ from sandbay.domain.states import (
     restart_delay,
 )
 from sandbay.reconciler.actions import Engine, Outcome, Work, observe, perform
+from sandbay.reconciler.periodic import PeriodicLoop
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import container_spec
 from sandbay.services.events import record_environment_event, record_event, transition, utcnow
@@ -69,7 +70,9 @@ def _argv(command: Any) -> list[str] | None:
     return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
 
 
-class Reconciler:
+class Reconciler(PeriodicLoop):
+    name = "reconciler"
+
     def __init__(
         self,
         *,
@@ -83,48 +86,34 @@ class Reconciler:
         lease_seconds: float,
         default_stop_timeout: float,
     ) -> None:
+        super().__init__(interval)
         self._sessions = sessions
         self._engine = engine
         self._instance = instance
         self._runner_id = runner_id
-        self._interval = interval
         self._concurrency = concurrency
         self._lease = lease_seconds
         self._default_stop_timeout = default_stop_timeout
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
-        self._task: asyncio.Task[None] | None = None
         bus.add_listener(lambda _event: self.wake())
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def start(self) -> None:
+    async def start(self) -> None:  # type: ignore[override]
         async with self._sessions() as session:
             await queries.release_dead_local_leases(session, os.uname().nodename, self.owner)
             await session.commit()
-        self._task = asyncio.create_task(self._run(), name="reconciler")
+        super().start()
 
     async def stop(self) -> None:
-        tasks = [t for t in [self._task, *self._inflight.values()] if t is not None]
-        for task in tasks:
+        await super().stop()
+        inflight = list(self._inflight.values())
+        for task in inflight:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*inflight, return_exceptions=True)
         # Give the leases back so a restarted server resumes at once.
         async with self._sessions() as session:
             await queries.release_owner(session, self.owner)
             await session.commit()
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("reconciler sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
 
     async def sweep(self) -> None:
         """Claim what is due (up to the free slots) and work on each concurrently."""
@@ -151,7 +140,7 @@ class Reconciler:
 
     def _done(self, env_id: str, _task: object) -> None:
         self._inflight.pop(env_id, None)
-        self._wake.set()  # a slot is free, and the row may be due again
+        self.wake()  # a slot is free, and the row may be due again
 
     # ---- one environment ---------------------------------------------------------------
 

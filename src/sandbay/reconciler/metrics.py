@@ -3,7 +3,6 @@ running containers from the engine (outside any transaction), turns counters int
 rates against the previous sweep, and stores the sweep in one short transaction.
 Sampling is not activity: it never touches `last_activity_at`."""
 
-import asyncio
 import logging
 import time
 from datetime import timedelta
@@ -11,6 +10,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.domain.metrics import ContainerSample, to_metrics
+from sandbay.reconciler.periodic import PeriodicLoop
 from sandbay.runtime.toolbox import MetricsSource
 from sandbay.services import metrics as service
 from sandbay.services.events import utcnow
@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 _PRUNE_EVERY_S = 60.0
 
 
-class MetricsCollector:
+class MetricsCollector(PeriodicLoop):
+    name = "metrics"
+
     def __init__(
         self,
         *,
@@ -32,34 +34,18 @@ class MetricsCollector:
         self._sessions = sessions
         self._source = source
         self._instance = instance
-        self._interval = interval
+        super().__init__(interval)
         self._retention = retention
         self._previous: dict[str, ContainerSample] = {}
         self._pruned_at = 0.0
-        self._task: asyncio.Task[None] | None = None
         #: CPU seconds this process spent in the last sweep (all threads), and its
         #: wall time: what an operator (and the benchmark) reads to see the cost.
         self.last_cpu_seconds = 0.0
         self.last_wall_seconds = 0.0
         self.sweeps = 0
 
-    def start(self) -> None:
-        if self._interval > 0:
-            self._task = asyncio.create_task(self._run(), name="metrics collector")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            began = time.monotonic()
-            try:
-                await self.collect()
-            except Exception:
-                log.exception("metrics sweep failed")
-            await asyncio.sleep(max(0.1, self._interval - (time.monotonic() - began)))
+    async def sweep(self) -> int:
+        return await self.collect()
 
     async def collect(self) -> int:
         """One sweep; returns how many environments were written."""

@@ -3,8 +3,6 @@ auto-archive, auto-delete, the hang detector, and activity of open sessions.
 Policies act through the same services as users do (as `system:<policy>`), so
 they are idempotent and safe to run in every replica at once."""
 
-import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,6 +17,7 @@ from sandbay.domain.environments import StopRequest, auto_stop_deadline
 from sandbay.domain.errors import SandbayError
 from sandbay.domain.keys import Principal
 from sandbay.domain.states import TRANSIENT, EnvState, deadline_seconds
+from sandbay.reconciler.periodic import PeriodicLoop
 from sandbay.services import lifecycle
 from sandbay.services.activity import ActivityHolds
 from sandbay.services.events import transition, utcnow
@@ -26,7 +25,9 @@ from sandbay.services.events import transition, utcnow
 log = logging.getLogger(__name__)
 
 
-class PolicyLoop:
+class PolicyLoop(PeriodicLoop):
+    name = "policies"
+
     def __init__(
         self,
         *,
@@ -38,27 +39,9 @@ class PolicyLoop:
     ) -> None:
         self._sessions = sessions
         self._holds = holds
-        self._interval = interval
+        super().__init__(interval)
         self._deadline_scale = deadline_scale
         self._default_stop_timeout = default_stop_timeout
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="policies")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("policy sweep failed")
-            await asyncio.sleep(self._interval)
 
     async def sweep(self) -> None:
         now = utcnow()

@@ -2,8 +2,6 @@
 reconciler builds them like any environment), replaces members that failed, and
 publishes the live set of pool keys that creates may claim from."""
 
-import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,6 +10,7 @@ from sandbay.db import environments as queries
 from sandbay.db.models import EnvironmentModel
 from sandbay.domain.pools import WarmPoolSpec
 from sandbay.domain.states import DesiredState, EnvState
+from sandbay.reconciler.periodic import PeriodicLoop
 from sandbay.services import pools
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
@@ -21,7 +20,9 @@ log = logging.getLogger(__name__)
 ACTOR = "system:warm-pool"
 
 
-class PoolLoop:
+class PoolLoop(PeriodicLoop):
+    name = "warm-pool"
+
     def __init__(
         self,
         *,
@@ -34,30 +35,11 @@ class PoolLoop:
         self._sessions = sessions
         self._specs = [s for s in specs if s.size > 0]
         self._placement = placement
-        self._interval = interval
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        bus.add_listener(lambda e: self._wake.set() if e.data.get("pool") else None)
+        super().__init__(interval)
+        bus.add_listener(lambda e: self.wake() if e.data.get("pool") else None)
 
-    def start(self) -> None:
-        if self._specs:
-            self._task = asyncio.create_task(self._run(), name="warm-pool")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("warm pool sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+    def enabled(self) -> bool:
+        return bool(self._specs)
 
     async def sweep(self) -> None:
         keys: set[str] = set()

@@ -5,7 +5,6 @@ Level-triggered and idempotent: after a crash the expired leases are simply stil
 expired; replicas racing on one item are settled by the compare-and-set on its
 `version`."""
 
-import asyncio
 import contextlib
 import logging
 
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from sandbay.db import work_items as queries
+from sandbay.reconciler.periodic import PeriodicLoop
 from sandbay.services.events import utcnow
 from sandbay.services.work_protocol import expire_lease, stop_orphaned
 
@@ -22,28 +22,12 @@ ACTOR = "reconciler"
 _BATCH = 100
 
 
-class WorkLeaseReaper:
+class WorkLeaseReaper(PeriodicLoop):
+    name = "work-lease-reaper"
+
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], interval: float) -> None:
         self._sessions = sessions
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="work-lease-reaper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("work lease sweep failed")
-            await asyncio.sleep(self._interval)
+        super().__init__(interval)
 
     async def sweep(self) -> int:
         """Handle every lease expired now and every orphaned item; returns how many
