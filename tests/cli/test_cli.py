@@ -50,3 +50,33 @@ def test_cli_reports_auth_errors(server: LiveServer) -> None:
         env={"PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 1 and "authentication_error" in result.stderr
+
+
+def test_cli_exec_cp_and_logs(server: LiveServer, tmp_path: Path) -> None:
+    created = run(
+        server,
+        "env",
+        "create",
+        "--name",
+        "cli-inside",
+        "--command",
+        "echo booted; exec sleep infinity",
+    )
+    assert created.returncode == 0, created.stderr
+    ran = run(
+        server, "env", "exec", "cli-inside", "--", "sh", "-c", "echo out; echo err >&2; exit 3"
+    )
+    assert ran.returncode == 3
+    assert ran.stdout == "out\n" and "err" in ran.stderr
+
+    local = tmp_path / "up.bin"
+    local.write_bytes(b"\x00\x01payload" * 1000)
+    assert run(server, "env", "cp", str(local), "cli-inside:/workspace/up.bin").returncode == 0
+    back = tmp_path / "down.bin"
+    copied = run(server, "env", "cp", "cli-inside:/workspace/up.bin", str(back))
+    assert copied.returncode == 0, copied.stderr
+    assert back.read_bytes() == local.read_bytes()
+
+    logs = run(server, "env", "logs", "cli-inside")
+    assert logs.returncode == 0 and "booted" in logs.stdout
+    assert run(server, "env", "rm", "cli-inside").returncode == 0

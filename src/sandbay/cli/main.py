@@ -4,6 +4,7 @@ client of the API (SANDBAY_API_URL, SANDBAY_API_KEY)."""
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -252,6 +253,84 @@ def env_wait(
         except ApiError as exc:
             _fail(exc)
     console.print(f"{result['id']} {result['name']}: [bold]{result['state']}[/bold]")
+
+
+@env_app.command(
+    "exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def env_exec(
+    ctx: typer.Context,
+    env: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    cwd: Annotated[str | None, typer.Option(help="Working directory")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds before the tree is killed")] = None,
+) -> None:
+    """Run a command in a running environment, streaming its output:
+    `sandbay env exec ENV -- python3 -V`. Exits with the command's exit code."""
+    argv = list(ctx.args)
+    if not argv:
+        raise typer.BadParameter("give the command after --")
+    code = 1
+    with Client(api_url, api_key, timeout=None) as client:
+        try:
+            for event, data in client.exec_stream(env, argv, cwd=cwd, timeout=timeout):
+                if event == "stdout":
+                    sys.stdout.write(data["data"])
+                    sys.stdout.flush()
+                elif event == "stderr":
+                    sys.stderr.write(data["data"])
+                    sys.stderr.flush()
+                elif event == "exit":
+                    code = int(data["exit_code"]) if data["exit_code"] is not None else 1
+                    if data.get("timed_out"):
+                        err_console.print("[red]timed out[/red]")
+                elif event == "error":
+                    err_console.print(f"[red]error[/red] {data['type']}: {data['message']}")
+        except ApiError as exc:
+            _fail(exc)
+    raise typer.Exit(code)
+
+
+@env_app.command("logs")
+def env_logs(
+    env: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    tail: Annotated[int | None, typer.Option(help="Last N lines")] = None,
+) -> None:
+    """Show the workload's output."""
+    with Client(api_url, api_key) as client:
+        try:
+            sys.stdout.write(client.logs(env, tail=tail))
+        except ApiError as exc:
+            _fail(exc)
+
+
+@env_app.command("cp")
+def env_cp(
+    source: str,
+    dest: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Copy a file in or out: `sandbay env cp ./f ENV:/workspace/f` or
+    `sandbay env cp ENV:/workspace/f ./f` (streamed both ways)."""
+    with Client(api_url, api_key, timeout=None) as client:
+        try:
+            if ":" in source and not Path(source).exists():
+                env, path = source.split(":", 1)
+                with Path(dest).open("wb") as out:
+                    size = client.download(env, path, out)
+            else:
+                env, path = dest.split(":", 1)
+                with Path(source).open("rb") as data:
+                    size = client.upload(env, path, data).get("size", 0)
+        except ApiError as exc:
+            _fail(exc)
+        except ValueError:
+            raise typer.BadParameter("one side must be ENV:/path") from None
+    console.print(f"{size} bytes")
 
 
 @env_app.command("events")

@@ -29,7 +29,7 @@ class ApiError(Exception):
 
 
 class Client:
-    def __init__(self, base_url: str, api_key: str | None, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, api_key: str | None, *, timeout: float | None = 30.0) -> None:
         headers = {"X-API-KEY": api_key} if api_key else {}
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
 
