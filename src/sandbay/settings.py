@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         60, ge=1, description="Lease given by ack, and by a heartbeat that asks for none"
     )
 
+    # Dialects
+    camposcloud_runtime_images: dict[str, str] = Field(
+        default_factory=dict,
+        description='CamposCloud runtimeEnvironment → image, e.g. {"nodejs": "node:22"}; '
+        "a runtime not listed runs on default_image",
+    )
+
     # Limits of the API itself
     max_json_body_bytes: int = 256 * 1024
 
