@@ -104,7 +104,7 @@ class CamposApp(_Camel):
 
     id: str = Field(alias="_id")
     current_resource_metrics: CamposMetrics | None
-    container_id: str | None
+    container_id: str = Field(description="Empty until the engine has created the container")
     team_id: str | None
     restart_required: bool
     name: str
@@ -128,7 +128,7 @@ class CamposApp(_Camel):
         return cls(
             id=env.id,
             current_resource_metrics=CamposMetrics.of(env.metrics),
-            container_id=env.container_id,
+            container_id=env.container_id or "",
             team_id=env.org_id,
             restart_required=False,
             name=display_name(env.name, env.labels, NAME_LABEL),
