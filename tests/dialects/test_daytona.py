@@ -174,6 +174,18 @@ def test_errors_of_ids_keys_and_states_are_daytona_errors(
     delete(api, env["id"])
 
 
+def test_stop_during_a_state_change_is_409(api: httpx.Client) -> None:
+    env = running_env(api, name="daytona-busy", command="trap '' TERM; sleep infinity")
+    # A graceful stop that SIGTERM cannot finish: it stays `stopping` for its grace.
+    assert api.post(f"/v1/environments/{env['id']}/stop", json={"timeout": 60}).status_code == 200
+    busy = api.post(f"/sandbox/{env['id']}/stop")
+    message = assert_api_error(busy, 409, f"/sandbox/{env['id']}/stop")
+    assert message == "Sandbox state change in progress"
+    api.post(f"/v1/environments/{env['id']}/stop", json={"force": True})
+    wait_state(api, env["id"], "stopped")
+    delete(api, env["id"])
+
+
 def test_toolbox_timeout_and_missing_file_use_the_daemon_shapes(api: httpx.Client) -> None:
     env = running_env(api, name="daytona-toolbox-errors")
     slow = api.post(
