@@ -160,7 +160,19 @@ def test_main_file_runs_with_its_runtime_and_logs_show_the_output(api: httpx.Cli
 
 
 def test_list_get_start_restart_and_delete_apps(api: httpx.Client) -> None:
-    app = create_app(api, appName="campos-crud", startupCommand=PRINTER)
+    body = {
+        "appName": "campos-crud",
+        "runtimeEnvironment": "python",
+        "startupCommand": PRINTER,
+        "allocatedMemoryMB": 128,
+        "allocatedVCpu": 0.5,
+    }
+    created = api.post(f"{API}/create", json=body)
+    assert created.status_code == 200, created.text
+    app = created.json()
+    assert (app["allocatedMemoryMB"], app["allocatedVCpu"]) == (128, 1)  # whole vCPUs
+    native = api.get(f"/v1/environments/{app['_id']}").json()
+    assert (native["memory_mb"], native["cpu"]) == (128, 0.5)
     wait_state(api, app["_id"], "running")
     listed = api.get(API, params={"limit": 100}).json()["applications"]
     assert app["_id"] in [a["_id"] for a in listed]
@@ -190,6 +202,7 @@ def test_errors_are_campos_errors(server: LiveServer, api: httpx.Client) -> None
     with server.client(key="sbk_org_not-a-key") as bad:
         assert_error(bad.post(f"{API}/no-such-app/stop"), 401)
     assert_error(api.post(f"{API}/create", files={"appName": (None, "x")}), 400)
+    assert_error(api.post(f"{API}/create", json=["not", "an", "object"]), 400)
     zipped: dict[str, Any] = {"appName": (None, "x"), "runtimeEnvironment": (None, "python")}
     zipped["file"] = ("app.zip", b"PK\x05\x06" + bytes(18))
     assert "zip" in assert_error(api.post(f"{API}/create", files=zipped), 400)

@@ -3,8 +3,6 @@ sandbay (`api_url` = its base URL, an API key), drives a sandbox on real Docker
 through create, get, list, labels, intervals, exec, code run, files, stop, start and
 delete; what it did is checked through sandbay's native API and the engine."""
 
-from collections.abc import Iterator
-
 import docker
 import httpx
 import pytest
@@ -25,9 +23,8 @@ from tests.support.server import LiveServer
 
 
 @pytest.fixture
-def daytona(server: LiveServer) -> Iterator[Daytona]:
-    client = Daytona(DaytonaConfig(api_key=server.key, api_url=server.url))
-    yield client
+def daytona(server: LiveServer) -> Daytona:
+    return Daytona(DaytonaConfig(api_key=server.key, api_url=server.url))
 
 
 def test_sdk_drives_a_sandbox_through_its_whole_life(

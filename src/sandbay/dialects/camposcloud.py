@@ -12,6 +12,7 @@ From CamposCloud's documentation and its Python SDK: `POST /v1/apps/create`
 object of the brief. Designed here (README): `GET …/logs` (`{"logs": "…"}`), the error
 body `{"message": "…"}`, the `status` words, and create without the zip `file`."""
 
+import shlex
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -32,7 +33,7 @@ from sandbay.domain.states import EnvState
 from sandbay.services import environments as envs
 from sandbay.services import lifecycle, logs
 
-from .convert import command_text, display_name, is_native_name, iso_millis, native, number
+from .convert import command_text, display_name, is_native_name, iso_millis, native, whole_up
 
 PREFIX = "/v1/apps"
 router = APIRouter(prefix=PREFIX, tags=["camposcloud"])
@@ -54,8 +55,8 @@ STATUS: dict[EnvState, str] = {
     S.DELETED: "deleted",
     S.ERROR: "error",
 }
-#: What a runtime runs `mainFile` with when no `startupCommand` is given.
 AppId = Annotated[str, Path(alias="appId", description="ID (or name) of the application")]
+#: What a runtime runs `mainFile` with when no `startupCommand` is given.
 MAIN_FILE_RUNNERS = {"python": "python3 -u", "nodejs": "node", "node": "node", "javascript": "node"}
 
 
@@ -110,7 +111,7 @@ class CamposApp(_Camel):
     name: str
     user_id: str
     allocated_memory_mb: int = Field(alias="allocatedMemoryMB")
-    allocated_v_cpu: int | float
+    allocated_v_cpu: int = Field(description="Whole vCPUs (a fractional limit rounded up)")
     worker_node_id: CamposWorkerNode | None
     container_image: str
     exposed_via_web: bool
@@ -134,7 +135,7 @@ class CamposApp(_Camel):
             name=display_name(env.name, env.labels, NAME_LABEL),
             user_id=env.org_id,
             allocated_memory_mb=env.memory_mb,
-            allocated_v_cpu=number(env.cpu),
+            allocated_v_cpu=whole_up(env.cpu),
             worker_node_id=CamposWorkerNode(id=node, node_name=node) if node else None,
             container_image=env.image,
             exposed_via_web=env.public,
@@ -195,7 +196,13 @@ def install(app: FastAPI, renderers: ErrorRenderers) -> None:
 async def _create_body(request: Request) -> CreateApp:
     """The documented multipart form, or the same fields as JSON."""
     if request.headers.get("content-type", "").startswith("application/json"):
-        return native(CreateApp, **await request.json())
+        try:
+            fields = await request.json()
+        except ValueError as exc:
+            raise InvalidRequest("request body is not valid JSON") from exc
+        if not isinstance(fields, dict):
+            raise InvalidRequest("the body must be a JSON object")
+        return native(CreateApp, **fields)
     async with request.form() as form:
         if any(isinstance(v, UploadFile) for _, v in form.multi_items()):
             raise InvalidRequest(
@@ -211,7 +218,7 @@ def _startup(body: CreateApp) -> str:
         return body.startup_command
     runner = MAIN_FILE_RUNNERS.get(body.runtime_environment.lower())
     if runner and body.main_file:
-        return f"{runner} {body.main_file}"
+        return f"{runner} {shlex.quote(body.main_file)}"
     raise InvalidRequest("startupCommand is required (or mainFile with a python/nodejs runtime)")
 
 
