@@ -33,7 +33,7 @@ from sandbay.api.routes import (
 from sandbay.db import migrate
 from sandbay.db.engine import create_engine
 from sandbay.db.session import create_sessionmaker
-from sandbay.dialects import qoder
+from sandbay.dialects import camposcloud, cloudcli, daytona, qoder
 from sandbay.domain.work import LeaseLimits
 from sandbay.reconciler.actions import Engine
 from sandbay.reconciler.drift import DriftScanner
@@ -268,7 +268,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes, renderers=renderers)
     for module in (health, environments, keys, orgs, events, pools, work, exec, files, observe):
         app.include_router(module.router)
-    qoder.install(app, renderers)
+    for dialect in (qoder, cloudcli, camposcloud, daytona):
+        dialect.install(app, renderers)
     return app
 
 

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         5.0, ge=0, description="How long a verified key is trusted without a database read"
     )
 
+    # Dialects
+    camposcloud_runtime_images: dict[str, str] = Field(
+        default_factory=dict,
+        description='CamposCloud runtimeEnvironment → image, e.g. {"nodejs": "node:22"}; '
+        "a runtime not listed runs on default_image",
+    )
+
     # Limits of the API itself
     max_json_body_bytes: int = 256 * 1024
 

@@ -10,6 +10,7 @@ routes never build HTTP errors and one handler renders them all.
     ├── WaitTimeout             408 timeout_error
     ├── Conflict                409 conflict_error
     │   ├── InvalidTransition   (state machine refused it)
+    │   │   └── WrongState      (a strict request met a state it refuses)
     │   └── ConcurrentUpdate    (compare-and-set lost too many times)
     ├── PreconditionFailed      412 precondition_failed_error (a worker lost its lease)
     ├── PayloadTooLarge         413 invalid_request_error
@@ -69,6 +70,15 @@ class Conflict(SandbayError):
 
 class InvalidTransition(Conflict):
     """The state machine does not allow this move from the current state."""
+
+
+class WrongState(InvalidTransition):
+    """A request that only applies in some states (a dialect's strict stop, start or
+    delete) met another; `state` lets each surface word its own refusal."""
+
+    def __init__(self, message: str, *, state: str) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class ConcurrentUpdate(Conflict):

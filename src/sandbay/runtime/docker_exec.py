@@ -40,6 +40,9 @@ while [ "$rounds" -gt 0 ]; do
     elif grep -qaF "$mark" "$d/environ" 2>/dev/null; then found="$found $p"; fi
   done
   [ -n "$found" ] || exit 0
+  # The session leader first: /proc is listed in text order (100 before 98), and a
+  # shell whose children die first would exit 0 before its own signal arrives.
+  [ "$sid" -gt 1 ] && kill -s "$sig" "$sid" 2>/dev/null
   kill -s "$sig" $found 2>/dev/null
   [ "$rounds" -gt 0 ] && sleep 0.05
 done

@@ -135,6 +135,44 @@ async def run_command(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class CombinedResult:
+    """A command's stdout and stderr interleaved as produced (what a terminal shows),
+    capped like `run_command`'s streams."""
+
+    exit_code: int | None
+    output: str
+    timed_out: bool
+    truncated: bool
+
+
+async def run_combined(
+    toolbox: Toolbox, principal: Principal, id_or_name: str, body: ExecRequest
+) -> CombinedResult:
+    """Run to completion with both streams in one buffer, in arrival order (the
+    shape of Daytona's process execute)."""
+    target = await open_target(
+        toolbox.sessions, principal, id_or_name, Permission.ENVIRONMENTS_EXEC
+    )
+    limit = toolbox.limits.output_limit_bytes
+    kept = bytearray()
+    total = 0
+    end: ExecExitEvent | None = None
+    async for item in _run(toolbox, target, body):
+        if isinstance(item, ExecExitEvent):
+            end = item
+            continue
+        total += len(item.data)
+        kept += item.data[: max(0, limit - len(kept))]
+    assert end is not None
+    return CombinedResult(
+        exit_code=end.exit_code,
+        output=kept.decode(errors="replace"),
+        timed_out=end.timed_out,
+        truncated=total > limit,
+    )
+
+
 async def stream_command(
     toolbox: Toolbox, principal: Principal, id_or_name: str, body: ExecRequest
 ) -> AsyncIterator[StreamEvent]:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.db.models import EnvironmentModel
 from sandbay.domain.environments import EnvironmentKind, StopRequest
-from sandbay.domain.errors import Conflict, NotFound, WaitTimeout
+from sandbay.domain.errors import Conflict, NotFound, WaitTimeout, WrongState
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.states import (
     Decision,
@@ -52,6 +52,12 @@ def _apply(
         env.next_attempt_at = utcnow()
 
 
+def _require_state(env: EnvironmentModel, only_from: frozenset[EnvState] | None, verb: str) -> None:
+    """Strict surfaces (some dialects) refuse what the native API does leniently."""
+    if only_from is not None and EnvState(env.state) not in only_from:
+        raise WrongState(f"environment is {env.state}; it cannot be {verb} now", state=env.state)
+
+
 def _set_stop(env: EnvironmentModel, body: StopRequest, default_timeout: float) -> None:
     env.stop_force = body.force
     env.stop_signal = body.signal or "SIGTERM"
@@ -59,12 +65,19 @@ def _set_stop(env: EnvironmentModel, body: StopRequest, default_timeout: float) 
 
 
 async def request_start(
-    session: AsyncSession, principal: Principal, id_or_name: str
+    session: AsyncSession,
+    principal: Principal,
+    id_or_name: str,
+    *,
+    only_from: frozenset[EnvState] | None = None,
 ) -> EnvironmentModel:
+    """Start; `only_from` makes it refuse (WrongState) outside those states."""
+
     async def attempt() -> EnvironmentModel:
         env = await get_environment(
             session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
         )
+        _require_state(env, only_from, "started")
         decision = decide_start(EnvState(env.state), DesiredState(env.desired_state))
         if decision.noop:
             return env
@@ -84,11 +97,15 @@ async def request_stop(
     body: StopRequest,
     *,
     default_timeout: float,
+    only_from: frozenset[EnvState] | None = None,
 ) -> EnvironmentModel:
+    """Stop; `only_from` makes it refuse (WrongState) outside those states."""
+
     async def attempt() -> EnvironmentModel:
         env = await get_environment(
             session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
         )
+        _require_state(env, only_from, "stopped")
         state = EnvState(env.state)
         decision = decide_stop(state, DesiredState(env.desired_state), force=body.force)
         if decision.noop:
@@ -163,10 +180,17 @@ async def keep_alive(
 
 
 async def request_delete(
-    session: AsyncSession, principal: Principal, id_or_name: str
+    session: AsyncSession,
+    principal: Principal,
+    id_or_name: str,
+    *,
+    only_from: frozenset[EnvState] | None = None,
 ) -> EnvironmentModel:
+    """Delete; `only_from` makes it refuse (WrongState) outside those states."""
+
     async def attempt() -> EnvironmentModel:
         env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
+        _require_state(env, only_from, "deleted")
         decision = decide_delete(EnvState(env.state))
         if decision.noop:
             return env

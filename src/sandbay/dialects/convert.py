@@ -1,0 +1,66 @@
+"""What every dialect needs to speak its platform over the native services: the
+platforms' timestamp format, numbers as JSON clients expect them, commands as
+text, display names, and native requests validated with the platform's own 400."""
+
+import math
+import shlex
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from sandbay.domain.environments import NAME_RE
+from sandbay.domain.errors import InvalidRequest
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def iso_millis(value: datetime | None) -> str | None:
+    """UTC with milliseconds and `Z` (JavaScript's `toISOString()`), as the three
+    platforms print their times."""
+    if value is None:
+        return None
+    moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def number(value: float) -> int | float:
+    """A whole number as an integer (clients that read `integer` fields), else as is."""
+    return int(value) if float(value).is_integer() else value
+
+
+def whole_up(value: float) -> int:
+    """A quota in whole units, rounded up (a 0.5-CPU sandbox shows 1 CPU)."""
+    return max(0, math.ceil(value))
+
+
+def command_text(command: list[str] | str | None) -> str | None:
+    """A native command (argv list or shell string) as the shell line the platforms
+    show."""
+    if command is None or isinstance(command, str):
+        return command
+    return shlex.join(command)
+
+
+def is_native_name(value: str) -> bool:
+    """Whether a platform's display name can be the environment's own name."""
+    return bool(NAME_RE.match(value)) and not value.startswith("env_")
+
+
+def display_name(name: str, labels: dict[str, str], label: str) -> str:
+    """The platform's display name: kept in `label` when it could not be the
+    environment's name, else the name itself."""
+    return labels.get(label) or name
+
+
+def native(model: type[ModelT], **fields: Any) -> ModelT:
+    """Build a native request from a platform's fields; a field the native API refuses
+    is the platform's 400, not a server error."""
+    try:
+        return model(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else err["msg"])
+        raise InvalidRequest("; ".join(parts) or "invalid request") from exc
