@@ -31,6 +31,7 @@ class LiveServer:
     database_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = 0
+    ssh_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,6 +54,8 @@ class LiveServer:
             SANDBAY_DRIFT_INTERVAL="0.5",
             SANDBAY_METRICS_INTERVAL="1",
             SANDBAY_LOG_LEVEL="info",
+            # Every server its own SSH gateway port: servers run side by side.
+            SANDBAY_SSH_PORT=str(self.ssh_port),
         )
         if self.database_url:
             env["SANDBAY_DATABASE_URL"] = self.database_url
@@ -61,6 +64,7 @@ class LiveServer:
 
     def start(self, timeout: float = 60) -> "LiveServer":
         self.port = self.port or free_port()
+        self.ssh_port = self.ssh_port or free_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
