@@ -243,7 +243,7 @@ class PreviewProxy:
                 port=route.port,
                 target=_strip_token_query(route.path).encode("latin-1"),
             ),
-            headers=upstream_headers(scope, route),
+            headers=_framed(scope, upstream_headers(scope, route)),
             content=_request_body(receive),
         )
         started = False
@@ -350,6 +350,14 @@ def upstream_headers(scope: Scope, route: Route) -> list[tuple[bytes, bytes]]:
     if route.prefix:
         out.append((b"x-forwarded-prefix", route.prefix.encode()))
     return out
+
+
+def _framed(scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A body the client sent chunked goes on chunked (Transfer-Encoding is per hop,
+    and without a framing header a request has no body)."""
+    if _header(scope, b"content-length") is None and _header(scope, b"transfer-encoding"):
+        headers.append((b"transfer-encoding", b"chunked"))
+    return headers
 
 
 def _strip_cookie(value: bytes) -> bytes:

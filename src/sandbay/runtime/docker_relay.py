@@ -18,11 +18,24 @@ log = logging.getLogger(__name__)
 
 #: Connects, says "+" on stdout, then copies both ways; stdin's end is a half-close.
 RELAY = r"""
-import os, socket, sys, threading
+import errno, os, socket, sys, threading
+s, err = None, None
 try:
-    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+    addrs = socket.getaddrinfo(sys.argv[1], int(sys.argv[2]), type=socket.SOCK_STREAM)
 except OSError as e:
-    sys.stderr.write("%s\n" % (e.strerror or e)); sys.exit(2)
+    addrs, err = [], e
+for family, kind, proto, _, addr in addrs:
+    s = socket.socket(family, kind, proto)
+    s.settimeout(10)
+    try:
+        s.connect(addr)
+        break
+    except OSError as e:
+        s.close(); s = None
+        if err is None or e.errno == errno.ECONNREFUSED:
+            err = e  # "refused" says more than ::1's "cannot assign address"
+if s is None:
+    sys.stderr.write("%s\n" % (getattr(err, "strerror", None) or err)); sys.exit(2)
 s.settimeout(None)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 os.write(1, b"+\n")
