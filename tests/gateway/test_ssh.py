@@ -240,7 +240,9 @@ def test_expired_and_revoked_credentials_are_refused(
     revoked = SshLogin.write(_credential(api, env_id), tmp_path / "revoked")
     assert revoked.ssh("true").returncode == 0
     session = subprocess.Popen(
-        revoked.ssh_argv("sleep", "120"), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+        revoked.ssh_argv("sleep", "120", log_level="INFO"),
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         time.sleep(2)
@@ -264,7 +266,9 @@ def test_stop_closes_open_sessions_and_refuses_new_connections(
     try:
         login = SshLogin.write(_credential(api, env["id"]), tmp_path)
         session = subprocess.Popen(
-            login.ssh_argv("sleep", "120"), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+            login.ssh_argv("sleep", "120", log_level="INFO"),
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             time.sleep(2)

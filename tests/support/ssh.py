@@ -29,7 +29,7 @@ class SshLogin:
     def target(self) -> str:
         return f"{self.credential['username']}@{self.credential['host']}"
 
-    def options(self) -> list[str]:
+    def options(self, log_level: str = "ERROR") -> list[str]:
         return [
             "-i", str(self.key),
             "-o", "IdentitiesOnly=yes",
@@ -37,13 +37,16 @@ class SshLogin:
             "-o", "StrictHostKeyChecking=yes",
             "-o", "BatchMode=yes",
             "-o", "ConnectTimeout=20",
-            "-o", "LogLevel=ERROR",
+            "-o", f"LogLevel={log_level}",
         ]  # fmt: skip
 
-    def ssh_argv(self, *command: str, extra: tuple[str, ...] = ()) -> list[str]:
+    def ssh_argv(
+        self, *command: str, extra: tuple[str, ...] = (), log_level: str = "ERROR"
+    ) -> list[str]:
+        """`log_level="INFO"` shows the reason the server gives when it disconnects."""
         port = ["-p", str(self.credential["port"])]
         tail = ["--", *command] if command else []
-        return ["ssh", *self.options(), *port, *extra, self.target, *tail]
+        return ["ssh", *self.options(log_level), *port, *extra, self.target, *tail]
 
     def ssh(
         self, *command: str, input: bytes | None = None, timeout: float = 60

@@ -29,6 +29,8 @@ from sandbay.services.ssh_credentials import Login
 
 log = logging.getLogger(__name__)
 _TOUCH_EVERY_S = 30.0
+#: Between telling sessions why they end and dropping the connection.
+_DISCONNECT_DELAY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,9 @@ class _Connection(asyncssh.SSHServer):
         self.peer = "?"
         self.login: Login | None = None
         self.method = ""
+        self.processes: set[asyncssh.SSHServerProcess[bytes]] = set()
         self._hold: contextlib.ExitStack | None = None
+        self._closing = False
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
@@ -108,16 +112,33 @@ class _Connection(asyncssh.SSHServer):
         return False  # -R would expose a port on the gateway's host: not offered
 
     def close(self, reason: str) -> None:
-        if self.conn is not None:
-            self.conn.disconnect(asyncssh.DISC_BY_APPLICATION, reason)
+        """End the connection, telling each session why on its stderr first: a
+        disconnect alone aborts the socket, and a client that had data in flight
+        would never see the reason."""
+        if self.conn is None or self._closing:
+            return
+        self._closing = True
+        for process in list(self.processes):
+            with contextlib.suppress(Exception):
+                process.stderr.write(f"\r\nsandbay: {reason}\r\n".encode())
+                process.exit(255)
+        conn = self.conn
+        asyncio.get_running_loop().call_later(
+            _DISCONNECT_DELAY_S, conn.disconnect, asyncssh.DISC_BY_APPLICATION, reason
+        )
+
+
+def _owner(chan_or_process: Any) -> _Connection:
+    owner = chan_or_process.get_extra_info("connection").get_owner()
+    assert isinstance(owner, _Connection)
+    return owner
 
 
 def _login(chan_or_process: Any) -> Login:
     """The login of the connection a channel belongs to (channels open after auth)."""
-    owner = chan_or_process.get_extra_info("connection").get_owner()
-    assert isinstance(owner, _Connection)
-    assert owner.login is not None
-    return owner.login
+    login = _owner(chan_or_process).login
+    assert login is not None
+    return login
 
 
 class SshGateway:
@@ -189,8 +210,13 @@ class SshGateway:
     # ---- sessions ------------------------------------------------------------------
 
     async def _process(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
-        login = _login(process)
-        await run_process(process, login, self._runner)
+        owner = _owner(process)
+        assert owner.login is not None
+        owner.processes.add(process)
+        try:
+            await run_process(process, owner.login, self._runner)
+        finally:
+            owner.processes.discard(process)
 
     async def _sftp(self, chan: asyncssh.SSHServerChannel[bytes]) -> EnvironmentSFTP:
         login = _login(chan)
