@@ -202,6 +202,8 @@ class PreviewGate:
         now = time.monotonic()
         if now - self._touched.get(environment_id, 0.0) < ACTIVITY_EVERY_S:
             return
+        if len(self._touched) > 10_000:
+            self._touched.clear()
         self._touched[environment_id] = now
         async with self._sessions() as session:
             await record_activity(session, environment_id)
