@@ -36,8 +36,9 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# 2. System tools the platform and its tests use.
-apt_install ca-certificates iproute2 procps wrk
+# 2. System tools the platform and its tests use (iptables and nsenter enforce network
+#    policies; the OpenSSH client is what the SSH gateway's tests log in with).
+apt_install ca-certificates iproute2 procps wrk iptables util-linux openssh-client
 
 # 3. A Docker engine that answers.
 docker_ok() { timeout 10 docker info >/dev/null 2>&1; }

@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlparse
 
+import asyncssh
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import sandbay
+from sandbay.api.access_deps import AccessServices
 from sandbay.api.deps import Services
 from sandbay.api.errors import ErrorRenderers, install_error_handlers
 from sandbay.api.middleware import JsonBodyLimit
 from sandbay.api.routes import (
+    access,
     environments,
     events,
     exec,
@@ -35,22 +38,32 @@ from sandbay.db.engine import create_engine
 from sandbay.db.session import create_sessionmaker
 from sandbay.dialects import camposcloud, cloudcli, daytona, qoder
 from sandbay.domain.work import LeaseLimits
+from sandbay.gateway.preview import PreviewProxy, PreviewRouter
+from sandbay.gateway.ssh_gateway import GatewayConfig, SshGateway
+from sandbay.gateway.ssh_keys import load_host_key, public_line
 from sandbay.reconciler.actions import Engine
 from sandbay.reconciler.drift import DriftScanner
 from sandbay.reconciler.loop import Reconciler
 from sandbay.reconciler.metrics import MetricsCollector
+from sandbay.reconciler.network import NetworkPolicyLoop
 from sandbay.reconciler.policies import PolicyLoop
 from sandbay.reconciler.pool import PoolLoop
 from sandbay.reconciler.work_items import WorkLeaseReaper
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
 from sandbay.runtime.docker import DockerProvider
 from sandbay.runtime.docker_archive import DockerArchiver
+from sandbay.runtime.docker_fsagent import DockerFileAgent
+from sandbay.runtime.docker_relay import DockerPortRelay
 from sandbay.runtime.docker_toolbox import DockerToolbox
+from sandbay.runtime.host_network import HostNetworkPolicy
 from sandbay.services.activity import ActivityHolds
 from sandbay.services.auth import KeyCache, ensure_bootstrap
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
+from sandbay.services.network import NetworkEnforcer
+from sandbay.services.preview import PreviewGate
 from sandbay.services.processes import ProcessRegistry
+from sandbay.services.ssh_credentials import TtlLimits
 from sandbay.services.toolbox import ExecLimits, Toolbox
 from sandbay.services.work_protocol import WorkWakeups
 from sandbay.settings import Settings
@@ -87,7 +100,67 @@ def archive_store(settings: Settings) -> ArchiveStore:
     return DirectoryArchiveStore(settings.archive_dir or settings.data_dir / "archives")
 
 
-Loop = Reconciler | PolicyLoop | DriftScanner | PoolLoop | WorkLeaseReaper | MetricsCollector
+Loop = (
+    Reconciler
+    | PolicyLoop
+    | DriftScanner
+    | PoolLoop
+    | WorkLeaseReaper
+    | MetricsCollector
+    | NetworkPolicyLoop
+)
+
+
+@dataclass
+class AccessParts:
+    """Reaching environments from outside: the port relay (SSH -L and previews), the
+    file agent (SFTP), the network policy enforcer, the SSH gateway's host key."""
+
+    ports: DockerPortRelay
+    files: DockerFileAgent
+    network: NetworkEnforcer
+    host_key: asyncssh.SSHKey
+
+    @classmethod
+    def build(cls, platform: "Platform") -> "AccessParts":
+        s, runner = platform.settings, platform.docker_toolbox.runner
+        policy = HostNetworkPolicy(platform.docker_toolbox.engine)
+        network = NetworkEnforcer(platform.sessions, policy, s.runner_id)
+        platform.bus.add_listener(network.on_event)
+        key = load_host_key(s.ssh_host_key or s.data_dir / "ssh_host_ed25519_key")
+        return cls(DockerPortRelay(runner), DockerFileAgent(runner), network, key)
+
+    def ssh_gateway(self, platform: "Platform") -> SshGateway:
+        s = platform.settings
+        return SshGateway(
+            sessions=platform.sessions,
+            bus=platform.bus,
+            holds=platform.holds,
+            runner=platform.docker_toolbox.runner,
+            ports=self.ports,
+            files=self.files,
+            config=GatewayConfig(
+                bind=s.ssh_bind or s.host,
+                port=s.ssh_port,
+                host_key=self.host_key,
+                sweep_interval=s.ssh_sweep_interval,
+            ),
+        )
+
+    def services(self, platform: "Platform") -> AccessServices:
+        s = platform.settings
+        return AccessServices(
+            sessions=platform.sessions,
+            network=self.network,
+            ssh_host_key=public_line(self.host_key),
+            ssh_fingerprint=self.host_key.get_fingerprint("sha256"),
+            ssh_public_host=s.ssh_public_host,
+            ssh_public_port=s.ssh_public_port or s.ssh_port,
+            ssh_ttl=TtlLimits(s.ssh_credential_ttl, s.ssh_credential_max_ttl),
+            preview_ttl=TtlLimits(s.preview_token_ttl, s.preview_token_max_ttl),
+            preview_domain=s.preview_domain,
+            preview_port=s.preview_port,
+        )
 
 
 def _toolbox(
@@ -135,6 +208,7 @@ class Platform:
     docker_toolbox: DockerToolbox
     toolbox: Toolbox
     loops: list[Loop]
+    access: "AccessParts | None" = None
 
     @classmethod
     async def open(cls, settings: Settings, *, loops: bool) -> "Platform":
@@ -161,6 +235,7 @@ class Platform:
             settings, db, sessions, bus, provider, holds, key_cache, placement, docker_toolbox,
             _toolbox(settings, docker_toolbox, sessions, bus, holds), [],
         )  # fmt: skip
+        platform.access = AccessParts.build(platform)
         if loops:
             platform.loops = platform._build_loops()
         return platform
@@ -168,7 +243,12 @@ class Platform:
     def _build_loops(self) -> list[Loop]:
         s = self.settings
         store = archive_store(s)
-        engine = Engine(provider=self.provider, archiver=DockerArchiver(self.provider), store=store)
+        engine = Engine(
+            provider=self.provider,
+            archiver=DockerArchiver(self.provider),
+            store=store,
+            network=HostNetworkPolicy(self.docker_toolbox.engine),
+        )
         instance = s.resolved_instance()
         return [
             Reconciler(
@@ -212,7 +292,13 @@ class Platform:
                 interval=s.metrics_interval,
                 retention=timedelta(hours=s.metrics_retention_hours),
             ),
+            NetworkPolicyLoop(enforcer=self.network, interval=s.network_policy_interval),
         ]
+
+    @property
+    def network(self) -> NetworkEnforcer:
+        assert self.access is not None
+        return self.access.network
 
     async def start(self) -> None:
         for loop in self.loops:
@@ -247,11 +333,24 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         work_limits=_lease_limits(settings),
     )
     app.state.toolbox = platform.toolbox
+    assert platform.access is not None
+    app.state.access = platform.access.services(platform)
+    gate = PreviewGate(platform.sessions)
+    platform.bus.add_listener(gate.on_event)
+    app.state.preview = PreviewProxy(
+        gate=gate, ports=platform.access.ports, holds=platform.holds, domain=settings.preview_domain
+    )
+    gateway = platform.access.ssh_gateway(platform) if settings.ssh_enabled else None
     await platform.start()
+    if gateway is not None:
+        await gateway.start()
     log.info("sandbay %s ready (instance %s)", sandbay.__version__, settings.resolved_instance())
     try:
         yield
     finally:
+        if gateway is not None:
+            await gateway.stop()
+        await app.state.preview.close()
         await platform.close()
 
 
@@ -266,7 +365,11 @@ def create_app(settings: Settings) -> FastAPI:
     renderers = ErrorRenderers()
     install_error_handlers(app, renderers)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes, renderers=renderers)
-    for module in (health, environments, keys, orgs, events, pools, work, exec, files, observe):
+    # Outermost: preview requests (by host or /preview/…) never reach the API's stack.
+    app.add_middleware(PreviewRouter, domain=settings.preview_domain)
+    for module in (
+        health, environments, keys, orgs, events, pools, work, exec, files, observe, access,
+    ):  # fmt: skip
         app.include_router(module.router)
     for dialect in (qoder, cloudcli, camposcloud, daytona):
         dialect.install(app, renderers)
@@ -285,4 +388,22 @@ async def run_reconciler(settings: Settings) -> None:
     try:
         await stop.wait()
     finally:
+        await platform.close()
+
+
+async def run_ssh_gateway(settings: Settings) -> None:
+    """The SSH gateway alone (`sandbay ssh-gateway`), until SIGTERM. It closes sessions
+    of stopped environments and revoked credentials by its database sweep."""
+    platform = await Platform.open(settings, loops=False)
+    assert platform.access is not None
+    gateway = platform.access.ssh_gateway(platform)
+    await gateway.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await gateway.stop()
         await platform.close()

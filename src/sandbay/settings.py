@@ -117,6 +117,40 @@ class Settings(BaseSettings):
         True, description="Read cgroup files when the engine is local (else its stats API)"
     )
 
+    # Access from outside: SSH gateway, preview proxy, TLS, network policy
+    ssh_enabled: bool = Field(True, description="Run the SSH gateway with the server")
+    ssh_port: int = Field(2222, ge=0, le=65535, description="SSH gateway port (0: any free)")
+    ssh_bind: str | None = Field(None, description="SSH gateway bind address; default `host`")
+    ssh_public_host: str | None = Field(
+        None, description="Host name in SSH credentials; default the API request's host"
+    )
+    ssh_public_port: int | None = Field(
+        None, description="Port in SSH credentials (behind NAT or a load balancer)"
+    )
+    ssh_host_key: Path | None = Field(
+        None, description="Gateway host key; default DATA_DIR/ssh_host_ed25519_key (made once)"
+    )
+    ssh_credential_ttl: float = Field(3600.0, gt=0, description="Seconds a credential is valid")
+    ssh_credential_max_ttl: float = Field(7 * 24 * 3600.0, gt=0)
+    ssh_sweep_interval: float = Field(
+        5.0, gt=0, description="Seconds between checks that close stopped or revoked sessions"
+    )
+    preview_domain: str = Field(
+        "localhost",
+        description="Preview host names are {port}-{id}.{preview_domain} (*.localhost "
+        "resolves to loopback in browsers); empty turns host-based routing off",
+    )
+    preview_port: int | None = Field(
+        None, description="Port in preview URLs; default the API request's port"
+    )
+    preview_token_ttl: float = Field(24 * 3600.0, gt=0, description="Seconds a token is valid")
+    preview_token_max_ttl: float = Field(30 * 24 * 3600.0, gt=0)
+    tls_cert: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM)")
+    tls_key: Path | None = Field(None, description="… and this private key (PEM)")
+    network_policy_interval: float = Field(
+        30.0, gt=0, description="Seconds between re-enforcements of network policies"
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

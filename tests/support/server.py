@@ -31,11 +31,16 @@ class LiveServer:
     database_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = 0
+    ssh_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def scheme(self) -> str:
+        return "https" if "SANDBAY_TLS_CERT" in self.extra_env else "http"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -53,6 +58,8 @@ class LiveServer:
             SANDBAY_DRIFT_INTERVAL="0.5",
             SANDBAY_METRICS_INTERVAL="1",
             SANDBAY_LOG_LEVEL="info",
+            # Every server its own SSH gateway port: servers run side by side.
+            SANDBAY_SSH_PORT=str(self.ssh_port),
         )
         if self.database_url:
             env["SANDBAY_DATABASE_URL"] = self.database_url
@@ -61,6 +68,7 @@ class LiveServer:
 
     def start(self, timeout: float = 60) -> "LiveServer":
         self.port = self.port or free_port()
+        self.ssh_port = self.ssh_port or free_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -75,7 +83,9 @@ class LiveServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.tail()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                # A TLS server's certificate is the test's to check, not the probe's.
+                probe = httpx.get(f"{self.url}/healthz", timeout=1, verify=False)  # noqa: S501
+                if probe.status_code == 200:
                     return self
             except httpx.TransportError:
                 pass

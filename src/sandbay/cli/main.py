@@ -75,13 +75,36 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise typer.BadParameter("SANDBAY_TLS_CERT and SANDBAY_TLS_KEY go together")
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
     )
+
+
+@app.command("ssh-gateway")
+def ssh_gateway(
+    port: Annotated[int | None, typer.Option(help="Port (SANDBAY_SSH_PORT)")] = None,
+) -> None:
+    """Run only the SSH gateway (e.g. on another host than the API)."""
+    import asyncio
+
+    from sandbay.app import run_ssh_gateway
+    from sandbay.settings import Settings
+
+    settings = Settings()
+    if port is not None:
+        settings.ssh_port = port
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    asyncio.run(run_ssh_gateway(settings))
 
 
 @app.command()

@@ -249,3 +249,37 @@ class EnvironmentMetricsModel(Base):
     block_read_bytes: Mapped[int] = mapped_column(BigInteger)
     block_write_bytes: Mapped[int] = mapped_column(BigInteger)
     pids: Mapped[int] = mapped_column(Integer)
+
+
+class SshCredentialModel(Base):
+    """A short-lived SSH login to one environment. Only hashes are kept: the SHA-256
+    of the password token and the fingerprint of the one-time key."""
+
+    __tablename__ = "ssh_credentials"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(64))
+    environment_id: Mapped[str] = mapped_column(String(64), index=True)
+    password_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_fingerprint: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PreviewTokenModel(Base):
+    """A token that opens the preview URLs of a private environment (hash only)."""
+
+    __tablename__ = "preview_tokens"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(64))
+    environment_id: Mapped[str] = mapped_column(String(64), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -174,7 +174,9 @@ class EnvironmentCreate(BaseModel):
 
 
 class EnvironmentUpdate(BaseModel):
-    """Change an environment's labels and lifecycle policy; absent fields stay as they are."""
+    """Change an environment's labels, lifecycle, preview and network policy; absent
+    fields stay as they are. A network change applies to a running environment at
+    once, without a restart."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -186,6 +188,13 @@ class EnvironmentUpdate(BaseModel):
     auto_restart: bool | None = None
     max_lifetime: Minutes | None = None
     pre_stop: Command = None
+    public: bool | None = Field(None, description="Preview URLs open without a token")
+    network_block_all: bool | None = Field(
+        None, description="No network at all; applied at once to a running environment"
+    )
+    network_allow_list: Cidrs | None = Field(
+        None, description="Only these CIDRs are reachable ([] lifts the restriction)"
+    )
 
 
 def _check_signal(value: str | None) -> str | None:

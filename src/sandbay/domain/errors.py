@@ -18,7 +18,8 @@ routes never build HTTP errors and one handler renders them all.
     ├── ApiError                500 api_error
     └── RuntimeFailure          502 runtime_error   (the container engine failed)
         ├── ImageNotFound
-        └── ContainerNotFound
+        ├── ContainerNotFound
+        └── PortUnreachable     (nothing accepts connections on a port inside)
 """
 
 
@@ -114,6 +115,10 @@ class ImageNotFound(RuntimeFailure):
 
 class ContainerNotFound(RuntimeFailure):
     pass
+
+
+class PortUnreachable(RuntimeFailure):
+    """Nothing accepted a connection on a port inside an environment (a proxy's 502)."""
 
 
 class PreconditionFailed(SandbayError):

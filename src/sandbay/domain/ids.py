@@ -8,6 +8,8 @@ ENVIRONMENT = "env"
 ORGANIZATION = "org"
 API_KEY = "key"
 WORK_ITEM = "work"
+SSH_CREDENTIAL = "sshc"
+PREVIEW_TOKEN = "prvt"  # noqa: S105  (an id prefix)
 
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]+)_[0-9a-f]{32}$")
 

@@ -15,6 +15,19 @@ class HostResources:
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkRules:
+    """What an environment's workload may reach: nothing (`block_all`), only the
+    CIDRs in `allow`, or anything (neither set)."""
+
+    block_all: bool = False
+    allow: tuple[str, ...] = ()
+
+    @property
+    def unrestricted(self) -> bool:
+        return not self.block_all and not self.allow
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerSpec:
     """Everything a provider needs to create an environment's container."""
 
@@ -30,6 +43,8 @@ class ContainerSpec:
     cpu: float = 1.0
     memory_mb: int = 1024
     pids_limit: int = 4096
+    #: Enforced after every start (and on updates while it runs); see runtime.access.
+    network: NetworkRules = NetworkRules()
 
 
 class ContainerStatus(StrEnum):

@@ -10,6 +10,7 @@ from sandbay.domain.environments import EnvironmentKind
 from sandbay.domain.errors import RuntimeFailure
 from sandbay.domain.runtime import ContainerInfo, ContainerSpec
 from sandbay.domain.states import Action, DesiredState, EnvState, Observed, after_action
+from sandbay.runtime.access import NetworkPolicy
 from sandbay.runtime.archives import ArchiveStore
 from sandbay.runtime.provider import Archiver, RuntimeProvider
 
@@ -21,6 +22,7 @@ class Engine:
     provider: RuntimeProvider
     archiver: Archiver | None = None
     store: ArchiveStore | None = None
+    network: NetworkPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,11 @@ async def _start(engine: Engine, work: Work) -> Outcome:
     """The engine started the workload; the reconciler's next look (it inspects a
     running environment before finishing) sees one that exited at once."""
     info = await engine.provider.start(work.spec)
+    rules = work.spec.network
+    if info.running and engine.network is not None and not rules.unrestricted:
+        # Before `running` is recorded: an environment never runs without its policy
+        # (a failure here fails the start, which is retried and then ends in error).
+        await engine.network.apply(work.environment_id, rules)
     return Outcome(EnvState.RUNNING, "workload started", info.container_id or None)
 
 

@@ -220,6 +220,24 @@ class Client:
         params = {"since": since} if since else {}
         return dict(self.request("GET", f"/v1/environments/{env}/metrics", params=params))
 
+    # ---- access from outside ----------------------------------------------------------
+
+    def update_environment(self, env: str, **fields: Any) -> dict[str, Any]:
+        """PATCH fields (labels, policies, `public`, `network_block_all`, …)."""
+        return dict(self.request("PATCH", f"/v1/environments/{env}", json=fields))
+
+    def ssh_credentials(self, env: str, *, expires_in: float | None = None) -> dict[str, Any]:
+        """A new short-lived SSH credential (shown once)."""
+        params = {"expires_in": expires_in} if expires_in is not None else None
+        return dict(self.request("GET", f"/v1/environments/{env}/ssh", params=params))
+
+    def revoke_ssh_credential(self, env: str, credential_id: str) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/v1/environments/{env}/ssh/{credential_id}"))
+
+    def preview_link(self, env: str, port: int) -> dict[str, Any]:
+        """The preview URLs of a port (with a token when the environment is private)."""
+        return dict(self.request("GET", f"/v1/environments/{env}/preview/{port}"))
+
     def _raise(self, response: httpx.Response) -> None:
         try:
             err = response.json()["error"]

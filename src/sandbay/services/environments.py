@@ -19,7 +19,7 @@ from sandbay.domain.environments import (
 from sandbay.domain.errors import Conflict, InvalidRequest, NotFound
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.pools import claim_key
-from sandbay.domain.runtime import ContainerSpec
+from sandbay.domain.runtime import ContainerSpec, NetworkRules
 from sandbay.domain.states import DesiredState, EnvState
 from sandbay.runtime.provider import RuntimeProvider
 from sandbay.services import pools
@@ -225,4 +225,11 @@ def container_spec(env: EnvironmentModel, *, instance: str) -> ContainerSpec:
         cpu=env.cpu,
         memory_mb=env.memory_mb,
         pids_limit=env.pids_limit,
+        network=network_rules(env),
+    )
+
+
+def network_rules(env: EnvironmentModel) -> NetworkRules:
+    return NetworkRules(
+        block_all=bool(env.network_block_all), allow=tuple(env.network_allow_list or ())
     )

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import Response
 
+from sandbay.api.access_deps import AccessDep
 from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
 from sandbay.api.routes.events import (
     FOLLOW_DOC,
@@ -24,7 +25,7 @@ from sandbay.domain.environments import (
     WaitState,
 )
 from sandbay.domain.states import EnvState
-from sandbay.services import audit, event_stream, lifecycle
+from sandbay.services import audit, event_stream, lifecycle, network
 from sandbay.services import environments as envs
 
 router = APIRouter(prefix="/v1/environments", tags=["environments"])
@@ -76,10 +77,15 @@ async def get_environment(
 
 @router.patch("/{env}")
 async def update_environment(
-    env: IdOrName, body: EnvironmentUpdate, session: SessionDep, principal: PrincipalDep
+    env: IdOrName, body: EnvironmentUpdate, principal: PrincipalDep, access: AccessDep
 ) -> Environment:
-    """Change name, labels, auto-stop/archive/delete intervals or restart policy."""
-    return _out(await envs.update_environment(session, principal, env, body))
+    """Change name, labels, auto-stop/archive/delete intervals, restart policy,
+    `public`, or the network policy. A network change is in force on a running
+    environment when this answers (no restart); 502 if it could not be enforced
+    (it is saved, and enforced again at the next start or sweep)."""
+    return _out(
+        await network.update_environment(access.sessions, access.network, principal, env, body)
+    )
 
 
 @router.delete("/{env}", status_code=status.HTTP_202_ACCEPTED)
