@@ -19,12 +19,14 @@ from sandbay.api.deps import Services
 from sandbay.api.errors import ErrorRenderers, install_error_handlers
 from sandbay.api.middleware import JsonBodyLimit
 from sandbay.api.routes import (
+    agents,
     environments,
     events,
     exec,
     files,
     health,
     keys,
+    model_providers,
     observe,
     orgs,
     pools,
@@ -33,7 +35,7 @@ from sandbay.api.routes import (
 from sandbay.db import migrate
 from sandbay.db.engine import create_engine
 from sandbay.db.session import create_sessionmaker
-from sandbay.dialects import qoder
+from sandbay.dialects import chowder, cloudcli_agents, qoder
 from sandbay.domain.work import LeaseLimits
 from sandbay.reconciler.actions import Engine
 from sandbay.reconciler.drift import DriftScanner
@@ -47,6 +49,7 @@ from sandbay.runtime.docker import DockerProvider
 from sandbay.runtime.docker_archive import DockerArchiver
 from sandbay.runtime.docker_toolbox import DockerToolbox
 from sandbay.services.activity import ActivityHolds
+from sandbay.services.agents import Agents
 from sandbay.services.auth import ensure_bootstrap
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
@@ -244,11 +247,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         work_limits=_lease_limits(settings),
     )
     app.state.toolbox = platform.toolbox
+    app.state.agents = Agents.open(
+        settings,
+        sessions=platform.sessions,
+        toolbox=platform.toolbox,
+        provider=platform.provider,
+        placement=platform.placement,
+    )
     await platform.start()
+    app.state.agents.start()
     log.info("sandbay %s ready (instance %s)", sandbay.__version__, settings.resolved_instance())
     try:
         yield
     finally:
+        await app.state.agents.close()
         await platform.close()
 
 
@@ -265,7 +277,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes, renderers=renderers)
     for module in (health, environments, keys, orgs, events, pools, work, exec, files, observe):
         app.include_router(module.router)
+    for module in (agents, model_providers):
+        app.include_router(module.router)
     qoder.install(app, renderers)
+    cloudcli_agents.install(app, renderers)
+    chowder.install(app, renderers)
     return app
 
 
