@@ -79,6 +79,7 @@ def test_execute_streams_data_events_for_the_environment_named_in_the_body(
     answer = watch.response(api.post(URL, json={**body, "stream": False}, timeout=300))
     assert answer.status_code == 200 and answer.json()["status"] == "completed"
     models = watch.response(api.get("/api/v1/agent/models")).json()
+    assert api.get("/api/v1/agents/models").json() == models
     assert models["success"] is True
     claude = next(m for m in models["data"] if m["id"] == "claude")
     assert claude["available"] is True

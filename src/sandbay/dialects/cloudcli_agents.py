@@ -31,6 +31,9 @@ from sandbay.services.agent_runs import LiveRun
 
 PREFIX = "/api/v1/agent"
 router = APIRouter(prefix=PREFIX, tags=["cloudcli"])
+#: The plural spelling some CloudCLI clients use for the models path.
+ALIAS = "/api/v1/agents"
+alias_router = APIRouter(prefix=ALIAS, tags=["cloudcli"])
 
 
 class CloudAgentExecuteRequest(BaseModel):
@@ -109,6 +112,7 @@ async def execute(
 
 
 @router.get("/models")
+@alias_router.get("/models", include_in_schema=False)
 async def models(principal: PrincipalDep, agents: AgentsDep) -> JSONResponse:
     """AgentModels: each agent with the models the organization's providers offer."""
     listing = await agent_service.list_models(agents, principal)
@@ -135,4 +139,6 @@ def render_error(status_code: int, error_type: str, message: str) -> JSONRespons
 def install(app: FastAPI, renderers: ErrorRenderers) -> None:
     """Mount the agent paths and their error shape."""
     app.include_router(router)
+    app.include_router(alias_router)
     renderers.register(PREFIX, render_error)
+    renderers.register(ALIAS, render_error)

@@ -20,6 +20,13 @@ CONFIG_PATH = f"{STATE_DIR}/openclaw.json"
 #: the launcher into the gateway's environment only.
 SECRETS_PATH = f"{STATE_DIR}/sandbay.env"
 MODEL_KEY_VAR = "SANDBAY_MODEL_API_KEY"
+#: Plugins a headless sandbox cannot use (desktop, devices, voice, a browser) or does
+#: not need (providers other than the instance's own): the gateway boots faster
+#: without them. `openclaw_config` may set `plugins.deny` differently.
+DENIED_PLUGINS = [
+    "browser", "canvas", "cua-computer", "device-pair", "file-transfer", "geolocation",
+    "linux-node", "talk-voice", "github", "xai", "ollama",
+]  # fmt: skip
 TOKEN_VAR = "OPENCLAW_GATEWAY_TOKEN"  # noqa: S105 (a variable name)
 
 #: The workload: wait until sandbay has written the configuration (after the first
@@ -135,6 +142,7 @@ def gateway_config(model: GatewayModel, overrides: dict[str, Any] | None) -> dic
         },
         "update": {"checkOnStart": False},
         "telemetry": {"enabled": False},
+        "plugins": {"deny": list(DENIED_PLUGINS)},
         "models": {
             "mode": "replace",
             "providers": {

@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sandbay.db.models import AgentInstanceModel, EnvironmentModel
-from sandbay.domain.agents import ProviderKind
 from sandbay.domain.environments import EnvironmentCreate, StopRequest
 from sandbay.domain.errors import (
     Conflict,
@@ -137,10 +136,10 @@ async def create_instance(
                 f"no API key configured for model provider {body.model_provider!r}: "
                 "store one with PUT /v1/model-providers/{name}"
             )
-        if ProviderKind(provider.kind) is not ProviderKind.ANTHROPIC and not (
-            body.model or provider.default_model
-        ):
-            raise InvalidRequest(f"model provider {provider.name!r} has no default model")
+        if not (body.model or provider.default_model):
+            raise InvalidRequest(
+                f"model provider {provider.name!r} has no default model: name one (`model`)"
+            )
         spec = EnvironmentCreate(
             image=agents.agent_image,
             command=["/bin/sh", "-c", LAUNCHER],

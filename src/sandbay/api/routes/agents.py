@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from sandbay.api.agent_deps import AgentsDep
 from sandbay.api.deps import PrincipalDep
 from sandbay.api.sse import SSEResponse, sse
-from sandbay.domain.agents import AgentEvent, AgentExecuteRequest, AgentModels, AgentRun
+from sandbay.domain.agents import AgentExecuteRequest, AgentModels, AgentRun
 from sandbay.services import agents as agent_service
 from sandbay.services.agent_runs import LiveRun
 
@@ -23,8 +23,9 @@ EVENTS_DOC: dict[int | str, dict[str, Any]] = {
         "`run.started`, `status`, `message`, `reasoning`, `tool_use`, `tool_result`, "
         "`error`, then `result` (always last); each event's data is an AgentEvent.",
         "content": {
-            "application/json": {"schema": AgentRun.model_json_schema()},
-            "text/event-stream": {"schema": AgentEvent.model_json_schema()},
+            # Both are in the components: the runs routes answer them.
+            "application/json": {"schema": {"$ref": "#/components/schemas/AgentRun"}},
+            "text/event-stream": {"schema": {"$ref": "#/components/schemas/AgentEvent"}},
         },
     },
     424: {"description": "The environment cannot run this agent"},
