@@ -185,6 +185,12 @@ def test_instance_lifecycle_through_the_openclaw_gateway(
     assert "already running" in _detail(api.post(f"/v1/instances/{iid}/start"), 409)
     start_model_server(docker_client, api, iid, port=MODEL_PORT, mode="text", final=ANSWER)
     _say_hello(api, iid, watch)
+    streamed = watch.response(
+        api.post(f"/v1/instances/{iid}/responses", json={"input": "hi", "stream": True})
+    )
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert "response.completed" in streamed.text and ANSWER in streamed.text
 
     _check_no_credential(server, api, iid, watch)
     assert api.delete(f"/v1/instances/{iid}").status_code == 204

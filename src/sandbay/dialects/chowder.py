@@ -187,12 +187,14 @@ async def _send(
     instance_id: str,
     body: dict[str, Any],
     session_key: str | None,
-) -> JSONResponse:
+) -> Response:
     message, echo = _message(body)
     relayed = await instances.send_message(
         agents, principal, instance_id, message, session_key=session_key
     )
     payload = relayed.body
+    if relayed.streamed:  # relayed whole once the gateway is done
+        return Response(str(payload), status_code=relayed.status, media_type="text/event-stream")
     if echo is not None and isinstance(payload, dict) and payload.get("object") == "response":
         payload = {**payload, "model": echo}
     return JSONResponse(payload, status_code=relayed.status)
@@ -204,7 +206,7 @@ async def send_message(
     principal: PrincipalDep,
     agents: AgentsDep,
     body: Annotated[dict[str, Any], Body(description="An OpenResponses request: model, input, …")],
-) -> JSONResponse:
+) -> Response:
     """Send a message through the instance's gateway (OpenResponses API) and answer
     with its response object. 409 unless running; 502 when the gateway does not
     answer. Scoped keys need `instances:interact` on the instance."""
@@ -218,7 +220,7 @@ async def send_session_message(
     principal: PrincipalDep,
     agents: AgentsDep,
     body: Annotated[dict[str, Any], Body()],
-) -> JSONResponse:
+) -> Response:
     """The same, in a named conversation of the instance (created on first use)."""
     return await _send(agents, principal, instance_id, body, f"chowder-{session_id}")
 

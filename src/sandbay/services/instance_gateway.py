@@ -56,7 +56,8 @@ class GatewayUnavailable(RuntimeFailure):
 @dataclass(frozen=True, slots=True)
 class Relayed:
     status: int
-    body: Any
+    body: Any  # JSON, or the server-sent events text of a streamed response
+    streamed: bool = False
 
 
 def _system(org_id: str) -> Principal:
@@ -107,12 +108,14 @@ async def relay(
         )
     text, _, code = result.stdout.rpartition("\n")
     try:
-        status, payload = int(code), json.loads(text) if text.strip() else {}
+        status = int(code)
+        streamed = body.get("stream") is True and status < 400
+        payload = text if streamed else (json.loads(text) if text.strip() else {})
     except ValueError as exc:
         raise GatewayUnavailable("the gateway gave an answer that is not JSON") from exc
     if status >= 500:
         raise GatewayUnavailable(f"the gateway failed ({status})")
-    return Relayed(status, payload)
+    return Relayed(status, payload, streamed=streamed)
 
 
 class InstanceProvisioner:
