@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from sandbay.domain.agent_transcripts import CodexTranscript, Emitted, claude_events, parse_line
 from sandbay.domain.agents import AgentKind, AgentRunStatus
-from sandbay.domain.exec import ExecExitEvent, ExecOutputEvent, ExecRequest
+from sandbay.domain.exec import MAX_EXEC_TIMEOUT_S, ExecExitEvent, ExecOutputEvent, ExecRequest
 from sandbay.domain.keys import Principal
 from sandbay.services import exec as exec_service
-from sandbay.services.agent_runs import Emit, Outcome
+from sandbay.services.agent_runs import Emit, Outcome, close_source
 from sandbay.services.model_providers import Credentials
 from sandbay.services.toolbox import Toolbox
 
@@ -83,7 +83,8 @@ class CliDriver:
             cwd=self.cwd,
             env=env,
             stdin=self.prompt,
-            timeout=self.timeout + 60,  # the run's own timeout comes first
+            # The run's own timeout comes first; this one only backs it up.
+            timeout=min(self.timeout + 60, MAX_EXEC_TIMEOUT_S),
         )
 
     async def run(self, emit: Emit) -> Outcome:
@@ -109,7 +110,7 @@ class CliDriver:
                 elif item.event == "error" and isinstance(item.data, dict):
                     return Outcome(AgentRunStatus.FAILED, error=item.data.get("message"))
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
+            await close_source(events)
         if pending.strip():
             final = await self._line(pending, codex, emit) or final
         code = exit_event.exit_code if exit_event else None

@@ -125,7 +125,7 @@ class LiveRun:
             agent=self.spec.agent,
             model=self.spec.model,
             provider=self.spec.provider,
-            prompt=self.spec.prompt,
+            prompt=self.redactor.text(self.spec.prompt),
             cwd=self.spec.cwd,
             git_url=self.spec.git_url,
             status=self.status,
