@@ -5,7 +5,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: setup run test check fmt bench bench-quick
+.PHONY: setup run test check fmt bench bench-quick agents-image
 
 setup:
 	@scripts/setup.sh
@@ -13,8 +13,12 @@ setup:
 run: setup
 	$(BIN)/sandbay serve --host $(HOST) --port $(PORT)
 
-test: setup
+# The agent tests run the real CLIs: their image is built (once per recipe) first.
+test: setup agents-image
 	@scripts/test.sh $(PYTEST_ARGS)
+
+agents-image: setup
+	@scripts/build-agent-image.sh --if-stale
 
 check:
 	$(BIN)/ruff format --check src tests bench

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One idempotent set-up for `make run`, `make test` and CI on a fresh Debian 12 machine:
-# a virtualenv at .venv, a Docker engine that answers, and the default base image.
+# a virtualenv at .venv, a Docker engine that answers, and the default base image
+# (plus the agent image when SANDBAY_AGENTS=1).
 # Each step checks first and does nothing when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,5 +79,10 @@ if ! docker image inspect "$IMAGE" >/dev/null 2>&1 \
    || [ "$(docker image inspect -f '{{index .Config.Labels "sandbay.recipe"}}' "$IMAGE" 2>/dev/null)" \
         != "$(sha256sum scripts/build-base-image.sh | cut -c1-16)" ]; then
   scripts/build-base-image.sh "$IMAGE"
+fi
+# 6. With agents enabled (SANDBAY_AGENTS=1, or `make agents-image`): the agent image
+#    (Node 24 and the Claude Code, Codex and OpenClaw CLIs); the default image stays small.
+if [ "${SANDBAY_AGENTS:-0}" = 1 ]; then
+  scripts/build-agent-image.sh --if-stale
 fi
 say "ready: $VENV/bin/sandbay, Docker $(docker version -f '{{.Server.Version}}'), image $IMAGE"

@@ -22,12 +22,14 @@ from sandbay.api.errors import ErrorRenderers, install_error_handlers
 from sandbay.api.middleware import JsonBodyLimit
 from sandbay.api.routes import (
     access,
+    agents,
     environments,
     events,
     exec,
     files,
     health,
     keys,
+    model_providers,
     observe,
     orgs,
     pools,
@@ -36,7 +38,7 @@ from sandbay.api.routes import (
 from sandbay.db import migrate
 from sandbay.db.engine import create_engine
 from sandbay.db.session import create_sessionmaker
-from sandbay.dialects import camposcloud, cloudcli, daytona, qoder
+from sandbay.dialects import camposcloud, chowder, cloudcli, cloudcli_agents, daytona, qoder
 from sandbay.domain.work import LeaseLimits
 from sandbay.gateway.preview import PreviewProxy, PreviewRouter
 from sandbay.gateway.ssh_gateway import GatewayConfig, SshGateway
@@ -57,6 +59,7 @@ from sandbay.runtime.docker_relay import DockerPortRelay
 from sandbay.runtime.docker_toolbox import DockerToolbox
 from sandbay.runtime.host_network import HostNetworkPolicy
 from sandbay.services.activity import ActivityHolds
+from sandbay.services.agents import Agents
 from sandbay.services.auth import KeyCache, ensure_bootstrap
 from sandbay.services.bus import EventBus
 from sandbay.services.environments import Placement
@@ -341,7 +344,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         gate=gate, ports=platform.access.ports, holds=platform.holds, domain=settings.preview_domain
     )
     gateway = platform.access.ssh_gateway(platform) if settings.ssh_enabled else None
+    app.state.agents = Agents.open(
+        settings,
+        sessions=platform.sessions,
+        toolbox=platform.toolbox,
+        provider=platform.provider,
+        placement=platform.placement,
+    )
     await platform.start()
+    app.state.agents.start()
     if gateway is not None:
         await gateway.start()
     log.info("sandbay %s ready (instance %s)", sandbay.__version__, settings.resolved_instance())
@@ -351,6 +362,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if gateway is not None:
             await gateway.stop()
         await app.state.preview.close()
+        await app.state.agents.close()
         await platform.close()
 
 
@@ -371,7 +383,9 @@ def create_app(settings: Settings) -> FastAPI:
         health, environments, keys, orgs, events, pools, work, exec, files, observe, access,
     ):  # fmt: skip
         app.include_router(module.router)
-    for dialect in (qoder, cloudcli, camposcloud, daytona):
+    for module in (agents, model_providers):
+        app.include_router(module.router)
+    for dialect in (qoder, cloudcli, cloudcli_agents, camposcloud, daytona, chowder):
         dialect.install(app, renderers)
     return app
 

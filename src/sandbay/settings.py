@@ -151,6 +151,25 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds between re-enforcements of network policies"
     )
 
+    # AI agents inside environments (issue 8)
+    agent_image: str = Field(
+        "sandbay-agent:latest", description="Image with Node and the agent CLIs (make agents-image)"
+    )
+    agent_timeout: float = Field(
+        1800.0, gt=0, description="Seconds an agent run may last when the request names none"
+    )
+    agent_runs_kept_events: int = Field(
+        5000, ge=10, description="Events of one agent run kept in its transcript"
+    )
+    secrets_key: SecretStr | None = Field(
+        None,
+        description="Fernet key encrypting model-provider credentials at rest; default: "
+        "generated once in DATA_DIR/secrets.key (replicas must share one: set it)",
+    )
+    public_url: str | None = Field(
+        None, description="Public base URL of this server (gateway and preview URLs)"
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -3,6 +3,7 @@
 rest of the environments API, its errors in CloudCLI's shape, and environments that
 are the same objects through every surface."""
 
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -11,6 +12,7 @@ import httpx
 from tests.support.engine import sh
 from tests.support.factories import delete, running_env, wait_state
 from tests.support.server import LiveServer
+from tests.support.ssh import password_ssh
 
 API = "/api/v1/environments"
 STOPPED_BODY = {"message": "Environment stopped successfully", "status": "stopped"}
@@ -139,4 +141,29 @@ def test_environments_of_every_surface_are_the_same_objects(api: httpx.Client) -
     assert api.post(f"/sandbox/{env['id']}/stop").status_code == 200
     wait_state(api, env["id"], "stopped")
     assert api.get(f"{API}/{env['id']}").json()["status"] == "stopped"
+    delete(api, env["id"])
+
+
+def test_ssh_credentials_log_a_real_openssh_client_in(
+    server: LiveServer, api: httpx.Client, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    env = running_env(api, name="cloudcli-ssh")
+    sh(docker_client, env["id"], "echo hello-cloudcli > /workspace/hello")
+    with server.client(key="") as anon:
+        answer = anon.get(
+            f"/api/v1/environments/{env['id']}/ssh", headers={"X-API-KEY": server.key}
+        )
+    assert answer.status_code == 200, answer.text
+    cred = answer.json()
+    assert set(cred) == {
+        "host", "port", "username", "password", "private_key", "expires_at", "ssh_command"
+    }  # fmt: skip
+    assert cred["ssh_command"].startswith("ssh ") and cred["password"] and cred["private_key"]
+    known = tmp_path / "known_hosts"
+    known.write_text(api.get(f"/v1/environments/{env['id']}/ssh").json()["known_hosts"])
+    ran = password_ssh(cred, known, tmp_path, "cat", "/workspace/hello")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == b"hello-cloudcli\n"
+    missing = api.get("/api/v1/environments/env_" + "0" * 32 + "/ssh")
+    assert missing.status_code == 404 and "error" in missing.json()
     delete(api, env["id"])

@@ -283,3 +283,71 @@ class PreviewTokenModel(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ModelProviderModel(Base):
+    """An organization's model provider (issue 8). The credential is stored only as
+    Fernet ciphertext; `secret_hint` is what the API may show of it."""
+
+    __tablename__ = "model_providers"
+    __table_args__ = (Index("uq_model_providers_org_name", "org_id", "name", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    base_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    models: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    default_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    secret_ciphertext: Mapped[str] = mapped_column(Text)
+    secret_hint: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AgentRunModel(Base):
+    """One agent run inside an environment and its transcript (events as JSON)."""
+
+    __tablename__ = "agent_runs"
+    __table_args__ = (Index("ix_agent_runs_environment_id_id", "environment_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(64))
+    environment_id: Mapped[str] = mapped_column(String(64))
+    agent: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    cwd: Mapped[str] = mapped_column(String(4096))
+    git_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    status: Mapped[str] = mapped_column(String(32))
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    events: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AgentInstanceModel(Base):
+    """An OpenClaw instance (the Chowder brief): an environment running the gateway.
+    Its state is the environment's; this row holds what the instance adds."""
+
+    __tablename__ = "agent_instances"
+
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    model_provider: Mapped[str] = mapped_column(String(64))
+    provider_name: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    openclaw_version: Mapped[str] = mapped_column(String(32))
+    openclaw_config: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    region: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Set once the gateway's configuration is written into the environment.
+    provisioned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -17,10 +17,11 @@ SSH gateway and the agents."""
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Query, status
+from fastapi import APIRouter, FastAPI, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from sandbay.api.access_deps import AccessDep
 from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
 from sandbay.api.errors import ErrorRenderers
 from sandbay.db.models import EnvironmentModel
@@ -28,7 +29,7 @@ from sandbay.domain.environments import EnvironmentCreate, StopRequest, hostname
 from sandbay.domain.errors import InvalidRequest, WrongState
 from sandbay.domain.states import EnvState
 from sandbay.services import environments as envs
-from sandbay.services import lifecycle
+from sandbay.services import lifecycle, ssh_credentials
 
 from .convert import display_name, iso_millis, native
 
@@ -150,6 +151,44 @@ async def get_environment(
 ) -> CloudCliEnvironment:
     """One environment, by id (or name)."""
     return CloudCliEnvironment.of(await envs.get_environment(session, principal, id))
+
+
+class SSHCredentials(BaseModel):
+    """CloudCLI's SSHCredentials: a short-lived login to the environment's shell
+    (the SSH gateway refuses it while the environment is stopped)."""
+
+    host: str
+    port: int
+    username: str
+    password: str | None
+    private_key: str | None
+    expires_at: str
+    ssh_command: str
+
+
+@router.get("/{id}/ssh")
+async def get_ssh_credentials(
+    id: str, request: Request, session: SessionDep, principal: PrincipalDep, access: AccessDep
+) -> SSHCredentials:
+    """Get SSH credentials: a password-like token and a one-time private key, valid
+    until `expires_at` (the server's credential TTL)."""
+    cred = await ssh_credentials.issue_credential(
+        session,
+        principal,
+        id,
+        endpoint=access.ssh_endpoint(request),
+        ttl=access.ssh_ttl,
+        expires_in=None,
+    )
+    return SSHCredentials(
+        host=cred.host,
+        port=cred.port,
+        username=cred.username,
+        password=cred.password,
+        private_key=cred.private_key,
+        expires_at=iso_millis(cred.expires_at),
+        ssh_command=cred.ssh_command,
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

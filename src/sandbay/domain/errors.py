@@ -14,6 +14,7 @@ routes never build HTTP errors and one handler renders them all.
     │   └── ConcurrentUpdate    (compare-and-set lost too many times)
     ├── PreconditionFailed      412 precondition_failed_error (a worker lost its lease)
     ├── PayloadTooLarge         413 invalid_request_error
+    ├── FailedDependency        424 failed_dependency_error (an agent cannot run there)
     ├── RateLimited             429 rate_limit_error
     ├── ApiError                500 api_error
     └── RuntimeFailure          502 runtime_error   (the container engine failed)
@@ -126,3 +127,11 @@ class PreconditionFailed(SandbayError):
 
     status_code = 412
     error_type = "precondition_failed_error"
+
+
+class FailedDependency(SandbayError):
+    """What the request depends on is missing: the environment cannot run the agent
+    (not running, agent CLI not installed in its image, no model credentials)."""
+
+    status_code = 424
+    error_type = "failed_dependency_error"

@@ -26,6 +26,12 @@ class Permission(StrEnum):
     WORK_READ = "work:read"
     WORK_WRITE = "work:write"
     AGENTS_EXECUTE = "agents:execute"
+    MODEL_PROVIDERS_READ = "model_providers:read"
+    MODEL_PROVIDERS_WRITE = "model_providers:write"
+    # OpenClaw instances (the Chowder dialect), per instance through `environment_ids`.
+    INSTANCES_READ = "instances:read"
+    INSTANCES_INTERACT = "instances:interact"
+    INSTANCES_CONFIGURE = "instances:configure"
 
 
 class KeyKind(StrEnum):

