@@ -3,7 +3,9 @@ bench/results/<timestamp>.json and bench/results/latest.json."""
 
 import argparse
 import json
+import shutil
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,9 +40,9 @@ MODES = {
     "smoke": {"n": 2, "files_mb": [1], "concurrent": [5], "wrk_s": 1, "list": 50,
               "idle": [0, 5], "settle": 1.0, "warm": 2},
     "quick": {"n": 5, "files_mb": [1], "concurrent": [20], "wrk_s": 3, "list": 200,
-              "idle": [0, 20, 50], "settle": 3.0, "warm": 5},
+              "idle": [0, 100], "settle": 10.0, "warm": 5},
     "full": {"n": 12, "files_mb": [1, 100], "concurrent": [20, 50], "wrk_s": 10, "list": 1000,
-             "idle": [0, 100, 500], "settle": 10.0, "warm": 12},
+             "idle": [0, 100, 500], "settle": 20.0, "warm": 12},
 }  # fmt: skip
 
 
@@ -79,6 +81,7 @@ def run(mode: str, profile: bool) -> dict[str, Any]:
             load = ops.http_load(api, cfg["wrk_s"], cfg["list"])
             results["get_environment"] = load["get"]
             results[f"list_{cfg['list']}"] = load["list"]
+            results[f"list_page_100_of_{cfg['list']}"] = load["page"]
             results["idle"] = ops.idle_footprint(api, cfg["idle"], cfg["settle"])
         pool = json.dumps([{"org": "default", "size": 3}])
         with sandbay_server(SANDBAY_WARM_POOLS=pool) as server:
@@ -102,13 +105,15 @@ def _profile(pid: int, count: int) -> subprocess.Popen[bytes] | None:
     """py-spy samples the server while `count` creates run (saved with the results)."""
     global _PROFILE_PATH
     _PROFILE_PATH = RESULTS / f"profile-create-{count}-{_STAMP}.speedscope.json"
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     try:
         return subprocess.Popen(
-            ["py-spy", "record", "--pid", str(pid), "--duration", str(max(8, count // 3)),
+            [spy, "record", "--pid", str(pid), "--duration", str(max(8, count // 3)),
              "--rate", "200", "--format", "speedscope", "--output", str(_PROFILE_PATH)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
     except FileNotFoundError:
+        _PROFILE_PATH = None
         return None
 
 
@@ -119,7 +124,7 @@ def evaluate(results: dict[str, Any], list_size: int) -> dict[str, Any]:
     growth = (idle["rss_kb"][counts[-1]] - idle["rss_kb"][counts[0]]) / max(counts[-1], 1)
     latest: dict[str, Any] = {}
     for op, row in results.items():
-        if op == "idle" or "sandbay" not in row:
+        if "sandbay" not in row:
             continue
         latest[op] = {
             "sandbay_p50_ms": row["sandbay"]["p50_ms"],
@@ -129,17 +134,13 @@ def evaluate(results: dict[str, Any], list_size: int) -> dict[str, Any]:
         }
         if "sandbay_per_s" in row:
             latest[op]["throughput_ratio"] = row["sandbay_per_s"] / row["baseline_per_s"]
-    get, listing = results["get_environment"], results[f"list_{list_size}"]
-    latest["get_environment"] = {"rps": get["rps"], "p99_ms": get.get("p99_ms")}
-    latest[f"list_{list_size}"] = {"rps": listing["rps"], "p99_ms": listing.get("p99_ms")}
+    for op in ("get_environment", f"list_{list_size}", f"list_page_100_of_{list_size}"):
+        latest[op] = {"rps": results[op]["rps"], "p99_ms": results[op].get("p99_ms")}
     latest["rss_per_idle_env"] = {"kb": growth, "rss_kb": idle["rss_kb"]}
-    latest[f"idle_cpu_{counts[-1]}_envs"] = {"percent": idle["cpu_percent"][counts[-1]]}
+    for count in counts[1:]:
+        latest[f"idle_cpu_{count}_envs"] = {"percent": idle["cpu_percent"][count]}
     for op, entry in latest.items():
-        key = (
-            op
-            if op in TARGETS
-            else op.replace(f"_{list_size}", "_1000").replace(f"_{counts[-1]}_envs", "_100_envs")
-        )
+        key = op.replace(f"list_{list_size}", "list_1000")
         target = TARGETS.get(key)
         if target is None:
             entry.update(target=None, met=None)

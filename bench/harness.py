@@ -18,6 +18,7 @@ import httpx
 from tests.support.server import LiveServer, new_server, remove_engine_objects
 
 from sandbay.runtime.docker import CAPABILITIES
+from sandbay.settings import Settings
 
 IMAGE = "sandbay-base:latest"
 MIB = 1024 * 1024
@@ -59,9 +60,16 @@ def timed(fn: Callable[[], Any]) -> float:
 
 @contextmanager
 def sandbay_server(**extra_env: str) -> Iterator[LiveServer]:
-    """A server as `make run` starts it (SQLite, local Docker), on a free port."""
+    """A server as `make run` starts it (SQLite, local Docker, the default intervals
+    rather than the test suite's fast ones), on a free port."""
+    defaults = {
+        f"SANDBAY_{name.upper()}": str(Settings.model_fields[name].default)
+        for name in ("reconcile_interval", "policy_interval", "drift_interval", "metrics_interval")
+    }
     with tempfile.TemporaryDirectory(prefix="sandbay-bench-") as tmp:
-        live = new_server(Path(tmp), extra_env={"SANDBAY_LOG_LEVEL": "warning", **extra_env})
+        live = new_server(
+            Path(tmp), extra_env={"SANDBAY_LOG_LEVEL": "warning", **defaults, **extra_env}
+        )
         live.start()
         try:
             yield live
@@ -170,7 +178,7 @@ _WRK_PCT = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 def wrk(url: str, key: str, *, seconds: int, connections: int = 16) -> dict[str, float]:
     """Requests/s and latency percentiles from wrk on 127.0.0.1."""
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency",
          "-H", f"X-API-KEY: {key}", url],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout  # fmt: skip

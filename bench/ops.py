@@ -137,20 +137,21 @@ def concurrent_creates(api: Api, raw: RawDocker, count: int) -> Pair:
 
 
 def http_load(api: Api, seconds: int, list_size: int) -> dict[str, dict[str, float]]:
-    """GET one environment and a list of `list_size`, with wrk on 127.0.0.1."""
+    """GET one environment (4 connections: one worker kept busy without piling up a
+    queue) and list `list_size` in one page, and the default page of 100 from as
+    many (one client listing, so p99 is the request's own time), with wrk."""
     env = api.create(kind="self_hosted")
     api.wait(env["id"], "running")
-    one = wrk(f"{api.server.url}/v1/environments/{env['id']}", api.server.key, seconds=seconds)
+    url, key = api.server.url, api.server.key
+    one = wrk(f"{url}/v1/environments/{env['id']}", key, seconds=seconds, connections=4)
     made = [api.create(kind="self_hosted")["id"] for _ in range(list_size - 1)]
-    listing = wrk(
-        f"{api.server.url}/v1/environments?limit={list_size}",
-        api.server.key,
-        seconds=seconds,
-        connections=4,
-    )
+    for env_id in made:  # the reconciler idle again: only the listing is measured
+        api.wait(env_id, "running")
+    listing = wrk(f"{url}/v1/environments?limit={list_size}", key, seconds=seconds, connections=1)
+    page = wrk(f"{url}/v1/environments", key, seconds=seconds, connections=1)
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(api.delete, [env["id"], *made]))
-    return {"get": one, "list": listing}
+    return {"get": one, "list": listing, "page": page}
 
 
 def idle_footprint(api: Api, counts: list[int], settle: float) -> dict[str, Any]:
@@ -177,6 +178,7 @@ def idle_footprint(api: Api, counts: list[int], settle: float) -> dict[str, Any]
 def warm_creates(api: Api, n: int) -> Samples:
     """create→running served from a warm pool (waits for a ready member first)."""
     samples = Samples()
+    deletes: list[threading.Thread] = []
     for _ in range(n):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -192,5 +194,8 @@ def warm_creates(api: Api, n: int) -> Samples:
                 api.wait(env["id"], "running")
 
         samples.add(timed(create))
-        threading.Thread(target=api.delete, args=(env["id"],), daemon=True).start()
+        deletes.append(threading.Thread(target=api.delete, args=(env["id"],)))
+        deletes[-1].start()
+    for thread in deletes:  # the server must outlive its deletes
+        thread.join()
     return samples

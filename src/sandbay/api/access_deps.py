@@ -44,7 +44,7 @@ class AccessServices:
         )
 
 
-def get_access(connection: HTTPConnection) -> AccessServices:
+async def get_access(connection: HTTPConnection) -> AccessServices:
     access: AccessServices = connection.app.state.access
     return access
 

@@ -9,7 +9,7 @@ from starlette.requests import HTTPConnection
 from sandbay.services.agents import Agents
 
 
-def get_agents(connection: HTTPConnection) -> Agents:
+async def get_agents(connection: HTTPConnection) -> Agents:
     agents: Agents = connection.app.state.agents
     return agents
 

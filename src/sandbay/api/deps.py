@@ -43,7 +43,7 @@ class Services:
     warm_pools: list[WarmPoolSpec] = field(default_factory=list)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 

@@ -13,7 +13,7 @@ from sandbay.domain.keys import Principal
 from sandbay.services.toolbox import Toolbox
 
 
-def get_toolbox(connection: HTTPConnection) -> Toolbox:
+async def get_toolbox(connection: HTTPConnection) -> Toolbox:
     toolbox: Toolbox = connection.app.state.toolbox
     return toolbox
 

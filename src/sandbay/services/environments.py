@@ -2,7 +2,9 @@
 `services.lifecycle`; engine work is the reconciler's."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,8 +12,10 @@ from sandbay.db import environments as queries
 from sandbay.db.models import EnvironmentModel
 from sandbay.domain import ids
 from sandbay.domain.environments import (
+    Environment,
     EnvironmentCreate,
     EnvironmentKind,
+    EnvironmentList,
     EnvironmentUpdate,
     hostname_for,
     workload_argv,
@@ -149,6 +153,20 @@ async def create_environment(
     return env
 
 
+def _page_filter(
+    principal: Principal, states: list[EnvState] | None, labels: list[str] | None
+) -> tuple[str, dict[str, Any]]:
+    org_id = require(principal, Permission.ENVIRONMENTS_READ)
+    wanted: dict[str, str] = {}
+    for item in labels or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidRequest(f"label filter {item[:60]!r} must be key=value")
+        wanted[key] = value
+    states_in = [s.value for s in states] if states else None
+    return org_id, {"states": states_in, "labels": wanted, "only_ids": principal.environment_ids}
+
+
 async def list_environments(
     session: AsyncSession,
     principal: Principal,
@@ -158,25 +176,38 @@ async def list_environments(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[EnvironmentModel], str | None]:
-    org_id = require(principal, Permission.ENVIRONMENTS_READ)
-    wanted: dict[str, str] = {}
-    for item in labels or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InvalidRequest(f"label filter {item[:60]!r} must be key=value")
-        wanted[key] = value
-    rows = await queries.list_page(
-        session,
-        org_id,
-        states=[s.value for s in states] if states else None,
-        labels=wanted,
-        only_ids=principal.environment_ids,
-        limit=limit,
-        cursor=cursor,
-    )
+    """One page of entities and the next cursor (None on the last page)."""
+    org_id, where = _page_filter(principal, states, labels)
+    rows = await queries.list_page(session, org_id, limit=limit, cursor=cursor, **where)
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].id if more and rows else None)
+
+
+async def environment_page(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    states: list[EnvState] | None,
+    labels: list[str] | None,
+    limit: int,
+    cursor: str | None,
+) -> EnvironmentList:
+    """The native listing, validated straight from column rows (no ORM identities:
+    a page of 1,000 costs a third of the entity path)."""
+    org_id, where = _page_filter(principal, states, labels)
+    rows = await queries.list_page_rows(
+        session, org_id, columns=_COLUMNS, limit=limit, cursor=cursor, **where
+    )
+    more = len(rows) > limit
+    data = _ENVIRONMENTS.validate_python(rows[:limit])
+    return EnvironmentList(
+        data=data, has_more=more, next_cursor=data[-1].id if more and data else None
+    )
+
+
+_ENVIRONMENTS = TypeAdapter(list[Environment])
+_COLUMNS = tuple(Environment.model_fields)
 
 
 async def update_environment(

@@ -59,11 +59,8 @@ async def list_environments(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> EnvironmentList:
     """List environments, newest first, one page at a time."""
-    rows, next_cursor = await envs.list_environments(
+    return await envs.environment_page(
         session, principal, states=state, labels=label, limit=limit, cursor=cursor
-    )
-    return EnvironmentList(
-        data=[_out(r) for r in rows], has_more=bool(next_cursor), next_cursor=next_cursor
     )
 
 
