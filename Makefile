@@ -15,6 +15,7 @@ run: setup
 
 # The agent tests run the real CLIs: their image is built (once per recipe) first.
 test: setup agents-image
+	@SANDBAY_BROWSER=1 scripts/setup.sh
 	@scripts/test.sh $(PYTEST_ARGS)
 
 agents-image: setup

@@ -1,10 +1,12 @@
 """The preview proxy over real HTTP and WebSockets to a web app running inside a real
 environment: both URL forms, tokens (header, query exchanged for a cookie), public
-environments, streaming bodies, refusals, a stopped environment, and HTTPS."""
+environments, streaming bodies, refusals, a stopped environment, HTTPS, and a real
+browser (Chromium) following a token link."""
 
 import datetime as dt
 import ipaddress
 import os
+import shutil
 import socket
 import ssl
 import time
@@ -19,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from playwright.sync_api import sync_playwright
 from websockets.sync.client import connect
 
 from tests.support.factories import assert_envelope, delete, running_env, stop, wait_state
@@ -156,6 +159,35 @@ def test_websocket_echo_through_both_forms(
 
     with pytest.raises(Exception, match="401"):
         connect(path_url, open_timeout=20)
+
+
+def test_a_browser_opens_a_private_preview_from_a_token_link(
+    api: httpx.Client, web_env: dict[str, Any]
+) -> None:
+    """Debian's Chromium, driven by Playwright: the token link becomes a cookie, the
+    page's own script reaches the app's WebSocket through the proxy, and a browser
+    without the cookie is refused."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Chromium is missing: `make test` installs it (SANDBAY_BROWSER=1 setup)"
+    link = _link(api, web_env["id"])
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{link['url']}page?sandbay_preview_token={link['token']}")
+            page.wait_for_function("document.title.startsWith('echo:')", timeout=20_000)
+            assert page.title() == "echo:hello-from-browser"
+            assert "sandbay_preview_token" not in page.url  # removed by the 303
+            assert page.evaluate("document.cookie") == ""  # HttpOnly: no script sees it
+            again = page.goto(f"{link['url']}hello")
+            assert again is not None and again.status == 200
+            assert page.inner_text("body").strip() == "hello from inside"
+
+            stranger = browser.new_context().new_page()
+            refused = stranger.goto(f"{link['url']}hello")
+            assert refused is not None and refused.status == 401
+        finally:
+            browser.close()
 
 
 def test_public_environment_needs_no_token(

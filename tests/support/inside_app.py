@@ -1,7 +1,8 @@
 """A small web app the tests run inside environments (the base image has python3
 and nothing else): HTTP/1.1 with keep-alive (`/hello`, `/echo` returns the request
 body, `/headers` the request headers as JSON, `/redirect` a relative redirect) and a
-WebSocket echo on `/ws`, in the standard library only."""
+WebSocket echo on `/ws`, and `/page`, an HTML page whose script opens that WebSocket
+and puts the echo in its title, in the standard library only."""
 
 import time
 from typing import Any
@@ -47,6 +48,13 @@ async def ws(r, w, h):
             w.write(pack(8, data[:2])); await w.drain(); return
         w.write(pack(10 if op == 9 else op, data)); await w.drain()
 
+PAGE = b'''<!doctype html><title>loading</title><body><script>
+const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+ws.onopen = () => ws.send("hello-from-browser");
+ws.onmessage = (m) => { document.title = "echo:" + m.data; };
+ws.onerror = () => { document.title = "ws-error"; };
+</script></body>'''
+
 async def handle(r, w):
     try:
         while True:
@@ -76,10 +84,13 @@ async def handle(r, w):
                 out = json.dumps(h).encode()
             elif target.startswith("/redirect"):
                 status, extra, out = b"302 Found", b"Location: /hello\r\n", b""
+            elif target.startswith("/page"):
+                out = PAGE
             else:
                 out = b"hello from inside\n"
+            kind = b"text/html" if out is PAGE else b"text/plain"
             w.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n" % len(out) + extra
-                    + b"Content-Type: text/plain\r\n\r\n" + out)
+                    + b"Content-Type: " + kind + b"\r\n\r\n" + out)
             await w.drain()
     except (asyncio.IncompleteReadError, ConnectionError, ValueError):
         pass
