@@ -49,7 +49,8 @@ async def ws(r, w, h):
         w.write(pack(10 if op == 9 else op, data)); await w.drain()
 
 PAGE = b'''<!doctype html><title>loading</title><body><script>
-const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+const ws = new WebSocket(scheme + location.host + "/ws");
 ws.onopen = () => ws.send("hello-from-browser");
 ws.onmessage = (m) => { document.title = "echo:" + m.data; };
 ws.onerror = () => { document.title = "ws-error"; };
