@@ -221,7 +221,8 @@ class Platform:
         await migrate.upgrade(db)
         bus = EventBus()
         key_cache = KeyCache(settings.auth_cache_seconds)
-        sessions = create_sessionmaker(db, info={"bus": bus, "key_cache": key_cache})
+        inline = settings.sqlite_inline and db.dialect.name == "sqlite"
+        sessions = create_sessionmaker(db, info={"bus": bus, "key_cache": key_cache}, inline=inline)
         bootstrap = _secret(settings.bootstrap_key)
         if bootstrap:
             async with sessions() as session:

@@ -31,11 +31,30 @@ def _drop_callbacks(session: Session, _previous_transaction: Any) -> None:
     session.info.pop(_CALLBACKS, None)
 
 
+class InlineClosingSession(AsyncSession):
+    """An AsyncSession that closes in place at the end of `async with`.
+
+    SQLAlchemy closes in a task of its own behind `asyncio.shield` so that a
+    cancelled caller cannot abandon the close half-way. That costs a pass through
+    the event loop, and whatever became ready meanwhile runs first: after a
+    commit, that is the reconciler this very commit woke, whose few milliseconds
+    of database work then delay the HTTP answer. On the inline SQLite connection
+    (`sqlite_inline`) close never yields, so nothing can interrupt it."""
+
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        await self.close()
+
+
 def create_sessionmaker(
-    engine: AsyncEngine, info: dict[str, Any] | None = None
+    engine: AsyncEngine, info: dict[str, Any] | None = None, *, inline: bool = False
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions never expire on commit (objects stay readable after the request
-    commits) and carry `info` (the event bus) for services to reach."""
+    commits) and carry `info` (the event bus) for services to reach. `inline`:
+    the engine runs SQLite on the event loop (see `InlineClosingSession`)."""
     return async_sessionmaker(
-        engine, expire_on_commit=False, info=info or {}, sync_session_class=HookedSession
+        engine,
+        class_=InlineClosingSession if inline else AsyncSession,
+        expire_on_commit=False,
+        info=info or {},
+        sync_session_class=HookedSession,
     )
