@@ -13,6 +13,7 @@ from sandbay.domain.states import (
     Decision,
     DesiredState,
     EnvState,
+    Observed,
     Step,
     can_transition,
     check_transition,
@@ -21,6 +22,7 @@ from sandbay.domain.states import (
     decide_start,
     decide_stop,
     plan,
+    plan_drift,
 )
 
 S, D = EnvState, DesiredState
@@ -141,3 +143,19 @@ def test_every_decision_move_is_allowed_by_the_table() -> None:
         for decision in _decisions(state, desired):
             if decision.move_to is not None:
                 assert can_transition(state, decision.move_to), (state, desired, decision)
+
+
+@pytest.mark.parametrize(("code", "to"), [(0, S.STOPPED), (3, S.ERROR), (137, S.ERROR)])
+def test_a_workload_that_ends_on_its_own_stays_ended(code: int, to: EnvState) -> None:
+    exited = Observed(present=True, running=False, exit_code=code)
+    step = plan_drift(S.RUNNING, exited, auto_restart=False)
+    assert step == Step(move_to=to, reason=f"workload exited with code {code}", desired=D.STOPPED)
+    # Recorded together, the move and the intent converge: nothing starts it again.
+    assert plan(to, D.STOPPED) is None
+
+
+def test_with_auto_restart_an_exit_restarts_and_keeps_the_intent() -> None:
+    exited = Observed(present=True, running=False, exit_code=1)
+    step = plan_drift(S.RUNNING, exited, auto_restart=True)
+    assert step is not None and step.move_to is S.STARTING and step.restart
+    assert step.desired is None

@@ -190,7 +190,11 @@ def test_without_auto_restart_an_exit_ends_in_error_or_stopped(api: httpx.Client
     assert wait_state(api, failing["id"], "error", timeout=30)["exit_code"] == 3
     assert "code 3" in api.get(f"/v1/environments/{failing['id']}").json()["error_message"]
     done = create_env(api, name="pol-exit-0", command="sleep 0.5")
-    assert wait_state(api, done["id"], "stopped", timeout=30)["exit_code"] == 0
+    stopped = wait_state(api, done["id"], "stopped", timeout=30)
+    assert stopped["exit_code"] == 0 and stopped["desired_state"] == "stopped"
+    time.sleep(2)  # several reconciler sweeps: an ended workload is not started again
+    again = api.get(f"/v1/environments/{done['id']}").json()
+    assert again["state"] == "stopped" and again["version"] == stopped["version"]
     # From error, a start runs the workload again.
     api.post(f"/v1/environments/{failing['id']}/start")
     wait_state(api, failing["id"], "error", timeout=30)

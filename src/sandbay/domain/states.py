@@ -91,6 +91,9 @@ class Step:
     move_to: EnvState | None = None
     reason: str = "desired state"
     restart: bool = False  # an auto_restart of a workload that exited
+    #: The intent this step records with its move: a workload that ended on its own
+    #: (without auto_restart) is meant to stay ended, not to be started again.
+    desired: DesiredState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,11 @@ def plan_drift(state: EnvState, observed: Observed, *, auto_restart: bool) -> St
             )
             if auto_restart:
                 return Step(move_to=S.STARTING, reason=f"{why}; restarting", restart=True)
-            return Step(move_to=S.STOPPED if code == 0 else S.ERROR, reason=why)
+            return Step(
+                move_to=S.STOPPED if code == 0 else S.ERROR,
+                reason=why,
+                desired=DesiredState.STOPPED,
+            )
     if state is S.STOPPED and observed.running:
         return Step(move_to=S.STOPPING, reason="container was running while stopped")
     return None

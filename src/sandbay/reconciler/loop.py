@@ -282,6 +282,8 @@ class Reconciler(PeriodicLoop):
             env.restart_count += 1
             delay = restart_delay(streak)
             data.update(restart_count=env.restart_count, delay_seconds=delay)
+        if step.desired is not None:
+            env.desired_state = step.desired.value
         transition(session, env, step.move_to, actor=ACTOR, reason=step.reason, data=data)
         if delay:
             env.next_attempt_at = utcnow() + timedelta(seconds=delay)
