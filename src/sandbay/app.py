@@ -359,9 +359,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
     log.info("sandbay %s ready (instance %s)", sandbay.__version__, settings.resolved_instance())
     # What exists now lives as long as the process: keep it out of the cyclic
-    # collector's full passes, which otherwise walk it all (tens of ms) under load.
+    # collector's full passes, which otherwise walk it all (tens of ms) under load;
+    # and collect the young generation less often (a page of 1,000 environments
+    # allocates ~100k objects, nearly all freed by reference counting anyway).
+    # Measured with `make bench`: list of 1,000 p99 130 → 40 ms.
     gc.collect()
     gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     try:
         yield
     finally:
