@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 ACTOR = "reconciler"
 Change = Callable[[AsyncSession, EnvironmentModel], object]
 _MAX_STEPS = 16
+_YIELD_SECONDS = 0.001  # between the steps of one environment (see `_work`)
 #: Create/start/restore failures past this many attempts put the environment in `error`.
 _MAX_ATTEMPTS = 5
 #: A run shorter than this that ends in a crash counts toward the restart back-off.
@@ -153,6 +154,10 @@ class Reconciler(PeriodicLoop):
                 more, observed = await self._step(env_id, token, observed, current)
                 if not more:
                     return
+                # A step's commit woke waiters and event streams; they answer first
+                # (a millisecond, several loop passes) instead of queueing behind this
+                # environment's next step. Measured: force stop 1.30 → 1.19 times Docker's.
+                await asyncio.sleep(_YIELD_SECONDS)
         except Exception:
             log.exception("reconciling %s failed", env_id)
         finally:
