@@ -10,7 +10,6 @@ server on the same database with the collector off. Also reports the engine's
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,12 +19,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.server import LiveServer, new_server, remove_engine_objects
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+from bench.harness import cpu_seconds
 
 
 def dockerd_pid() -> int | None:

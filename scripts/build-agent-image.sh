@@ -28,10 +28,8 @@ NPM_VERSION=11.21.2
 CLAUDE_CODE_VERSION=2.1.330
 CODEX_VERSION=0.169.0
 OPENCLAW_VERSION=2026.9.6
-SUITE="${SANDBAY_IMAGE_SUITE:-bookworm}"
-# The base recipe's packages, plus what agents use (git for projects cloned from a URL).
-PACKAGES="python3,bash,coreutils,procps,ca-certificates,findutils,tar,gzip,iproute2,curl"
-PACKAGES="$PACKAGES,git,libstdc++6,openssh-client,less"
+# Beyond the base recipe's packages: what agents use (git for projects cloned from a URL).
+EXTRA_PACKAGES="git,libstdc++6,openssh-client,less"
 RECIPE="$(cat scripts/build-base-image.sh scripts/build-agent-image.sh | sha256sum | cut -c1-16)"
 say() { printf 'build-agent-image: %s\n' "$*"; }
 
@@ -40,9 +38,6 @@ if [ "$IF_STALE" = 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1 \
   exit 0
 fi
 
-command -v mmdebstrap >/dev/null 2>&1 || {
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
-}
 command -v npm >/dev/null 2>&1 || {
   say "installing npm (the host's npm client fetches the packages)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
@@ -71,28 +66,9 @@ if [ ! -f "$STAGE/.complete" ]; then
   touch "$STAGE/.complete"
 fi
 
-# 2. The rootfs: the base recipe's mmdebstrap run, the staging tree copied to /usr/local.
-sources=()
-for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
-  [ -s "$f" ] && grep -qE '^(URIs:|deb )' "$f" && { sources=("$f"); break; }
-done
-say "building $IMAGE ($SUITE: $PACKAGES; node $NODE_VERSION, claude-code $CLAUDE_CODE_VERSION, codex $CODEX_VERSION, openclaw $OPENCLAW_VERSION)"
-mmdebstrap --quiet --mode=root --variant=minbase --include="$PACKAGES" \
-  --dpkgopt='path-exclude=/usr/share/man/*' \
-  --dpkgopt='path-exclude=/usr/share/doc/*' \
-  --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-  --dpkgopt='path-exclude=/usr/share/locale/*' \
-  --dpkgopt='path-exclude=/usr/share/info/*' \
-  --customize-hook='mkdir -p "$1/workspace"' \
-  --customize-hook="cp -a '$STAGE/bin' '$STAGE/lib' \"\$1/usr/local/\"" \
-  --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
-  "$SUITE" - "${sources[@]}" \
-| docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' \
-    --change 'WORKDIR /workspace' \
-    --change 'CMD ["sleep", "infinity"]' \
-    --change "LABEL sandbay.recipe=$RECIPE" \
-    --change "LABEL sandbay.agents=claude,codex,openclaw" \
-    - "$IMAGE" >/dev/null
-say "$IMAGE is $(docker image inspect -f '{{.Size}}' "$IMAGE" | numfmt --to=iec)"
+# 2. The rootfs: the base recipe (scripts/build-base-image.sh) with the extra packages,
+#    the staging tree copied to /usr/local.
+say "building $IMAGE (node $NODE_VERSION, claude-code $CLAUDE_CODE_VERSION, codex $CODEX_VERSION, openclaw $OPENCLAW_VERSION)"
+SANDBAY_IMAGE_EXTRA_PACKAGES="$EXTRA_PACKAGES" SANDBAY_IMAGE_STAGE="$STAGE" \
+SANDBAY_IMAGE_RECIPE="$RECIPE" SANDBAY_IMAGE_LABEL="sandbay.agents=claude,codex,openclaw" \
+  scripts/build-base-image.sh "$IMAGE"

@@ -3,6 +3,7 @@ place with dialect differences (`FOR UPDATE SKIP LOCKED` on PostgreSQL)."""
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,67 +35,45 @@ async def name_taken(session: AsyncSession, org_id: str, name: str) -> bool:
     return (await session.execute(query.limit(1))).first() is not None
 
 
-def _page_query(
-    query: Select[Any],
-    org_id: str,
-    *,
-    states: Sequence[str] | None,
-    labels: dict[str, str],
-    only_ids: frozenset[str] | None,
-    limit: int,
-    cursor: str | None,
-) -> Select[Any]:
-    """One page, newest first; ids are time-ordered so the cursor is the last id."""
-    query = query.where(Env.org_id == org_id, Env.pool_key.is_(None))
-    if states:
-        query = query.where(Env.state.in_(list(states)))
-    else:
-        query = query.where(Env.deleted_at.is_(None))
-    for key, value in labels.items():
-        query = query.where(Env.labels[key].as_string() == value)
-    if only_ids is not None:
-        query = query.where(Env.id.in_(list(only_ids)))
-    if cursor:
-        query = query.where(Env.id < cursor)
-    return query.order_by(Env.id.desc()).limit(limit + 1)
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """One page of an organization's environments, newest first; ids are
+    time-ordered, so the cursor is the last id seen."""
+
+    org_id: str
+    states: Sequence[str] | None
+    labels: dict[str, str]
+    only_ids: frozenset[str] | None
+    limit: int
+    cursor: str | None
+
+    def where(self, query: Select[Any]) -> Select[Any]:
+        """`query` narrowed to this page (`limit + 1` rows tell whether there is more)."""
+        query = query.where(Env.org_id == self.org_id, Env.pool_key.is_(None))
+        if self.states:
+            query = query.where(Env.state.in_(list(self.states)))
+        else:
+            query = query.where(Env.deleted_at.is_(None))
+        for key, value in self.labels.items():
+            query = query.where(Env.labels[key].as_string() == value)
+        if self.only_ids is not None:
+            query = query.where(Env.id.in_(list(self.only_ids)))
+        if self.cursor:
+            query = query.where(Env.id < self.cursor)
+        return query.order_by(Env.id.desc()).limit(self.limit + 1)
 
 
-async def list_page(
-    session: AsyncSession,
-    org_id: str,
-    *,
-    states: Sequence[str] | None,
-    labels: dict[str, str],
-    only_ids: frozenset[str] | None,
-    limit: int,
-    cursor: str | None,
-) -> list[Env]:
-    """One page of entities (`limit + 1` rows tell whether there is more)."""
-    query = _page_query(
-        select(Env), org_id, states=states, labels=labels, only_ids=only_ids, limit=limit,
-        cursor=cursor,
-    )  # fmt: skip
-    return list((await session.execute(query)).scalars())
+async def list_page(session: AsyncSession, page: PageQuery) -> list[Env]:
+    """The page as entities."""
+    return list((await session.execute(page.where(select(Env)))).scalars())
 
 
 async def list_page_rows(
-    session: AsyncSession,
-    org_id: str,
-    *,
-    columns: Sequence[str],
-    states: Sequence[str] | None,
-    labels: dict[str, str],
-    only_ids: frozenset[str] | None,
-    limit: int,
-    cursor: str | None,
+    session: AsyncSession, page: PageQuery, columns: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """The same page as dicts of `columns`: a read-only listing of up to 1,000 rows
+    """The page as dicts of `columns`: a read-only listing of up to 1,000 rows
     spends most of its time building ORM identities it never uses."""
-    chosen = select(*(Env.__table__.c[name] for name in columns))
-    query = _page_query(
-        chosen, org_id, states=states, labels=labels, only_ids=only_ids, limit=limit,
-        cursor=cursor,
-    )  # fmt: skip
+    query = page.where(select(*(Env.__table__.c[name] for name in columns)))
     result = await session.execute(query)
     return [dict(zip(columns, row, strict=True)) for row in result.tuples()]
 

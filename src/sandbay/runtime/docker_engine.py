@@ -104,6 +104,20 @@ class Engine:
             headers={"Accept-Encoding": "identity"},
         )
 
+    async def open_stream(
+        self, method: str, path: str, params: dict[str, str | int | float]
+    ) -> httpx.Response:
+        """Send a request whose answer body is read as it arrives; an engine error is
+        raised (and the response closed) before the caller sees any of it."""
+        request = self.http.build_request(method, path, params=params)
+        response = await self.http.send(request, stream=True)
+        try:
+            await self.check(response)
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
+
     async def check(self, response: httpx.Response) -> None:
         """Raise our error for an engine error answer (reads its small body)."""
         if response.status_code < 400:

@@ -165,15 +165,9 @@ class DockerFiles:
         info = await self._resolve(environment_id, path)
         if info.type is not FileType.FILE:
             raise InvalidRequest(f"{path} is a {info.type.value}, not a file")
-        request = self._engine.http.build_request(
-            "GET", self._archive(environment_id), params={"path": info.path}
+        response = await self._engine.open_stream(
+            "GET", self._archive(environment_id), {"path": info.path}
         )
-        response = await self._engine.http.send(request, stream=True)
-        try:
-            await self._engine.check(response)
-        except BaseException:
-            await response.aclose()
-            raise
 
         async def body() -> AsyncIterator[bytes]:
             try:

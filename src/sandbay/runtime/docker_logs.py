@@ -34,15 +34,9 @@ class DockerLogs:
         }
         if since is not None:
             params["since"] = since
-        request = self._engine.http.build_request(
-            "GET", f"/containers/{container_name(environment_id)}/logs", params=params
+        response = await self._engine.open_stream(
+            "GET", f"/containers/{container_name(environment_id)}/logs", params
         )
-        response = await self._engine.http.send(request, stream=True)
-        try:
-            await self._engine.check(response)
-        except BaseException:
-            await response.aclose()
-            raise
 
         async def body() -> AsyncIterator[bytes]:
             # Environments run without a TTY, so the engine multiplexes the streams.

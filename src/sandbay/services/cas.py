@@ -15,12 +15,14 @@ T = TypeVar("T")
 _MAX_TRIES = 25
 
 
-async def with_cas_retry(session: AsyncSession, attempt: Callable[[], Awaitable[T]]) -> T:
-    """Run `attempt` until its flush wins the compare-and-set."""
+async def with_cas_retry(
+    session: AsyncSession, attempt: Callable[[], Awaitable[T]], *, what: str = "the environment"
+) -> T:
+    """Run `attempt` until its flush wins the compare-and-set on `what`."""
     for n in range(_MAX_TRIES):
         try:
             return await attempt()
         except StaleDataError:
             await session.rollback()
             await asyncio.sleep(random.uniform(0, 0.002 * (n + 1)))  # noqa: S311
-    raise ConcurrentUpdate("the environment kept changing under this request; try again")
+    raise ConcurrentUpdate(f"{what} kept changing under this request; try again")

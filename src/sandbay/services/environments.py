@@ -2,7 +2,6 @@
 `services.lifecycle`; engine work is the reconciler's."""
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
@@ -153,9 +152,13 @@ async def create_environment(
     return env
 
 
-def _page_filter(
-    principal: Principal, states: list[EnvState] | None, labels: list[str] | None
-) -> tuple[str, dict[str, Any]]:
+def _page(
+    principal: Principal,
+    states: list[EnvState] | None,
+    labels: list[str] | None,
+    limit: int,
+    cursor: str | None,
+) -> queries.PageQuery:
     org_id = require(principal, Permission.ENVIRONMENTS_READ)
     wanted: dict[str, str] = {}
     for item in labels or []:
@@ -163,8 +166,14 @@ def _page_filter(
         if not sep or not key:
             raise InvalidRequest(f"label filter {item[:60]!r} must be key=value")
         wanted[key] = value
-    states_in = [s.value for s in states] if states else None
-    return org_id, {"states": states_in, "labels": wanted, "only_ids": principal.environment_ids}
+    return queries.PageQuery(
+        org_id=org_id,
+        states=[s.value for s in states] if states else None,
+        labels=wanted,
+        only_ids=principal.environment_ids,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 async def list_environments(
@@ -177,8 +186,7 @@ async def list_environments(
     cursor: str | None,
 ) -> tuple[list[EnvironmentModel], str | None]:
     """One page of entities and the next cursor (None on the last page)."""
-    org_id, where = _page_filter(principal, states, labels)
-    rows = await queries.list_page(session, org_id, limit=limit, cursor=cursor, **where)
+    rows = await queries.list_page(session, _page(principal, states, labels, limit, cursor))
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].id if more and rows else None)
@@ -195,10 +203,8 @@ async def environment_page(
 ) -> EnvironmentList:
     """The native listing, validated straight from column rows (no ORM identities:
     a page of 1,000 costs a third of the entity path)."""
-    org_id, where = _page_filter(principal, states, labels)
-    rows = await queries.list_page_rows(
-        session, org_id, columns=_COLUMNS, limit=limit, cursor=cursor, **where
-    )
+    page = _page(principal, states, labels, limit, cursor)
+    rows = await queries.list_page_rows(session, page, _COLUMNS)
     more = len(rows) > limit
     data = _ENVIRONMENTS.validate_python(rows[:limit])
     return EnvironmentList(

@@ -3,20 +3,17 @@
 the table, sets the state and its timestamps, records the event). The worker
 protocol (poll, ack, heartbeat, stop, lease expiry) is in `services.work_protocol`."""
 
-import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.exc import StaleDataError
 
 from sandbay.db import work_items as queries
 from sandbay.db.models import EnvironmentModel, EventModel, WorkItemModel
 from sandbay.domain import ids
 from sandbay.domain.environments import EnvironmentKind, EventList
-from sandbay.domain.errors import ConcurrentUpdate, InvalidRequest, NotFound
+from sandbay.domain.errors import InvalidRequest, NotFound
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.work import (
     LeasePolicy,
@@ -29,11 +26,11 @@ from sandbay.domain.work import (
 )
 from sandbay.services.activity import record_activity
 from sandbay.services.audit import page as events_page
+from sandbay.services.cas import with_cas_retry
 from sandbay.services.environments import get_environment
 from sandbay.services.events import record_event, utcnow
 
 T = TypeVar("T")
-_MAX_TRIES = 25
 #: Poll's default redelivery window (Qoder: reclaim_older_than_ms defaults to 5000).
 DEFAULT_RECLAIM_MS = 5000
 #: A Worker-ID counts as polling if it polled within this window.
@@ -41,14 +38,8 @@ POLLERS_WINDOW = timedelta(seconds=30)
 
 
 async def with_retry(session: AsyncSession, attempt: Callable[[], Awaitable[T]]) -> T:
-    """Run `attempt` until its flush wins the compare-and-set on `version`."""
-    for n in range(_MAX_TRIES):
-        try:
-            return await attempt()
-        except StaleDataError:
-            await session.rollback()
-            await asyncio.sleep(random.uniform(0, 0.002 * (n + 1)))  # noqa: S311
-    raise ConcurrentUpdate("the work item kept changing under this request; try again")
+    """`with_cas_retry` for work items."""
+    return await with_cas_retry(session, attempt, what="the work item")
 
 
 def to_api(item: WorkItemModel) -> WorkItem:
