@@ -17,7 +17,7 @@ import docker
 import httpx
 from tests.support.server import LiveServer, new_server, remove_engine_objects
 
-from sandbay.runtime.docker import CAPABILITIES
+from sandbay.runtime.docker.provider import CAPABILITIES
 from sandbay.settings import Settings
 
 IMAGE = "sandbay-base:latest"

@@ -21,29 +21,23 @@ from sandbay.api.access_deps import AccessServices
 from sandbay.api.deps import Services
 from sandbay.api.errors import ErrorRenderers, install_error_handlers
 from sandbay.api.middleware import JsonBodyLimit
-from sandbay.api.routes import (
-    access,
-    agents,
-    environments,
-    events,
-    exec,
-    files,
-    health,
-    keys,
-    model_providers,
-    observe,
-    orgs,
-    pools,
-    work,
-)
+from sandbay.api.v1 import access, events, health, work
+from sandbay.api.v1.agents import providers as model_providers
+from sandbay.api.v1.agents import runs as agents
+from sandbay.api.v1.environments import pools
+from sandbay.api.v1.environments import routes as environments
+from sandbay.api.v1.inside import exec, files, observe
+from sandbay.api.v1.tenancy import keys, orgs
 from sandbay.db import migrate
 from sandbay.db.engine import create_engine
 from sandbay.db.session import create_sessionmaker
-from sandbay.dialects import camposcloud, chowder, cloudcli, cloudcli_agents, daytona, qoder
+from sandbay.dialects import camposcloud, chowder, daytona, qoder
+from sandbay.dialects.cloudcli import agents as cloudcli_agents
+from sandbay.dialects.cloudcli import environments as cloudcli
 from sandbay.domain.work import LeaseLimits
-from sandbay.gateway.preview import PreviewProxy, PreviewRouter
-from sandbay.gateway.ssh_gateway import GatewayConfig, SshGateway
-from sandbay.gateway.ssh_keys import load_host_key, public_line
+from sandbay.gateway.preview.proxy import PreviewProxy, PreviewRouter
+from sandbay.gateway.ssh.keys import load_host_key, public_line
+from sandbay.gateway.ssh.server import GatewayConfig, SshGateway
 from sandbay.reconciler.actions import Engine
 from sandbay.reconciler.drift import DriftScanner
 from sandbay.reconciler.loop import Reconciler
@@ -51,25 +45,25 @@ from sandbay.reconciler.metrics import MetricsCollector
 from sandbay.reconciler.network import NetworkPolicyLoop
 from sandbay.reconciler.policies import PolicyLoop
 from sandbay.reconciler.pool import PoolLoop
-from sandbay.reconciler.work_items import WorkLeaseReaper
+from sandbay.reconciler.work_leases import WorkLeaseReaper
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
-from sandbay.runtime.docker import DockerProvider
-from sandbay.runtime.docker_archive import DockerArchiver
-from sandbay.runtime.docker_fsagent import DockerFileAgent
-from sandbay.runtime.docker_relay import DockerPortRelay
-from sandbay.runtime.docker_toolbox import DockerToolbox
-from sandbay.runtime.host_network import HostNetworkPolicy
-from sandbay.services.activity import ActivityHolds
-from sandbay.services.agents import Agents
-from sandbay.services.auth import KeyCache, ensure_bootstrap
-from sandbay.services.bus import EventBus
-from sandbay.services.environments import Placement
-from sandbay.services.network import NetworkEnforcer
-from sandbay.services.preview import PreviewGate
-from sandbay.services.processes import ProcessRegistry
-from sandbay.services.ssh_credentials import TtlLimits
-from sandbay.services.toolbox import ExecLimits, Toolbox
-from sandbay.services.work_protocol import WorkWakeups
+from sandbay.runtime.docker.archive import DockerArchiver
+from sandbay.runtime.docker.fsagent import DockerFileAgent
+from sandbay.runtime.docker.network import HostNetworkPolicy
+from sandbay.runtime.docker.provider import DockerProvider
+from sandbay.runtime.docker.relay import DockerPortRelay
+from sandbay.runtime.docker.runtime import DockerToolbox
+from sandbay.services.access.network import NetworkEnforcer
+from sandbay.services.access.preview import PreviewGate
+from sandbay.services.access.ssh import TtlLimits
+from sandbay.services.agents.service import Agents
+from sandbay.services.environments.activity import ActivityHolds
+from sandbay.services.environments.records import Placement
+from sandbay.services.events.bus import EventBus
+from sandbay.services.inside.processes import ProcessRegistry
+from sandbay.services.inside.service import ExecLimits, Toolbox
+from sandbay.services.tenancy.auth import KeyCache, ensure_bootstrap
+from sandbay.services.work.protocol import WorkWakeups
 from sandbay.settings import Settings
 
 log = logging.getLogger("sandbay")

@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from sandbay.dialects.convert import command_text, iso_millis, native, number, whole_up
 from sandbay.dialects.daytona.shapes import DaytonaBuildInfo, DaytonaCreateSandbox, to_create
 from sandbay.dialects.daytona.toolbox import DaytonaFileInfo
+from sandbay.dialects.kit import command_text, iso_millis, native, number, whole_up
 from sandbay.domain.environments import EnvironmentCreate
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.files import FileInfo, FileType

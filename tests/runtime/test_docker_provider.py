@@ -10,7 +10,7 @@ import pytest
 
 from sandbay.domain import ids
 from sandbay.domain.runtime import ContainerSpec, ContainerStatus
-from sandbay.runtime.docker import DockerProvider, container_name, volume_name
+from sandbay.runtime.docker.provider import DockerProvider, container_name, volume_name
 from tests.support.server import remove_engine_objects
 
 

@@ -9,9 +9,9 @@ from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
-from sandbay.services.network import NetworkEnforcer
-from sandbay.services.preview import PreviewUrls
-from sandbay.services.ssh_credentials import SshEndpoint, TtlLimits
+from sandbay.services.access.network import NetworkEnforcer
+from sandbay.services.access.preview import PreviewUrls
+from sandbay.services.access.ssh import SshEndpoint, TtlLimits
 
 
 @dataclass(frozen=True, slots=True)

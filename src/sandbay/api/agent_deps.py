@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from sandbay.services.agents import Agents
+from sandbay.services.agents.service import Agents
 
 
 async def get_agents(connection: HTTPConnection) -> Agents:

@@ -17,11 +17,11 @@ from sandbay.domain.keys import Principal, hash_key
 from sandbay.domain.pools import WarmPoolSpec
 from sandbay.domain.work import LeaseLimits
 from sandbay.runtime.provider import RuntimeProvider
-from sandbay.services.activity import ActivityHolds
-from sandbay.services.auth import KeyCache, authenticate, check_secret
-from sandbay.services.bus import EventBus
-from sandbay.services.environments import Placement
-from sandbay.services.work_protocol import WorkWakeups
+from sandbay.services.environments.activity import ActivityHolds
+from sandbay.services.environments.records import Placement
+from sandbay.services.events.bus import EventBus
+from sandbay.services.tenancy.auth import KeyCache, authenticate, check_secret
+from sandbay.services.work.protocol import WorkWakeups
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from starlette.requests import HTTPConnection
 from sandbay.api.deps import Services, resolve_principal
 from sandbay.domain.errors import SandbayError
 from sandbay.domain.keys import Principal
-from sandbay.services.toolbox import Toolbox
+from sandbay.services.inside.service import Toolbox
 
 
 async def get_toolbox(connection: HTTPConnection) -> Toolbox:

@@ -26,14 +26,21 @@ from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
 from sandbay.api.errors import ErrorRenderers
 from sandbay.api.toolbox_deps import ToolboxDep
 from sandbay.db.models import EnvironmentModel
+from sandbay.dialects.kit import (
+    command_text,
+    display_name,
+    is_native_name,
+    iso_millis,
+    native,
+    whole_up,
+)
 from sandbay.domain.environments import EnvironmentCreate, StopRequest
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.metrics import ResourceMetrics
 from sandbay.domain.states import EnvState
-from sandbay.services import environments as envs
-from sandbay.services import lifecycle, logs
-
-from .convert import command_text, display_name, is_native_name, iso_millis, native, whole_up
+from sandbay.services.environments import lifecycle
+from sandbay.services.environments import records as envs
+from sandbay.services.inside import logs
 
 PREFIX = "/v1/apps"
 router = APIRouter(prefix=PREFIX, tags=["camposcloud"])

@@ -15,7 +15,7 @@ from sandbay.api.deps import PrincipalDep
 from sandbay.api.errors import ErrorRenderers
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.instances import InstanceView, timestamp
-from sandbay.services import instances
+from sandbay.services.agents import instances
 
 PREFIX = "/v1/instances"
 router = APIRouter(prefix=PREFIX, tags=["chowder"])

@@ -24,7 +24,8 @@ from sandbay.domain.work import (
     WorkState,
     parse_stop_body,
 )
-from sandbay.services import work_items, work_protocol
+from sandbay.services.work import items as work_items
+from sandbay.services.work import protocol as work_protocol
 
 PREFIX = "/api/v1/cloud/environments"
 router = APIRouter(prefix=PREFIX + "/{environment_id}/work", tags=["qoder"])

@@ -9,12 +9,12 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sandbay.db import environments as queries
+from sandbay.db.queries import environments as queries
 from sandbay.domain.runtime import ContainerInfo
 from sandbay.domain.states import EnvState
-from sandbay.reconciler.periodic import PeriodicLoop
+from sandbay.kit.clock import utcnow
+from sandbay.kit.loops import PeriodicLoop
 from sandbay.runtime.provider import RuntimeProvider
-from sandbay.services.events import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from sandbay.db import environments as queries
 from sandbay.db.models import EnvironmentModel
+from sandbay.db.queries import environments as queries
 from sandbay.domain.environments import EnvironmentKind
 from sandbay.domain.errors import ImageNotFound, RuntimeFailure
 from sandbay.domain.states import (
@@ -36,11 +36,13 @@ from sandbay.domain.states import (
     plan_drift,
     restart_delay,
 )
+from sandbay.kit.clock import utcnow
+from sandbay.kit.loops import PeriodicLoop
 from sandbay.reconciler.actions import Engine, Outcome, Work, observe, perform
-from sandbay.reconciler.periodic import PeriodicLoop
-from sandbay.services.bus import EventBus
-from sandbay.services.environments import container_spec
-from sandbay.services.events import record_environment_event, record_event, transition, utcnow
+from sandbay.services.environments.records import container_spec
+from sandbay.services.environments.transitions import transition
+from sandbay.services.events.bus import EventBus
+from sandbay.services.events.record import record_environment_event, record_event
 
 log = logging.getLogger(__name__)
 

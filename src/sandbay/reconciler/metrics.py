@@ -10,10 +10,10 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.domain.metrics import ContainerSample, to_metrics
-from sandbay.reconciler.periodic import PeriodicLoop
-from sandbay.runtime.toolbox import MetricsSource
-from sandbay.services import metrics as service
-from sandbay.services.events import utcnow
+from sandbay.kit.clock import utcnow
+from sandbay.kit.loops import PeriodicLoop
+from sandbay.runtime.inside import MetricsSource
+from sandbay.services.inside import metrics as service
 
 log = logging.getLogger(__name__)
 _PRUNE_EVERY_S = 60.0

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 
-from sandbay.services.network import NetworkEnforcer
+from sandbay.services.access.network import NetworkEnforcer
 
 log = logging.getLogger(__name__)
 

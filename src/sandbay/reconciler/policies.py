@@ -11,16 +11,17 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from sandbay.db import environments as queries
 from sandbay.db.models import EnvironmentModel
+from sandbay.db.queries import environments as queries
 from sandbay.domain.environments import StopRequest, auto_stop_deadline
 from sandbay.domain.errors import SandbayError
 from sandbay.domain.keys import Principal
 from sandbay.domain.states import TRANSIENT, EnvState, deadline_seconds
-from sandbay.reconciler.periodic import PeriodicLoop
-from sandbay.services import lifecycle
-from sandbay.services.activity import ActivityHolds
-from sandbay.services.events import transition, utcnow
+from sandbay.kit.clock import utcnow
+from sandbay.kit.loops import PeriodicLoop
+from sandbay.services.environments import lifecycle
+from sandbay.services.environments.activity import ActivityHolds
+from sandbay.services.environments.transitions import transition
 
 log = logging.getLogger(__name__)
 

@@ -6,15 +6,16 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sandbay.db import environments as queries
 from sandbay.db.models import EnvironmentModel
+from sandbay.db.queries import environments as queries
 from sandbay.domain.pools import WarmPoolSpec
 from sandbay.domain.states import DesiredState, EnvState
-from sandbay.reconciler.periodic import PeriodicLoop
-from sandbay.services import pools
-from sandbay.services.bus import EventBus
-from sandbay.services.environments import Placement
-from sandbay.services.events import record_environment_event, transition
+from sandbay.kit.loops import PeriodicLoop
+from sandbay.services.environments import pools
+from sandbay.services.environments.records import Placement
+from sandbay.services.environments.transitions import transition
+from sandbay.services.events.bus import EventBus
+from sandbay.services.events.record import record_environment_event
 
 log = logging.getLogger(__name__)
 ACTOR = "system:warm-pool"

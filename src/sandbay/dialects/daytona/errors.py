@@ -14,11 +14,10 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbay.api.deps import current_principal
+from sandbay.dialects.kit import iso_millis
 from sandbay.domain.errors import Conflict, InvalidRequest, PermissionDenied, WrongState
 from sandbay.domain.keys import Principal
 from sandbay.domain.states import TRANSIENT, EnvState
-
-from ..convert import iso_millis
 
 API_PREFIXES = ("/sandbox", "/config")
 TOOLBOX_PREFIX = "/toolbox"

@@ -12,14 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import sandbay
 from sandbay.api.deps import ServicesDep, SessionDep
 from sandbay.db.models import EnvironmentModel
+from sandbay.dialects.kit import native
 from sandbay.domain.environments import EnvironmentUpdate, StopRequest
 from sandbay.domain.errors import InvalidRequest, WrongState
 from sandbay.domain.keys import Principal
 from sandbay.domain.states import EnvState
-from sandbay.services import environments as envs
-from sandbay.services import lifecycle
+from sandbay.services.environments import lifecycle
+from sandbay.services.environments import records as envs
 
-from ..convert import native
 from .errors import DaytonaPrincipal, stop_refused
 from .shapes import (
     NATIVE_STATE,

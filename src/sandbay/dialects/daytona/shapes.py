@@ -10,11 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from sandbay.db.models import EnvironmentModel
+from sandbay.dialects.kit import iso_millis, native, number, whole_up
 from sandbay.domain.environments import EnvironmentCreate, EnvironmentUpdate
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.states import DesiredState, EnvState
-
-from ..convert import iso_millis, native, number, whole_up
 
 S = EnvState
 STATE: dict[EnvState, str] = {

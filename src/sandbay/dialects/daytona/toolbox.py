@@ -14,17 +14,17 @@ from pydantic.alias_generators import to_camel
 from starlette.datastructures import UploadFile
 
 from sandbay.api.toolbox_deps import ToolboxDep
+from sandbay.dialects.kit import native
 from sandbay.domain.errors import InvalidRequest, SandbayError, WaitTimeout
 from sandbay.domain.exec import ExecRequest
 from sandbay.domain.files import WORKSPACE, FileInfo, FileType, MkdirRequest, MoveRequest
 from sandbay.domain.files import normalize_path as absolute
 from sandbay.domain.keys import Permission, Principal
-from sandbay.services import exec as exec_service
-from sandbay.services import files
-from sandbay.services.access import open_target
-from sandbay.services.toolbox import Toolbox
+from sandbay.services.inside import exec as exec_service
+from sandbay.services.inside import files
+from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.target import open_target
 
-from ..convert import native
 from .errors import DaytonaPrincipal
 from .multipart import download_response, file_parts
 

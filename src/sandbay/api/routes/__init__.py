@@ -1,1 +1,0 @@
-"""Routers of the native API, one module per resource."""

@@ -1,0 +1,1 @@
+"""The native API's routes, by capability."""

@@ -1,0 +1,1 @@
+"""Routes of agent runs and model providers."""

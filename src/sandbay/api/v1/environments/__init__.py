@@ -1,0 +1,1 @@
+"""Routes of environments and warm pools."""

@@ -1,0 +1,208 @@
+"""/v1/environments: create, list, get, update, delete, lifecycle, wait, events."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, status
+from fastapi.responses import Response
+
+from sandbay.api.access_deps import AccessDep
+from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.api.v1.events import (
+    FOLLOW_DOC,
+    After,
+    Follow,
+    LastEventId,
+    resume_point,
+    stream_response,
+)
+from sandbay.domain.environments import (
+    Environment,
+    EnvironmentCreate,
+    EnvironmentList,
+    EnvironmentUpdate,
+    EventList,
+    StopRequest,
+    WaitState,
+)
+from sandbay.domain.states import EnvState
+from sandbay.services.access import network
+from sandbay.services.environments import lifecycle
+from sandbay.services.environments import records as envs
+from sandbay.services.events import audit
+from sandbay.services.events import stream as event_stream
+
+router = APIRouter(prefix="/v1/environments", tags=["environments"])
+
+IdOrName = Annotated[str, "environment id (env_…) or name"]
+OptionalStop = Annotated[StopRequest | None, Body()]
+
+
+def _out(model: object) -> Environment:
+    return Environment.model_validate(model)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_environment(
+    body: EnvironmentCreate, session: SessionDep, principal: PrincipalDep, services: ServicesDep
+) -> Environment:
+    """Create an environment; it is started at once (poll or `wait` for `running`)."""
+    env = await envs.create_environment(
+        session, principal, body, provider=services.provider, placement=services.placement
+    )
+    return _out(env)
+
+
+@router.get("")
+async def list_environments(
+    session: SessionDep,
+    principal: PrincipalDep,
+    state: Annotated[list[EnvState] | None, Query(description="Filter by state")] = None,
+    label: Annotated[list[str] | None, Query(description="Filter by label, as key=value")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> EnvironmentList:
+    """List environments, newest first, one page at a time."""
+    return await envs.environment_page(
+        session, principal, states=state, labels=label, limit=limit, cursor=cursor
+    )
+
+
+@router.get("/{env}")
+async def get_environment(
+    env: IdOrName, session: SessionDep, principal: PrincipalDep
+) -> Environment:
+    """One environment, by id or name."""
+    return _out(await envs.get_environment(session, principal, env))
+
+
+@router.patch("/{env}")
+async def update_environment(
+    env: IdOrName, body: EnvironmentUpdate, principal: PrincipalDep, access: AccessDep
+) -> Environment:
+    """Change name, labels, auto-stop/archive/delete intervals, restart policy,
+    `public`, or the network policy. A network change is in force on a running
+    environment when this answers (no restart); 502 if it could not be enforced
+    (it is saved, and enforced again at the next start or sweep)."""
+    return _out(
+        await network.update_environment(access.sessions, access.network, principal, env, body)
+    )
+
+
+@router.delete("/{env}", status_code=status.HTTP_202_ACCEPTED)
+async def delete_environment(
+    env: IdOrName, session: SessionDep, principal: PrincipalDep
+) -> Environment:
+    """Delete: the container and the workspace volume are removed (state `deleting`,
+    then `deleted`). Works from every state."""
+    return _out(await lifecycle.request_delete(session, principal, env))
+
+
+@router.post("/{env}/start")
+async def start_environment(
+    env: IdOrName, session: SessionDep, principal: PrincipalDep
+) -> Environment:
+    """Start a stopped environment on its own runner; idempotent when running."""
+    return _out(await lifecycle.request_start(session, principal, env))
+
+
+@router.post("/{env}/stop")
+async def stop_environment(
+    env: IdOrName,
+    session: SessionDep,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    body: OptionalStop = None,
+) -> Environment:
+    """Stop: `signal` (default SIGTERM), a grace period of `timeout` seconds (default
+    10), then a kill; `force` kills at once. /workspace and the root filesystem are
+    kept. Idempotent: stopping a stopped environment returns it."""
+    return _out(
+        await lifecycle.request_stop(
+            session,
+            principal,
+            env,
+            body or StopRequest(),
+            default_timeout=services.default_stop_timeout,
+        )
+    )
+
+
+@router.post("/{env}/restart")
+async def restart_environment(
+    env: IdOrName,
+    session: SessionDep,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    body: OptionalStop = None,
+) -> Environment:
+    """Stop (as `stop` does, with the same options) then start again."""
+    return _out(
+        await lifecycle.request_restart(
+            session,
+            principal,
+            env,
+            body or StopRequest(),
+            default_timeout=services.default_stop_timeout,
+        )
+    )
+
+
+@router.post("/{env}/archive")
+async def archive_environment(
+    env: IdOrName, session: SessionDep, principal: PrincipalDep
+) -> Environment:
+    """Archive: stop if running, then move /workspace and the root filesystem to the
+    archive store and free the container and volume. `start` restores it."""
+    return _out(await lifecycle.request_archive(session, principal, env))
+
+
+@router.post("/{env}/keepalive")
+async def keep_alive(env: IdOrName, session: SessionDep, principal: PrincipalDep) -> Environment:
+    """Count as activity now: pushes back the idle auto-stop (`auto_stop_at`), not
+    the hard `max_lifetime`."""
+    return _out(await lifecycle.keep_alive(session, principal, env))
+
+
+@router.get(
+    "/{env}/wait",
+    responses={408: {"description": "The state was not reached in time"}},
+)
+async def wait_environment(
+    env: IdOrName,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    state: Annotated[WaitState, Query(description="State to wait for")],
+    timeout: Annotated[float, Query(gt=0, le=600, description="Seconds")] = 60,
+) -> Environment:
+    """Block until the environment is in `state` (200) or `timeout` passes (408).
+    Answers 409 if it went to `error` and 404 if it was deleted meanwhile."""
+    result = await lifecycle.wait_for_state(
+        services.sessions, services.bus, principal, env, EnvState(state), timeout
+    )
+    return _out(result)
+
+
+@router.get("/{env}/events", response_model=EventList, responses=FOLLOW_DOC)
+async def environment_events(
+    env: IdOrName,
+    session: SessionDep,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    after: After = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    follow: Follow = False,
+    last_event_id: LastEventId = None,
+) -> Response | EventList:
+    """The environment's audit log, oldest first: every request and state change. With
+    `follow=true`: its events from `after` (or `Last-Event-ID`; default: from now
+    on) as they commit; the stream ends after the environment is deleted."""
+    if follow:
+        stream = await event_stream.follow_events(
+            services.sessions,
+            services.bus,
+            principal,
+            environment=env,
+            after=resume_point(after, last_event_id),
+        )
+        return stream_response(stream)
+    return await audit.environment_events(session, principal, env, after=after, limit=limit)

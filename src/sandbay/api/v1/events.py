@@ -1,0 +1,74 @@
+"""/v1/events: the organization's audit log, as pages or (`follow=true`) as a live,
+resumable server-sent event stream."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import Response
+
+from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.api.sse import SSEResponse, sse
+from sandbay.domain.environments import Event, EventList
+from sandbay.domain.errors import InvalidRequest
+from sandbay.services.events import audit
+from sandbay.services.events import stream as event_stream
+from sandbay.services.events.stream import EventFollow
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+FOLLOW_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A page of events, or with `follow=true` a server-sent event stream: "
+        "one `data:` per event (the Event object as JSON) with `id:` its id; a "
+        "reconnecting client sends `Last-Event-ID` (or `after`) and misses nothing.",
+        "content": {"text/event-stream": {"schema": Event.model_json_schema()}},
+    }
+}
+Follow = Annotated[bool, Query(description="Stream new events as server-sent events")]
+LastEventId = Annotated[
+    str | None, Header(description="Resume a followed stream after this event id")
+]
+After = Annotated[int | None, Query(ge=0, description="Only events after this id")]
+
+
+def resume_point(after: int | None, last_event_id: str | None) -> int | None:
+    if last_event_id:
+        if not last_event_id.isdigit():
+            raise InvalidRequest("Last-Event-ID must be an event id")
+        return int(last_event_id)
+    return after
+
+
+async def _encode(follow: EventFollow) -> AsyncIterator[bytes]:
+    async for event in follow.events():
+        yield b": idle\n\n" if event is None else sse(None, event, id=str(event.id))
+
+
+def stream_response(follow: EventFollow) -> Response:
+    return SSEResponse(_encode(follow))
+
+
+@router.get("", response_model=EventList, responses=FOLLOW_DOC)
+async def list_events(
+    session: SessionDep,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    after: After = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    follow: Follow = False,
+    last_event_id: LastEventId = None,
+) -> Response | EventList:
+    """Every recorded action and state change of the organization, oldest first. With
+    `follow=true`: events from `after` (or `Last-Event-ID`; default: from now on) as
+    they commit."""
+    if follow:
+        stream = await event_stream.follow_events(
+            services.sessions,
+            services.bus,
+            principal,
+            environment=None,
+            after=resume_point(after, last_event_id),
+        )
+        return stream_response(stream)
+    return await audit.org_events(session, principal, after=after, limit=limit)

@@ -1,0 +1,1 @@
+"""Routes inside an environment: exec, processes, PTY, files, logs, metrics."""

@@ -1,0 +1,1 @@
+"""Routes of organizations and API keys."""

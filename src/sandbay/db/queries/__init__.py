@@ -1,0 +1,1 @@
+"""All SQL, by resource: services compose these, never write `select`."""

@@ -1,0 +1,1 @@
+"""CloudCLI's `/api/v1` environments and agents."""

@@ -1,0 +1,254 @@
+"""The CloudCLI dialect: CloudCLI's environments API at `/api/v1/environments…`
+(list, get, create, delete, start, stop) with `X-API-KEY`, its Environment,
+CreateEnvironmentRequest and Error shapes. A thin adapter over the native services.
+
+Known from CloudCLI's public documentation: the paths, `X-API-KEY`, the stop answer
+`{"message": "Environment stopped successfully", "status": "stopped"}` with 400 and
+404, a list answered as `{"environments": [...]}` filtered by `?status=`, the
+statuses `starting`, `running`, `stopping`, `stopped`, `error`, environments with
+`id`, `name`, `subdomain`, `status`, `access_url`, a create body of `name` (1-50
+characters), `subdomain` (3-30 of `a-z0-9-`), `github_url`, `github_token`, and that
+a running environment must be stopped before it is deleted. Designed here in that
+spirit (documented in the README): the error body `{"error": "<message>"}`, the
+start and delete answers, the timestamps of the Environment object.
+
+`GET /environments/{id}/ssh` and `/api/v1/agent…` are not here: they come with the
+SSH gateway and the agents."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, FastAPI, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from sandbay.api.access_deps import AccessDep
+from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.api.errors import ErrorRenderers
+from sandbay.db.models import EnvironmentModel
+from sandbay.dialects.kit import display_name, iso_millis, native
+from sandbay.domain.environments import EnvironmentCreate, StopRequest, hostname_for
+from sandbay.domain.errors import InvalidRequest, WrongState
+from sandbay.domain.states import EnvState
+from sandbay.services.access import ssh as ssh_credentials
+from sandbay.services.environments import lifecycle
+from sandbay.services.environments import records as envs
+
+PREFIX = "/api/v1/environments"
+router = APIRouter(prefix=PREFIX, tags=["cloudcli"])
+
+NAME_LABEL = "cloudcli/name"
+CloudStatus = Literal["starting", "running", "stopping", "stopped", "error", "deleting"]
+S = EnvState
+STATUS: dict[EnvState, CloudStatus] = {
+    S.CREATING: "starting",
+    S.STARTING: "starting",
+    S.RESTORING: "starting",
+    S.RUNNING: "running",
+    S.STOPPING: "stopping",
+    S.STOPPED: "stopped",
+    S.ARCHIVING: "stopped",
+    S.ARCHIVED: "stopped",
+    S.DELETING: "deleting",
+    S.DELETED: "deleting",
+    S.ERROR: "error",
+}
+STARTABLE = frozenset({S.STOPPED, S.ARCHIVED, S.ERROR})
+STOPPABLE = frozenset({S.RUNNING})
+DELETABLE = frozenset({S.STOPPED, S.ARCHIVED, S.ERROR})
+MAX_LIST = 1000
+
+
+class CloudCliEnvironment(BaseModel):
+    """CloudCLI's Environment object."""
+
+    id: str
+    name: str
+    subdomain: str
+    status: CloudStatus
+    access_url: str | None = Field(description="HTTPS URL of the environment (preview proxy)")
+    github_url: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, env: EnvironmentModel) -> "CloudCliEnvironment":
+        return cls(
+            id=env.id,
+            name=display_name(env.name, env.labels, NAME_LABEL),
+            subdomain=hostname_for(env.name).lower(),
+            status=STATUS[EnvState(env.state)],
+            access_url=None,
+            github_url=None,
+            created_at=iso_millis(env.created_at) or "",
+            updated_at=iso_millis(env.updated_at) or "",
+        )
+
+
+class CloudCliEnvironmentList(BaseModel):
+    environments: list[CloudCliEnvironment]
+
+
+class CreateEnvironmentRequest(BaseModel):
+    """CloudCLI's CreateEnvironmentRequest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    subdomain: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,28}[a-z0-9]$")]
+    github_url: str | None = None
+    github_token: str | None = None
+
+
+class CloudCliStatusMessage(BaseModel):
+    message: str
+    status: CloudStatus
+
+
+class CloudCliMessage(BaseModel):
+    message: str
+
+
+# ---- errors --------------------------------------------------------------------------
+
+
+def render_error(status_code: int, error_type: str, message: str) -> JSONResponse:
+    """CloudCLI's Error: `{"error": "<message>"}` with the HTTP status."""
+    return JSONResponse({"error": message}, status_code=status_code)
+
+
+def install(app: FastAPI, renderers: ErrorRenderers) -> None:
+    """Mount the dialect and its error shape for its path prefix."""
+    renderers.register(PREFIX, render_error)
+    app.include_router(router)
+
+
+def _refused(exc: WrongState, action: str) -> InvalidRequest:
+    """CloudCLI answers a request the environment's status does not allow with 400."""
+    current = STATUS[EnvState(exc.state)]
+    return InvalidRequest(f"Environment cannot be {action} while it is {current}")
+
+
+# ---- routes --------------------------------------------------------------------------
+
+
+@router.get("")
+async def list_environments(
+    session: SessionDep,
+    principal: PrincipalDep,
+    status_filter: Annotated[CloudStatus | None, Query(alias="status")] = None,
+) -> CloudCliEnvironmentList:
+    """The organization's environments, newest first (up to 1000)."""
+    states = [s for s, shown in STATUS.items() if shown == status_filter] or None
+    rows, _ = await envs.list_environments(
+        session, principal, states=states, labels=None, limit=MAX_LIST, cursor=None
+    )
+    return CloudCliEnvironmentList(environments=[CloudCliEnvironment.of(r) for r in rows])
+
+
+@router.get("/{id}")
+async def get_environment(
+    id: str, session: SessionDep, principal: PrincipalDep
+) -> CloudCliEnvironment:
+    """One environment, by id (or name)."""
+    return CloudCliEnvironment.of(await envs.get_environment(session, principal, id))
+
+
+class SSHCredentials(BaseModel):
+    """CloudCLI's SSHCredentials: a short-lived login to the environment's shell
+    (the SSH gateway refuses it while the environment is stopped)."""
+
+    host: str
+    port: int
+    username: str
+    password: str | None
+    private_key: str | None
+    expires_at: str
+    ssh_command: str
+
+
+@router.get("/{id}/ssh")
+async def get_ssh_credentials(
+    id: str, request: Request, session: SessionDep, principal: PrincipalDep, access: AccessDep
+) -> SSHCredentials:
+    """Get SSH credentials: a password-like token and a one-time private key, valid
+    until `expires_at` (the server's credential TTL)."""
+    cred = await ssh_credentials.issue_credential(
+        session,
+        principal,
+        id,
+        endpoint=access.ssh_endpoint(request),
+        ttl=access.ssh_ttl,
+        expires_in=None,
+    )
+    return SSHCredentials(
+        host=cred.host,
+        port=cred.port,
+        username=cred.username,
+        password=cred.password,
+        private_key=cred.private_key,
+        expires_at=iso_millis(cred.expires_at),
+        ssh_command=cred.ssh_command,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_environment(
+    body: CreateEnvironmentRequest,
+    session: SessionDep,
+    principal: PrincipalDep,
+    services: ServicesDep,
+) -> CloudCliEnvironment:
+    """Create an environment named by its subdomain; it starts at once."""
+    if body.github_url or body.github_token:
+        raise InvalidRequest("github_url is not supported yet: clone inside the environment")
+    labels = {NAME_LABEL: body.name} if body.name != body.subdomain else {}
+    request = native(EnvironmentCreate, name=body.subdomain, labels=labels)
+    env = await envs.create_environment(
+        session, principal, request, provider=services.provider, placement=services.placement
+    )
+    return CloudCliEnvironment.of(env)
+
+
+@router.delete("/{id}")
+async def delete_environment(
+    id: str, session: SessionDep, principal: PrincipalDep
+) -> CloudCliMessage:
+    """Delete a stopped environment with its workspace (400 while it runs)."""
+    try:
+        await lifecycle.request_delete(session, principal, id, only_from=DELETABLE)
+    except WrongState as exc:
+        raise _refused(exc, "deleted (stop it first)") from exc
+    return CloudCliMessage(message="Environment deleted successfully")
+
+
+@router.post("/{id}/start")
+async def start_environment(
+    id: str, session: SessionDep, principal: PrincipalDep
+) -> CloudCliStatusMessage:
+    """Start a stopped environment on the host that keeps its workspace."""
+    try:
+        env = await lifecycle.request_start(session, principal, id, only_from=STARTABLE)
+    except WrongState as exc:
+        raise _refused(exc, "started") from exc
+    return CloudCliStatusMessage(message="Environment starting", status=STATUS[EnvState(env.state)])
+
+
+@router.post("/{id}/stop")
+async def stop_environment(
+    id: str, session: SessionDep, principal: PrincipalDep, services: ServicesDep
+) -> CloudCliStatusMessage:
+    """Gracefully stop a running environment: its processes get SIGTERM and a grace
+    period, /workspace is kept, SSH and HTTPS access end, no CPU, memory or running
+    hours are used while stopped, and the next start is on the same host."""
+    try:
+        await lifecycle.request_stop(
+            session,
+            principal,
+            id,
+            StopRequest(),
+            default_timeout=services.default_stop_timeout,
+            only_from=STOPPABLE,
+        )
+    except WrongState as exc:
+        raise _refused(exc, "stopped") from exc
+    return CloudCliStatusMessage(message="Environment stopped successfully", status="stopped")

@@ -1,0 +1,1 @@
+"""The HTTPS preview proxy: routing, HTTP and WebSocket relays."""

@@ -1,0 +1,1 @@
+"""The SSH gateway: server, sessions, SFTP, host keys."""

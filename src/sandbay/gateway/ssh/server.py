@@ -1,0 +1,291 @@
+"""The SSH gateway (asyncssh): one port for every environment. The username is the
+environment id; a short-lived credential (its password token, or its one-time key)
+logs in while the environment runs. A login is refused with the reason while it
+does not run, and open connections are closed when it stops or the credential is
+revoked: at once through the event bus, and within `sweep_interval` through a
+database sweep (which also covers changes made by other processes).
+
+Each login is an event and holds the environment's activity while it lasts."""
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import asyncssh
+
+from sandbay.domain.environments import Event
+from sandbay.domain.states import EnvState
+from sandbay.gateway.ssh.session import open_forward, run_process
+from sandbay.gateway.ssh.sftp import EnvironmentSFTP
+from sandbay.runtime.access import FileAgent, PortConnector
+from sandbay.runtime.inside import ProcessRunner
+from sandbay.services.access import ssh as creds
+from sandbay.services.access.ssh import Login
+from sandbay.services.environments.activity import ActivityHolds
+from sandbay.services.events.bus import EventBus
+from sandbay.services.inside.target import touch
+
+log = logging.getLogger(__name__)
+_TOUCH_EVERY_S = 30.0
+#: Between telling sessions why they end and dropping the connection.
+_DISCONNECT_DELAY_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    bind: str
+    port: int
+    host_key: asyncssh.SSHKey
+    sweep_interval: float = 5.0
+    login_timeout: float = 30.0
+
+
+class _Connection(asyncssh.SSHServer):
+    """One client connection: authentication, then what it may open."""
+
+    def __init__(self, gateway: "SshGateway") -> None:
+        self._gateway = gateway
+        self.conn: asyncssh.SSHServerConnection | None = None
+        self.peer = "?"
+        self.login: Login | None = None
+        self.method = ""
+        self.processes: set[asyncssh.SSHServerProcess[bytes]] = set()
+        self._hold: contextlib.ExitStack | None = None
+        self._closing = False
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
+        peer = conn.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gateway.forget(self)
+        if self._hold is not None:
+            self._hold.close()
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        login = await creds.check_password(self._gateway.sessions, username, password)
+        return self._accept(login, "password")
+
+    async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        fingerprint = key.get_fingerprint("sha256")
+        login = await creds.check_key(self._gateway.sessions, username, fingerprint)
+        return self._accept(login, "publickey")
+
+    def _accept(self, login: Login | None, method: str) -> bool:
+        if login is None:
+            return False
+        if login.state is not EnvState.RUNNING:
+            # The credential is good: say why it cannot be used now.
+            raise asyncssh.DisconnectError(
+                asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
+                f"environment {login.environment_id} is {login.state.value}: "
+                "SSH is open only while it runs",
+            )
+        self.login, self.method = login, method
+        return True
+
+    def auth_completed(self) -> None:
+        assert self.login is not None
+        self._hold = contextlib.ExitStack()
+        self._hold.enter_context(self._gateway.holds.hold(self.login.environment_id))
+        self._gateway.admit(self)
+
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> Any:
+        assert self.login is not None
+        return open_forward(self._gateway.ports, self.login, dest_host, dest_port)
+
+    def server_requested(self, listen_host: str, listen_port: int) -> bool:
+        return False  # -R would expose a port on the gateway's host: not offered
+
+    def close(self, reason: str) -> None:
+        """End the connection, telling each session why on its stderr first: a
+        disconnect alone aborts the socket, and a client that had data in flight
+        would never see the reason."""
+        if self.conn is None or self._closing:
+            return
+        self._closing = True
+        for process in list(self.processes):
+            with contextlib.suppress(Exception):
+                process.stderr.write(f"\r\nsandbay: {reason}\r\n".encode())
+                process.exit(255)
+        conn = self.conn
+        asyncio.get_running_loop().call_later(
+            _DISCONNECT_DELAY_S, conn.disconnect, asyncssh.DISC_BY_APPLICATION, reason
+        )
+
+
+def _owner(chan_or_process: Any) -> _Connection:
+    owner = chan_or_process.get_extra_info("connection").get_owner()
+    assert isinstance(owner, _Connection)
+    return owner
+
+
+def _login(chan_or_process: Any) -> Login:
+    """The login of the connection a channel belongs to (channels open after auth)."""
+    login = _owner(chan_or_process).login
+    assert login is not None
+    return login
+
+
+class SshGateway:
+    """The gateway server and the connections it holds, by environment."""
+
+    def __init__(
+        self,
+        *,
+        sessions: Any,
+        bus: EventBus | None,
+        holds: ActivityHolds,
+        runner: ProcessRunner,
+        ports: PortConnector,
+        files: FileAgent,
+        config: GatewayConfig,
+    ) -> None:
+        self.sessions = sessions
+        self.holds = holds
+        self.ports = ports
+        self._runner = runner
+        self._files = files
+        self._config = config
+        self._open: dict[str, set[_Connection]] = {}
+        self._server: asyncssh.SSHAcceptor | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        if bus is not None:
+            bus.add_listener(self.on_event)
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            return self._config.port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncssh.create_server(
+            lambda: _Connection(self),
+            self._config.bind,
+            self._config.port,
+            server_host_keys=[self._config.host_key],
+            process_factory=self._process,
+            sftp_factory=self._sftp,
+            allow_scp=True,
+            encoding=None,
+            line_editor=False,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            login_timeout=self._config.login_timeout,
+            server_version="sandbay",
+        )
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="ssh gateway sweep")
+        log.info("SSH gateway listening on %s:%d", self._config.bind, self.port)
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for conns in list(self._open.values()):
+            for conn in list(conns):
+                conn.close("the server is shutting down")
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ---- sessions ------------------------------------------------------------------
+
+    async def _process(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        owner = _owner(process)
+        assert owner.login is not None
+        owner.processes.add(process)
+        try:
+            await run_process(process, owner.login, self._runner)
+        finally:
+            owner.processes.discard(process)
+
+    async def _sftp(self, chan: asyncssh.SSHServerChannel[bytes]) -> EnvironmentSFTP:
+        login = _login(chan)
+        files = await self._files.open_session(login.environment_id, user=login.user)
+        return EnvironmentSFTP(chan, files)
+
+    # ---- connections by environment -------------------------------------------------
+
+    def admit(self, conn: _Connection) -> None:
+        assert conn.login is not None
+        self._open.setdefault(conn.login.environment_id, set()).add(conn)
+        self._spawn(
+            creds.record_login(self.sessions, conn.login, method=conn.method, peer=conn.peer)
+        )
+
+    def forget(self, conn: _Connection) -> None:
+        if conn.login is None:
+            return
+        conns = self._open.get(conn.login.environment_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._open[conn.login.environment_id]
+
+    def _close(self, environment_id: str, reason: str, credential_id: str | None = None) -> None:
+        for conn in list(self._open.get(environment_id, ())):
+            if credential_id is None or (conn.login and conn.login.credential_id == credential_id):
+                conn.close(reason)
+
+    def on_event(self, event: Event) -> None:
+        """Bus listener: close at once what a stop or a revocation ends."""
+        env_id = event.environment_id
+        if env_id is None or env_id not in self._open:
+            return
+        if event.type == "environment.state_changed" and event.to_state != EnvState.RUNNING.value:
+            self._close(env_id, f"environment {env_id} is {event.to_state}")
+        elif event.type == "environment.ssh_credential_revoked":
+            credential = str(event.data.get("credential_id", ""))
+            self._close(env_id, "the SSH credential was revoked", credential)
+
+    async def _sweep_forever(self) -> None:
+        touched = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._config.sweep_interval)
+            try:
+                await self._sweep()
+                if loop.time() - touched > _TOUCH_EVERY_S:
+                    touched = loop.time()
+                    for env_id in list(self._open):
+                        await touch(self.sessions, env_id)
+            except Exception:
+                log.exception("SSH gateway sweep failed")
+
+    async def _sweep(self) -> None:
+        """Close what the bus may not have told us about (other processes' changes)."""
+        if not self._open:
+            return
+        states = await creds.environment_states(self.sessions, list(self._open))
+        for env_id in list(self._open):
+            state = states.get(env_id, EnvState.DELETED.value)
+            if state != EnvState.RUNNING.value:
+                self._close(env_id, f"environment {env_id} is {state}")
+        logins = [c.login.credential_id for cs in self._open.values() for c in cs if c.login]
+        for credential_id in await creds.revoked(self.sessions, logins):
+            for env_id in list(self._open):
+                self._close(env_id, "the SSH credential was revoked", credential_id)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

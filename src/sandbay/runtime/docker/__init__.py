@@ -1,0 +1,1 @@
+"""The Docker Engine provider and its abilities."""

@@ -1,0 +1,122 @@
+"""Network policy enforced by the host in a container's own network namespace:
+`nsenter --net` into it and load an iptables filter table there (IPv4 and IPv6).
+The workload has no CAP_NET_ADMIN, so even root inside cannot change or flush it,
+and it applies to everything in the namespace, exec'd processes included. Needs
+the server to run as root on the engine's host (it reads the container's pid).
+
+Loopback always stays open (the SSH gateway and the preview proxy reach ports
+through it); an allow list also admits replies (conntrack) and peers in the list.
+Rejected packets get an ICMP "administratively prohibited", so a blocked connection
+fails at once rather than hanging."""
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import shutil
+from typing import Any
+
+from sandbay.domain.errors import Conflict, RuntimeFailure
+from sandbay.domain.runtime import NetworkRules
+from sandbay.runtime.docker.engine import Engine
+from sandbay.runtime.docker.provider import container_name
+
+_TIMEOUT_S = 20.0
+
+
+def filter_table(rules: NetworkRules, version: int) -> str:
+    """The `*filter` table for iptables-restore (`version` 4) or ip6tables-restore (6)."""
+    if rules.unrestricted:
+        return "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+    reject = "icmp-admin-prohibited" if version == 4 else "icmp6-adm-prohibited"
+    lines = [
+        "*filter",
+        ":INPUT DROP [0:0]",
+        ":FORWARD DROP [0:0]",
+        ":OUTPUT DROP [0:0]",
+        "-A INPUT -i lo -j ACCEPT",
+        "-A OUTPUT -o lo -j ACCEPT",
+    ]
+    if not rules.block_all:
+        lines.append("-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
+        lines.append("-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
+        for cidr in rules.allow:
+            network = ipaddress.ip_network(cidr, strict=False)
+            if network.version == version:
+                lines.append(f"-A OUTPUT -d {network} -j ACCEPT")
+                lines.append(f"-A INPUT -s {network} -j ACCEPT")
+    lines += [f"-A OUTPUT -j REJECT --reject-with {reject}", "COMMIT", ""]
+    return "\n".join(lines)
+
+
+class HostNetworkPolicy:
+    """`NetworkPolicy` for Docker containers on this host (see the module docstring)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def apply(self, environment_id: str, rules: NetworkRules) -> None:
+        # One at a time per environment, so the last request is the one in force.
+        async with self._locks.setdefault(environment_id, asyncio.Lock()):
+            await self._apply(environment_id, rules)
+
+    async def _pid(self, environment_id: str) -> int:
+        engine = self._engine
+        raw: dict[str, Any] = await engine.run(
+            engine.api.inspect_container, container_name(environment_id)
+        )
+        state = raw.get("State") or {}
+        if not state.get("Running") or not state.get("Pid"):
+            raise Conflict("the environment's workload is not running")
+        if (raw.get("HostConfig") or {}).get("NetworkMode") == "host":
+            raise RuntimeFailure("a container on the host's network cannot have a policy")
+        return int(state["Pid"])
+
+    async def _apply(self, environment_id: str, rules: NetworkRules) -> None:
+        if shutil.which("nsenter") is None or shutil.which("iptables-restore") is None:
+            raise RuntimeFailure("network policy needs nsenter and iptables on the server host")
+        pid = await self._pid(environment_id)
+        try:
+            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot open the environment's network namespace: {exc}") from exc
+        try:
+            # The pid may have been reused between inspect and open: the namespace we
+            # hold must still be the container's, and never the host's own.
+            if await self._pid(environment_id) != pid or _same_namespace(fd):
+                raise RuntimeFailure("the environment's network namespace changed; try again")
+            await self._restore(fd, "iptables-restore", filter_table(rules, 4))
+            if shutil.which("ip6tables-restore") is not None:
+                await self._restore(fd, "ip6tables-restore", filter_table(rules, 6))
+        finally:
+            os.close(fd)
+
+    async def _restore(self, fd: int, tool: str, table: str) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            "nsenter",
+            f"--net=/proc/self/fd/{fd}",
+            "--",
+            tool,
+            "--wait",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            pass_fds=(fd,),
+        )
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(table.encode()), _TIMEOUT_S)
+        except TimeoutError as exc:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            raise RuntimeFailure(f"{tool} did not finish in {_TIMEOUT_S:g}s") from exc
+        if proc.returncode != 0:
+            message = err.decode(errors="replace").strip()[-500:]
+            raise RuntimeFailure(f"{tool} failed: {message}")
+
+
+def _same_namespace(fd: int) -> bool:
+    """True if `fd` is our own network namespace (the host's, for a host process)."""
+    ours = os.stat("/proc/self/ns/net")
+    theirs = os.fstat(fd)
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)

@@ -1,0 +1,389 @@
+"""Docker Engine provider (official `docker` SDK). One container per environment,
+named `sandbay-<env id>`, with a named volume at /workspace; the SDK is blocking,
+so every call runs on a dedicated thread pool, never on the event loop."""
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+import docker
+import requests
+from docker.api.client import APIClient
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import LogConfig
+
+from sandbay.domain.errors import ContainerNotFound, RuntimeFailure
+from sandbay.domain.errors import ImageNotFound as ImageMissing
+from sandbay.domain.runtime import (
+    ContainerInfo,
+    ContainerSpec,
+    ContainerStatus,
+    HookResult,
+    HostResources,
+    VolumeInfo,
+)
+from sandbay.runtime.docker.engine import Engine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LABEL_ENV = "sandbay.environment"
+LABEL_ORG = "sandbay.org"
+LABEL_INSTANCE = "sandbay.instance"
+WORKSPACE = "/workspace"
+#: Exit code reported when the container is gone and its code cannot be known.
+UNKNOWN_EXIT = -1
+MIB = 1024 * 1024
+#: What a development sandbox needs (package managers switch users, chown files);
+#: everything else of Docker's default set (NET_RAW, MKNOD, SETFCAP, …) is dropped.
+CAPABILITIES = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+]
+_IMAGE_CACHE_SECONDS = 30.0
+
+
+def container_name(environment_id: str) -> str:
+    return f"sandbay-{environment_id}"
+
+
+def volume_name(environment_id: str) -> str:
+    return f"sandbay-ws-{environment_id}"
+
+
+def _info(raw: dict[str, Any]) -> ContainerInfo:
+    """Map an engine inspect result to the domain shape."""
+    state = raw.get("State", {})
+    labels = raw.get("Config", {}).get("Labels") or {}
+    status = state.get("Status", "exited")
+    return ContainerInfo(
+        container_id=raw.get("Id", ""),
+        environment_id=labels.get(LABEL_ENV, ""),
+        org_id=labels.get(LABEL_ORG, ""),
+        status=ContainerStatus(status),
+        exit_code=state.get("ExitCode") if status in ("exited", "dead") else None,
+        oom_killed=bool(state.get("OOMKilled")),
+        started_at=state.get("StartedAt"),
+        finished_at=state.get("FinishedAt"),
+    )
+
+
+class DockerProvider:
+    """`RuntimeProvider` over one Docker Engine (one runner)."""
+
+    def __init__(self, *, runner_id: str, base_url: str | None = None, threads: int = 64) -> None:
+        self.runner_id = runner_id
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
+        try:
+            if base_url:
+                self._client = docker.DockerClient(
+                    base_url=base_url, version="auto", max_pool_size=threads
+                )
+            else:
+                self._client = docker.from_env(version="auto", max_pool_size=threads)
+        except DockerException as exc:
+            raise RuntimeFailure(f"cannot reach the Docker engine: {exc}") from exc
+        self._api = self._client.api
+        self._resources: HostResources | None = None
+        self._images_seen: dict[str, float] = {}
+
+    async def call(self, fn: Callable[[APIClient], T]) -> T:
+        """Run `fn(low-level API client)` on the engine thread pool, with errors
+        translated; for optional abilities built on this provider."""
+        return await self._run(fn, self._api)
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._executor, functools.partial(fn, *args, **kwargs)
+            )
+        except NotFound as exc:
+            raise ContainerNotFound(str(exc.explanation or exc)) from exc
+        except APIError as exc:
+            raise RuntimeFailure(f"docker: {exc.explanation or exc}") from exc
+        except (requests.exceptions.ConnectionError, DockerException) as exc:
+            raise RuntimeFailure(f"docker engine unreachable: {exc}") from exc
+
+    # ---- host ------------------------------------------------------------------------
+
+    async def host_resources(self) -> HostResources:
+        if self._resources is None:
+            info = await self._run(self._client.info)
+            self._resources = HostResources(
+                runner_id=self.runner_id,
+                cpus=float(info.get("NCPU", 1)),
+                memory_bytes=int(info.get("MemTotal", 0)),
+                gpus=0,
+            )
+        return self._resources
+
+    async def image_available(self, image: str) -> bool:
+        seen = self._images_seen.get(image)
+        if seen is not None and time.monotonic() - seen < _IMAGE_CACHE_SECONDS:
+            return True
+        ok = await self._run(self._image_available, image)
+        if ok:
+            self._images_seen[image] = time.monotonic()
+        return ok
+
+    def _image_available(self, image: str) -> bool:
+        try:
+            self._client.images.get(image)
+            return True
+        except ImageNotFound:
+            pass
+        try:
+            self._client.images.get_registry_data(image)
+            return True
+        except (APIError, requests.exceptions.RequestException):
+            return False
+
+    # ---- lifecycle -------------------------------------------------------------------
+    # The low-level API is used throughout: by container name, one engine call per
+    # step (the high-level models re-inspect after every call).
+
+    def _inspect_raw(self, environment_id: str) -> dict[str, Any] | None:
+        try:
+            raw: dict[str, Any] = self._api.inspect_container(container_name(environment_id))
+            return raw
+        except NotFound:
+            return None
+
+    def _create(self, spec: ContainerSpec) -> str:
+        labels = {
+            LABEL_ENV: spec.environment_id,
+            LABEL_ORG: spec.org_id,
+            LABEL_INSTANCE: spec.instance,
+        }
+        volume = volume_name(spec.environment_id)
+        # Idempotent: creating an existing volume returns it.
+        self._api.create_volume(name=volume, labels=labels)
+        host_config = self._api.create_host_config(
+            init=True,
+            cap_drop=["ALL"],
+            cap_add=CAPABILITIES,
+            security_opt=["no-new-privileges:true"],
+            pids_limit=spec.pids_limit,
+            mem_limit=spec.memory_mb * MIB,
+            memswap_limit=spec.memory_mb * MIB,
+            nano_cpus=int(spec.cpu * 1e9),
+            binds={volume: {"bind": WORKSPACE, "mode": "rw"}},
+            log_config=LogConfig(
+                type=LogConfig.types.JSON, config={"max-size": "10m", "max-file": "3"}
+            ),
+        )
+        kwargs: dict[str, Any] = {"entrypoint" if spec.keep_alive else "command": spec.argv}
+        for attempt in range(2):
+            try:
+                created = self._api.create_container(
+                    image=spec.image,
+                    name=container_name(spec.environment_id),
+                    hostname=spec.hostname,
+                    environment=spec.env,
+                    user=spec.user or "",
+                    working_dir=WORKSPACE,
+                    labels=labels,
+                    host_config=host_config,
+                    detach=True,
+                    **kwargs,
+                )
+                return str(created["Id"])
+            except ImageNotFound:
+                if attempt:
+                    raise
+                self._pull(spec.image)
+            except APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                # Created concurrently, or before a crash: adopt it.
+                found = self._inspect_raw(spec.environment_id)
+                if found is None:
+                    raise
+                return str(found["Id"])
+        raise RuntimeFailure("unreachable")  # pragma: no cover
+
+    def _pull(self, image: str) -> None:
+        try:
+            self._client.images.pull(image)
+        except (ImageNotFound, NotFound, APIError) as exc:
+            raise ImageMissing(f"image {image!r} not found and could not be pulled") from exc
+
+    async def create(self, spec: ContainerSpec) -> ContainerInfo:
+        container_id = await self._run(self._create, spec)
+        return ContainerInfo(
+            container_id=container_id,
+            environment_id=spec.environment_id,
+            org_id=spec.org_id,
+            status=ContainerStatus.CREATED,
+        )
+
+    def _must_inspect(self, environment_id: str) -> ContainerInfo:
+        raw = self._inspect_raw(environment_id)
+        if raw is None:
+            raise ContainerNotFound(f"container of {environment_id} vanished")
+        return _info(raw)
+
+    def _start(self, spec: ContainerSpec) -> ContainerInfo:
+        """Start it (recreating a vanished container). No inspect afterwards: the engine
+        has started the workload; one that exits at once is seen by the next look."""
+        name = container_name(spec.environment_id)
+        recreated = ""
+        try:
+            self._api.start(name)
+        except NotFound:
+            # The container vanished (engine pruned, host rebuilt): recreate it; the
+            # workspace volume, if it survived, is reattached.
+            recreated = self._create(spec)
+            self._api.start(name)
+        return ContainerInfo(
+            container_id=recreated,
+            environment_id=spec.environment_id,
+            org_id=spec.org_id,
+            status=ContainerStatus.RUNNING,
+        )
+
+    async def start(self, spec: ContainerSpec) -> ContainerInfo:
+        return await self._run(self._start, spec)
+
+    def _signal(self, environment_id: str, signal: str) -> None:
+        name = container_name(environment_id)
+        try:
+            self._api.kill(name, signal=signal)
+        except NotFound:
+            return
+        except APIError as exc:
+            if exc.status_code != 409:
+                raise
+            if "paused" not in str(exc.explanation or ""):
+                return  # not running: nothing to signal
+            # A paused workload cannot take signals: resume it, then signal.
+            self._api.unpause(name)
+            self._api.kill(name, signal=signal)
+
+    async def signal(self, environment_id: str, signal: str) -> None:
+        await self._run(self._signal, environment_id, signal)
+
+    def _wait_exit(self, environment_id: str, timeout: float) -> int | None:
+        try:
+            answer = self._api.wait(
+                container_name(environment_id),
+                timeout=max(timeout, 0.01),  # type: ignore[arg-type]  # requests takes floats
+                condition="not-running",
+            )
+            return int(answer.get("StatusCode", -1))
+        except NotFound:
+            return UNKNOWN_EXIT
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            raw = self._inspect_raw(environment_id)
+            if raw is None:
+                return UNKNOWN_EXIT
+            state = raw["State"]
+            return None if state.get("Running", False) else int(state.get("ExitCode", -1))
+
+    async def wait_exit(self, environment_id: str, timeout: float) -> int | None:
+        return await self._run(self._wait_exit, environment_id, timeout)
+
+    def _kill(self, environment_id: str) -> int | None:
+        self._signal(environment_id, "SIGKILL")
+        return self._wait_exit(environment_id, 10.0)
+
+    async def kill(self, environment_id: str) -> int | None:
+        return await self._run(self._kill, environment_id)
+
+    def _run_hook(self, environment_id: str, argv: list[str], timeout: float) -> HookResult:
+        # coreutils `timeout` inside the container bounds the hook, children included.
+        wrapped = ["timeout", "-s", "KILL", f"{max(timeout, 0.1):.1f}", *argv]
+        exec_id = self._api.exec_create(container_name(environment_id), wrapped)["Id"]
+        output = self._api.exec_start(exec_id)
+        code = self._api.exec_inspect(exec_id).get("ExitCode")
+        return HookResult(
+            exit_code=code,
+            output=output.decode(errors="replace")[-4096:],
+            timed_out=code == 137,
+        )
+
+    async def run_hook(self, environment_id: str, argv: list[str], timeout: float) -> HookResult:
+        """Run a short command in the running workload (pre-stop hooks)."""
+        return await self._run(self._run_hook, environment_id, argv, timeout)
+
+    def _inspect(self, environment_id: str) -> ContainerInfo | None:
+        raw = self._inspect_raw(environment_id)
+        return None if raw is None else _info(raw)
+
+    async def inspect(self, environment_id: str) -> ContainerInfo | None:
+        return await self._run(self._inspect, environment_id)
+
+    def _remove(self, environment_id: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._api.remove_container(container_name(environment_id), force=True)
+        with contextlib.suppress(NotFound):
+            self._api.remove_volume(volume_name(environment_id), force=True)
+
+    async def remove(self, environment_id: str) -> None:
+        await self._run(self._remove, environment_id)
+
+    def _list(self, instance: str) -> list[ContainerInfo]:
+        # The low-level list is one call; the high-level one inspects each container.
+        rows = self._client.api.containers(
+            all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}
+        )
+        return [
+            ContainerInfo(
+                container_id=row["Id"],
+                environment_id=(row.get("Labels") or {}).get(LABEL_ENV, ""),
+                org_id=(row.get("Labels") or {}).get(LABEL_ORG, ""),
+                status=ContainerStatus(row.get("State", "exited")),
+                created=row.get("Created"),
+            )
+            for row in rows
+        ]
+
+    def _list_volumes(self, instance: str) -> list[VolumeInfo]:
+        answer = self._api.volumes(filters={"label": f"{LABEL_INSTANCE}={instance}"})
+        out = []
+        for vol in answer.get("Volumes") or []:
+            created = vol.get("CreatedAt")
+            out.append(
+                VolumeInfo(
+                    environment_id=(vol.get("Labels") or {}).get(LABEL_ENV, ""),
+                    name=vol["Name"],
+                    created=datetime.fromisoformat(created).timestamp() if created else None,
+                )
+            )
+        return out
+
+    async def list_volumes(self, instance: str) -> list[VolumeInfo]:
+        return await self._run(self._list_volumes, instance)
+
+    def _remove_volume(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._api.remove_volume(name, force=True)
+
+    async def remove_volume(self, name: str) -> None:
+        await self._run(self._remove_volume, name)
+
+    async def list_containers(self, instance: str) -> list[ContainerInfo]:
+        return await self._run(self._list, instance)
+
+    def engine(self) -> Engine:
+        """This provider's engine connection and thread pool, for the optional
+        abilities (exec, files, logs, stats) that share them."""
+        return Engine(self._client, self._run)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._client.close()

@@ -1,0 +1,1 @@
+"""Reaching environments from outside: SSH credentials, previews, network policy."""

@@ -1,0 +1,153 @@
+"""Network policy of running environments (the Daytona brief's `networkBlockAll` and
+`networkAllowList`): the database says what it should be, `NetworkEnforcer.sync`
+makes the running container match, one environment at a time, always from the
+row as it is now (so of two racing updates, the later one ends up in force).
+
+It runs after an update (the PATCH answers once the new policy is in force), after
+every start this process sees on the bus, and in a periodic sweep that also covers
+starts made by other processes (`sandbay reconciler`) and server restarts."""
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from sandbay.db.models import EnvironmentModel
+from sandbay.db.queries import access as queries
+from sandbay.domain.environments import EnvironmentKind, EnvironmentUpdate, Event
+from sandbay.domain.errors import ConcurrentUpdate, RuntimeFailure, SandbayError
+from sandbay.domain.keys import Principal
+from sandbay.domain.runtime import NetworkRules
+from sandbay.domain.states import EnvState
+from sandbay.runtime.access import NetworkPolicy
+from sandbay.services.environments import records as envs
+from sandbay.services.environments.records import network_rules
+from sandbay.services.events.record import record_environment_event
+
+log = logging.getLogger(__name__)
+NETWORK_FIELDS = frozenset({"network_block_all", "network_allow_list"})
+ACTOR = "system:network"
+
+
+class NetworkEnforcer:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], policy: NetworkPolicy, runner_id: str
+    ) -> None:
+        self._sessions = sessions
+        self._policy = policy
+        self._runner_id = runner_id
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def sync(self, environment_id: str, *, quiet: bool = False) -> NetworkRules | None:
+        """Enforce the environment's current policy if it runs here; the rules now in
+        force (None when it does not run here). Raises `RuntimeFailure` when they
+        cannot be enforced."""
+        async with self._locks.setdefault(environment_id, asyncio.Lock()):
+            async with self._sessions() as session:
+                env = await session.get(EnvironmentModel, environment_id, populate_existing=True)
+            if (
+                env is None
+                or env.state != EnvState.RUNNING.value
+                or env.kind != EnvironmentKind.MANAGED.value
+                or env.runner_id != self._runner_id
+            ):
+                return None
+            rules = network_rules(env)
+            try:
+                await self._policy.apply(environment_id, rules)
+            except SandbayError as exc:
+                await self._record(env, "environment.network_policy_failed", rules, exc.message)
+                raise
+            if not quiet:
+                await self._record(env, "environment.network_policy_applied", rules, None)
+            return rules
+
+    async def _record(
+        self, env: EnvironmentModel, type: str, rules: NetworkRules, reason: str | None
+    ) -> None:
+        async with self._sessions() as session:
+            row = await session.get(EnvironmentModel, env.id)
+            if row is None:
+                return
+            record_environment_event(
+                session,
+                row,
+                type,
+                actor=ACTOR,
+                reason=reason,
+                data={
+                    "network_block_all": rules.block_all,
+                    "network_allow_list": list(rules.allow),
+                },
+            )
+            try:
+                await session.commit()
+            except StaleDataError:  # `updated_at` lost a race: the event is not worth a retry
+                await session.rollback()
+
+    def on_event(self, event: Event) -> None:
+        """Bus listener: a fresh start gets its policy at once (a fresh network
+        namespace is open, so only restricted environments need it)."""
+        if (
+            event.type == "environment.state_changed"
+            and event.to_state == EnvState.RUNNING.value
+            and event.environment_id
+        ):
+            task = asyncio.create_task(self._after_start(event.environment_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _after_start(self, environment_id: str) -> None:
+        try:
+            async with self._sessions() as session:
+                env = await session.get(EnvironmentModel, environment_id)
+                restricted = env is not None and not network_rules(env).unrestricted
+            if restricted:
+                await self.sync(environment_id)
+        except RuntimeFailure as exc:
+            log.error("network policy of %s not enforced: %s", environment_id, exc.message)
+        except Exception:
+            log.exception("network policy of %s not enforced", environment_id)
+
+    async def sweep(self) -> None:
+        """Re-enforce every restricted running environment of this runner."""
+        async with self._sessions() as session:
+            rows = await queries.running_restricted(session, self._runner_id)
+        for env in rows:
+            try:
+                await self.sync(env.id, quiet=True)
+            except SandbayError as exc:
+                log.error("network policy of %s not enforced: %s", env.id, exc.message)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def update_environment(
+    sessions: async_sessionmaker[AsyncSession],
+    enforcer: NetworkEnforcer | None,
+    principal: Principal,
+    id_or_name: str,
+    body: EnvironmentUpdate,
+) -> EnvironmentModel:
+    """Update, commit, then (outside the transaction) enforce a changed network
+    policy on the running environment, so the answer means it is in force."""
+    async with sessions() as session:
+        env = await envs.update_environment(session, principal, id_or_name, body)
+        try:
+            await session.commit()
+        except StaleDataError as exc:
+            raise ConcurrentUpdate("the object changed under this request; try again") from exc
+    if enforcer is not None and NETWORK_FIELDS & body.model_fields_set:
+        try:
+            await enforcer.sync(env.id)
+        except SandbayError as exc:
+            raise RuntimeFailure(
+                f"the network policy is saved but could not be enforced yet: {exc.message}"
+            ) from exc
+    return env

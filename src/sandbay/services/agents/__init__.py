@@ -1,0 +1,1 @@
+"""AI coding agents: model providers, runs and their drivers, OpenClaw instances."""

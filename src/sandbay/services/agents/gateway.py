@@ -1,0 +1,239 @@
+"""The OpenClaw gateway inside an instance's environment, always reached through the
+exec runtime (not the preview proxy): writing its configuration once the environment
+first runs (a loop, so a server restart mid-way still converges), probing that it is
+ready, and relaying a message to its OpenResponses endpoint on 127.0.0.1."""
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sandbay.db.models import AgentInstanceModel, EnvironmentModel, ModelProviderModel
+from sandbay.domain.errors import RuntimeFailure, SandbayError
+from sandbay.domain.exec import ExecRequest, ExecResult
+from sandbay.domain.instances import (
+    CONFIG_PATH,
+    GATEWAY_PORT,
+    SECRETS_PATH,
+    TOKEN_VAR,
+    GatewayModel,
+    gateway_config,
+    secrets_file,
+)
+from sandbay.domain.keys import Principal
+from sandbay.kit.clock import utcnow
+from sandbay.services.agents.providers import credentials
+from sandbay.services.agents.secrets import SecretBox
+from sandbay.services.inside import exec as exec_service
+from sandbay.services.inside.service import Toolbox
+
+log = logging.getLogger(__name__)
+
+_WRITE_PRIVATE = 'umask 077; mkdir -p "$(dirname "$1")" && cat > "$1.tmp" && mv "$1.tmp" "$1"'
+_PROBE = f"curl -fsS -m 3 -o /dev/null http://127.0.0.1:{GATEWAY_PORT}/readyz"
+#: POST stdin to the gateway with its token (read from the secrets file inside the
+#: environment, so the token never leaves it); the HTTP status is the last line.
+_RELAY = f"""
+set -a; . {SECRETS_PATH} 2>/dev/null; set +a
+timeout=$1 path=$2 session=$3
+set -- -sS -m "$timeout" -w '\\n%{{http_code}}' -X POST "http://127.0.0.1:{GATEWAY_PORT}$path" \
+  -H "Authorization: Bearer ${TOKEN_VAR}" -H 'Content-Type: application/json' --data-binary @-
+if [ -n "$session" ]; then set -- "$@" -H "x-openclaw-session-key: $session"; fi
+exec curl "$@"
+"""
+
+
+class GatewayUnavailable(RuntimeFailure):
+    """502: the gateway did not answer (stopped, starting, or crashed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    status: int
+    body: Any  # JSON, or the server-sent events text of a streamed response
+    streamed: bool = False
+
+
+def _system(org_id: str) -> Principal:
+    return Principal.for_system(org_id, "instances")
+
+
+async def _run(toolbox: Toolbox, org_id: str, env_id: str, request: ExecRequest) -> ExecResult:
+    return await exec_service.run_command(toolbox, _system(org_id), env_id, request)
+
+
+async def gateway_ready(toolbox: Toolbox, org_id: str, env_id: str) -> bool:
+    """Whether the gateway answers its readiness probe inside the environment."""
+    try:
+        result = await _run(toolbox, org_id, env_id, ExecRequest(command=_PROBE, timeout=10))
+    except SandbayError:
+        return False
+    return result.exit_code == 0
+
+
+async def relay(
+    toolbox: Toolbox,
+    org_id: str,
+    env_id: str,
+    body: dict[str, Any],
+    *,
+    session_key: str | None,
+    timeout: float,
+) -> Relayed:
+    """POST `body` to the gateway's /v1/responses from inside the environment."""
+    request = ExecRequest(
+        command=[
+            "/bin/sh",
+            "-c",
+            _RELAY,
+            "sh",
+            str(int(timeout)),
+            "/v1/responses",
+            session_key or "",
+        ],
+        stdin=json.dumps(body),
+        timeout=timeout + 15,
+    )
+    result = await _run(toolbox, org_id, env_id, request)
+    if result.exit_code != 0:  # refused, timed out, reset: the gateway did not answer
+        raise GatewayUnavailable(
+            "Gateway unavailable - the sandbox may have been stopped or deleted. "
+            "Try restarting the instance."
+        )
+    text, _, code = result.stdout.rpartition("\n")
+    try:
+        status = int(code)
+        streamed = body.get("stream") is True and status < 400
+        payload = text if streamed else (json.loads(text) if text.strip() else {})
+    except ValueError as exc:
+        raise GatewayUnavailable("the gateway gave an answer that is not JSON") from exc
+    if status >= 500:
+        raise GatewayUnavailable(f"the gateway failed ({status})")
+    return Relayed(status, payload, streamed=streamed)
+
+
+class InstanceProvisioner:
+    """Writes each new instance's gateway configuration once its environment runs.
+    The claim is a compare-and-set on `provisioned_at`, so one replica writes it."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        toolbox: Toolbox,
+        box: SecretBox,
+        *,
+        interval: float = 1.0,
+    ) -> None:
+        self._sessions = sessions
+        self._toolbox = toolbox
+        self._box = box
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="instance-provisioner")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("instance provisioning sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+
+    async def sweep(self) -> None:
+        async with self._sessions() as session:
+            query = (
+                select(AgentInstanceModel.environment_id)
+                .join(EnvironmentModel, EnvironmentModel.id == AgentInstanceModel.environment_id)
+                .where(
+                    AgentInstanceModel.provisioned_at.is_(None),
+                    AgentInstanceModel.deleted_at.is_(None),
+                    EnvironmentModel.state == "running",
+                )
+            )
+            pending = list((await session.execute(query)).scalars())
+        for env_id in pending:
+            await self.provision(env_id)
+
+    async def _claim(self, env_id: str) -> tuple[AgentInstanceModel, ModelProviderModel] | None:
+        async with self._sessions() as session:
+            claimed = await session.execute(
+                update(AgentInstanceModel)
+                .where(
+                    AgentInstanceModel.environment_id == env_id,
+                    AgentInstanceModel.provisioned_at.is_(None),
+                )
+                .values(provisioned_at=utcnow(), error_message=None)
+                .execution_options(synchronize_session=False)
+            )
+            instance = await session.get(AgentInstanceModel, env_id)
+            provider = None
+            if instance is not None:
+                provider = (
+                    await session.execute(
+                        select(ModelProviderModel).where(
+                            ModelProviderModel.org_id == instance.org_id,
+                            ModelProviderModel.name == instance.provider_name,
+                        )
+                    )
+                ).scalar_one_or_none()
+            if claimed.rowcount != 1 or instance is None:  # type: ignore[attr-defined]
+                return None
+            if provider is None:
+                instance.provisioned_at = None
+                instance.error_message = f"model provider {instance.provider_name!r} is gone"
+                await session.commit()
+                return None
+            await session.commit()
+            return instance, provider
+
+    async def provision(self, env_id: str) -> None:
+        claim = await self._claim(env_id)
+        if claim is None:
+            return
+        instance, provider = claim
+        creds = credentials(self._box, provider)
+        model = instance.model or creds.default_model or (creds.models[0] if creds.models else "")
+        config = gateway_config(
+            GatewayModel(creds.kind, creds.base_url, model), instance.openclaw_config
+        )
+        token = secrets.token_urlsafe(32)
+        try:
+            await self._write(instance.org_id, env_id, CONFIG_PATH, json.dumps(config, indent=2))
+            await self._write(
+                instance.org_id, env_id, SECRETS_PATH, secrets_file(token, creds.api_key)
+            )
+        except SandbayError as exc:
+            log.warning("provisioning instance %s failed: %s", env_id, exc.message)
+            async with self._sessions() as session:
+                row = await session.get(AgentInstanceModel, env_id)
+                if row is not None:
+                    row.provisioned_at = None
+                    await session.commit()
+
+    async def _write(self, org_id: str, env_id: str, path: str, text: str) -> None:
+        request = ExecRequest(
+            command=["/bin/sh", "-c", _WRITE_PRIVATE, "sh", path], stdin=text, timeout=30
+        )
+        result = await _run(self._toolbox, org_id, env_id, request)
+        if result.exit_code != 0:
+            raise RuntimeFailure(f"cannot write {path}: {result.stderr.strip()[:200]}")

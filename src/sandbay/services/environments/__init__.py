@@ -1,0 +1,2 @@
+"""Environments: records, lifecycle requests, the one door for state changes,
+activity, warm pools."""

@@ -1,0 +1,273 @@
+"""Environments as records: create, read, list, update. Lifecycle requests are in
+`services.lifecycle`; engine work is the reconciler's."""
+
+from dataclasses import dataclass, field
+
+from pydantic import TypeAdapter
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sandbay.db.cas import with_cas_retry
+from sandbay.db.models import EnvironmentModel
+from sandbay.db.queries import environments as queries
+from sandbay.domain import ids
+from sandbay.domain.environments import (
+    Environment,
+    EnvironmentCreate,
+    EnvironmentKind,
+    EnvironmentList,
+    EnvironmentUpdate,
+    hostname_for,
+    workload_argv,
+)
+from sandbay.domain.errors import Conflict, InvalidRequest, NotFound
+from sandbay.domain.keys import Permission, Principal
+from sandbay.domain.pools import claim_key
+from sandbay.domain.runtime import ContainerSpec, NetworkRules
+from sandbay.domain.states import DesiredState, EnvState
+from sandbay.kit.clock import utcnow
+from sandbay.runtime.provider import RuntimeProvider
+from sandbay.services.environments import pools
+from sandbay.services.environments.activity import record_activity
+from sandbay.services.events.record import record_environment_event
+from sandbay.services.tenancy.auth import require
+from sandbay.services.tenancy.quotas import admit
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where new environments go and what they default to. `pool_keys` is the live
+    set of warm pools (kept up to date by the pool loop)."""
+
+    runner_id: str
+    default_image: str
+    pool_keys: set[str] = field(default_factory=set)
+
+
+async def get_environment(
+    session: AsyncSession,
+    principal: Principal,
+    id_or_name: str,
+    permission: Permission = Permission.ENVIRONMENTS_READ,
+    *,
+    include_deleted: bool = False,
+) -> EnvironmentModel:
+    """An environment of the caller's org; another org's is 404, never 403."""
+    org_id = require(principal, permission)
+    env = await queries.get_live(session, org_id, id_or_name, include_deleted=include_deleted)
+    if env is None or not principal.may_see_environment(env.id):
+        raise NotFound(f"environment {id_or_name!r} not found")
+    return env
+
+
+async def _check_fits(provider: RuntimeProvider, body: EnvironmentCreate, image: str) -> None:
+    host = await provider.host_resources()
+    if body.cpu > host.cpus:
+        raise InvalidRequest(f"cpu {body.cpu:g} exceeds the runner's {host.cpus:g} CPUs")
+    if body.memory_mb * MIB > host.memory_bytes:
+        raise InvalidRequest(
+            f"memory_mb {body.memory_mb} exceeds the runner's {host.memory_bytes // MIB} MB"
+        )
+    if body.gpu > host.gpus:
+        raise InvalidRequest(f"gpu {body.gpu} requested; the runner has {host.gpus}")
+    if not await provider.image_available(image):
+        raise InvalidRequest(f"image {image!r} not found on the runner or its registry")
+
+
+async def create_environment(
+    session: AsyncSession,
+    principal: Principal,
+    body: EnvironmentCreate,
+    *,
+    provider: RuntimeProvider,
+    placement: Placement,
+) -> EnvironmentModel:
+    """Validate, record the environment in `creating` with desired state `running`
+    and let the reconciler build it. Nothing is written if validation fails."""
+    org_id = require(principal, Permission.ENVIRONMENTS_WRITE)
+    if principal.environment_ids is not None:
+        raise InvalidRequest("a key restricted to given environments cannot create new ones")
+    image = body.image or placement.default_image
+    await _check_fits(provider, body, image)
+    if body.kind is EnvironmentKind.MANAGED:
+        await admit(session, org_id, cpu=body.cpu, memory_mb=body.memory_mb)
+    if body.name and await queries.name_taken(session, org_id, body.name):
+        raise Conflict(f"an environment named {body.name!r} already exists")
+    key = claim_key(org_id, image, body) if placement.pool_keys else None
+    if key in placement.pool_keys:
+        claimed = await pools.claim(session, key, body, body.name, principal.actor)
+        if claimed is not None:
+            return claimed
+    env_id = ids.new_id(ids.ENVIRONMENT)
+    name = body.name or env_id
+    now = utcnow()
+    env = EnvironmentModel(
+        id=env_id,
+        org_id=org_id,
+        name=name,
+        kind=body.kind.value,
+        image=image,
+        command=body.command,
+        install_command=body.install_command,
+        env=body.env,
+        labels=body.labels,
+        user=body.user,
+        cpu=body.cpu,
+        memory_mb=body.memory_mb,
+        disk_gb=body.disk_gb,
+        gpu=body.gpu,
+        pids_limit=body.pids_limit,
+        public=body.public,
+        network_block_all=body.network_block_all,
+        network_allow_list=body.network_allow_list,
+        auto_stop_interval=body.auto_stop_interval,
+        auto_archive_interval=body.auto_archive_interval,
+        auto_delete_interval=body.auto_delete_interval,
+        auto_restart=body.auto_restart,
+        max_lifetime=body.max_lifetime,
+        pre_stop=body.pre_stop,
+        state=EnvState.CREATING.value,
+        desired_state=DesiredState.RUNNING.value,
+        runner_id=placement.runner_id if body.kind is EnvironmentKind.MANAGED else None,
+        restart_count=0,
+        restart_streak=0,
+        running_seconds=0.0,
+        stop_force=False,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+        state_changed_at=now,
+        last_activity_at=now,
+        next_attempt_at=now,
+    )
+    session.add(env)
+    record_environment_event(
+        session, env, "environment.created", actor=principal.actor, data={"image": image}
+    )
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # lost a race for the name
+        raise Conflict(f"an environment named {name!r} already exists") from exc
+    return env
+
+
+def _page(
+    principal: Principal,
+    states: list[EnvState] | None,
+    labels: list[str] | None,
+    limit: int,
+    cursor: str | None,
+) -> queries.PageQuery:
+    org_id = require(principal, Permission.ENVIRONMENTS_READ)
+    wanted: dict[str, str] = {}
+    for item in labels or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidRequest(f"label filter {item[:60]!r} must be key=value")
+        wanted[key] = value
+    return queries.PageQuery(
+        org_id=org_id,
+        states=[s.value for s in states] if states else None,
+        labels=wanted,
+        only_ids=principal.environment_ids,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def list_environments(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    states: list[EnvState] | None,
+    labels: list[str] | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[EnvironmentModel], str | None]:
+    """One page of entities and the next cursor (None on the last page)."""
+    rows = await queries.list_page(session, _page(principal, states, labels, limit, cursor))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+async def environment_page(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    states: list[EnvState] | None,
+    labels: list[str] | None,
+    limit: int,
+    cursor: str | None,
+) -> EnvironmentList:
+    """The native listing, validated straight from column rows (no ORM identities:
+    a page of 1,000 costs a third of the entity path)."""
+    page = _page(principal, states, labels, limit, cursor)
+    rows = await queries.list_page_rows(session, page, _COLUMNS)
+    more = len(rows) > limit
+    data = _ENVIRONMENTS.validate_python(rows[:limit])
+    return EnvironmentList(
+        data=data, has_more=more, next_cursor=data[-1].id if more and data else None
+    )
+
+
+_ENVIRONMENTS = TypeAdapter(list[Environment])
+_COLUMNS = tuple(Environment.model_fields)
+
+
+async def update_environment(
+    session: AsyncSession, principal: Principal, id_or_name: str, body: EnvironmentUpdate
+) -> EnvironmentModel:
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+
+    async def attempt() -> EnvironmentModel:
+        env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
+        if not changes:
+            return env
+        new_name = changes.get("name", env.name)
+        if new_name != env.name and await queries.name_taken(session, env.org_id, new_name):
+            raise Conflict(f"an environment named {new_name!r} already exists")
+        for attr, value in changes.items():
+            setattr(env, attr, value)
+        record_environment_event(
+            session,
+            env,
+            "environment.updated",
+            actor=principal.actor,
+            data={"fields": sorted(changes)},
+        )
+        # A policy change (e.g. auto-stop) may make the environment due for the reconciler.
+        env.next_attempt_at = utcnow()
+        await session.flush()
+        return env
+
+    env = await with_cas_retry(session, attempt)
+    await record_activity(session, env.id)
+    return env
+
+
+def container_spec(env: EnvironmentModel, *, instance: str) -> ContainerSpec:
+    """The engine's view of an environment (a domain shape, never the ORM row)."""
+    return ContainerSpec(
+        environment_id=env.id,
+        org_id=env.org_id,
+        instance=instance,
+        image=env.image,
+        argv=workload_argv(env.command, env.install_command),
+        keep_alive=env.command is None and env.install_command is None,
+        env=dict(env.env),
+        user=env.user,
+        hostname=hostname_for(env.name),
+        cpu=env.cpu,
+        memory_mb=env.memory_mb,
+        pids_limit=env.pids_limit,
+        network=network_rules(env),
+    )
+
+
+def network_rules(env: EnvironmentModel) -> NetworkRules:
+    return NetworkRules(
+        block_all=bool(env.network_block_all), allow=tuple(env.network_allow_list or ())
+    )

@@ -1,0 +1,1 @@
+"""The audit log: recording events, the bus, pages and live streams."""

@@ -1,0 +1,1 @@
+"""Inside a running environment: exec, processes, files, logs, metrics."""

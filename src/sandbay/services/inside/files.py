@@ -1,0 +1,144 @@
+"""File use cases inside an environment. Every path goes through
+`domain.files.normalize_path` first; reads need `environments:read`, writes
+`environments:exec`; all of them count as activity and need the workload running."""
+
+from collections.abc import AsyncIterator
+
+from sandbay.domain.errors import Conflict, InvalidRequest, NotFound
+from sandbay.domain.files import (
+    MAX_LIST_ENTRIES,
+    FileInfo,
+    FileList,
+    MkdirRequest,
+    MoveRequest,
+    normalize_path,
+)
+from sandbay.domain.keys import Permission, Principal
+from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.target import Target, open_target
+
+READ = Permission.ENVIRONMENTS_READ
+WRITE = Permission.ENVIRONMENTS_EXEC
+Upload = tuple[str, AsyncIterator[bytes], int]  # file name, bytes, size
+
+
+async def _target(toolbox: Toolbox, principal: Principal, env: str, write: bool) -> Target:
+    return await open_target(toolbox.sessions, principal, env, WRITE if write else READ)
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIST_ENTRIES:
+        raise InvalidRequest(f"limit must be 1-{MAX_LIST_ENTRIES}")
+    return limit
+
+
+async def upload(
+    toolbox: Toolbox,
+    principal: Principal,
+    env: str,
+    path: str,
+    chunks: AsyncIterator[bytes],
+    size: int,
+) -> FileInfo:
+    full = normalize_path(path)
+    target = await _target(toolbox, principal, env, write=True)
+    return await toolbox.files.write(target.environment_id, full, chunks, size, user=target.user)
+
+
+def _file_name(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if base in ("", ".", "..") or "\x00" in base:
+        raise InvalidRequest(f"file name {name[:60]!r} is not usable")
+    return base
+
+
+async def upload_many(
+    toolbox: Toolbox, principal: Principal, env: str, directory: str, uploads: list[Upload]
+) -> FileList:
+    """Multipart upload: each part lands in `directory` under its own file name."""
+    folder = normalize_path(directory)
+    if not uploads:
+        raise InvalidRequest("no file parts in the form")
+    target = await _target(toolbox, principal, env, write=True)
+    written = []
+    for name, chunks, size in uploads:
+        path = f"{folder.rstrip('/')}/{_file_name(name)}"
+        written.append(
+            await toolbox.files.write(target.environment_id, path, chunks, size, user=target.user)
+        )
+    return FileList(data=written, truncated=False)
+
+
+async def download(
+    toolbox: Toolbox, principal: Principal, env: str, path: str
+) -> tuple[FileInfo, AsyncIterator[bytes]]:
+    full = normalize_path(path)
+    target = await _target(toolbox, principal, env, write=False)
+    return await toolbox.files.read(target.environment_id, full)
+
+
+async def stat(toolbox: Toolbox, principal: Principal, env: str, path: str) -> FileInfo:
+    full = normalize_path(path)
+    target = await _target(toolbox, principal, env, write=False)
+    return await toolbox.files.stat(target.environment_id, full)
+
+
+async def list_dir(
+    toolbox: Toolbox, principal: Principal, env: str, path: str, *, limit: int
+) -> FileList:
+    full = normalize_path(path)
+    target = await _target(toolbox, principal, env, write=False)
+    entries, truncated = await toolbox.files.list_dir(
+        target.environment_id, full, user=target.user, limit=_limit(limit)
+    )
+    return FileList(data=entries, truncated=truncated)
+
+
+async def search(
+    toolbox: Toolbox, principal: Principal, env: str, root: str, pattern: str, *, limit: int
+) -> FileList:
+    """Glob search: a pattern without '/' matches names at any depth (`*.py`); with
+    '/' it matches the path below `root` (`src/*/test_*.py`, where `*` may span
+    directories, as in find -path)."""
+    full = normalize_path(root)
+    if not pattern or len(pattern) > 1024 or "\x00" in pattern:
+        raise InvalidRequest("pattern must be 1-1024 characters without NUL bytes")
+    target = await _target(toolbox, principal, env, write=False)
+    entries, truncated = await toolbox.files.find(
+        target.environment_id, full, pattern.lstrip("/"), user=target.user, limit=_limit(limit)
+    )
+    return FileList(data=entries, truncated=truncated)
+
+
+async def mkdir(toolbox: Toolbox, principal: Principal, env: str, body: MkdirRequest) -> FileInfo:
+    full = normalize_path(body.path)
+    target = await _target(toolbox, principal, env, write=True)
+    await toolbox.files.mkdir(target.environment_id, full, mode=body.mode, user=target.user)
+    return await toolbox.files.stat(target.environment_id, full)
+
+
+async def move(toolbox: Toolbox, principal: Principal, env: str, body: MoveRequest) -> FileInfo:
+    source, destination = normalize_path(body.source), normalize_path(body.destination)
+    if source == "/" or destination.startswith(source.rstrip("/") + "/"):
+        raise InvalidRequest("cannot move a directory into itself")
+    target = await _target(toolbox, principal, env, write=True)
+    await toolbox.files.stat(target.environment_id, source)  # 404 if absent
+    try:
+        existing = await toolbox.files.stat(target.environment_id, destination)
+    except NotFound:
+        existing = None
+    if existing is not None and (existing.is_dir or not body.overwrite):
+        raise Conflict(f"{destination} already exists")
+    await toolbox.files.move(target.environment_id, source, destination, user=target.user)
+    return await toolbox.files.stat(target.environment_id, destination)
+
+
+async def remove(
+    toolbox: Toolbox, principal: Principal, env: str, path: str, *, recursive: bool
+) -> None:
+    full = normalize_path(path)
+    if full == "/":
+        raise InvalidRequest("cannot delete /")
+    target = await _target(toolbox, principal, env, write=True)
+    await toolbox.files.stat(target.environment_id, full)  # 404 if absent
+    await toolbox.files.remove(target.environment_id, full, recursive=recursive, user=target.user)

@@ -1,0 +1,156 @@
+"""Use cases of background processes and interactive terminals. Starting, writing to
+and signalling need the environment running; reading what the server holds (the
+list, the output, the exit code) works in any state."""
+
+import codecs
+from collections.abc import AsyncIterator
+
+from sandbay.domain.exec import (
+    ExecExitEvent,
+    ExecOutputEvent,
+    Process,
+    ProcessOutput,
+    ProcessSpec,
+    ProcessStart,
+    ProcessStatus,
+    StdinWrite,
+    command_argv,
+)
+from sandbay.domain.keys import Permission, Principal
+from sandbay.runtime.inside import ProcessHandle
+from sandbay.services.inside.exec import StreamEvent
+from sandbay.services.inside.processes import ProcessEntry
+from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.target import RUNNING_ONLY, open_target
+
+EXEC = Permission.ENVIRONMENTS_EXEC
+#: Runs the richest shell the image has, as a login shell.
+DEFAULT_SHELL = ["/bin/sh", "-c", "command -v bash >/dev/null && exec bash -l || exec sh -l"]
+
+
+async def start_process(
+    toolbox: Toolbox, principal: Principal, id_or_name: str, body: ProcessStart
+) -> Process:
+    target = await open_target(toolbox.sessions, principal, id_or_name, EXEC)
+    entry = await toolbox.processes.start(
+        target.environment_id, body, user=body.user or target.user, env=target.env
+    )
+    return entry.view()
+
+
+async def list_processes(toolbox: Toolbox, principal: Principal, id_or_name: str) -> list[Process]:
+    target = await open_target(toolbox.sessions, principal, id_or_name, EXEC, allowed=None)
+    return [e.view() for e in toolbox.processes.list(target.environment_id)]
+
+
+async def _entry(
+    toolbox: Toolbox, principal: Principal, id_or_name: str, process_id: str, *, running: bool
+) -> ProcessEntry:
+    allowed = RUNNING_ONLY if running else None
+    target = await open_target(toolbox.sessions, principal, id_or_name, EXEC, allowed=allowed)
+    return toolbox.processes.get(target.environment_id, process_id)
+
+
+async def get_process(
+    toolbox: Toolbox, principal: Principal, id_or_name: str, process_id: str
+) -> Process:
+    return (await _entry(toolbox, principal, id_or_name, process_id, running=False)).view()
+
+
+async def process_output(
+    toolbox: Toolbox,
+    principal: Principal,
+    id_or_name: str,
+    process_id: str,
+    *,
+    stdout_offset: int,
+    stderr_offset: int,
+) -> ProcessOutput:
+    entry = await _entry(toolbox, principal, id_or_name, process_id, running=False)
+    return entry.output(stdout_offset, stderr_offset)
+
+
+async def follow_output(
+    toolbox: Toolbox,
+    principal: Principal,
+    id_or_name: str,
+    process_id: str,
+    *,
+    stdout_offset: int,
+    stderr_offset: int,
+) -> AsyncIterator[StreamEvent]:
+    entry = await _entry(toolbox, principal, id_or_name, process_id, running=False)
+    return _follow(entry, stdout_offset, stderr_offset)
+
+
+async def _follow(entry: ProcessEntry, out_at: int, err_at: int) -> AsyncIterator[StreamEvent]:
+    """What is retained from the offsets on, then output as it comes, then `exit`."""
+    decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in ("stdout", "stderr")}
+    offsets = {"stdout": out_at, "stderr": err_at}
+    while True:
+        ended = not entry.running  # read before the buffers: nothing comes after the end
+        for stream, buffer in (("stdout", entry.stdout), ("stderr", entry.stderr)):
+            data, _ = buffer.read(offsets[stream])
+            offsets[stream] = buffer.end
+            if text := decoders[stream].decode(data, final=ended):
+                yield StreamEvent(stream, ExecOutputEvent(data=text))
+        if ended:
+            duration = (entry.ended_at or entry.started_at) - entry.started_at
+            yield StreamEvent(
+                "exit",
+                ExecExitEvent(
+                    exit_code=entry.exit_code,
+                    timed_out=False,
+                    duration_ms=int(duration.total_seconds() * 1000),
+                ),
+            )
+            return
+        await entry.changed(timeout=5.0)
+
+
+async def write_stdin(
+    toolbox: Toolbox, principal: Principal, id_or_name: str, process_id: str, body: StdinWrite
+) -> Process:
+    entry = await _entry(toolbox, principal, id_or_name, process_id, running=True)
+    await toolbox.processes.write(entry, body.data.encode(), eof=body.eof)
+    return entry.view()
+
+
+async def signal_process(
+    toolbox: Toolbox, principal: Principal, id_or_name: str, process_id: str, signal: str
+) -> Process:
+    entry = await _entry(toolbox, principal, id_or_name, process_id, running=True)
+    await toolbox.processes.signal(entry, signal)
+    return entry.view()
+
+
+async def kill_process(
+    toolbox: Toolbox, principal: Principal, id_or_name: str, process_id: str
+) -> Process:
+    """Kill it with its whole tree (if it runs) and forget it; answers its last state."""
+    entry = await _entry(toolbox, principal, id_or_name, process_id, running=False)
+    await toolbox.processes.remove(entry)
+    view = entry.view()
+    return view.model_copy(update={"status": ProcessStatus.EXITED})
+
+
+async def open_terminal(
+    toolbox: Toolbox,
+    principal: Principal,
+    id_or_name: str,
+    *,
+    command: str | None,
+    cwd: str | None,
+    user: str | None,
+) -> tuple[str, ProcessHandle]:
+    """An interactive process on a TTY (the caller pumps it over a WebSocket)."""
+    target = await open_target(toolbox.sessions, principal, id_or_name, EXEC)
+    spec = ProcessSpec(
+        argv=command_argv(command) if command else DEFAULT_SHELL,
+        env={**target.env, "TERM": "xterm-256color"},
+        cwd=cwd,
+        user=user or target.user,
+        tty=True,
+        stdin=True,
+    )
+    return target.environment_id, await toolbox.runner.spawn(target.environment_id, spec)

@@ -1,0 +1,43 @@
+"""Organizations: created by the operator, each with a first organization key."""
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sandbay.db.models import OrganizationModel
+from sandbay.domain import ids
+from sandbay.domain.errors import Conflict, NotFound, PermissionDenied
+from sandbay.domain.keys import (
+    ApiKeyCreate,
+    Organization,
+    OrganizationCreate,
+    OrganizationCreated,
+    Principal,
+)
+from sandbay.kit.clock import utcnow
+from sandbay.services.tenancy.keys import issue_key
+
+
+async def create_org(
+    session: AsyncSession, principal: Principal, body: OrganizationCreate
+) -> OrganizationCreated:
+    if not principal.is_admin:
+        raise PermissionDenied("creating organizations needs the operator (admin) key")
+    taken = await session.execute(
+        select(OrganizationModel.id).where(OrganizationModel.name == body.name)
+    )
+    if taken.first() is not None:
+        raise Conflict(f"organization name {body.name!r} is already used")
+    org = OrganizationModel(id=ids.new_id(ids.ORGANIZATION), name=body.name, created_at=utcnow())
+    session.add(org)
+    await session.flush()
+    key = await issue_key(session, org.id, ApiKeyCreate(name="initial"), principal)
+    return OrganizationCreated(**Organization.model_validate(org).model_dump(), api_key=key)
+
+
+async def current_org(session: AsyncSession, principal: Principal) -> Organization:
+    if principal.org_id is None:
+        raise NotFound("the operator key belongs to no organization")
+    org = await session.get(OrganizationModel, principal.org_id)
+    if org is None:
+        raise NotFound("organization not found")
+    return Organization.model_validate(org)

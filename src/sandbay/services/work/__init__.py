@@ -1,0 +1,1 @@
+"""Work items on self-hosted environments and the worker protocol."""

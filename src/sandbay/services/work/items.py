@@ -1,0 +1,288 @@
+"""Work items as records: queue (create), read, list, metadata, stats, audit log, and
+`transition_work`, the one door through which a work item's state changes (checks
+the table, sets the state and its timestamps, records the event). The worker
+protocol (poll, ack, heartbeat, stop, lease expiry) is in `services.work_protocol`."""
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sandbay.db.cas import with_cas_retry
+from sandbay.db.models import EnvironmentModel, EventModel, WorkItemModel
+from sandbay.db.queries import work_items as queries
+from sandbay.domain import ids
+from sandbay.domain.environments import EnvironmentKind, EventList
+from sandbay.domain.errors import InvalidRequest, NotFound
+from sandbay.domain.keys import Permission, Principal
+from sandbay.domain.work import (
+    LeasePolicy,
+    WorkItem,
+    WorkItemCreate,
+    WorkMetadataUpdate,
+    WorkState,
+    WorkStats,
+    check_transition,
+)
+from sandbay.kit.clock import utcnow
+from sandbay.services.environments.activity import record_activity
+from sandbay.services.environments.records import get_environment
+from sandbay.services.events.audit import page as events_page
+from sandbay.services.events.record import record_event
+
+T = TypeVar("T")
+#: Poll's default redelivery window (Qoder: reclaim_older_than_ms defaults to 5000).
+DEFAULT_RECLAIM_MS = 5000
+#: A Worker-ID counts as polling if it polled within this window.
+POLLERS_WINDOW = timedelta(seconds=30)
+
+
+async def with_retry(session: AsyncSession, attempt: Callable[[], Awaitable[T]]) -> T:
+    """`with_cas_retry` for work items."""
+    return await with_cas_retry(session, attempt, what="the work item")
+
+
+def to_api(item: WorkItemModel) -> WorkItem:
+    return WorkItem(
+        id=item.id,
+        environment_id=item.environment_id,
+        data=item.data,
+        state=WorkState(item.state),
+        created_at=item.created_at,
+        acknowledged_at=item.acknowledged_at,
+        started_at=item.started_at,
+        latest_heartbeat_at=item.latest_heartbeat_at,
+        stop_requested_at=item.stop_requested_at,
+        stopped_at=item.stopped_at,
+        metadata=item.meta,
+        worker_id=item.worker_id,
+        attempts=item.attempts,
+        max_attempts=item.max_attempts,
+        on_lease_expired=LeasePolicy(item.on_lease_expired),
+        lease_expires_at=item.lease_expires_at,
+        stop_reason=item.stop_reason,
+        updated_at=item.updated_at,
+    )
+
+
+# ---- the one door ----------------------------------------------------------------------
+
+
+def record_work_event(
+    session: AsyncSession,
+    item: WorkItemModel,
+    type: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> EventModel:
+    """An action on a work item that does not change its state."""
+    return record_event(
+        session,
+        org_id=item.org_id,
+        environment_id=item.environment_id,
+        type=type,
+        actor=actor,
+        from_state=item.state,
+        to_state=item.state,
+        reason=reason,
+        data={"work_id": item.id, **(data or {})},
+    )
+
+
+def transition_work(
+    session: AsyncSession,
+    item: WorkItemModel,
+    to: WorkState,
+    *,
+    actor: str,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> EventModel:
+    """Move `item` to `to` if the table allows it (409 otherwise), set the timestamps
+    the brief's object shows, and record the event. The flush is a compare-and-set."""
+    current = WorkState(item.state)
+    check_transition(current, to)
+    now = utcnow()
+    item.state = to.value
+    item.updated_at = now
+    if to is WorkState.STARTING:
+        item.acknowledged_at = now
+        item.attempts += 1
+    elif to is WorkState.ACTIVE:
+        item.started_at = now
+    elif to is WorkState.STOPPING:
+        item.stop_requested_at = now
+    elif to is WorkState.STOPPED:
+        item.stopped_at = now
+        item.stop_reason = reason
+        item.lease_expires_at = None
+    elif to is WorkState.QUEUED:
+        # A fresh attempt: the object shows this attempt only, and any worker may take it.
+        item.worker_id = None
+        item.delivered_at = None
+        item.acknowledged_at = None
+        item.started_at = None
+        item.latest_heartbeat_at = None
+        item.lease_expires_at = None
+        item.lease_ttl_seconds = None
+    return record_event(
+        session,
+        org_id=item.org_id,
+        environment_id=item.environment_id,
+        type="work.state_changed",
+        actor=actor,
+        from_state=current.value,
+        to_state=to.value,
+        reason=reason,
+        data={"work_id": item.id, **(data or {})},
+    )
+
+
+# ---- records ---------------------------------------------------------------------------
+
+
+async def get_self_hosted(
+    session: AsyncSession, principal: Principal, env: str, permission: Permission
+) -> EnvironmentModel:
+    """The environment, if the caller may see it (404) and it takes work items (400)."""
+    model = await get_environment(session, principal, env, permission)
+    if model.kind != EnvironmentKind.SELF_HOSTED.value:
+        raise InvalidRequest(f"environment {env!r} is not self_hosted; it takes no work items")
+    return model
+
+
+async def load_work(
+    session: AsyncSession, principal: Principal, env: str, work_id: str, permission: Permission
+) -> WorkItemModel:
+    model = await get_self_hosted(session, principal, env, permission)
+    item = None
+    if ids.has_prefix(work_id, ids.WORK_ITEM):
+        item = await queries.get(session, model.id, work_id)
+    if item is None:
+        raise NotFound(f"work item {work_id!r} not found")
+    return item
+
+
+async def create_work(
+    session: AsyncSession, principal: Principal, env: str, body: WorkItemCreate
+) -> WorkItemModel:
+    model = await get_self_hosted(session, principal, env, Permission.WORK_WRITE)
+    now = utcnow()
+    item = WorkItemModel(
+        id=ids.new_id(ids.WORK_ITEM),
+        org_id=model.org_id,
+        environment_id=model.id,
+        state=WorkState.QUEUED.value,
+        data=body.data,
+        meta=body.metadata,
+        on_lease_expired=body.on_lease_expired.value,
+        max_attempts=body.max_attempts,
+        attempts=0,
+        deliveries=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(item)
+    record_event(
+        session,
+        org_id=item.org_id,
+        environment_id=item.environment_id,
+        type="work.created",
+        actor=principal.actor,
+        to_state=WorkState.QUEUED.value,
+        data={"work_id": item.id},
+    )
+    await record_activity(session, model.id)
+    await session.flush()
+    return item
+
+
+async def get_work(
+    session: AsyncSession, principal: Principal, env: str, work_id: str
+) -> WorkItemModel:
+    return await load_work(session, principal, env, work_id, Permission.WORK_READ)
+
+
+async def list_work(
+    session: AsyncSession,
+    principal: Principal,
+    env: str,
+    *,
+    states: list[WorkState] | None = None,
+    limit: int,
+    after_id: str | None = None,
+    before_id: str | None = None,
+) -> tuple[list[WorkItemModel], bool]:
+    """A page in queue order (oldest first) and whether there are more."""
+    model = await get_self_hosted(session, principal, env, Permission.WORK_READ)
+    return await queries.page(
+        session,
+        model.id,
+        states=[s.value for s in states] if states else None,
+        after_id=after_id,
+        before_id=before_id,
+        limit=limit,
+    )
+
+
+async def update_metadata(
+    session: AsyncSession, principal: Principal, env: str, work_id: str, body: WorkMetadataUpdate
+) -> WorkItemModel:
+    """Merge patch on the string-only metadata: strings upsert, null deletes."""
+
+    async def attempt() -> WorkItemModel:
+        item = await load_work(session, principal, env, work_id, Permission.WORK_WRITE)
+        if body.metadata is None:
+            return item
+        merged = dict(item.meta)
+        for key, value in body.metadata.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        if merged != item.meta:
+            item.meta = merged
+            item.updated_at = utcnow()
+            record_work_event(
+                session,
+                item,
+                "work.metadata_updated",
+                actor=principal.actor,
+                data={"keys": sorted(body.metadata)},
+            )
+            await session.flush()
+        return item
+
+    return await with_retry(session, attempt)
+
+
+async def work_stats(session: AsyncSession, principal: Principal, env: str) -> WorkStats:
+    model = await get_self_hosted(session, principal, env, Permission.WORK_READ)
+    now = utcnow()
+    cutoff = now - timedelta(milliseconds=DEFAULT_RECLAIM_MS)
+    depth, pending, oldest = await queries.queue_numbers(session, model.id, cutoff=cutoff)
+    counts = await queries.count_by_state(session, model.id)
+    return WorkStats(
+        depth=depth,
+        pending=pending,
+        oldest_queued_at=oldest,
+        workers_polling=await queries.pollers_since(session, model.id, now - POLLERS_WINDOW),
+        by_state={state: counts.get(state.value, 0) for state in WorkState},
+    )
+
+
+async def work_events(
+    session: AsyncSession,
+    principal: Principal,
+    env: str,
+    work_id: str,
+    *,
+    after: int | None,
+    limit: int,
+) -> EventList:
+    item = await load_work(session, principal, env, work_id, Permission.WORK_READ)
+    rows = await queries.events_of(session, item.org_id, item.id, after=after, limit=limit)
+    return events_page(rows, limit)
