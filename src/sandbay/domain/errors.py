@@ -17,9 +17,10 @@ routes never build HTTP errors and one handler renders them all.
     ├── FailedDependency        424 failed_dependency_error (an agent cannot run there)
     ├── RateLimited             429 rate_limit_error
     ├── ApiError                500 api_error
-    └── RuntimeFailure          502 runtime_error   (the container engine failed)
-        ├── ImageNotFound
-        ├── ContainerNotFound
+    └── RuntimeFailure          502 runtime_error   (the container engine failed;
+        │                                            retried unless `permanent`)
+        ├── ImageMissing        (permanent: neither on the runner nor pullable)
+        ├── ContainerNotFound   (an engine 404 on the provider's own calls)
         └── PortUnreachable     (nothing accepts connections on a port inside)
 """
 
@@ -103,15 +104,18 @@ class ApiError(SandbayError):
 
 
 class RuntimeFailure(SandbayError):
-    """The container engine failed or refused; the reconciler retries these."""
+    """The container engine failed or refused; the reconciler retries these unless
+    the failure is `permanent` (trying again cannot help)."""
 
     status_code = 502
     error_type = "runtime_error"
+    permanent: bool = False
 
 
-class ImageNotFound(RuntimeFailure):
-    status_code = 400
-    error_type = "invalid_request_error"
+class ImageMissing(RuntimeFailure):
+    """The image is not on the runner and could not be pulled."""
+
+    permanent = True
 
 
 class ContainerNotFound(RuntimeFailure):

@@ -24,7 +24,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import environments as queries
 from sandbay.domain.environments import EnvironmentKind
-from sandbay.domain.errors import ImageNotFound, RuntimeFailure
+from sandbay.domain.errors import RuntimeFailure
 from sandbay.domain.states import (
     Action,
     DesiredState,
@@ -350,7 +350,7 @@ class Reconciler(PeriodicLoop):
         an archive that cannot be made leaves the environment stopped, nothing lost.
         Stop and delete keep trying; the hang detector bounds them."""
         attempts = seen.attempts + 1
-        permanent = isinstance(exc, ImageNotFound)
+        permanent = exc.permanent
         retry_limited = action in (Action.CREATE, Action.START, Action.RESTORE, Action.ARCHIVE)
         give_up = permanent or (retry_limited and attempts >= _MAX_ATTEMPTS)
         log.warning("%s of %s failed (attempt %d): %s", action.value, seen.id, attempts, exc)

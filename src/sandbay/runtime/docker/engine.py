@@ -16,13 +16,8 @@ from urllib.parse import urlsplit
 import docker
 import httpx
 
-from sandbay.domain.errors import (
-    Conflict,
-    InvalidRequest,
-    NotFound,
-    PayloadTooLarge,
-    RuntimeFailure,
-)
+from sandbay.domain.errors import RuntimeFailure
+from sandbay.runtime.docker.errors import engine_error, engine_unreachable
 
 T = TypeVar("T")
 Runner = Callable[..., Awaitable[Any]]
@@ -42,20 +37,6 @@ def _ssl_context(api: Any) -> ssl.SSLContext:
     elif isinstance(cert, str):
         ctx.load_cert_chain(cert)
     return ctx
-
-
-def engine_error(status: int, message: str) -> Exception:
-    """Map an engine HTTP error to our error tree."""
-    message = message.strip() or f"engine answered {status}"
-    if status == 404:
-        return NotFound(message)
-    if status == 400:
-        return InvalidRequest(message)
-    if status == 409:
-        return Conflict(message)
-    if status == 413:
-        return PayloadTooLarge(message)
-    return RuntimeFailure(f"docker: {message}")
 
 
 def _message(raw: bytes) -> str:
@@ -123,7 +104,7 @@ class Engine:
         if response.status_code < 400:
             return
         raw = await response.aread()
-        raise engine_error(response.status_code, _message(raw))
+        raise engine_error(response.status_code, _message(raw), answer=True)
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
@@ -133,7 +114,7 @@ class Engine:
             host, port = self._host
             return await asyncio.open_connection(host, port, ssl=self._ssl, limit=_MAX_HEAD)
         except OSError as exc:
-            raise RuntimeFailure(f"docker engine unreachable: {exc}") from exc
+            raise engine_unreachable(exc) from exc
 
     async def hijack(
         self, path: str, body: dict[str, Any]
@@ -160,7 +141,7 @@ class Engine:
             with contextlib.suppress(TimeoutError, OSError):
                 rest = await asyncio.wait_for(reader.read(_MAX_HEAD), 5)
             writer.close()
-            raise engine_error(status, _message(rest))
+            raise engine_error(status, _message(rest), answer=True)
         return reader, writer
 
     async def aclose(self) -> None:

@@ -18,8 +18,7 @@ from docker.api.client import APIClient
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig
 
-from sandbay.domain.errors import ContainerNotFound, RuntimeFailure
-from sandbay.domain.errors import ImageNotFound as ImageMissing
+from sandbay.domain.errors import ImageMissing, RuntimeFailure
 from sandbay.domain.runtime import (
     ContainerInfo,
     ContainerSpec,
@@ -29,6 +28,7 @@ from sandbay.domain.runtime import (
     VolumeInfo,
 )
 from sandbay.runtime.docker.engine import Engine
+from sandbay.runtime.docker.errors import map_engine_errors
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -107,16 +107,10 @@ class DockerProvider:
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        try:
+        with map_engine_errors():
             return await loop.run_in_executor(
                 self._executor, functools.partial(fn, *args, **kwargs)
             )
-        except NotFound as exc:
-            raise ContainerNotFound(str(exc.explanation or exc)) from exc
-        except APIError as exc:
-            raise RuntimeFailure(f"docker: {exc.explanation or exc}") from exc
-        except (requests.exceptions.ConnectionError, DockerException) as exc:
-            raise RuntimeFailure(f"docker engine unreachable: {exc}") from exc
 
     # ---- host ------------------------------------------------------------------------
 
@@ -230,12 +224,6 @@ class DockerProvider:
             org_id=spec.org_id,
             status=ContainerStatus.CREATED,
         )
-
-    def _must_inspect(self, environment_id: str) -> ContainerInfo:
-        raw = self._inspect_raw(environment_id)
-        if raw is None:
-            raise ContainerNotFound(f"container of {environment_id} vanished")
-        return _info(raw)
 
     def _start(self, spec: ContainerSpec) -> ContainerInfo:
         """Start it (recreating a vanished container). No inspect afterwards: the engine
