@@ -1,58 +1,96 @@
-"""Request dependencies: the app's services, one database session per request
-(committed before the response is sent), and the caller's Principal."""
+"""Request dependencies: the platform's capability services (each a narrow getter
+on the one `Platform`), one database session per request (committed before the
+response is sent), the caller's Principal, and how the caller reached us."""
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.requests import HTTPConnection
 
-from sandbay.domain.errors import ApiError, ConcurrentUpdate
-from sandbay.domain.keys import Principal, hash_key
-from sandbay.domain.pools import WarmPoolSpec
-from sandbay.domain.work import LeaseLimits
-from sandbay.runtime.provider import RuntimeProvider
-from sandbay.services.environments.activity import ActivityHolds
-from sandbay.services.environments.records import Placement
-from sandbay.services.events.bus import EventBus
-from sandbay.services.tenancy.auth import KeyCache, authenticate, check_secret
-from sandbay.services.work.protocol import WorkWakeups
+from sandbay.domain.errors import ApiError, ConcurrentUpdate, SandbayError
+from sandbay.domain.keys import Principal
+from sandbay.services.access.service import AccessService, Origin
+from sandbay.services.agents.service import Agents
+from sandbay.services.environments.lifecycle import Lifecycle
+from sandbay.services.environments.service import EnvironmentsService
+from sandbay.services.events.service import EventsService
+from sandbay.services.inside.service import InsideService
+from sandbay.services.tenancy.service import TenancyService
+from sandbay.services.work.service import WorkService
+
+if TYPE_CHECKING:  # the platform is built above the API; only its type is needed here
+    from sandbay.platform import Platform
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Services:
-    """What routes may reach, built once by `create_app`'s lifespan."""
-
-    sessions: async_sessionmaker[AsyncSession]
-    bus: EventBus
-    provider: RuntimeProvider
-    holds: ActivityHolds
-    placement: Placement
-    admin_key: str | None
-    default_stop_timeout: float
-    key_cache: KeyCache
-    work_wakeups: WorkWakeups
-    work_limits: LeaseLimits = field(default_factory=LeaseLimits)
-    warm_pools: list[WarmPoolSpec] = field(default_factory=list)
+def get_platform(connection: HTTPConnection) -> "Platform":
+    platform: Platform = connection.app.state.platform
+    return platform
 
 
-async def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+def get_environments(connection: HTTPConnection) -> EnvironmentsService:
+    return get_platform(connection).environments
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+def get_lifecycle(connection: HTTPConnection) -> Lifecycle:
+    return get_platform(connection).environments.lifecycle
 
 
-async def db_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    async with services.sessions() as session:
+def get_events(connection: HTTPConnection) -> EventsService:
+    return get_platform(connection).events
+
+
+def get_inside(connection: HTTPConnection) -> InsideService:
+    return get_platform(connection).inside
+
+
+def get_access(connection: HTTPConnection) -> AccessService:
+    return get_platform(connection).access
+
+
+def get_work(connection: HTTPConnection) -> WorkService:
+    return get_platform(connection).work
+
+
+def get_agents(connection: HTTPConnection) -> Agents:
+    return get_platform(connection).agents
+
+
+def get_tenancy(connection: HTTPConnection) -> TenancyService:
+    return get_platform(connection).tenancy
+
+
+EnvironmentsDep = Annotated[EnvironmentsService, Depends(get_environments)]
+LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
+EventsDep = Annotated[EventsService, Depends(get_events)]
+InsideDep = Annotated[InsideService, Depends(get_inside)]
+AccessDep = Annotated[AccessService, Depends(get_access)]
+WorkDep = Annotated[WorkService, Depends(get_work)]
+AgentsDep = Annotated[Agents, Depends(get_agents)]
+TenancyDep = Annotated[TenancyService, Depends(get_tenancy)]
+
+#: An environment in a path: its id or its name (Daytona's `sandboxIdOrName`).
+EnvRef = Annotated[str, Path(description="environment id (env_…) or name")]
+
+
+def request_origin(connection: HTTPConnection) -> Origin:
+    """How the caller reached the API: the addresses we hand out default to it."""
+    url = connection.url
+    return Origin(scheme=url.scheme, host=url.hostname, port=url.port, netloc=url.netloc)
+
+
+OriginDep = Annotated[Origin, Depends(request_origin)]
+
+
+async def db_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    async with get_platform(connection).sessions() as session:
         yield session
         try:
             await session.commit()
@@ -72,27 +110,27 @@ _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 
 
 async def current_principal(
-    services: ServicesDep,
+    tenancy: TenancyDep,
     api_key: Annotated[str | None, Depends(_api_key)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """Authenticate with a short session of its own, so long requests (wait,
-    streams) hold no database connection."""
     secret = api_key or (bearer.credentials if bearer else None)
-    return await resolve_principal(services, secret)
-
-
-async def resolve_principal(services: Services, secret: str | None) -> Principal:
-    """Operator key, a recently verified key (no database read), or a lookup."""
-    operator = check_secret(secret, admin_key=services.admin_key)
-    if operator is not None:
-        return operator
-    if (cached := services.key_cache.get(hash_key(secret or ""))) is not None:
-        return cached
-    async with services.sessions() as session:
-        principal = await authenticate(session, secret, admin_key=services.admin_key)
-        await session.commit()
-    return principal
+    return await tenancy.resolve_principal(secret)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+async def connection_principal(connection: HTTPConnection) -> Principal:
+    """Authenticate a WebSocket (where the HTTP security schemes do not apply) by
+    `X-API-KEY` or `Authorization: Bearer`."""
+    secret = connection.headers.get("x-api-key")
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if not secret and scheme.lower() == "bearer":
+        secret = token.strip()
+    return await get_tenancy(connection).resolve_principal(secret)
+
+
+def close_code(error: SandbayError) -> int:
+    """WebSocket close code for a refusal: 4000 + the HTTP status (4404, 4409…)."""
+    return 4000 + error.status_code

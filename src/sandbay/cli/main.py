@@ -95,7 +95,8 @@ def ssh_gateway(
     """Run only the SSH gateway (e.g. on another host than the API)."""
     import asyncio
 
-    from sandbay.app import run_ssh_gateway
+    from sandbay.app import run_until_signalled
+    from sandbay.platform import Role
     from sandbay.settings import Settings
 
     settings = Settings()
@@ -104,7 +105,7 @@ def ssh_gateway(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    asyncio.run(run_ssh_gateway(settings))
+    asyncio.run(run_until_signalled(settings, Role.SSH_GATEWAY))
 
 
 @app.command()
@@ -112,14 +113,15 @@ def reconciler() -> None:
     """Run only the reconciler loops (no API), e.g. as a separate process or replica."""
     import asyncio
 
-    from sandbay.app import run_reconciler
+    from sandbay.app import run_until_signalled
+    from sandbay.platform import Role
     from sandbay.settings import Settings
 
     settings = Settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    asyncio.run(run_reconciler(settings))
+    asyncio.run(run_until_signalled(settings, Role.RECONCILER))
 
 
 @env_app.command("create")

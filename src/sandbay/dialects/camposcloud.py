@@ -22,9 +22,15 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.datastructures import UploadFile
 
-from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.api.deps import (
+    EnvironmentsDep,
+    InsideDep,
+    LifecycleDep,
+    PrincipalDep,
+    SessionDep,
+    get_platform,
+)
 from sandbay.api.errors import ErrorRenderers
-from sandbay.api.toolbox_deps import ToolboxDep
 from sandbay.db.models import EnvironmentModel
 from sandbay.dialects.kit import (
     command_text,
@@ -38,7 +44,6 @@ from sandbay.domain.environments import EnvironmentCreate, StopRequest
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.metrics import ResourceMetrics
 from sandbay.domain.states import EnvState
-from sandbay.services.environments import lifecycle
 from sandbay.services.environments import records as envs
 from sandbay.services.inside import logs
 
@@ -283,15 +288,16 @@ async def list_apps(
 
 @router.post("/create")
 async def create_app(
-    request: Request, session: SessionDep, principal: PrincipalDep, services: ServicesDep
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    environments: EnvironmentsDep,
 ) -> CamposApp:
     """Create an app: its install command, then its startup command, on the image of
     its runtime; it starts at once and never auto-stops."""
-    images: dict[str, str] = request.app.state.settings.camposcloud_runtime_images
+    images: dict[str, str] = get_platform(request).settings.camposcloud_runtime_images
     body = _to_native(await _create_body(request), images)
-    env = await envs.create_environment(
-        session, principal, body, provider=services.provider, placement=services.placement
-    )
+    env = await environments.create(session, principal, body)
     return CamposApp.of(env)
 
 
@@ -302,7 +308,9 @@ async def get_app(app_id: AppId, session: SessionDep, principal: PrincipalDep) -
 
 
 @router.post("/{appId}/start")
-async def start_app(app_id: AppId, session: SessionDep, principal: PrincipalDep) -> CamposApp:
+async def start_app(
+    app_id: AppId, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
+) -> CamposApp:
     """Start the app (idempotent while it runs)."""
     return CamposApp.of(await lifecycle.request_start(session, principal, app_id))
 
@@ -312,12 +320,15 @@ async def stop_app(
     app_id: AppId,
     session: SessionDep,
     principal: PrincipalDep,
-    services: ServicesDep,
+    lifecycle: LifecycleDep,
 ) -> CamposApp:
     """Stop the app gracefully (SIGTERM, a grace period, then a kill); its files are
     kept. Idempotent: stopping a stopped app returns it."""
     env = await lifecycle.request_stop(
-        session, principal, app_id, StopRequest(), default_timeout=services.default_stop_timeout
+        session,
+        principal,
+        app_id,
+        StopRequest(),
     )
     return CamposApp.of(env)
 
@@ -327,18 +338,23 @@ async def restart_app(
     app_id: AppId,
     session: SessionDep,
     principal: PrincipalDep,
-    services: ServicesDep,
+    lifecycle: LifecycleDep,
 ) -> CamposApp:
     """Stop then start the app again (a stopped app is simply started)."""
     env = await lifecycle.request_restart(
-        session, principal, app_id, StopRequest(), default_timeout=services.default_stop_timeout
+        session,
+        principal,
+        app_id,
+        StopRequest(),
     )
     return CamposApp.of(env)
 
 
 @router.delete("/{appId}/delete")
 @router.delete("/{appId}")
-async def delete_app(app_id: AppId, session: SessionDep, principal: PrincipalDep) -> CamposApp:
+async def delete_app(
+    app_id: AppId, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
+) -> CamposApp:
     """Delete the app with its files (status `deleting`, then gone)."""
     return CamposApp.of(await lifecycle.request_delete(session, principal, app_id))
 
@@ -347,7 +363,7 @@ async def delete_app(app_id: AppId, session: SessionDep, principal: PrincipalDep
 async def app_logs(
     app_id: AppId,
     principal: PrincipalDep,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
     tail: Annotated[int, Query(ge=1, le=100_000)] = 1000,
 ) -> CamposLogs:
     """The last `tail` lines the app printed (stdout and stderr), up to 1 MiB."""

@@ -10,8 +10,7 @@ from fastapi import APIRouter, Body, FastAPI, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from sandbay.api.agent_deps import AgentsDep
-from sandbay.api.deps import PrincipalDep
+from sandbay.api.deps import AgentsDep, PrincipalDep
 from sandbay.api.errors import ErrorRenderers
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.instances import InstanceView, timestamp
@@ -101,7 +100,7 @@ async def create_instance(
         region=body.region,
     )
     view = await instances.create_instance(agents, principal, create, _base(request))
-    agents.provisioner.wake()
+    agents.provision_soon()
     return Instance.of(view)
 
 

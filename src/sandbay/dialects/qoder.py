@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.api.deps import PrincipalDep, SessionDep, WorkDep
 from sandbay.api.errors import ErrorRenderers
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.work import (
@@ -190,7 +190,7 @@ async def list_work(
 async def poll_work(
     environment_id: str,
     principal: PrincipalDep,
-    services: ServicesDep,
+    work: WorkDep,
     worker_id: WorkerId = None,
     block_ms: Annotated[int | None, Query(ge=1, le=999)] = None,
     reclaim_older_than_ms: Annotated[
@@ -198,9 +198,7 @@ async def poll_work(
     ] = work_items.DEFAULT_RECLAIM_MS,
 ) -> QoderWorkItem | None:
     """Claim one available work item; JSON null when there is none."""
-    item = await work_protocol.poll(
-        services.sessions,
-        services.work_wakeups,
+    item = await work.poll(
         principal,
         environment_id,
         worker_id=worker_id,
@@ -253,18 +251,11 @@ async def ack_work(
     work_id: str,
     session: SessionDep,
     principal: PrincipalDep,
-    services: ServicesDep,
+    work: WorkDep,
     worker_id: WorkerId = None,
 ) -> QoderWorkItem:
     """Acknowledge a delivered item: queued → starting."""
-    item = await work_protocol.ack(
-        session,
-        principal,
-        environment_id,
-        work_id,
-        worker_id=worker_id,
-        limits=services.work_limits,
-    )
+    item = await work.ack(session, principal, environment_id, work_id, worker_id=worker_id)
     return _out(work_items.to_api(item))
 
 
@@ -274,12 +265,12 @@ async def heartbeat_work(
     work_id: str,
     session: SessionDep,
     principal: PrincipalDep,
-    services: ServicesDep,
+    work: WorkDep,
     expected_last_heartbeat: Annotated[str | None, Query(max_length=64)] = None,
     desired_ttl_seconds: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> WorkHeartbeat:
     """Extend the worker's lease; the first heartbeat moves starting → active."""
-    return await work_protocol.heartbeat(
+    return await work.heartbeat(
         session,
         principal,
         environment_id,
@@ -287,7 +278,6 @@ async def heartbeat_work(
         expected_last_heartbeat=expected_last_heartbeat,
         desired_ttl_seconds=desired_ttl_seconds,
         worker_id=None,
-        limits=services.work_limits,
     )
 
 

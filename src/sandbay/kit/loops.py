@@ -1,12 +1,42 @@
-"""The shape every background loop shares: run `sweep()` every `interval` seconds
-(sooner when woken), log and survive its failures, stop cleanly."""
+"""Background jobs: the `Loop` protocol every one of them meets, `PeriodicLoop` (the
+one implementation of "run `sweep()` every `interval` seconds, sooner when woken,
+log and survive failures, stop cleanly") and `Hint` (how a use case asks a loop it
+does not know to run sooner)."""
 
 import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Loop(Protocol):
+    """What the loop manager starts and stops."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Hint:
+    """A wake-up a service fires and a loop listens to: the service depends on this,
+    not on the loop (dstack's pipeline hinter)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def __call__(self) -> None:
+        for listener in self._listeners:
+            listener()
 
 
 class PeriodicLoop:
@@ -23,7 +53,7 @@ class PeriodicLoop:
     def enabled(self) -> bool:
         return self._interval > 0
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self.enabled():
             self._task = asyncio.create_task(self._run(), name=self.name)
 
@@ -32,6 +62,7 @@ class PeriodicLoop:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
 
     async def sweep(self) -> object:
         raise NotImplementedError

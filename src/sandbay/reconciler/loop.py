@@ -41,7 +41,6 @@ from sandbay.kit.loops import PeriodicLoop
 from sandbay.reconciler.actions import Engine, Outcome, Work, observe, perform
 from sandbay.services.environments.records import container_spec
 from sandbay.services.environments.transitions import transition
-from sandbay.services.events.bus import EventBus
 from sandbay.services.events.record import record_environment_event, record_event
 
 log = logging.getLogger(__name__)
@@ -81,7 +80,6 @@ class Reconciler(PeriodicLoop):
         *,
         sessions: async_sessionmaker[AsyncSession],
         engine: Engine,
-        bus: EventBus,
         instance: str,
         runner_id: str,
         interval: float,
@@ -99,13 +97,12 @@ class Reconciler(PeriodicLoop):
         self._default_stop_timeout = default_stop_timeout
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._inflight: dict[str, asyncio.Task[None]] = {}
-        bus.add_listener(lambda _event: self.wake())
 
-    async def start(self) -> None:  # type: ignore[override]
+    async def start(self) -> None:
         async with self._sessions() as session:
             await queries.release_dead_local_leases(session, os.uname().nodename, self.owner)
             await session.commit()
-        super().start()
+        await super().start()
 
     async def stop(self) -> None:
         await super().stop()

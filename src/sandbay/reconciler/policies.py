@@ -19,8 +19,8 @@ from sandbay.domain.keys import Principal
 from sandbay.domain.states import TRANSIENT, EnvState, deadline_seconds
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import PeriodicLoop
-from sandbay.services.environments import lifecycle
 from sandbay.services.environments.activity import ActivityHolds
+from sandbay.services.environments.lifecycle import Lifecycle
 from sandbay.services.environments.transitions import transition
 
 log = logging.getLogger(__name__)
@@ -36,13 +36,13 @@ class PolicyLoop(PeriodicLoop):
         holds: ActivityHolds,
         interval: float,
         deadline_scale: float,
-        default_stop_timeout: float,
+        lifecycle: Lifecycle,
     ) -> None:
         self._sessions = sessions
         self._holds = holds
         super().__init__(interval)
         self._deadline_scale = deadline_scale
-        self._default_stop_timeout = default_stop_timeout
+        self._lifecycle = lifecycle
 
     async def sweep(self) -> None:
         now = utcnow()
@@ -97,10 +97,7 @@ class PolicyLoop(PeriodicLoop):
                 env,
                 policy,
                 functools.partial(
-                    lifecycle.request_stop,
-                    id_or_name=env.id,
-                    body=StopRequest(),
-                    default_timeout=self._default_stop_timeout,
+                    self._lifecycle.request_stop, id_or_name=env.id, body=StopRequest()
                 ),
             )
 
@@ -114,7 +111,7 @@ class PolicyLoop(PeriodicLoop):
                 await self._request(
                     env,
                     "auto-delete",
-                    functools.partial(lifecycle.request_delete, id_or_name=env.id),
+                    functools.partial(self._lifecycle.request_delete, id_or_name=env.id),
                 )
             elif (
                 env.state == EnvState.STOPPED.value
@@ -125,7 +122,7 @@ class PolicyLoop(PeriodicLoop):
                 await self._request(
                     env,
                     "auto-archive",
-                    functools.partial(lifecycle.request_archive, id_or_name=env.id),
+                    functools.partial(self._lifecycle.request_archive, id_or_name=env.id),
                 )
 
     async def _hangs(self, now: datetime) -> None:
@@ -136,7 +133,7 @@ class PolicyLoop(PeriodicLoop):
         for env in rows:
             limit = deadline_seconds(
                 EnvState(env.state),
-                stop_timeout=env.stop_timeout or self._default_stop_timeout,
+                stop_timeout=env.stop_timeout or self._lifecycle.stop_timeout,
                 scale=self._deadline_scale,
             )
             since = env.state_changed_at or env.updated_at

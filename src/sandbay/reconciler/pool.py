@@ -1,6 +1,7 @@
 """Keeps each configured warm pool at its size: creates fresh members (the
 reconciler builds them like any environment), replaces members that failed, and
-publishes the live set of pool keys that creates may claim from."""
+hands them out only through the claim in `services.environments.pools`, so any
+process may claim what this one warmed."""
 
 import logging
 
@@ -8,13 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import environments as queries
+from sandbay.domain.environments import Event
 from sandbay.domain.pools import WarmPoolSpec
 from sandbay.domain.states import DesiredState, EnvState
 from sandbay.kit.loops import PeriodicLoop
 from sandbay.services.environments import pools
 from sandbay.services.environments.records import Placement
 from sandbay.services.environments.transitions import transition
-from sandbay.services.events.bus import EventBus
 from sandbay.services.events.record import record_environment_event
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ class PoolLoop(PeriodicLoop):
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        bus: EventBus,
         specs: list[WarmPoolSpec],
         placement: Placement,
         interval: float,
@@ -37,24 +37,23 @@ class PoolLoop(PeriodicLoop):
         self._specs = [s for s in specs if s.size > 0]
         self._placement = placement
         super().__init__(interval)
-        bus.add_listener(lambda e: self.wake() if e.data.get("pool") else None)
+
+    def on_event(self, event: Event) -> None:
+        if event.data.get("pool"):
+            self.wake()
 
     def enabled(self) -> bool:
         return bool(self._specs)
 
     async def sweep(self) -> None:
-        keys: set[str] = set()
         async with self._sessions() as session:
             for spec in self._specs:
                 resolved = await pools.resolve(session, spec, self._placement.default_image)
                 if resolved is None:
                     continue
                 org_id, key = resolved
-                keys.add(key)
                 await self._refill(session, spec, org_id, key)
             await session.commit()
-        self._placement.pool_keys.clear()
-        self._placement.pool_keys.update(keys)
 
     async def _retire(self, session: AsyncSession, env_id: str, reason: str) -> None:
         env = await session.get(EnvironmentModel, env_id)

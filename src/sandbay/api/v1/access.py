@@ -5,8 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
 
-from sandbay.api.access_deps import AccessDep
-from sandbay.api.deps import PrincipalDep, SessionDep
+from sandbay.api.deps import AccessDep, EnvRef, PrincipalDep, SessionDep, request_origin
 from sandbay.domain.access import (
     MAX_PORT,
     PreviewLink,
@@ -21,7 +20,6 @@ from sandbay.services.access import ssh as ssh_credentials
 
 router = APIRouter(prefix="/v1/environments", tags=["access"])
 
-IdOrName = Annotated[str, "environment id (env_…) or name"]
 ExpiresIn = Annotated[
     float | None,
     Query(gt=0, description="Seconds the credential is valid; default the server's TTL"),
@@ -30,7 +28,7 @@ ExpiresIn = Annotated[
 
 @router.get("/{env}/ssh")
 async def get_ssh_credentials(
-    env: IdOrName,
+    env: EnvRef,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
@@ -46,7 +44,7 @@ async def get_ssh_credentials(
         session,
         principal,
         env,
-        endpoint=access.ssh_endpoint(request),
+        endpoint=access.ssh_endpoint(request_origin(request)),
         ttl=access.ssh_ttl,
         expires_in=expires_in,
     )
@@ -54,7 +52,7 @@ async def get_ssh_credentials(
 
 @router.get("/{env}/ssh/credentials")
 async def list_ssh_credentials(
-    env: IdOrName, session: SessionDep, principal: PrincipalDep
+    env: EnvRef, session: SessionDep, principal: PrincipalDep
 ) -> SshCredentialList:
     """The environment's SSH credentials (no secrets), newest first."""
     return SshCredentialList(data=await ssh_credentials.list_credentials(session, principal, env))
@@ -62,7 +60,7 @@ async def list_ssh_credentials(
 
 @router.delete("/{env}/ssh/{credential_id}")
 async def revoke_ssh_credential(
-    env: IdOrName, credential_id: str, session: SessionDep, principal: PrincipalDep
+    env: EnvRef, credential_id: str, session: SessionDep, principal: PrincipalDep
 ) -> SshCredentialInfo:
     """Revoke one credential: it logs in no more, and its open sessions are closed."""
     revoked = await ssh_credentials.revoke_credentials(session, principal, env, credential_id)
@@ -71,7 +69,7 @@ async def revoke_ssh_credential(
 
 @router.delete("/{env}/ssh")
 async def revoke_all_ssh_credentials(
-    env: IdOrName, session: SessionDep, principal: PrincipalDep
+    env: EnvRef, session: SessionDep, principal: PrincipalDep
 ) -> SshCredentialList:
     """Revoke every SSH credential of the environment (and close their sessions)."""
     return SshCredentialList(
@@ -81,7 +79,7 @@ async def revoke_all_ssh_credentials(
 
 @router.post("/{env}/preview-token", status_code=status.HTTP_201_CREATED)
 async def create_preview_token(
-    env: IdOrName,
+    env: EnvRef,
     session: SessionDep,
     principal: PrincipalDep,
     access: AccessDep,
@@ -98,7 +96,7 @@ async def create_preview_token(
 
 @router.get("/{env}/preview/{port}")
 async def get_preview_link(
-    env: IdOrName,
+    env: EnvRef,
     port: Annotated[int, Path(ge=1, le=MAX_PORT)],
     request: Request,
     session: SessionDep,
@@ -113,6 +111,6 @@ async def get_preview_link(
         principal,
         env,
         port,
-        urls=access.preview_urls(request),
+        urls=access.preview_urls(request_origin(request)),
         ttl=access.preview_ttl,
     )

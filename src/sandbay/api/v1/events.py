@@ -7,12 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 
-from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.api.deps import EventsDep, PrincipalDep, SessionDep
 from sandbay.api.sse import SSEResponse, sse
 from sandbay.domain.environments import Event, EventList
 from sandbay.domain.errors import InvalidRequest
 from sandbay.services.events import audit
-from sandbay.services.events import stream as event_stream
 from sandbay.services.events.stream import EventFollow
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -53,7 +52,7 @@ def stream_response(follow: EventFollow) -> Response:
 async def list_events(
     session: SessionDep,
     principal: PrincipalDep,
-    services: ServicesDep,
+    events: EventsDep,
     after: After = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     follow: Follow = False,
@@ -63,9 +62,7 @@ async def list_events(
     `follow=true`: events from `after` (or `Last-Event-ID`; default: from now on) as
     they commit."""
     if follow:
-        stream = await event_stream.follow_events(
-            services.sessions,
-            services.bus,
+        stream = await events.follow(
             principal,
             environment=None,
             after=resume_point(after, last_event_id),

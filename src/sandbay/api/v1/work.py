@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, status
 
-from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.api.deps import PrincipalDep, SessionDep, WorkDep
 from sandbay.domain.environments import EventList
 from sandbay.domain.work import (
     WorkHeartbeat,
@@ -76,7 +76,7 @@ async def list_work(
 async def poll_work(
     env: str,
     principal: PrincipalDep,
-    services: ServicesDep,
+    work: WorkDep,
     worker_id: WorkerId = None,
     block_ms: Annotated[
         int | None, Query(ge=1, le=MAX_BLOCK_MS, description="Long poll: wait up to this")
@@ -88,9 +88,7 @@ async def poll_work(
 ) -> WorkItem | None:
     """Deliver the oldest available item to this worker (still `queued` until it is
     acknowledged), or JSON null when there is none within `block_ms`."""
-    item = await work_protocol.poll(
-        services.sessions,
-        services.work_wakeups,
+    item = await work.poll(
         principal,
         env,
         worker_id=worker_id,
@@ -133,14 +131,12 @@ async def ack_work(
     work_id: str,
     session: SessionDep,
     principal: PrincipalDep,
-    services: ServicesDep,
+    work: WorkDep,
     worker_id: WorkerId = None,
 ) -> WorkItem:
     """queued → starting. Safe to repeat while starting or active; 409 when stopping
     or stopped, or when the item is another Worker-ID's."""
-    item = await work_protocol.ack(
-        session, principal, env, work_id, worker_id=worker_id, limits=services.work_limits
-    )
+    item = await work.ack(session, principal, env, work_id, worker_id=worker_id)
     return work_items.to_api(item)
 
 
@@ -153,7 +149,7 @@ async def heartbeat_work(
     work_id: str,
     session: SessionDep,
     principal: PrincipalDep,
-    services: ServicesDep,
+    work: WorkDep,
     worker_id: WorkerId = None,
     expected_last_heartbeat: Annotated[
         str | None,
@@ -165,7 +161,7 @@ async def heartbeat_work(
 ) -> WorkHeartbeat:
     """Renew the lease; the first heartbeat moves starting → active. The answer's
     `state` is `stopping` once a graceful stop was requested: drain, then stop."""
-    return await work_protocol.heartbeat(
+    return await work.heartbeat(
         session,
         principal,
         env,
@@ -173,7 +169,6 @@ async def heartbeat_work(
         expected_last_heartbeat=expected_last_heartbeat,
         desired_ttl_seconds=desired_ttl_seconds,
         worker_id=worker_id,
-        limits=services.work_limits,
     )
 
 

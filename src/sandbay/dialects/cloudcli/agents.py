@@ -12,8 +12,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
-from sandbay.api.agent_deps import AgentsDep
-from sandbay.api.deps import PrincipalDep
+from sandbay.api.deps import AgentsDep, PrincipalDep
 from sandbay.api.errors import ErrorRenderers
 from sandbay.api.sse import SSEResponse
 from sandbay.dialects.cloudcli.environments import render_error

@@ -21,8 +21,14 @@ from fastapi import APIRouter, FastAPI, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from sandbay.api.access_deps import AccessDep
-from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.api.deps import (
+    AccessDep,
+    EnvironmentsDep,
+    LifecycleDep,
+    PrincipalDep,
+    SessionDep,
+    request_origin,
+)
 from sandbay.api.errors import ErrorRenderers
 from sandbay.db.models import EnvironmentModel
 from sandbay.dialects.kit import display_name, iso_millis, native
@@ -30,7 +36,6 @@ from sandbay.domain.environments import EnvironmentCreate, StopRequest, hostname
 from sandbay.domain.errors import InvalidRequest, WrongState
 from sandbay.domain.states import EnvState
 from sandbay.services.access import ssh as ssh_credentials
-from sandbay.services.environments import lifecycle
 from sandbay.services.environments import records as envs
 
 PREFIX = "/api/v1/environments"
@@ -176,7 +181,7 @@ async def get_ssh_credentials(
         session,
         principal,
         id,
-        endpoint=access.ssh_endpoint(request),
+        endpoint=access.ssh_endpoint(request_origin(request)),
         ttl=access.ssh_ttl,
         expires_in=None,
     )
@@ -196,22 +201,20 @@ async def create_environment(
     body: CreateEnvironmentRequest,
     session: SessionDep,
     principal: PrincipalDep,
-    services: ServicesDep,
+    environments: EnvironmentsDep,
 ) -> CloudCliEnvironment:
     """Create an environment named by its subdomain; it starts at once."""
     if body.github_url or body.github_token:
         raise InvalidRequest("github_url is not supported yet: clone inside the environment")
     labels = {NAME_LABEL: body.name} if body.name != body.subdomain else {}
     request = native(EnvironmentCreate, name=body.subdomain, labels=labels)
-    env = await envs.create_environment(
-        session, principal, request, provider=services.provider, placement=services.placement
-    )
+    env = await environments.create(session, principal, request)
     return CloudCliEnvironment.of(env)
 
 
 @router.delete("/{id}")
 async def delete_environment(
-    id: str, session: SessionDep, principal: PrincipalDep
+    id: str, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
 ) -> CloudCliMessage:
     """Delete a stopped environment with its workspace (400 while it runs)."""
     try:
@@ -223,7 +226,7 @@ async def delete_environment(
 
 @router.post("/{id}/start")
 async def start_environment(
-    id: str, session: SessionDep, principal: PrincipalDep
+    id: str, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
 ) -> CloudCliStatusMessage:
     """Start a stopped environment on the host that keeps its workspace."""
     try:
@@ -235,7 +238,10 @@ async def start_environment(
 
 @router.post("/{id}/stop")
 async def stop_environment(
-    id: str, session: SessionDep, principal: PrincipalDep, services: ServicesDep
+    id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    lifecycle: LifecycleDep,
 ) -> CloudCliStatusMessage:
     """Gracefully stop a running environment: its processes get SIGTERM and a grace
     period, /workspace is kept, SSH and HTTPS access end, no CPU, memory or running
@@ -246,7 +252,6 @@ async def stop_environment(
             principal,
             id,
             StopRequest(),
-            default_timeout=services.default_stop_timeout,
             only_from=STOPPABLE,
         )
     except WrongState as exc:

@@ -10,14 +10,13 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import sandbay
-from sandbay.api.deps import ServicesDep, SessionDep
+from sandbay.api.deps import EnvironmentsDep, LifecycleDep, SessionDep
 from sandbay.db.models import EnvironmentModel
 from sandbay.dialects.kit import native
 from sandbay.domain.environments import EnvironmentUpdate, StopRequest
 from sandbay.domain.errors import InvalidRequest, WrongState
 from sandbay.domain.keys import Principal
 from sandbay.domain.states import EnvState
-from sandbay.services.environments import lifecycle
 from sandbay.services.environments import records as envs
 
 from .errors import DaytonaPrincipal, stop_refused
@@ -86,17 +85,11 @@ async def create_sandbox(
     request: Request,
     session: SessionDep,
     principal: DaytonaPrincipal,
-    services: ServicesDep,
+    environments: EnvironmentsDep,
 ) -> DaytonaSandbox:
     """Create a sandbox from a snapshot (an image) or a `FROM <image>` build; it
     starts at once (state `creating`, then `starting`, then `started`)."""
-    env = await envs.create_environment(
-        session,
-        principal,
-        to_create(body),
-        provider=services.provider,
-        placement=services.placement,
-    )
+    env = await environments.create(session, principal, to_create(body))
     return _out(request, env)
 
 
@@ -135,7 +128,11 @@ async def get_sandbox(
 
 @router.delete("/{sandboxIdOrName}")
 async def delete_sandbox(
-    sandbox: SandboxIdOrName, request: Request, session: SessionDep, principal: DaytonaPrincipal
+    sandbox: SandboxIdOrName,
+    request: Request,
+    session: SessionDep,
+    principal: DaytonaPrincipal,
+    lifecycle: LifecycleDep,
 ) -> DaytonaSandbox:
     """Delete (destroy) a sandbox with its workspace, from any state."""
     return _out(request, await lifecycle.request_delete(session, principal, sandbox))
@@ -143,7 +140,11 @@ async def delete_sandbox(
 
 @router.post("/{sandboxIdOrName}/start")
 async def start_sandbox(
-    sandbox: SandboxIdOrName, request: Request, session: SessionDep, principal: DaytonaPrincipal
+    sandbox: SandboxIdOrName,
+    request: Request,
+    session: SessionDep,
+    principal: DaytonaPrincipal,
+    lifecycle: LifecycleDep,
 ) -> DaytonaSandbox:
     """Start a stopped sandbox (an archived one is restored first)."""
     return _out(request, await lifecycle.request_start(session, principal, sandbox))
@@ -155,7 +156,7 @@ async def stop_sandbox(
     request: Request,
     session: SessionDep,
     principal: DaytonaPrincipal,
-    services: ServicesDep,
+    lifecycle: LifecycleDep,
     force: Annotated[bool, Query(description="SIGKILL instead of SIGTERM")] = False,
 ) -> DaytonaSandbox:
     """Stop a started sandbox, freeing its CPU and memory and keeping its files: it
@@ -167,7 +168,6 @@ async def stop_sandbox(
             principal,
             sandbox,
             StopRequest(force=force),
-            default_timeout=services.default_stop_timeout,
             only_from=frozenset({EnvState.RUNNING}),
         )
     except WrongState as exc:
@@ -177,7 +177,11 @@ async def stop_sandbox(
 
 @router.post("/{sandboxIdOrName}/archive")
 async def archive_sandbox(
-    sandbox: SandboxIdOrName, request: Request, session: SessionDep, principal: DaytonaPrincipal
+    sandbox: SandboxIdOrName,
+    request: Request,
+    session: SessionDep,
+    principal: DaytonaPrincipal,
+    lifecycle: LifecycleDep,
 ) -> DaytonaSandbox:
     """Archive a stopped sandbox: its filesystem goes to the archive store."""
     return _out(request, await lifecycle.request_archive(session, principal, sandbox))
@@ -254,7 +258,7 @@ async def get_toolbox_proxy_url(
 
 
 @config_router.get("/config")
-async def get_config(request: Request, services: ServicesDep) -> dict[str, Any]:
+async def get_config(request: Request, environments: EnvironmentsDep) -> dict[str, Any]:
     """Daytona's deployment configuration, as far as sandbay has one (no OIDC, no
     analytics service: metrics are the native API's)."""
     base = str(request.base_url).rstrip("/")
@@ -265,7 +269,7 @@ async def get_config(request: Request, services: ServicesDep) -> dict[str, Any]:
         "announcements": {},
         "proxyTemplateUrl": "",
         "proxyToolboxUrl": toolbox_url(request),
-        "defaultSnapshot": services.placement.default_image,
+        "defaultSnapshot": environments.placement.default_image,
         "dashboardUrl": base,
         "maxAutoArchiveInterval": 10 * 365 * 24 * 60,
         "maintananceMode": False,

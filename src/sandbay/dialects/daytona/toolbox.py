@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.datastructures import UploadFile
 
-from sandbay.api.toolbox_deps import ToolboxDep
+from sandbay.api.deps import InsideDep
 from sandbay.dialects.kit import native
 from sandbay.domain.errors import InvalidRequest, SandbayError, WaitTimeout
 from sandbay.domain.exec import ExecRequest
@@ -22,7 +22,7 @@ from sandbay.domain.files import normalize_path as absolute
 from sandbay.domain.keys import Permission, Principal
 from sandbay.services.inside import exec as exec_service
 from sandbay.services.inside import files
-from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.service import InsideService
 from sandbay.services.inside.target import open_target
 
 from .errors import DaytonaPrincipal
@@ -125,7 +125,7 @@ def _cwd(value: str | None) -> str | None:
 
 
 async def _run(
-    toolbox: Toolbox, principal: Principal, sandbox: str, body: ExecRequest
+    toolbox: InsideService, principal: Principal, sandbox: str, body: ExecRequest
 ) -> DaytonaExecuteResponse:
     result = await exec_service.run_combined(toolbox, principal, sandbox, body)
     if result.timed_out:
@@ -139,7 +139,7 @@ async def execute_command(
     sandbox: SandboxId,
     body: DaytonaExecuteRequest,
     principal: DaytonaPrincipal,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
 ) -> DaytonaExecuteResponse:
     """Run a shell command (zsh, bash or sh) to completion: its exit code and its
     output (stdout and stderr interleaved). A timeout kills it and answers 408."""
@@ -160,7 +160,7 @@ async def code_run(
     sandbox: SandboxId,
     body: DaytonaCodeRunRequest,
     principal: DaytonaPrincipal,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
 ) -> DaytonaExecuteResponse:
     """Run code with the sandbox's interpreter (`python3`, or `node` for
     javascript): its exit code and output."""
@@ -181,7 +181,7 @@ async def code_run(
 async def list_files(
     sandbox: SandboxId,
     principal: DaytonaPrincipal,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
     path: Annotated[str, Query(description="Directory; relative to /workspace")] = ".",
 ) -> list[DaytonaFileInfo]:
     """The entries of a directory."""
@@ -191,7 +191,7 @@ async def list_files(
 
 @router.get("/files/info")
 async def file_info(
-    sandbox: SandboxId, path: str, principal: DaytonaPrincipal, toolbox: ToolboxDep
+    sandbox: SandboxId, path: str, principal: DaytonaPrincipal, toolbox: InsideDep
 ) -> DaytonaFileInfo:
     """Metadata of one path."""
     return DaytonaFileInfo.of(await files.stat(toolbox, principal, sandbox, path))
@@ -202,7 +202,7 @@ async def delete_file(
     sandbox: SandboxId,
     path: str,
     principal: DaytonaPrincipal,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
     recursive: bool = False,
 ) -> None:
     """Delete a file, or a directory with `recursive`."""
@@ -214,7 +214,7 @@ async def create_folder(
     sandbox: SandboxId,
     path: str,
     principal: DaytonaPrincipal,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
     mode: str = "0755",
 ) -> None:
     """Create a directory and its parents."""
@@ -227,7 +227,7 @@ async def move_file(
     source: str,
     destination: str,
     principal: DaytonaPrincipal,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
 ) -> None:
     """Move or rename a path."""
     body = native(MoveRequest, source=source, destination=destination, overwrite=True)
@@ -236,7 +236,7 @@ async def move_file(
 
 @router.post("/files/bulk-upload")
 async def upload_files(
-    sandbox: SandboxId, request: Request, principal: DaytonaPrincipal, toolbox: ToolboxDep
+    sandbox: SandboxId, request: Request, principal: DaytonaPrincipal, toolbox: InsideDep
 ) -> Response:
     """Multipart upload: `files[i].path` names where `files[i].file` goes (parents
     are created, existing files replaced). 400 lists the files that failed."""
@@ -274,7 +274,7 @@ async def download_files(
     sandbox: SandboxId,
     body: Annotated[DaytonaDownloadRequest, Body()],
     principal: DaytonaPrincipal,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
 ) -> Response:
     """A multipart stream: per requested path a `file` part (its bytes) or an `error`
     part (JSON), each naming the path as requested."""
@@ -288,7 +288,7 @@ async def download_files(
 
 @router.get("/work-dir")
 async def work_dir(
-    sandbox: SandboxId, principal: DaytonaPrincipal, toolbox: ToolboxDep
+    sandbox: SandboxId, principal: DaytonaPrincipal, toolbox: InsideDep
 ) -> DaytonaDir:
     """Where commands run by default."""
     await open_target(toolbox.sessions, principal, sandbox, Permission.ENVIRONMENTS_READ)
@@ -297,7 +297,7 @@ async def work_dir(
 
 @router.get("/user-home-dir")
 async def user_home_dir(
-    sandbox: SandboxId, principal: DaytonaPrincipal, toolbox: ToolboxDep
+    sandbox: SandboxId, principal: DaytonaPrincipal, toolbox: InsideDep
 ) -> DaytonaDir:
     """The sandbox user's home directory."""
     request = ExecRequest(command=["/bin/sh", "-c", 'printf %s "$HOME"'])

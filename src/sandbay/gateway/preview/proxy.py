@@ -19,7 +19,7 @@ import asyncio
 import html
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
@@ -413,19 +413,23 @@ async def _redirect_with_cookie(
 
 
 class PreviewRouter:
-    """ASGI middleware: preview requests (by host or by path) go to the proxy on
-    `app.state.preview`; everything else goes on to the API."""
+    """ASGI middleware: preview requests (by host or by path) go to the proxy that
+    `proxy()` returns (None until the platform is up); everything else goes on to
+    the API."""
 
-    def __init__(self, app: ASGIApp, *, domain: str) -> None:
+    def __init__(
+        self, app: ASGIApp, *, domain: str, proxy: Callable[[], "PreviewProxy | None"]
+    ) -> None:
         self.app = app
         self.domain = domain
+        self._proxy = proxy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         route = route_of(scope, self.domain)
-        proxy: PreviewProxy | None = getattr(scope["app"].state, "preview", None) if route else None
+        proxy = self._proxy() if route else None
         if route is None or proxy is None:
             await self.app(scope, receive, send)
             return

@@ -24,7 +24,6 @@ from sandbay.runtime.inside import ProcessRunner
 from sandbay.services.access import ssh as creds
 from sandbay.services.access.ssh import Login
 from sandbay.services.environments.activity import ActivityHolds
-from sandbay.services.events.bus import EventBus
 from sandbay.services.inside.target import touch
 
 log = logging.getLogger(__name__)
@@ -144,11 +143,12 @@ def _login(chan_or_process: Any) -> Login:
 class SshGateway:
     """The gateway server and the connections it holds, by environment."""
 
+    name = "ssh-gateway"
+
     def __init__(
         self,
         *,
         sessions: Any,
-        bus: EventBus | None,
         holds: ActivityHolds,
         runner: ProcessRunner,
         ports: PortConnector,
@@ -165,8 +165,6 @@ class SshGateway:
         self._server: asyncssh.SSHAcceptor | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        if bus is not None:
-            bus.add_listener(self.on_event)
 
     @property
     def port(self) -> int:

@@ -3,8 +3,6 @@ exec runtime (not the preview proxy): writing its configuration once the environ
 first runs (a loop, so a server restart mid-way still converges), probing that it is
 ready, and relaying a message to its OpenResponses endpoint on 127.0.0.1."""
 
-import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -31,7 +29,7 @@ from sandbay.kit.clock import utcnow
 from sandbay.services.agents.providers import credentials
 from sandbay.services.agents.secrets import SecretBox
 from sandbay.services.inside import exec as exec_service
-from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.service import InsideService
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +62,13 @@ def _system(org_id: str) -> Principal:
     return Principal.for_system(org_id, "instances")
 
 
-async def _run(toolbox: Toolbox, org_id: str, env_id: str, request: ExecRequest) -> ExecResult:
+async def _run(
+    toolbox: InsideService, org_id: str, env_id: str, request: ExecRequest
+) -> ExecResult:
     return await exec_service.run_command(toolbox, _system(org_id), env_id, request)
 
 
-async def gateway_ready(toolbox: Toolbox, org_id: str, env_id: str) -> bool:
+async def gateway_ready(toolbox: InsideService, org_id: str, env_id: str) -> bool:
     """Whether the gateway answers its readiness probe inside the environment."""
     try:
         result = await _run(toolbox, org_id, env_id, ExecRequest(command=_PROBE, timeout=10))
@@ -78,7 +78,7 @@ async def gateway_ready(toolbox: Toolbox, org_id: str, env_id: str) -> bool:
 
 
 async def relay(
-    toolbox: Toolbox,
+    toolbox: InsideService,
     org_id: str,
     env_id: str,
     body: dict[str, Any],
@@ -119,45 +119,16 @@ async def relay(
 
 
 class InstanceProvisioner:
-    """Writes each new instance's gateway configuration once its environment runs.
-    The claim is a compare-and-set on `provisioned_at`, so one replica writes it."""
+    """Writes each new instance's gateway configuration once its environment runs
+    (the provisioning loop calls `sweep`). The claim is a compare-and-set on
+    `provisioned_at`, so one replica writes it."""
 
     def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        toolbox: Toolbox,
-        box: SecretBox,
-        *,
-        interval: float = 1.0,
+        self, sessions: async_sessionmaker[AsyncSession], toolbox: InsideService, box: SecretBox
     ) -> None:
         self._sessions = sessions
         self._toolbox = toolbox
         self._box = box
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="instance-provisioner")
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("instance provisioning sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            self._wake.clear()
 
     async def sweep(self) -> None:
         async with self._sessions() as session:

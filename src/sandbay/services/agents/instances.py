@@ -36,8 +36,7 @@ from sandbay.kit.clock import utcnow
 from sandbay.services.agents import providers as model_providers
 from sandbay.services.agents.gateway import Relayed, gateway_ready, relay
 from sandbay.services.agents.service import Agents
-from sandbay.services.environments import lifecycle
-from sandbay.services.environments.records import create_environment, get_environment
+from sandbay.services.environments.records import get_environment
 
 INSTANCE_MEMORY_MB = 2048
 START_WAIT_S = 180.0
@@ -150,9 +149,7 @@ async def create_instance(
             auto_stop_interval=0,
             auto_restart=True,
         )
-        env = await create_environment(
-            session, principal, spec, provider=agents.provider, placement=agents.placement
-        )
+        env = await agents.environments.create(session, principal, spec)
         now = utcnow()
         instance = AgentInstanceModel(
             environment_id=env.id,
@@ -203,8 +200,8 @@ async def _wait_ready(agents: Agents, principal: Principal, env_id: str, timeout
     """Until the environment runs and its gateway answers (or the time is up)."""
     deadline = time.monotonic() + timeout
     try:
-        await lifecycle.wait_for_state(
-            agents.sessions, agents.bus, principal, env_id, EnvState.RUNNING, timeout
+        await agents.environments.lifecycle.wait_for_state(
+            principal, env_id, EnvState.RUNNING, timeout
         )
     except (WaitTimeout, Conflict):
         return
@@ -214,7 +211,7 @@ async def _wait_ready(agents: Agents, principal: Principal, env_id: str, timeout
         provisioned = instance is not None and instance.provisioned_at is not None
         if provisioned and await gateway_ready(agents.toolbox, instance.org_id, env_id):  # type: ignore[union-attr]
             return
-        agents.provisioner.wake()
+        agents.provision_soon()
         await asyncio.sleep(0.5)
 
 
@@ -230,13 +227,11 @@ async def stop_instance(
         if env.state != EnvState.RUNNING.value:
             shown = _view(agents, instance, env, base_url, ready=False).status
             raise Conflict(f"Instance is not running (it is {shown}).")
-        await lifecycle.request_stop(
-            session, principal, env.id, StopRequest(), default_timeout=agents.stop_timeout
-        )
+        await agents.environments.lifecycle.request_stop(session, principal, env.id, StopRequest())
         await session.commit()
     with contextlib.suppress(WaitTimeout, Conflict):
-        await lifecycle.wait_for_state(
-            agents.sessions, agents.bus, principal, env.id, EnvState.STOPPED, STOP_WAIT_S
+        await agents.environments.lifecycle.wait_for_state(
+            principal, env.id, EnvState.STOPPED, STOP_WAIT_S
         )
     return await _current(agents, principal, env.id, Permission.ENVIRONMENTS_LIFECYCLE, base_url)
 
@@ -256,11 +251,11 @@ async def start_instance(
         if state in (EnvState.DELETING, EnvState.DELETED):
             raise NotFound("Instance not found.")
         if restart:
-            await lifecycle.request_restart(
-                session, principal, env.id, StopRequest(), default_timeout=agents.stop_timeout
+            await agents.environments.lifecycle.request_restart(
+                session, principal, env.id, StopRequest()
             )
         else:
-            await lifecycle.request_start(session, principal, env.id)
+            await agents.environments.lifecycle.request_start(session, principal, env.id)
         await session.commit()
     await _wait_ready(agents, principal, env.id, START_WAIT_S)
     return await _current(agents, principal, env.id, Permission.ENVIRONMENTS_LIFECYCLE, base_url)
@@ -271,7 +266,7 @@ async def delete_instance(agents: Agents, principal: Principal, instance_id: str
     require_org_key(principal)
     async with agents.sessions() as session:
         instance, env = await _load(session, principal, instance_id, Permission.ENVIRONMENTS_WRITE)
-        await lifecycle.request_delete(session, principal, env.id)
+        await agents.environments.lifecycle.request_delete(session, principal, env.id)
         instance.deleted_at = instance.updated_at = utcnow()
         await session.commit()
 

@@ -27,21 +27,21 @@ from sandbay.domain.errors import Conflict, FailedDependency, InvalidRequest, No
 from sandbay.domain.exec import ExecRequest
 from sandbay.domain.files import WORKSPACE
 from sandbay.domain.keys import Permission, Principal
-from sandbay.runtime.provider import RuntimeProvider
+from sandbay.kit.loops import Hint
 from sandbay.services.agents import providers as model_providers
 from sandbay.services.agents.drivers.builtin import BuiltinDriver
 from sandbay.services.agents.drivers.cli import CliDriver
 from sandbay.services.agents.gateway import InstanceProvisioner
 from sandbay.services.agents.providers import Credentials
 from sandbay.services.agents.runs import AgentRuns, Driver, LiveRun, RunSpec, run_from_row
-from sandbay.services.agents.secrets import SecretBox, load_key
-from sandbay.services.environments.records import Placement, get_environment
+from sandbay.services.agents.secrets import SecretBox
+from sandbay.services.environments.records import get_environment
+from sandbay.services.environments.service import EnvironmentsService
 from sandbay.services.events.bus import EventBus
 from sandbay.services.inside import exec as exec_service
-from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.service import InsideService
 from sandbay.services.inside.target import Target, open_target
 from sandbay.services.tenancy.auth import require
-from sandbay.settings import Settings
 
 RUN_ID = "run"
 #: Checks the CLI is there, then makes the project directory or clones into it.
@@ -62,18 +62,18 @@ fi
 
 @dataclass(frozen=True, slots=True)
 class Agents:
-    """What the agent and instance use cases need, built once by the app's lifespan."""
+    """The agents capability as one object: model-provider credentials and their
+    box, runs in flight, the OpenClaw provisioning, and their defaults."""
 
     sessions: async_sessionmaker[AsyncSession]
-    toolbox: Toolbox
+    toolbox: InsideService
+    environments: EnvironmentsService
     box: SecretBox
     runs: AgentRuns
     http: httpx.AsyncClient
-    provider: RuntimeProvider
-    placement: Placement
     provisioner: InstanceProvisioner
+    provision_soon: Hint
     default_timeout: float
-    stop_timeout: float
     agent_image: str
     public_url: str | None
 
@@ -81,39 +81,7 @@ class Agents:
     def bus(self) -> EventBus:
         return self.toolbox.bus
 
-    @classmethod
-    def open(
-        cls,
-        settings: Settings,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        toolbox: Toolbox,
-        provider: RuntimeProvider,
-        placement: Placement,
-    ) -> "Agents":
-        secret = settings.secrets_key.get_secret_value() if settings.secrets_key else None
-        box = SecretBox(load_key(secret, settings.data_dir))
-        return cls(
-            sessions=sessions,
-            toolbox=toolbox,
-            box=box,
-            runs=AgentRuns(sessions, toolbox.holds, keep_events=settings.agent_runs_kept_events),
-            # The built-in agent's model calls: long answers stream slowly.
-            http=httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0)),
-            provider=provider,
-            placement=placement,
-            provisioner=InstanceProvisioner(sessions, toolbox, box),
-            default_timeout=settings.agent_timeout,
-            stop_timeout=settings.default_stop_timeout,
-            agent_image=settings.agent_image,
-            public_url=settings.public_url,
-        )
-
-    def start(self) -> None:
-        self.provisioner.start()
-
     async def close(self) -> None:
-        await self.provisioner.stop()
         await self.runs.close()
         await self.http.aclose()
 

@@ -4,6 +4,7 @@ then the reconciler does the engine work. Concurrent requests race through a
 compare-and-set on `version`; the loser re-reads and decides again."""
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -66,172 +67,182 @@ def _set_stop(env: EnvironmentModel, body: StopRequest, default_timeout: float) 
     env.stop_timeout = body.timeout if body.timeout is not None else default_timeout
 
 
-async def request_start(
-    session: AsyncSession,
-    principal: Principal,
-    id_or_name: str,
-    *,
-    only_from: frozenset[EnvState] | None = None,
-) -> EnvironmentModel:
-    """Start; `only_from` makes it refuse (WrongState) outside those states."""
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """The lifecycle requests with their defaults bound once (the stop grace period
+    is decided here and nowhere else)."""
 
-    async def attempt() -> EnvironmentModel:
-        env = await get_environment(
-            session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
-        )
-        _require_state(env, only_from, "started")
-        decision = decide_start(EnvState(env.state), DesiredState(env.desired_state))
-        if decision.noop:
-            return env
-        if env.desired_state != DesiredState.RUNNING.value and env.kind == EnvironmentKind.MANAGED:
-            await admit(session, env.org_id, cpu=env.cpu, memory_mb=env.memory_mb)
-        _apply(session, env, decision, principal, request="start")
-        await session.flush()
-        return env
+    sessions: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    stop_timeout: float
 
-    return await with_cas_retry(session, attempt)
+    async def request_start(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id_or_name: str,
+        *,
+        only_from: frozenset[EnvState] | None = None,
+    ) -> EnvironmentModel:
+        """Start; `only_from` makes it refuse (WrongState) outside those states."""
 
-
-async def request_stop(
-    session: AsyncSession,
-    principal: Principal,
-    id_or_name: str,
-    body: StopRequest,
-    *,
-    default_timeout: float,
-    only_from: frozenset[EnvState] | None = None,
-) -> EnvironmentModel:
-    """Stop; `only_from` makes it refuse (WrongState) outside those states."""
-
-    async def attempt() -> EnvironmentModel:
-        env = await get_environment(
-            session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
-        )
-        _require_state(env, only_from, "stopped")
-        state = EnvState(env.state)
-        decision = decide_stop(state, DesiredState(env.desired_state), force=body.force)
-        if decision.noop:
-            return env
-        if decision.move_to is EnvState.STOPPING:
-            _set_stop(env, body, default_timeout)
-        elif state is EnvState.STOPPING and body.force:
-            env.stop_force = True  # upgrade the graceful stop in progress to a kill
-        _apply(session, env, decision, principal, request="stop", data=body.model_dump())
-        await session.flush()
-        return env
-
-    return await with_cas_retry(session, attempt)
-
-
-async def request_restart(
-    session: AsyncSession,
-    principal: Principal,
-    id_or_name: str,
-    body: StopRequest,
-    *,
-    default_timeout: float,
-) -> EnvironmentModel:
-    async def attempt() -> EnvironmentModel:
-        env = await get_environment(
-            session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
-        )
-        decision = decide_restart(EnvState(env.state))
-        if decision.move_to is EnvState.STOPPING:
-            _set_stop(env, body, default_timeout)
-        _apply(session, env, decision, principal, request="restart", data=body.model_dump())
-        await session.flush()
-        return env
-
-    return await with_cas_retry(session, attempt)
-
-
-async def request_archive(
-    session: AsyncSession, principal: Principal, id_or_name: str
-) -> EnvironmentModel:
-    """Archive: the workspace and root filesystem go to the archive store and the
-    container and volume are freed; a later start restores them."""
-
-    async def attempt() -> EnvironmentModel:
-        env = await get_environment(
-            session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
-        )
-        if env.kind == EnvironmentKind.SELF_HOSTED:
-            raise Conflict("a self-hosted environment has nothing to archive")
-        decision = decide_archive(EnvState(env.state), DesiredState(env.desired_state))
-        if decision.noop:
-            return env
-        if decision.move_to is EnvState.STOPPING:
-            _set_stop(env, StopRequest(), default_timeout=env.stop_timeout or 10.0)
-        _apply(session, env, decision, principal, request="archive")
-        await session.flush()
-        return env
-
-    return await with_cas_retry(session, attempt)
-
-
-async def keep_alive(
-    session: AsyncSession, principal: Principal, id_or_name: str
-) -> EnvironmentModel:
-    """Push back the idle auto-stop (not `max_lifetime`): counts as activity."""
-    env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE)
-    if env.state != EnvState.RUNNING.value:
-        raise Conflict(f"environment is {env.state}; only a running one can be kept alive")
-    # A Core update (no version bump: activity is not a state change), then re-read.
-    await record_activity(session, env.id, force=True)
-    return await get_environment(session, principal, env.id)
-
-
-async def request_delete(
-    session: AsyncSession,
-    principal: Principal,
-    id_or_name: str,
-    *,
-    only_from: frozenset[EnvState] | None = None,
-) -> EnvironmentModel:
-    """Delete; `only_from` makes it refuse (WrongState) outside those states."""
-
-    async def attempt() -> EnvironmentModel:
-        env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
-        _require_state(env, only_from, "deleted")
-        decision = decide_delete(EnvState(env.state))
-        if decision.noop:
-            return env
-        _apply(session, env, decision, principal, request="delete")
-        await session.flush()
-        return env
-
-    return await with_cas_retry(session, attempt)
-
-
-async def wait_for_state(
-    sessions: async_sessionmaker[AsyncSession],
-    bus: EventBus,
-    principal: Principal,
-    id_or_name: str,
-    state: EnvState,
-    timeout: float,
-) -> EnvironmentModel:
-    """Block until the environment is in `state` (Fly Machines' wait). Each check
-    uses a short session, so waiting holds no database connection."""
-    deadline = time.monotonic() + timeout
-    async with sessions() as session:
-        env = await get_environment(session, principal, id_or_name, include_deleted=True)
-    with bus.subscribe(environment_id=env.id) as sub:
-        while True:
-            async with sessions() as session:
-                # By id from here on: the name may be reused once this one is deleted.
-                env = await get_environment(session, principal, env.id, include_deleted=True)
-            current = EnvState(env.state)
-            if current is state:
+        async def attempt() -> EnvironmentModel:
+            env = await get_environment(
+                session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
+            )
+            _require_state(env, only_from, "started")
+            decision = decide_start(EnvState(env.state), DesiredState(env.desired_state))
+            if decision.noop:
                 return env
-            if current is EnvState.DELETED:
-                raise NotFound(f"environment {id_or_name!r} was deleted")
-            if current is EnvState.ERROR:
-                raise Conflict(f"environment is in error: {env.error_message or 'unknown'}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeout(
-                    f"environment is {current.value} after {timeout:g}s; "
-                    f"it did not reach {state.value}"
-                )
-            await sub.next(min(remaining, _POLL_SECONDS))
+            if (
+                env.desired_state != DesiredState.RUNNING.value
+                and env.kind == EnvironmentKind.MANAGED
+            ):
+                await admit(session, env.org_id, cpu=env.cpu, memory_mb=env.memory_mb)
+            _apply(session, env, decision, principal, request="start")
+            await session.flush()
+            return env
+
+        return await with_cas_retry(session, attempt)
+
+    async def request_stop(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id_or_name: str,
+        body: StopRequest,
+        *,
+        only_from: frozenset[EnvState] | None = None,
+    ) -> EnvironmentModel:
+        """Stop; `only_from` makes it refuse (WrongState) outside those states."""
+
+        async def attempt() -> EnvironmentModel:
+            env = await get_environment(
+                session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
+            )
+            _require_state(env, only_from, "stopped")
+            state = EnvState(env.state)
+            decision = decide_stop(state, DesiredState(env.desired_state), force=body.force)
+            if decision.noop:
+                return env
+            if decision.move_to is EnvState.STOPPING:
+                _set_stop(env, body, self.stop_timeout)
+            elif state is EnvState.STOPPING and body.force:
+                env.stop_force = True  # upgrade the graceful stop in progress to a kill
+            _apply(session, env, decision, principal, request="stop", data=body.model_dump())
+            await session.flush()
+            return env
+
+        return await with_cas_retry(session, attempt)
+
+    async def request_restart(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id_or_name: str,
+        body: StopRequest,
+    ) -> EnvironmentModel:
+        async def attempt() -> EnvironmentModel:
+            env = await get_environment(
+                session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
+            )
+            decision = decide_restart(EnvState(env.state))
+            if decision.move_to is EnvState.STOPPING:
+                _set_stop(env, body, self.stop_timeout)
+            _apply(session, env, decision, principal, request="restart", data=body.model_dump())
+            await session.flush()
+            return env
+
+        return await with_cas_retry(session, attempt)
+
+    async def request_archive(
+        self, session: AsyncSession, principal: Principal, id_or_name: str
+    ) -> EnvironmentModel:
+        """Archive: the workspace and root filesystem go to the archive store and the
+        container and volume are freed; a later start restores them."""
+
+        async def attempt() -> EnvironmentModel:
+            env = await get_environment(
+                session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
+            )
+            if env.kind == EnvironmentKind.SELF_HOSTED:
+                raise Conflict("a self-hosted environment has nothing to archive")
+            decision = decide_archive(EnvState(env.state), DesiredState(env.desired_state))
+            if decision.noop:
+                return env
+            if decision.move_to is EnvState.STOPPING:
+                _set_stop(env, StopRequest(), self.stop_timeout)
+            _apply(session, env, decision, principal, request="archive")
+            await session.flush()
+            return env
+
+        return await with_cas_retry(session, attempt)
+
+    async def keep_alive(
+        self, session: AsyncSession, principal: Principal, id_or_name: str
+    ) -> EnvironmentModel:
+        """Push back the idle auto-stop (not `max_lifetime`): counts as activity."""
+        env = await get_environment(
+            session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
+        )
+        if env.state != EnvState.RUNNING.value:
+            raise Conflict(f"environment is {env.state}; only a running one can be kept alive")
+        # A Core update (no version bump: activity is not a state change), then re-read.
+        await record_activity(session, env.id, force=True)
+        return await get_environment(session, principal, env.id)
+
+    async def request_delete(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id_or_name: str,
+        *,
+        only_from: frozenset[EnvState] | None = None,
+    ) -> EnvironmentModel:
+        """Delete; `only_from` makes it refuse (WrongState) outside those states."""
+
+        async def attempt() -> EnvironmentModel:
+            env = await get_environment(
+                session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE
+            )
+            _require_state(env, only_from, "deleted")
+            decision = decide_delete(EnvState(env.state))
+            if decision.noop:
+                return env
+            _apply(session, env, decision, principal, request="delete")
+            await session.flush()
+            return env
+
+        return await with_cas_retry(session, attempt)
+
+    async def wait_for_state(
+        self,
+        principal: Principal,
+        id_or_name: str,
+        state: EnvState,
+        timeout: float,
+    ) -> EnvironmentModel:
+        """Block until the environment is in `state` (Fly Machines' wait). Each check
+        uses a short session, so waiting holds no database connection."""
+        deadline = time.monotonic() + timeout
+        async with self.sessions() as session:
+            env = await get_environment(session, principal, id_or_name, include_deleted=True)
+        with self.bus.subscribe(environment_id=env.id) as sub:
+            while True:
+                async with self.sessions() as session:
+                    # By id from here on: the name may be reused once this one is deleted.
+                    env = await get_environment(session, principal, env.id, include_deleted=True)
+                current = EnvState(env.state)
+                if current is state:
+                    return env
+                if current is EnvState.DELETED:
+                    raise NotFound(f"environment {id_or_name!r} was deleted")
+                if current is EnvState.ERROR:
+                    raise Conflict(f"environment is in error: {env.error_message or 'unknown'}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WaitTimeout(
+                        f"environment is {current.value} after {timeout:g}s; "
+                        f"it did not reach {state.value}"
+                    )
+                await sub.next(min(remaining, _POLL_SECONDS))

@@ -1,7 +1,7 @@
 """Environments as records: create, read, list, update. Lifecycle requests are in
 `services.lifecycle`; engine work is the reconciler's."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
@@ -38,12 +38,13 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where new environments go and what they default to. `pool_keys` is the live
-    set of warm pools (kept up to date by the pool loop)."""
+    """Where new environments go and what they default to. With warm pools
+    configured, a create first tries to claim a ready member (a compare-and-set
+    that any replica may win, whichever process warmed it)."""
 
     runner_id: str
     default_image: str
-    pool_keys: set[str] = field(default_factory=set)
+    warm_pools: bool = False
 
 
 async def get_environment(
@@ -95,8 +96,8 @@ async def create_environment(
         await admit(session, org_id, cpu=body.cpu, memory_mb=body.memory_mb)
     if body.name and await queries.name_taken(session, org_id, body.name):
         raise Conflict(f"an environment named {body.name!r} already exists")
-    key = claim_key(org_id, image, body) if placement.pool_keys else None
-    if key in placement.pool_keys:
+    key = claim_key(org_id, image, body) if placement.warm_pools else None
+    if key is not None:
         claimed = await pools.claim(session, key, body, body.name, principal.actor)
         if claimed is not None:
             return claimed

@@ -21,7 +21,7 @@ from sandbay.domain.exec import (
 )
 from sandbay.domain.keys import Permission, Principal
 from sandbay.runtime.inside import ProcessHandle
-from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.service import InsideService
 from sandbay.services.inside.target import Target, open_target
 
 
@@ -56,7 +56,7 @@ async def _feed(handle: ProcessHandle, data: str | None) -> None:
 
 
 async def _run(
-    toolbox: Toolbox, target: Target, body: ExecRequest
+    toolbox: InsideService, target: Target, body: ExecRequest
 ) -> AsyncGenerator[OutputChunk | ExecExitEvent, None]:
     """Output chunks, then one ExecExitEvent. Closing the iterator early kills it."""
     started = time.monotonic()
@@ -67,7 +67,7 @@ async def _run(
 
 
 async def _run_held(
-    toolbox: Toolbox, target: Target, body: ExecRequest, started: float, timeout: float
+    toolbox: InsideService, target: Target, body: ExecRequest, started: float, timeout: float
 ) -> AsyncGenerator[OutputChunk | ExecExitEvent, None]:
     handle = await toolbox.runner.spawn(target.environment_id, exec_spec(target, body))
     timed_out = asyncio.Event()
@@ -102,7 +102,7 @@ async def _run_held(
 
 
 async def run_command(
-    toolbox: Toolbox, principal: Principal, id_or_name: str, body: ExecRequest
+    toolbox: InsideService, principal: Principal, id_or_name: str, body: ExecRequest
 ) -> ExecResult:
     """Run to completion. Each stream keeps at most the configured bytes in memory;
     the rest is counted and dropped (the `*_truncated` flags say so)."""
@@ -147,7 +147,7 @@ class CombinedResult:
 
 
 async def run_combined(
-    toolbox: Toolbox, principal: Principal, id_or_name: str, body: ExecRequest
+    toolbox: InsideService, principal: Principal, id_or_name: str, body: ExecRequest
 ) -> CombinedResult:
     """Run to completion with both streams in one buffer, in arrival order (the
     shape of Daytona's process execute)."""
@@ -174,7 +174,7 @@ async def run_combined(
 
 
 async def stream_command(
-    toolbox: Toolbox, principal: Principal, id_or_name: str, body: ExecRequest
+    toolbox: InsideService, principal: Principal, id_or_name: str, body: ExecRequest
 ) -> AsyncIterator[StreamEvent]:
     """Checks first (so refusals are plain error answers), then the event stream."""
     target = await open_target(
@@ -184,7 +184,7 @@ async def stream_command(
 
 
 async def _events(
-    toolbox: Toolbox, target: Target, body: ExecRequest
+    toolbox: InsideService, target: Target, body: ExecRequest
 ) -> AsyncIterator[StreamEvent]:
     # Chunks may split a UTF-8 character: decode each stream incrementally.
     decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in ("stdout", "stderr")}

@@ -14,7 +14,7 @@ from sandbay.domain.files import (
     normalize_path,
 )
 from sandbay.domain.keys import Permission, Principal
-from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.service import InsideService
 from sandbay.services.inside.target import Target, open_target
 
 READ = Permission.ENVIRONMENTS_READ
@@ -22,7 +22,7 @@ WRITE = Permission.ENVIRONMENTS_EXEC
 Upload = tuple[str, AsyncIterator[bytes], int]  # file name, bytes, size
 
 
-async def _target(toolbox: Toolbox, principal: Principal, env: str, write: bool) -> Target:
+async def _target(toolbox: InsideService, principal: Principal, env: str, write: bool) -> Target:
     return await open_target(toolbox.sessions, principal, env, WRITE if write else READ)
 
 
@@ -33,7 +33,7 @@ def _limit(limit: int) -> int:
 
 
 async def upload(
-    toolbox: Toolbox,
+    toolbox: InsideService,
     principal: Principal,
     env: str,
     path: str,
@@ -53,7 +53,7 @@ def _file_name(name: str) -> str:
 
 
 async def upload_many(
-    toolbox: Toolbox, principal: Principal, env: str, directory: str, uploads: list[Upload]
+    toolbox: InsideService, principal: Principal, env: str, directory: str, uploads: list[Upload]
 ) -> FileList:
     """Multipart upload: each part lands in `directory` under its own file name."""
     folder = normalize_path(directory)
@@ -70,21 +70,21 @@ async def upload_many(
 
 
 async def download(
-    toolbox: Toolbox, principal: Principal, env: str, path: str
+    toolbox: InsideService, principal: Principal, env: str, path: str
 ) -> tuple[FileInfo, AsyncIterator[bytes]]:
     full = normalize_path(path)
     target = await _target(toolbox, principal, env, write=False)
     return await toolbox.files.read(target.environment_id, full)
 
 
-async def stat(toolbox: Toolbox, principal: Principal, env: str, path: str) -> FileInfo:
+async def stat(toolbox: InsideService, principal: Principal, env: str, path: str) -> FileInfo:
     full = normalize_path(path)
     target = await _target(toolbox, principal, env, write=False)
     return await toolbox.files.stat(target.environment_id, full)
 
 
 async def list_dir(
-    toolbox: Toolbox, principal: Principal, env: str, path: str, *, limit: int
+    toolbox: InsideService, principal: Principal, env: str, path: str, *, limit: int
 ) -> FileList:
     full = normalize_path(path)
     target = await _target(toolbox, principal, env, write=False)
@@ -95,7 +95,7 @@ async def list_dir(
 
 
 async def search(
-    toolbox: Toolbox, principal: Principal, env: str, root: str, pattern: str, *, limit: int
+    toolbox: InsideService, principal: Principal, env: str, root: str, pattern: str, *, limit: int
 ) -> FileList:
     """Glob search: a pattern without '/' matches names at any depth (`*.py`); with
     '/' it matches the path below `root` (`src/*/test_*.py`, where `*` may span
@@ -110,14 +110,18 @@ async def search(
     return FileList(data=entries, truncated=truncated)
 
 
-async def mkdir(toolbox: Toolbox, principal: Principal, env: str, body: MkdirRequest) -> FileInfo:
+async def mkdir(
+    toolbox: InsideService, principal: Principal, env: str, body: MkdirRequest
+) -> FileInfo:
     full = normalize_path(body.path)
     target = await _target(toolbox, principal, env, write=True)
     await toolbox.files.mkdir(target.environment_id, full, mode=body.mode, user=target.user)
     return await toolbox.files.stat(target.environment_id, full)
 
 
-async def move(toolbox: Toolbox, principal: Principal, env: str, body: MoveRequest) -> FileInfo:
+async def move(
+    toolbox: InsideService, principal: Principal, env: str, body: MoveRequest
+) -> FileInfo:
     source, destination = normalize_path(body.source), normalize_path(body.destination)
     if source == "/" or destination.startswith(source.rstrip("/") + "/"):
         raise InvalidRequest("cannot move a directory into itself")
@@ -134,7 +138,7 @@ async def move(toolbox: Toolbox, principal: Principal, env: str, body: MoveReque
 
 
 async def remove(
-    toolbox: Toolbox, principal: Principal, env: str, path: str, *, recursive: bool
+    toolbox: InsideService, principal: Principal, env: str, path: str, *, recursive: bool
 ) -> None:
     full = normalize_path(path)
     if full == "/":

@@ -8,7 +8,7 @@ from typing import Literal
 
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.keys import Permission, Principal
-from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.service import InsideService
 from sandbay.services.inside.target import HAS_CONTAINER, open_target
 
 LogStream = Literal["stdout", "stderr", "both"]
@@ -30,7 +30,7 @@ def parse_since(value: str | None) -> float | None:
 
 
 async def open_logs(
-    toolbox: Toolbox,
+    toolbox: InsideService,
     principal: Principal,
     id_or_name: str,
     *,

@@ -20,7 +20,7 @@ from sandbay.domain.keys import Permission, Principal
 from sandbay.runtime.inside import ProcessHandle
 from sandbay.services.inside.exec import StreamEvent
 from sandbay.services.inside.processes import ProcessEntry
-from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.service import InsideService
 from sandbay.services.inside.target import RUNNING_ONLY, open_target
 
 EXEC = Permission.ENVIRONMENTS_EXEC
@@ -29,7 +29,7 @@ DEFAULT_SHELL = ["/bin/sh", "-c", "command -v bash >/dev/null && exec bash -l ||
 
 
 async def start_process(
-    toolbox: Toolbox, principal: Principal, id_or_name: str, body: ProcessStart
+    toolbox: InsideService, principal: Principal, id_or_name: str, body: ProcessStart
 ) -> Process:
     target = await open_target(toolbox.sessions, principal, id_or_name, EXEC)
     entry = await toolbox.processes.start(
@@ -38,13 +38,15 @@ async def start_process(
     return entry.view()
 
 
-async def list_processes(toolbox: Toolbox, principal: Principal, id_or_name: str) -> list[Process]:
+async def list_processes(
+    toolbox: InsideService, principal: Principal, id_or_name: str
+) -> list[Process]:
     target = await open_target(toolbox.sessions, principal, id_or_name, EXEC, allowed=None)
     return [e.view() for e in toolbox.processes.list(target.environment_id)]
 
 
 async def _entry(
-    toolbox: Toolbox, principal: Principal, id_or_name: str, process_id: str, *, running: bool
+    toolbox: InsideService, principal: Principal, id_or_name: str, process_id: str, *, running: bool
 ) -> ProcessEntry:
     allowed = RUNNING_ONLY if running else None
     target = await open_target(toolbox.sessions, principal, id_or_name, EXEC, allowed=allowed)
@@ -52,13 +54,13 @@ async def _entry(
 
 
 async def get_process(
-    toolbox: Toolbox, principal: Principal, id_or_name: str, process_id: str
+    toolbox: InsideService, principal: Principal, id_or_name: str, process_id: str
 ) -> Process:
     return (await _entry(toolbox, principal, id_or_name, process_id, running=False)).view()
 
 
 async def process_output(
-    toolbox: Toolbox,
+    toolbox: InsideService,
     principal: Principal,
     id_or_name: str,
     process_id: str,
@@ -71,7 +73,7 @@ async def process_output(
 
 
 async def follow_output(
-    toolbox: Toolbox,
+    toolbox: InsideService,
     principal: Principal,
     id_or_name: str,
     process_id: str,
@@ -109,7 +111,7 @@ async def _follow(entry: ProcessEntry, out_at: int, err_at: int) -> AsyncIterato
 
 
 async def write_stdin(
-    toolbox: Toolbox, principal: Principal, id_or_name: str, process_id: str, body: StdinWrite
+    toolbox: InsideService, principal: Principal, id_or_name: str, process_id: str, body: StdinWrite
 ) -> Process:
     entry = await _entry(toolbox, principal, id_or_name, process_id, running=True)
     await toolbox.processes.write(entry, body.data.encode(), eof=body.eof)
@@ -117,7 +119,7 @@ async def write_stdin(
 
 
 async def signal_process(
-    toolbox: Toolbox, principal: Principal, id_or_name: str, process_id: str, signal: str
+    toolbox: InsideService, principal: Principal, id_or_name: str, process_id: str, signal: str
 ) -> Process:
     entry = await _entry(toolbox, principal, id_or_name, process_id, running=True)
     await toolbox.processes.signal(entry, signal)
@@ -125,7 +127,7 @@ async def signal_process(
 
 
 async def kill_process(
-    toolbox: Toolbox, principal: Principal, id_or_name: str, process_id: str
+    toolbox: InsideService, principal: Principal, id_or_name: str, process_id: str
 ) -> Process:
     """Kill it with its whole tree (if it runs) and forget it; answers its last state."""
     entry = await _entry(toolbox, principal, id_or_name, process_id, running=False)
@@ -135,7 +137,7 @@ async def kill_process(
 
 
 async def open_terminal(
-    toolbox: Toolbox,
+    toolbox: InsideService,
     principal: Principal,
     id_or_name: str,
     *,

@@ -1,4 +1,5 @@
-"""What the use cases inside an environment need, built once by the app's lifespan."""
+"""The inside capability as one object: the runtime abilities (exec, files, logs),
+this process's background processes and activity holds, and the exec limits."""
 
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ class ExecLimits:
 
 
 @dataclass(frozen=True, slots=True)
-class Toolbox:
+class InsideService:
     sessions: async_sessionmaker[AsyncSession]
     bus: EventBus
     runner: ProcessRunner

@@ -32,7 +32,6 @@ from sandbay.domain.work import (
 )
 from sandbay.kit.clock import utcnow
 from sandbay.services.environments.activity import record_activity
-from sandbay.services.events.bus import EventBus
 from sandbay.services.work.items import (
     get_self_hosted,
     load_work,
@@ -125,9 +124,8 @@ class WorkWakeups:
     win. A poll also re-checks on its own every second (other replicas' changes,
     redelivery windows that ran out), so a lost wake-up costs latency, never work."""
 
-    def __init__(self, bus: EventBus) -> None:
+    def __init__(self) -> None:
         self._waiters: dict[str, deque[asyncio.Future[None]]] = {}
-        bus.add_listener(self._on_event)
 
     def register(self, environment_id: str) -> "asyncio.Future[None]":
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -147,7 +145,7 @@ class WorkWakeups:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(future), timeout)
 
-    def _on_event(self, event: Event) -> None:
+    def on_event(self, event: Event) -> None:
         if event.environment_id is None or not _makes_claimable(event):
             return
         for future in self._waiters.get(event.environment_id, ()):

@@ -6,8 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 from fastapi.responses import Response
 
-from sandbay.api.agent_deps import AgentsDep
-from sandbay.api.deps import PrincipalDep, SessionDep
+from sandbay.api.deps import AgentsDep, PrincipalDep, SessionDep
 from sandbay.domain.agents import ModelProvider, ModelProviderList, ModelProviderPut
 from sandbay.services.agents import providers as model_providers
 

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from sandbay.api.agent_deps import AgentsDep
-from sandbay.api.deps import PrincipalDep
+from sandbay.api.deps import AgentsDep, EnvRef, PrincipalDep
 from sandbay.api.sse import SSEResponse, sse
 from sandbay.domain.agents import AgentExecuteRequest, AgentModels, AgentRun
 from sandbay.services.agents import service as agent_service
@@ -16,7 +15,6 @@ from sandbay.services.agents.runs import LiveRun
 
 router = APIRouter(tags=["agents"])
 
-IdOrName = Annotated[str, "environment id (env_…) or name"]
 EVENTS_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The run (JSON), or with `stream: true` server-sent events: "
@@ -39,7 +37,7 @@ async def encode_events(live: LiveRun) -> AsyncIterator[bytes]:
 
 @router.post("/v1/environments/{env}/agent/execute", response_class=Response, responses=EVENTS_DOC)
 async def execute(
-    env: IdOrName, body: AgentExecuteRequest, principal: PrincipalDep, agents: AgentsDep
+    env: EnvRef, body: AgentExecuteRequest, principal: PrincipalDep, agents: AgentsDep
 ) -> Response:
     """Run an agent on a prompt inside a running environment, in a project under
     /workspace (optionally cloned from `git_url` first). The model provider's base URL
@@ -60,7 +58,7 @@ async def execute(
 
 @router.get("/v1/environments/{env}/agent/runs")
 async def list_runs(
-    env: IdOrName,
+    env: EnvRef,
     principal: PrincipalDep,
     agents: AgentsDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -70,16 +68,14 @@ async def list_runs(
 
 
 @router.get("/v1/environments/{env}/agent/runs/{run_id}")
-async def get_run(
-    env: IdOrName, run_id: str, principal: PrincipalDep, agents: AgentsDep
-) -> AgentRun:
+async def get_run(env: EnvRef, run_id: str, principal: PrincipalDep, agents: AgentsDep) -> AgentRun:
     """A run with its transcript (every event, as streamed)."""
     return await agent_service.get_run(agents, principal, env, run_id)
 
 
 @router.post("/v1/environments/{env}/agent/runs/{run_id}/cancel")
 async def cancel_run(
-    env: IdOrName, run_id: str, principal: PrincipalDep, agents: AgentsDep
+    env: EnvRef, run_id: str, principal: PrincipalDep, agents: AgentsDep
 ) -> AgentRun:
     """Cancel a running run: the agent and everything it started are killed."""
     return await agent_service.cancel_run(agents, principal, env, run_id)
@@ -87,7 +83,7 @@ async def cancel_run(
 
 @router.delete("/v1/environments/{env}/agent/runs/{run_id}")
 async def cancel_run_by_delete(
-    env: IdOrName, run_id: str, principal: PrincipalDep, agents: AgentsDep
+    env: EnvRef, run_id: str, principal: PrincipalDep, agents: AgentsDep
 ) -> AgentRun:
     """The same as `…/cancel`."""
     return await agent_service.cancel_run(agents, principal, env, run_id)

@@ -2,20 +2,17 @@
 
 from fastapi import APIRouter
 
-from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.api.deps import EnvironmentsDep, PrincipalDep, SessionDep
 from sandbay.domain.pools import WarmPoolStatus
-from sandbay.services.environments import pools
 
 router = APIRouter(prefix="/v1/pools", tags=["pools"])
 
 
 @router.get("")
 async def list_pools(
-    session: SessionDep, principal: PrincipalDep, services: ServicesDep
+    session: SessionDep, principal: PrincipalDep, environments: EnvironmentsDep
 ) -> list[WarmPoolStatus]:
     """Warm pools configured for this organization (SANDBAY_WARM_POOLS): size, ready
     and warming members. A create with a matching image and shape and no workload of
     its own is served from a ready member and answers `running` at once."""
-    return await pools.status(
-        session, principal, services.warm_pools, services.placement.default_image
-    )
+    return await environments.pool_status(session, principal)

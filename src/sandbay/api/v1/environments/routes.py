@@ -5,8 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import Response
 
-from sandbay.api.access_deps import AccessDep
-from sandbay.api.deps import PrincipalDep, ServicesDep, SessionDep
+from sandbay.api.deps import (
+    AccessDep,
+    EnvironmentsDep,
+    EnvRef,
+    EventsDep,
+    LifecycleDep,
+    PrincipalDep,
+    SessionDep,
+)
 from sandbay.api.v1.events import (
     FOLLOW_DOC,
     After,
@@ -25,15 +32,11 @@ from sandbay.domain.environments import (
     WaitState,
 )
 from sandbay.domain.states import EnvState
-from sandbay.services.access import network
-from sandbay.services.environments import lifecycle
 from sandbay.services.environments import records as envs
 from sandbay.services.events import audit
-from sandbay.services.events import stream as event_stream
 
 router = APIRouter(prefix="/v1/environments", tags=["environments"])
 
-IdOrName = Annotated[str, "environment id (env_…) or name"]
 OptionalStop = Annotated[StopRequest | None, Body()]
 
 
@@ -43,12 +46,13 @@ def _out(model: object) -> Environment:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_environment(
-    body: EnvironmentCreate, session: SessionDep, principal: PrincipalDep, services: ServicesDep
+    body: EnvironmentCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    environments: EnvironmentsDep,
 ) -> Environment:
     """Create an environment; it is started at once (poll or `wait` for `running`)."""
-    env = await envs.create_environment(
-        session, principal, body, provider=services.provider, placement=services.placement
-    )
+    env = await environments.create(session, principal, body)
     return _out(env)
 
 
@@ -68,29 +72,25 @@ async def list_environments(
 
 
 @router.get("/{env}")
-async def get_environment(
-    env: IdOrName, session: SessionDep, principal: PrincipalDep
-) -> Environment:
+async def get_environment(env: EnvRef, session: SessionDep, principal: PrincipalDep) -> Environment:
     """One environment, by id or name."""
     return _out(await envs.get_environment(session, principal, env))
 
 
 @router.patch("/{env}")
 async def update_environment(
-    env: IdOrName, body: EnvironmentUpdate, principal: PrincipalDep, access: AccessDep
+    env: EnvRef, body: EnvironmentUpdate, principal: PrincipalDep, access: AccessDep
 ) -> Environment:
     """Change name, labels, auto-stop/archive/delete intervals, restart policy,
     `public`, or the network policy. A network change is in force on a running
     environment when this answers (no restart); 502 if it could not be enforced
     (it is saved, and enforced again at the next start or sweep)."""
-    return _out(
-        await network.update_environment(access.sessions, access.network, principal, env, body)
-    )
+    return _out(await access.update_environment(principal, env, body))
 
 
 @router.delete("/{env}", status_code=status.HTTP_202_ACCEPTED)
 async def delete_environment(
-    env: IdOrName, session: SessionDep, principal: PrincipalDep
+    env: EnvRef, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
 ) -> Environment:
     """Delete: the container and the workspace volume are removed (state `deleting`,
     then `deleted`). Works from every state."""
@@ -99,7 +99,7 @@ async def delete_environment(
 
 @router.post("/{env}/start")
 async def start_environment(
-    env: IdOrName, session: SessionDep, principal: PrincipalDep
+    env: EnvRef, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
 ) -> Environment:
     """Start a stopped environment on its own runner; idempotent when running."""
     return _out(await lifecycle.request_start(session, principal, env))
@@ -107,10 +107,10 @@ async def start_environment(
 
 @router.post("/{env}/stop")
 async def stop_environment(
-    env: IdOrName,
+    env: EnvRef,
     session: SessionDep,
     principal: PrincipalDep,
-    services: ServicesDep,
+    lifecycle: LifecycleDep,
     body: OptionalStop = None,
 ) -> Environment:
     """Stop: `signal` (default SIGTERM), a grace period of `timeout` seconds (default
@@ -122,17 +122,16 @@ async def stop_environment(
             principal,
             env,
             body or StopRequest(),
-            default_timeout=services.default_stop_timeout,
         )
     )
 
 
 @router.post("/{env}/restart")
 async def restart_environment(
-    env: IdOrName,
+    env: EnvRef,
     session: SessionDep,
     principal: PrincipalDep,
-    services: ServicesDep,
+    lifecycle: LifecycleDep,
     body: OptionalStop = None,
 ) -> Environment:
     """Stop (as `stop` does, with the same options) then start again."""
@@ -142,14 +141,13 @@ async def restart_environment(
             principal,
             env,
             body or StopRequest(),
-            default_timeout=services.default_stop_timeout,
         )
     )
 
 
 @router.post("/{env}/archive")
 async def archive_environment(
-    env: IdOrName, session: SessionDep, principal: PrincipalDep
+    env: EnvRef, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
 ) -> Environment:
     """Archive: stop if running, then move /workspace and the root filesystem to the
     archive store and free the container and volume. `start` restores it."""
@@ -157,7 +155,9 @@ async def archive_environment(
 
 
 @router.post("/{env}/keepalive")
-async def keep_alive(env: IdOrName, session: SessionDep, principal: PrincipalDep) -> Environment:
+async def keep_alive(
+    env: EnvRef, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
+) -> Environment:
     """Count as activity now: pushes back the idle auto-stop (`auto_stop_at`), not
     the hard `max_lifetime`."""
     return _out(await lifecycle.keep_alive(session, principal, env))
@@ -168,26 +168,24 @@ async def keep_alive(env: IdOrName, session: SessionDep, principal: PrincipalDep
     responses={408: {"description": "The state was not reached in time"}},
 )
 async def wait_environment(
-    env: IdOrName,
+    env: EnvRef,
     principal: PrincipalDep,
-    services: ServicesDep,
+    lifecycle: LifecycleDep,
     state: Annotated[WaitState, Query(description="State to wait for")],
     timeout: Annotated[float, Query(gt=0, le=600, description="Seconds")] = 60,
 ) -> Environment:
     """Block until the environment is in `state` (200) or `timeout` passes (408).
     Answers 409 if it went to `error` and 404 if it was deleted meanwhile."""
-    result = await lifecycle.wait_for_state(
-        services.sessions, services.bus, principal, env, EnvState(state), timeout
-    )
+    result = await lifecycle.wait_for_state(principal, env, EnvState(state), timeout)
     return _out(result)
 
 
 @router.get("/{env}/events", response_model=EventList, responses=FOLLOW_DOC)
 async def environment_events(
-    env: IdOrName,
+    env: EnvRef,
     session: SessionDep,
     principal: PrincipalDep,
-    services: ServicesDep,
+    events: EventsDep,
     after: After = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     follow: Follow = False,
@@ -197,9 +195,7 @@ async def environment_events(
     `follow=true`: its events from `after` (or `Last-Event-ID`; default: from now
     on) as they commit; the stream ends after the environment is deleted."""
     if follow:
-        stream = await event_stream.follow_events(
-            services.sessions,
-            services.bus,
+        stream = await events.follow(
             principal,
             environment=env,
             after=resume_point(after, last_event_id),

@@ -9,9 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import Response
 
-from sandbay.api.deps import PrincipalDep
+from sandbay.api.deps import EnvRef, InsideDep, PrincipalDep, close_code, connection_principal
 from sandbay.api.sse import SSEResponse, sse
-from sandbay.api.toolbox_deps import ToolboxDep, close_code, connection_principal
 from sandbay.domain.errors import InvalidRequest, SandbayError
 from sandbay.domain.exec import (
     ExecExitEvent,
@@ -29,12 +28,11 @@ from sandbay.runtime.inside import ProcessHandle
 from sandbay.services.inside import exec as exec_service
 from sandbay.services.inside import process_sessions as procs
 from sandbay.services.inside.exec import StreamEvent
-from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.service import InsideService
 from sandbay.services.inside.target import touch
 
 router = APIRouter(prefix="/v1/environments", tags=["exec"])
 
-IdOrName = Annotated[str, "environment id (env_…) or name"]
 _ACTIVITY_EVERY_S = 30.0
 
 
@@ -60,7 +58,7 @@ async def _encode(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
 
 @router.post("/{env}/exec")
 async def exec_command(
-    env: IdOrName, body: ExecRequest, principal: PrincipalDep, toolbox: ToolboxDep
+    env: EnvRef, body: ExecRequest, principal: PrincipalDep, toolbox: InsideDep
 ) -> ExecResult:
     """Run a command to completion: 200 with its exit code, stdout and stderr, also for
     a non-zero exit. On `timeout` the command and every process it started are killed
@@ -76,7 +74,7 @@ async def exec_command(
     responses=_sse_doc("Server-sent events: `stdout`/`stderr` as produced, then `exit`."),
 )
 async def exec_stream(
-    env: IdOrName, body: ExecRequest, principal: PrincipalDep, toolbox: ToolboxDep
+    env: EnvRef, body: ExecRequest, principal: PrincipalDep, toolbox: InsideDep
 ) -> Response:
     """Run a command and stream its output as server-sent events: `event: stdout` /
     `event: stderr` with `{"data": "…"}` (UTF-8) as it is produced, then one
@@ -89,7 +87,7 @@ async def exec_stream(
 
 @router.post("/{env}/processes", status_code=status.HTTP_201_CREATED)
 async def start_process(
-    env: IdOrName, body: ProcessStart, principal: PrincipalDep, toolbox: ToolboxDep
+    env: EnvRef, body: ProcessStart, principal: PrincipalDep, toolbox: InsideDep
 ) -> Process:
     """Start a background process (a session). It runs until it exits, is killed, or
     the environment stops; its output is kept (the last `process_output_limit_bytes`
@@ -98,16 +96,14 @@ async def start_process(
 
 
 @router.get("/{env}/processes")
-async def list_processes(
-    env: IdOrName, principal: PrincipalDep, toolbox: ToolboxDep
-) -> ProcessList:
+async def list_processes(env: EnvRef, principal: PrincipalDep, toolbox: InsideDep) -> ProcessList:
     """Background processes started through this server, running and recently exited."""
     return ProcessList(data=await procs.list_processes(toolbox, principal, env))
 
 
 @router.get("/{env}/processes/{process_id}")
 async def get_process(
-    env: IdOrName, process_id: str, principal: PrincipalDep, toolbox: ToolboxDep
+    env: EnvRef, process_id: str, principal: PrincipalDep, toolbox: InsideDep
 ) -> Process:
     """Status, pid and exit code of one background process."""
     return await procs.get_process(toolbox, principal, env, process_id)
@@ -119,10 +115,10 @@ async def get_process(
     responses=_sse_doc("With `follow=true`: server-sent events as for `…/exec/stream`."),
 )
 async def process_output(
-    env: IdOrName,
+    env: EnvRef,
     process_id: str,
     principal: PrincipalDep,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
     stdout_offset: Annotated[int, Query(ge=0, description="Byte offset to read from")] = 0,
     stderr_offset: Annotated[int, Query(ge=0)] = 0,
     follow: Annotated[bool, Query(description="Stream as server-sent events")] = False,
@@ -152,7 +148,7 @@ async def process_output(
 
 @router.post("/{env}/processes/{process_id}/stdin")
 async def write_stdin(
-    env: IdOrName, process_id: str, body: StdinWrite, principal: PrincipalDep, toolbox: ToolboxDep
+    env: EnvRef, process_id: str, body: StdinWrite, principal: PrincipalDep, toolbox: InsideDep
 ) -> Process:
     """Write to the process's standard input; `eof: true` closes it afterwards.
     409 if it was started without `stdin: true` or its input is closed."""
@@ -161,11 +157,11 @@ async def write_stdin(
 
 @router.post("/{env}/processes/{process_id}/signal")
 async def signal_process(
-    env: IdOrName,
+    env: EnvRef,
     process_id: str,
     body: SignalRequest,
     principal: PrincipalDep,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
 ) -> Process:
     """Send a signal to the process and every process it started."""
     return await procs.signal_process(toolbox, principal, env, process_id, body.signal)
@@ -173,7 +169,7 @@ async def signal_process(
 
 @router.delete("/{env}/processes/{process_id}")
 async def kill_process(
-    env: IdOrName, process_id: str, principal: PrincipalDep, toolbox: ToolboxDep
+    env: EnvRef, process_id: str, principal: PrincipalDep, toolbox: InsideDep
 ) -> Process:
     """Kill the process with its whole tree (SIGKILL) if it runs, and forget it."""
     return await procs.kill_process(toolbox, principal, env, process_id)
@@ -184,7 +180,7 @@ async def kill_process(
     status_code=status.HTTP_426_UPGRADE_REQUIRED,
     responses={426: {"description": "Plain HTTP: connect with a WebSocket instead"}},
 )
-async def pty_help(env: IdOrName) -> Response:
+async def pty_help(env: EnvRef) -> Response:
     """**WebSocket** (`ws://…/v1/environments/{env}/pty?cols=80&rows=24`): an
     interactive terminal. Authenticate with `X-API-KEY` or `Authorization: Bearer`.
     Query: `cols`, `rows`, optional `command` (shell string; default a login shell),
@@ -216,7 +212,7 @@ async def _control(handle: ProcessHandle, text: str) -> None:
 
 
 async def _pump_input(
-    socket: WebSocket, handle: ProcessHandle, toolbox: Toolbox, env_id: str
+    socket: WebSocket, handle: ProcessHandle, toolbox: InsideService, env_id: str
 ) -> None:
     touched = asyncio.get_running_loop().time()
     while True:
@@ -237,7 +233,7 @@ async def _pump_input(
 async def pty(
     socket: WebSocket,
     env: str,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
     cols: Annotated[int, Query(ge=1, le=1000)] = 80,
     rows: Annotated[int, Query(ge=1, le=1000)] = 24,
     command: str | None = None,
@@ -260,7 +256,12 @@ async def pty(
 
 
 async def _serve_terminal(
-    socket: WebSocket, handle: ProcessHandle, toolbox: Toolbox, env_id: str, cols: int, rows: int
+    socket: WebSocket,
+    handle: ProcessHandle,
+    toolbox: InsideService,
+    env_id: str,
+    cols: int,
+    rows: int,
 ) -> None:
     try:
         await handle.started()  # the terminal exists once the wrapper runs on it

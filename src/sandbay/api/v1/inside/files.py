@@ -10,16 +10,14 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from sandbay.api.deps import PrincipalDep
+from sandbay.api.deps import EnvRef, InsideDep, PrincipalDep
 from sandbay.api.sse import ClosingStreamingResponse
-from sandbay.api.toolbox_deps import ToolboxDep
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.files import FileInfo, FileList, MkdirRequest, MoveRequest
 from sandbay.services.inside import files
 
 router = APIRouter(prefix="/v1/environments", tags=["files"])
 
-IdOrName = Annotated[str, "environment id (env_…) or name"]
 PathQuery = Annotated[
     str, Query(description="Absolute path in the environment (relative: under /workspace)")
 ]
@@ -62,7 +60,7 @@ async def _sized_body(request: Request) -> tuple[AsyncIterator[bytes], int, Uplo
     },
 )
 async def upload_file(
-    env: IdOrName, path: PathQuery, request: Request, principal: PrincipalDep, toolbox: ToolboxDep
+    env: EnvRef, path: PathQuery, request: Request, principal: PrincipalDep, toolbox: InsideDep
 ) -> FileInfo:
     """Upload the raw request body to `path` (parents are created; an existing file is
     replaced and keeps its mode). The file appears whole or not at all."""
@@ -87,7 +85,7 @@ async def upload_file(
     },
 )
 async def download_file(
-    env: IdOrName, path: PathQuery, principal: PrincipalDep, toolbox: ToolboxDep
+    env: EnvRef, path: PathQuery, principal: PrincipalDep, toolbox: InsideDep
 ) -> Response:
     """Download a file (symlinks are followed inside the environment), streamed."""
     info, body = await files.download(toolbox, principal, env, path)
@@ -100,10 +98,10 @@ async def download_file(
 
 @router.delete("/{env}/files", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_file(
-    env: IdOrName,
+    env: EnvRef,
     path: PathQuery,
     principal: PrincipalDep,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
     recursive: Annotated[bool, Query(description="Delete a directory and its contents")] = False,
 ) -> None:
     """Delete a file, an empty directory, or (with `recursive`) a whole tree."""
@@ -112,7 +110,7 @@ async def delete_file(
 
 @router.post("/{env}/files/upload", status_code=status.HTTP_201_CREATED)
 async def upload_files(
-    env: IdOrName, request: Request, principal: PrincipalDep, toolbox: ToolboxDep
+    env: EnvRef, request: Request, principal: PrincipalDep, toolbox: InsideDep
 ) -> FileList:
     """Multipart upload (`multipart/form-data`): a `path` field naming the target
     directory (default /workspace) and one or more file parts, each written under
@@ -131,9 +129,9 @@ async def upload_files(
 
 @router.get("/{env}/files/list")
 async def list_files(
-    env: IdOrName,
+    env: EnvRef,
     principal: PrincipalDep,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
     path: PathQuery = "/workspace",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> FileList:
@@ -143,7 +141,7 @@ async def list_files(
 
 @router.get("/{env}/files/stat")
 async def stat_file(
-    env: IdOrName, path: PathQuery, principal: PrincipalDep, toolbox: ToolboxDep
+    env: EnvRef, path: PathQuery, principal: PrincipalDep, toolbox: InsideDep
 ) -> FileInfo:
     """Metadata of a path (a symlink is described, not followed)."""
     return await files.stat(toolbox, principal, env, path)
@@ -151,10 +149,10 @@ async def stat_file(
 
 @router.get("/{env}/files/search")
 async def search_files(
-    env: IdOrName,
+    env: EnvRef,
     pattern: Annotated[str, Query(description="Glob: `*.py`, or a path glob `src/*/x.py`")],
     principal: PrincipalDep,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
     path: PathQuery = "/workspace",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> FileList:
@@ -165,7 +163,7 @@ async def search_files(
 
 @router.post("/{env}/files/mkdir", status_code=status.HTTP_201_CREATED)
 async def make_directory(
-    env: IdOrName, body: MkdirRequest, principal: PrincipalDep, toolbox: ToolboxDep
+    env: EnvRef, body: MkdirRequest, principal: PrincipalDep, toolbox: InsideDep
 ) -> FileInfo:
     """Create a directory and any missing parents (idempotent)."""
     return await files.mkdir(toolbox, principal, env, body)
@@ -173,7 +171,7 @@ async def make_directory(
 
 @router.post("/{env}/files/move")
 async def move_file(
-    env: IdOrName, body: MoveRequest, principal: PrincipalDep, toolbox: ToolboxDep
+    env: EnvRef, body: MoveRequest, principal: PrincipalDep, toolbox: InsideDep
 ) -> FileInfo:
     """Move or rename. 409 if the destination exists (unless `overwrite` and it is a
     file)."""

@@ -7,16 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from sandbay.api.deps import PrincipalDep, SessionDep
+from sandbay.api.deps import EnvRef, InsideDep, PrincipalDep, SessionDep
 from sandbay.api.sse import ClosingStreamingResponse
-from sandbay.api.toolbox_deps import ToolboxDep
 from sandbay.domain.metrics import MetricsHistory
 from sandbay.services.inside import logs, metrics
 from sandbay.services.inside.logs import LogStream
 
 router = APIRouter(prefix="/v1/environments", tags=["observability"])
-
-IdOrName = Annotated[str, "environment id (env_…) or name"]
 
 
 @router.get(
@@ -30,9 +27,9 @@ IdOrName = Annotated[str, "environment id (env_…) or name"]
     },
 )
 async def environment_logs(
-    env: IdOrName,
+    env: EnvRef,
     principal: PrincipalDep,
-    toolbox: ToolboxDep,
+    toolbox: InsideDep,
     follow: Annotated[bool, Query(description="Keep streaming until the workload stops")] = False,
     since: Annotated[
         str | None, Query(description="Only output after this time (unix seconds or ISO 8601)")
@@ -61,7 +58,7 @@ async def environment_logs(
 
 @router.get("/{env}/metrics")
 async def environment_metrics(
-    env: IdOrName,
+    env: EnvRef,
     session: SessionDep,
     principal: PrincipalDep,
     since: Annotated[

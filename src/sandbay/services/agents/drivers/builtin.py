@@ -19,7 +19,7 @@ from sandbay.services.agents.providers import Credentials
 from sandbay.services.agents.runs import Emit, Outcome, close_source
 from sandbay.services.inside import exec as exec_service
 from sandbay.services.inside import files as files_service
-from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.service import InsideService
 
 MAX_STEPS = 25
 MAX_READ_BYTES = 256 * 1024
@@ -114,7 +114,7 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
 
 @dataclass
 class BuiltinDriver:
-    toolbox: Toolbox
+    toolbox: InsideService
     principal: Principal
     environment_id: str
     model: str

@@ -13,7 +13,7 @@ from sandbay.domain.keys import Principal
 from sandbay.services.agents.providers import Credentials
 from sandbay.services.agents.runs import Emit, Outcome, close_source
 from sandbay.services.inside import exec as exec_service
-from sandbay.services.inside.service import Toolbox
+from sandbay.services.inside.service import InsideService
 
 STDERR_TAIL = 8 * 1024
 #: The CLIs must not call home from a sandbox (update checks, telemetry, error reports).
@@ -65,7 +65,7 @@ def codex_command(model: str, creds: Credentials) -> tuple[list[str], dict[str, 
 class CliDriver:
     """Runs one CLI to completion and turns its output into events."""
 
-    toolbox: Toolbox
+    toolbox: InsideService
     principal: Principal  # the platform acting for the caller inside this environment
     environment_id: str
     agent: AgentKind

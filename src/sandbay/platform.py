@@ -1,0 +1,267 @@
+"""`Platform`: the one object a sandbay process is built around, and the only thing
+on `app.state`. It holds one service object per capability with its configuration
+bound when it is built, the runtime, the database and the bus, and the loop manager
+that runs this process's background jobs. Routes reach a capability through the
+getters in `api/deps.py`; nothing else is built anywhere."""
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import urlparse
+
+import asyncssh
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from sandbay.db import migrate
+from sandbay.db.engine import create_engine
+from sandbay.db.session import create_sessionmaker
+from sandbay.domain.work import LeaseLimits
+from sandbay.gateway.preview.proxy import PreviewProxy
+from sandbay.gateway.ssh.keys import load_host_key, public_line
+from sandbay.gateway.ssh.server import GatewayConfig, SshGateway
+from sandbay.kit.loops import Hint
+from sandbay.reconciler.instances import InstanceProvisioningLoop
+from sandbay.reconciler.manager import LoopManager, ReconcilerParts, add_reconciler_loops
+from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
+from sandbay.runtime.docker.runtime import DockerRuntime
+from sandbay.services.access.network import NetworkEnforcer
+from sandbay.services.access.preview import PreviewGate
+from sandbay.services.access.service import AccessService
+from sandbay.services.access.ssh import TtlLimits
+from sandbay.services.agents.gateway import InstanceProvisioner
+from sandbay.services.agents.runs import AgentRuns
+from sandbay.services.agents.secrets import SecretBox, load_key
+from sandbay.services.agents.service import Agents
+from sandbay.services.environments.activity import ActivityHolds
+from sandbay.services.environments.lifecycle import Lifecycle
+from sandbay.services.environments.records import Placement
+from sandbay.services.environments.service import EnvironmentsService
+from sandbay.services.events.bus import EventBus
+from sandbay.services.events.service import EventsService
+from sandbay.services.inside.processes import ProcessRegistry
+from sandbay.services.inside.service import ExecLimits, InsideService
+from sandbay.services.tenancy.auth import KeyCache, ensure_bootstrap
+from sandbay.services.tenancy.service import TenancyService
+from sandbay.services.work.service import WorkService
+from sandbay.settings import Settings
+
+log = logging.getLogger("sandbay")
+
+
+class Role(StrEnum):
+    """What a process runs besides the services: `serve` (the API, and the loops
+    unless `reconciler_enabled` is off), `reconciler` (the loops alone) or
+    `ssh-gateway` (the gateway alone)."""
+
+    SERVE = "serve"
+    RECONCILER = "reconciler"
+    SSH_GATEWAY = "ssh-gateway"
+
+
+def _secret(value: object) -> str | None:
+    return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
+
+
+def archive_store(settings: Settings) -> ArchiveStore:
+    """A directory by default; an S3-compatible bucket when `archive_s3_url` is set."""
+    if settings.archive_s3_url:
+        parsed = urlparse(settings.archive_s3_url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError("SANDBAY_ARCHIVE_S3_URL must look like s3://bucket/prefix")
+        return S3ArchiveStore(
+            bucket=parsed.netloc,
+            prefix=parsed.path,
+            staging_root=settings.data_dir / "archive-staging",
+            endpoint_url=settings.archive_s3_endpoint,
+            region=settings.archive_s3_region,
+        )
+    return DirectoryArchiveStore(settings.archive_dir or settings.data_dir / "archives")
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    runtime: DockerRuntime
+    holds: ActivityHolds
+    tenancy: TenancyService
+    events: EventsService
+    environments: EnvironmentsService
+    inside: InsideService
+    access: AccessService
+    work: WorkService
+    agents: Agents
+    preview: PreviewProxy
+    host_key: asyncssh.SSHKey
+    loops: LoopManager
+
+    @classmethod
+    async def open(cls, settings: Settings, role: Role = Role.SERVE) -> "Platform":
+        s = settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        db = create_engine(s.resolved_database_url(), sqlite_inline=s.sqlite_inline)
+        await migrate.upgrade(db)
+        bus = EventBus()
+        key_cache = KeyCache(s.auth_cache_seconds)
+        inline = s.sqlite_inline and db.dialect.name == "sqlite"
+        sessions = create_sessionmaker(db, info={"bus": bus, "key_cache": key_cache}, inline=inline)
+        if bootstrap := _secret(s.bootstrap_key):
+            async with sessions() as session:
+                await ensure_bootstrap(session, bootstrap)
+                await session.commit()
+        runtime = DockerRuntime.open(
+            runner_id=s.runner_id,
+            base_url=s.docker_host,
+            threads=s.engine_threads,
+            cgroups=s.metrics_from_cgroups,
+        )
+        holds = ActivityHolds()
+        environments = EnvironmentsService(
+            lifecycle=Lifecycle(sessions, bus, stop_timeout=s.default_stop_timeout),
+            provider=runtime.provider,
+            placement=Placement(
+                runner_id=s.runner_id,
+                default_image=s.default_image,
+                warm_pools=any(p.size > 0 for p in s.warm_pools),
+            ),
+            warm_pools=tuple(s.warm_pools),
+        )
+        inside = InsideService(
+            sessions=sessions,
+            bus=bus,
+            runner=runtime.runner,
+            files=runtime.files,
+            logs=runtime.logs,
+            processes=ProcessRegistry(
+                runtime.runner,
+                output_limit=s.process_output_limit_bytes,
+                keep_exited=s.processes_kept_exited,
+                holds=holds,
+            ),
+            limits=ExecLimits(
+                default_timeout=s.exec_default_timeout,
+                output_limit_bytes=s.exec_output_limit_bytes,
+            ),
+            holds=holds,
+        )
+        host_key = load_host_key(s.ssh_host_key or s.data_dir / "ssh_host_ed25519_key")
+        gate = PreviewGate(sessions)
+        access = AccessService(
+            sessions=sessions,
+            network=NetworkEnforcer(sessions, runtime.network, s.runner_id),
+            gate=gate,
+            ssh_host_key=public_line(host_key),
+            ssh_fingerprint=host_key.get_fingerprint("sha256"),
+            ssh_public_host=s.ssh_public_host,
+            ssh_public_port=s.ssh_public_port or s.ssh_port,
+            ssh_ttl=TtlLimits(s.ssh_credential_ttl, s.ssh_credential_max_ttl),
+            preview_ttl=TtlLimits(s.preview_token_ttl, s.preview_token_max_ttl),
+            preview_domain=s.preview_domain,
+            preview_port=s.preview_port,
+        )
+        box = SecretBox(load_key(_secret(s.secrets_key), s.data_dir))
+        agents = Agents(
+            sessions=sessions,
+            toolbox=inside,
+            environments=environments,
+            box=box,
+            runs=AgentRuns(sessions, holds, keep_events=s.agent_runs_kept_events),
+            # The built-in agent's model calls: long answers stream slowly.
+            http=httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0)),
+            provisioner=InstanceProvisioner(sessions, inside, box),
+            provision_soon=Hint(),
+            default_timeout=s.agent_timeout,
+            agent_image=s.agent_image,
+            public_url=s.public_url,
+        )
+        work = WorkService(
+            sessions,
+            limits=LeaseLimits(
+                min_ttl=s.work_min_ttl_seconds,
+                max_ttl=max(s.work_min_ttl_seconds, s.work_max_ttl_seconds),
+                default_ttl=s.work_default_ttl_seconds,
+            ),
+        )
+        platform = cls(
+            settings=s,
+            db=db,
+            sessions=sessions,
+            bus=bus,
+            runtime=runtime,
+            holds=holds,
+            tenancy=TenancyService(sessions, key_cache, admin_key=_secret(s.admin_key)),
+            events=EventsService(sessions, bus),
+            environments=environments,
+            inside=inside,
+            access=access,
+            work=work,
+            agents=agents,
+            preview=PreviewProxy(
+                gate=gate, ports=runtime.ports, holds=holds, domain=s.preview_domain
+            ),
+            host_key=host_key,
+            loops=LoopManager(bus),
+        )
+        platform._register(role)
+        return platform
+
+    def _register(self, role: Role) -> None:
+        """This process's bus listeners and background jobs, in one place."""
+        s, loops = self.settings, self.loops
+        for listener in (
+            self.inside.processes.on_event,
+            self.access.gate.on_event,
+            self.access.network.on_event,
+            self.work.wakeups.on_event,
+        ):
+            loops.listen(listener)
+        if role is Role.RECONCILER or (role is Role.SERVE and s.reconciler_enabled):
+            parts = ReconcilerParts(
+                sessions=self.sessions,
+                runtime=self.runtime,
+                store=archive_store(s),
+                holds=self.holds,
+                environments=self.environments,
+                network=self.access.network,
+            )
+            add_reconciler_loops(loops, s, parts)
+        if role is Role.SERVE:
+            loops.add(
+                InstanceProvisioningLoop(
+                    self.agents.provisioner, self.agents.provision_soon, interval=1.0
+                )
+            )
+        if role is Role.SSH_GATEWAY or (role is Role.SERVE and s.ssh_enabled):
+            gateway = self.ssh_gateway()
+            loops.add(gateway, on_event=gateway.on_event)
+
+    def ssh_gateway(self) -> SshGateway:
+        s = self.settings
+        return SshGateway(
+            sessions=self.sessions,
+            holds=self.holds,
+            runner=self.runtime.runner,
+            ports=self.runtime.ports,
+            files=self.runtime.file_agent,
+            config=GatewayConfig(
+                bind=s.ssh_bind or s.host,
+                port=s.ssh_port,
+                host_key=self.host_key,
+                sweep_interval=s.ssh_sweep_interval,
+            ),
+        )
+
+    async def start(self) -> None:
+        await self.loops.start()
+
+    async def close(self) -> None:
+        await self.loops.stop()
+        await self.access.network.close()
+        await self.preview.close()
+        await self.agents.close()
+        await self.inside.processes.close()
+        await self.runtime.close()
+        await self.db.dispose()

@@ -1,0 +1,59 @@
+"""The access capability as one object: SSH credential and preview token limits,
+how the gateway and previews are addressed, and the network policy enforcer."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sandbay.db.models import EnvironmentModel
+from sandbay.domain.environments import EnvironmentUpdate
+from sandbay.domain.keys import Principal
+from sandbay.services.access import network
+from sandbay.services.access.network import NetworkEnforcer
+from sandbay.services.access.preview import PreviewGate, PreviewUrls
+from sandbay.services.access.ssh import SshEndpoint, TtlLimits
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """How the caller reached the API: addresses handed out default to it."""
+
+    scheme: str
+    host: str | None
+    port: int | None
+    netloc: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessService:
+    sessions: async_sessionmaker[AsyncSession]
+    network: NetworkEnforcer
+    gate: PreviewGate
+    ssh_host_key: str
+    ssh_fingerprint: str
+    ssh_public_host: str | None
+    ssh_public_port: int
+    ssh_ttl: TtlLimits
+    preview_ttl: TtlLimits
+    preview_domain: str
+    preview_port: int | None
+
+    def ssh_endpoint(self, origin: Origin) -> SshEndpoint:
+        """The gateway as the caller reaches it: the configured public host, else the
+        host the caller used for the API."""
+        host = self.ssh_public_host or origin.host or "127.0.0.1"
+        return SshEndpoint(host, self.ssh_public_port, self.ssh_host_key, self.ssh_fingerprint)
+
+    def preview_urls(self, origin: Origin) -> PreviewUrls:
+        return PreviewUrls(
+            scheme=origin.scheme,
+            domain=self.preview_domain or (origin.host or "localhost"),
+            port=self.preview_port or origin.port,
+            api_base=f"{origin.scheme}://{origin.netloc}",
+        )
+
+    async def update_environment(
+        self, principal: Principal, env: str, body: EnvironmentUpdate
+    ) -> EnvironmentModel:
+        """An update whose answer means a new network policy is already in force."""
+        return await network.update_environment(self.sessions, self.network, principal, env, body)
