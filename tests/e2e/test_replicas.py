@@ -2,6 +2,7 @@
 replica at a time, as the event log shows (action intervals never overlap)."""
 
 import itertools
+import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -77,4 +78,43 @@ def test_two_replicas_never_act_on_one_environment_at_once(
         first.stop()
         second.stop()
         remove_engine_objects(first.instance)
+        drop_database(url)
+
+
+def test_api_only_replica_hands_out_a_member_another_process_warmed(
+    tmp_path: Any, docker_client: docker.DockerClient
+) -> None:
+    """The README's scaling layout: API replicas with the reconciler off, one process
+    running the loops. A create on an API replica is served from the pool the other
+    process keeps warm."""
+    url = create_database()
+    pool = json.dumps([{"org": "default", "size": 1, "memory_mb": 128}])
+    loops = new_server(tmp_path, database_url=url, extra_env={"SANDBAY_WARM_POOLS": pool})
+    api_only = LiveServer(
+        data_dir=tmp_path / "api-only",
+        instance=loops.instance,
+        key=loops.key,
+        database_url=url,
+        extra_env={"SANDBAY_WARM_POOLS": pool, "SANDBAY_RECONCILER_ENABLED": "false"},
+    )
+    try:
+        loops.start()
+        api_only.start()
+        with loops.client() as warm, api_only.client() as api:
+            deadline = time.monotonic() + 60
+            while not (warm.get("/v1/pools").json() or [{}])[0].get("ready"):
+                assert time.monotonic() < deadline, warm.get("/v1/pools").text
+                time.sleep(0.2)
+            answer = api.post("/v1/environments", json={"name": "from-pool", "memory_mb": 128})
+            assert answer.status_code == 201, answer.text
+            env = answer.json()
+            assert env["state"] == "running"  # claimed, not built
+            created = api.get(f"/v1/environments/{env['id']}/events").json()["data"]
+            assert created[-1]["type"] == "environment.created" and created[-1]["data"]["pool"]
+            ran = api.post(f"/v1/environments/{env['id']}/exec", json={"command": "echo ok"})
+            assert ran.json()["stdout"] == "ok\n"
+    finally:
+        api_only.stop()
+        loops.stop()
+        remove_engine_objects(loops.instance)
         drop_database(url)
