@@ -1,2 +1,30 @@
-"""Use cases: lifecycle, keys, organizations, events. Services flush, never commit;
-the caller's session (one per request) commits."""
+"""Use cases, one package per capability: `events` (recording, the bus, pages and
+streams), `environments` (records, lifecycle requests, the one door `transition`,
+activity, warm pools), `inside` (exec, processes, files, logs, metrics), `access`
+(SSH credentials, previews, network policy), `work` (work items and the worker
+protocol), `agents` (model providers, runs, OpenClaw instances) and `tenancy`
+(organizations, keys, authentication, quotas). Each package's `service.py` is the
+object `Platform` builds with its configuration bound; routes reach it through
+`api/deps.py`. Capabilities meet only through `environments`, `events` and
+`tenancy` (an import-linter contract).
+
+Transactions come in two styles, and the signature says which:
+- A use case that takes `session: AsyncSession` only flushes; the caller commits
+  (the request's session dependency, before the answer is sent; a loop's sweep).
+- A use case that must not hold a connection across engine I/O or a long wait is a
+  method or function that takes the capability's `sessions` (an
+  `async_sessionmaker`) and opens short transactions of its own, committing each:
+  exec, files and PTYs (`inside/target.open_target`), waits and event streams
+  (`Lifecycle.wait_for_state`, `events/stream`), the work long poll
+  (`work/protocol.poll`), SSH logins and preview authorisation (`access/ssh`,
+  `access/preview`), agent runs and OpenClaw provisioning (`agents/runs`,
+  `agents/gateway`, `agents/instances`), and authentication on a cache miss
+  (`tenancy/service`).
+
+Engine calls inside a request are deliberate exceptions, each because the answer
+must say what the engine did: a network-policy update answers once the policy is in
+force (`access/network.update_environment`); a create checks the runner can hold
+the size and image it asks for (`environments/records._check_fits`, a 400 at once
+rather than an `error` later); Chowder's start and stop answer once the instance is
+running or stopped, as its brief documents (`agents/instances`). Everything else
+records intent and leaves engine work to the reconciler."""
