@@ -138,12 +138,14 @@ def concurrent_creates(api: Api, raw: RawDocker, count: int) -> Pair:
 
 
 def http_load(api: Api, seconds: int, list_size: int) -> dict[str, dict[str, float]]:
-    """GET one environment (4 connections: one worker kept busy without piling up a
+    """`/healthz`, then GET one environment (4 connections: one worker kept busy without piling up a
     queue) and list `list_size` in one page, and the default page of 100 from as
     many (one client listing, so p99 is the request's own time), with wrk."""
     env = api.create(kind="self_hosted")
     api.wait(env["id"], "running")
     url, key = api.server.url, api.server.key
+    # The floor in the same run: a route with no dependencies, no session, no query.
+    health = wrk(f"{url}/healthz", key, seconds=seconds, connections=4)
     one = wrk(f"{url}/v1/environments/{env['id']}", key, seconds=seconds, connections=4)
     made = [api.create(kind="self_hosted")["id"] for _ in range(list_size - 1)]
     for env_id in made:  # the reconciler idle again: only the listing is measured
@@ -152,7 +154,7 @@ def http_load(api: Api, seconds: int, list_size: int) -> dict[str, dict[str, flo
     page = wrk(f"{url}/v1/environments", key, seconds=seconds, connections=1)
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(api.delete, [env["id"], *made]))
-    return {"get": one, "list": listing, "page": page}
+    return {"healthz": health, "get": one, "list": listing, "page": page}
 
 
 def idle_footprint(api: Api, counts: list[int], settle: float) -> dict[str, Any]:
