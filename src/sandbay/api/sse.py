@@ -5,12 +5,14 @@ source, so a stream's clean-up (killing a command) runs when the client leaves."
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pydantic import BaseModel
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
+
+from sandbay.services.agents.runs import LiveRun
 
 KEEPALIVE_S = 15.0
 _PING = b": keep-alive\n\n"
@@ -108,3 +110,18 @@ class ClosingStreamingResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             await close_source(self._source)
+
+
+async def agent_run_answer(
+    live: LiveRun, *, stream: bool, events: Callable[[LiveRun], AsyncIterator[bytes]]
+) -> Response:
+    """An agent run's answer, the same on every surface: its events as they come
+    (`events` encodes them in the surface's format), or its view once it ends; the
+    run id in `X-Agent-Run-Id` either way."""
+    headers = {"X-Agent-Run-Id": live.spec.run_id}
+    if stream:
+        response = SSEResponse(events(live))
+        response.headers.update(headers)
+        return response
+    await live.done.wait()
+    return Response(live.view().model_dump_json(), media_type="application/json", headers=headers)

@@ -11,7 +11,9 @@ from sandbay.api.deps import EventsDep, PrincipalDep, SessionDep
 from sandbay.api.sse import SSEResponse, sse
 from sandbay.domain.environments import Event, EventList
 from sandbay.domain.errors import InvalidRequest
+from sandbay.domain.keys import Principal
 from sandbay.services.events import audit
+from sandbay.services.events.service import EventsService
 from sandbay.services.events.stream import EventFollow
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -44,7 +46,19 @@ async def _encode(follow: EventFollow) -> AsyncIterator[bytes]:
         yield b": idle\n\n" if event is None else sse(None, event, id=str(event.id))
 
 
-def stream_response(follow: EventFollow) -> Response:
+async def follow_response(
+    events: EventsService,
+    principal: Principal,
+    *,
+    environment: str | None,
+    after: int | None,
+    last_event_id: str | None,
+) -> Response:
+    """The audit log as a live stream (`follow=true`), resumed after `after` or
+    `Last-Event-ID`; refusals (404, 403) answer before anything streams."""
+    follow = await events.follow(
+        principal, environment=environment, after=resume_point(after, last_event_id)
+    )
     return SSEResponse(_encode(follow))
 
 
@@ -62,10 +76,7 @@ async def list_events(
     `follow=true`: events from `after` (or `Last-Event-ID`; default: from now on) as
     they commit."""
     if follow:
-        stream = await events.follow(
-            principal,
-            environment=None,
-            after=resume_point(after, last_event_id),
+        return await follow_response(
+            events, principal, environment=None, after=after, last_event_id=last_event_id
         )
-        return stream_response(stream)
     return await audit.org_events(session, principal, after=after, limit=limit)

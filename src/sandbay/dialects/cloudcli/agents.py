@@ -14,7 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstrain
 
 from sandbay.api.deps import AgentsDep, PrincipalDep
 from sandbay.api.errors import ErrorRenderers
-from sandbay.api.sse import SSEResponse
+from sandbay.api.sse import agent_run_answer
 from sandbay.dialects.cloudcli.environments import render_error
 from sandbay.domain.agents import (
     MAX_AGENT_TIMEOUT_S,
@@ -102,13 +102,7 @@ async def execute(
     `data:` events by default (`stream: false` answers once the run ends). 400 for a
     bad request, 404 for an unknown environment, 424 when it cannot run the agent."""
     live = await agent_service.execute(agents, principal, body.environment_id, body.native())
-    headers = {"X-Agent-Run-Id": live.spec.run_id}
-    if body.stream:
-        response = SSEResponse(_events(live))
-        response.headers.update(headers)
-        return response
-    await live.done.wait()
-    return Response(live.view().model_dump_json(), media_type="application/json", headers=headers)
+    return await agent_run_answer(live, stream=body.stream, events=_events)
 
 
 @router.get("/models")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from sandbay.api.deps import AgentsDep, EnvRef, PrincipalDep
-from sandbay.api.sse import SSEResponse, sse
+from sandbay.api.sse import agent_run_answer, sse
 from sandbay.domain.agents import AgentExecuteRequest, AgentModels, AgentRun
 from sandbay.services.agents import service as agent_service
 from sandbay.services.agents.runs import LiveRun
@@ -47,13 +47,7 @@ async def execute(
     environment is not running, the agent's CLI is not in its image, or the
     organization has no model provider the agent can use."""
     live = await agent_service.execute(agents, principal, env, body)
-    headers = {"X-Agent-Run-Id": live.spec.run_id}
-    if body.stream:
-        response = SSEResponse(encode_events(live))
-        response.headers.update(headers)
-        return response
-    await live.done.wait()
-    return Response(live.view().model_dump_json(), media_type="application/json", headers=headers)
+    return await agent_run_answer(live, stream=body.stream, events=encode_events)
 
 
 @router.get("/v1/environments/{env}/agent/runs")

@@ -19,8 +19,7 @@ from sandbay.api.v1.events import (
     After,
     Follow,
     LastEventId,
-    resume_point,
-    stream_response,
+    follow_response,
 )
 from sandbay.domain.environments import (
     Environment,
@@ -195,10 +194,7 @@ async def environment_events(
     `follow=true`: its events from `after` (or `Last-Event-ID`; default: from now
     on) as they commit; the stream ends after the environment is deleted."""
     if follow:
-        stream = await events.follow(
-            principal,
-            environment=env,
-            after=resume_point(after, last_event_id),
+        return await follow_response(
+            events, principal, environment=env, after=after, last_event_id=last_event_id
         )
-        return stream_response(stream)
     return await audit.environment_events(session, principal, env, after=after, limit=limit)
