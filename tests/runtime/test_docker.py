@@ -1,17 +1,153 @@
-"""Contract of the Docker provider against the real engine: every step idempotent,
-keyed by environment id, engine errors translated into the domain's."""
+"""The Docker runtime against the real engine: the shared contract
+(`tests/runtime/contract*.py`) for `DockerProvider` and every ability built over its
+engine connection, then the Docker-only checks (engine labels and names, every step
+idempotent, keyed by environment id, engine errors translated into the domain's)."""
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import anyio
 import docker
 import pytest
 
 from sandbay.domain import ids
 from sandbay.domain.runtime import ContainerSpec, ContainerStatus
+from sandbay.runtime.docker.archive import DockerArchiver
+from sandbay.runtime.docker.engine import Engine
+from sandbay.runtime.docker.exec import DockerExec
+from sandbay.runtime.docker.files import DockerFiles
+from sandbay.runtime.docker.fsagent import DockerFileAgent
+from sandbay.runtime.docker.logs import DockerLogs
+from sandbay.runtime.docker.network import HostNetworkPolicy
 from sandbay.runtime.docker.provider import DockerProvider, container_name, volume_name
+from sandbay.runtime.docker.relay import DockerPortRelay
+from sandbay.runtime.docker.stats import DockerStats
+from sandbay.runtime.provider import RuntimeProvider
+from tests.runtime.contract import ArchiverContract, ContractBase, ProviderContract
+from tests.runtime.contract_access import (
+    FileAgentContract,
+    NetworkPolicyContract,
+    PortConnectorContract,
+)
+from tests.runtime.contract_inside import (
+    FileSystemContract,
+    LogReaderContract,
+    MetricsSourceContract,
+    ProcessRunnerContract,
+)
 from tests.support.server import remove_engine_objects
+
+
+class DockerFixtures(ContractBase):
+    """Supplies the contracts' fixtures: one `DockerProvider` per class and the
+    abilities over its engine connection (each built only when a contract asks)."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    async def provider(cls) -> AsyncIterator[DockerProvider]:
+        provider = DockerProvider(runner_id=cls.runner_id)
+        yield provider
+        await provider.close()
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    async def engine(cls, provider: DockerProvider) -> AsyncIterator[Engine]:
+        engine = provider.engine()
+        yield engine
+        await engine.aclose()
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def runner(cls, engine: Engine) -> DockerExec:
+        return DockerExec(engine)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def files(cls, engine: Engine, runner: DockerExec) -> DockerFiles:
+        return DockerFiles(engine, runner)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def logs(cls, engine: Engine) -> DockerLogs:
+        return DockerLogs(engine)
+
+    @pytest.fixture(scope="class", params=[True, False], ids=["cgroups", "stats-api"])
+    @classmethod
+    def metrics(cls, engine: Engine, request: pytest.FixtureRequest) -> DockerStats:
+        return DockerStats(engine, use_cgroups=request.param)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def ports(cls, runner: DockerExec) -> DockerPortRelay:
+        return DockerPortRelay(runner)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def file_agent(cls, runner: DockerExec) -> DockerFileAgent:
+        return DockerFileAgent(runner)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def network_policy(cls, engine: Engine) -> HostNetworkPolicy:
+        return HostNetworkPolicy(engine)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def archiver(cls, provider: DockerProvider) -> DockerArchiver:
+        return DockerArchiver(provider)
+
+    @classmethod
+    async def vanish(cls, provider: RuntimeProvider, environment_id: str) -> None:
+        assert isinstance(provider, DockerProvider)
+        name = container_name(environment_id)
+        await provider.call(lambda api: api.remove_container(name, force=True))
+
+    @classmethod
+    async def purge(cls, provider: RuntimeProvider, instance: str) -> None:
+        try:
+            await super().purge(provider, instance)
+        finally:  # by label, straight from the engine, whatever the provider did
+            await anyio.to_thread.run_sync(remove_engine_objects, instance)
+
+
+class TestDockerProvider(DockerFixtures, ProviderContract):
+    pass
+
+
+class TestDockerExec(DockerFixtures, ProcessRunnerContract):
+    pass
+
+
+class TestDockerFiles(DockerFixtures, FileSystemContract):
+    pass
+
+
+class TestDockerLogs(DockerFixtures, LogReaderContract):
+    pass
+
+
+class TestDockerStats(DockerFixtures, MetricsSourceContract):
+    pass
+
+
+class TestDockerPortRelay(DockerFixtures, PortConnectorContract):
+    pass
+
+
+class TestDockerFileAgent(DockerFixtures, FileAgentContract):
+    pass
+
+
+class TestHostNetworkPolicy(DockerFixtures, NetworkPolicyContract):
+    pass
+
+
+class TestDockerArchiver(DockerFixtures, ArchiverContract):
+    pass
+
+
+# ---- Docker only: what the engine itself records ---------------------------------------
 
 
 @pytest.fixture
