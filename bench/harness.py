@@ -18,7 +18,7 @@ import httpx
 from tests.support.server import LiveServer, new_server, remove_engine_objects
 
 from sandbay.runtime.docker.provider import CAPABILITIES
-from sandbay.settings import Settings
+from sandbay.settings import MetricsSettings, ReconcilerSettings, env_name
 
 IMAGE = "sandbay-base:latest"
 MIB = 1024 * 1024
@@ -62,9 +62,12 @@ def timed(fn: Callable[[], Any]) -> float:
 def sandbay_server(**extra_env: str) -> Iterator[LiveServer]:
     """A server as `make run` starts it (SQLite, local Docker, the default intervals
     rather than the test suite's fast ones), on a free port."""
+    reconciler, metrics = ReconcilerSettings(), MetricsSettings()  # their defaults
     defaults = {
-        f"SANDBAY_{name.upper()}": str(Settings.model_fields[name].default)
-        for name in ("reconcile_interval", "policy_interval", "drift_interval", "metrics_interval")
+        env_name("reconciler", "interval"): str(reconciler.interval),
+        env_name("reconciler", "policy_interval"): str(reconciler.policy_interval),
+        env_name("reconciler", "drift_interval"): str(reconciler.drift_interval),
+        env_name("metrics", "interval"): str(metrics.interval),
     }
     with tempfile.TemporaryDirectory(prefix="sandbay-bench-") as tmp:
         live = new_server(

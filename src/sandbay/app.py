@@ -59,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         return platform.preview if platform is not None else None
 
     # Preview requests (by host or /preview/…) never reach the API's routes.
-    app.add_middleware(PreviewRouter, domain=settings.preview_domain, proxy=preview)
+    app.add_middleware(PreviewRouter, domain=settings.preview.domain, proxy=preview)
     for router in ROUTERS:
         app.include_router(router)
     for dialect in DIALECTS:

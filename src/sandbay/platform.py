@@ -44,14 +44,14 @@ from sandbay.services.inside.service import ExecLimits, InsideService
 from sandbay.services.tenancy.auth import KeyCache, ensure_bootstrap
 from sandbay.services.tenancy.service import TenancyService
 from sandbay.services.work.service import WorkService
-from sandbay.settings import Settings
+from sandbay.settings import Settings, env_name
 
 log = logging.getLogger("sandbay")
 
 
 class Role(StrEnum):
     """What a process runs besides the services: `serve` (the API, and the loops
-    unless `reconciler_enabled` is off), `reconciler` (the loops alone) or
+    unless `reconciler.enabled` is off), `reconciler` (the loops alone) or
     `ssh-gateway` (the gateway alone)."""
 
     SERVE = "serve"
@@ -64,19 +64,20 @@ def _secret(value: object) -> str | None:
 
 
 def archive_store(settings: Settings) -> ArchiveStore:
-    """A directory by default; an S3-compatible bucket when `archive_s3_url` is set."""
-    if settings.archive_s3_url:
-        parsed = urlparse(settings.archive_s3_url)
+    """A directory by default; an S3-compatible bucket when `archive.s3_url` is set."""
+    archive = settings.archive
+    if archive.s3_url:
+        parsed = urlparse(archive.s3_url)
         if parsed.scheme != "s3" or not parsed.netloc:
-            raise ValueError("SANDBAY_ARCHIVE_S3_URL must look like s3://bucket/prefix")
+            raise ValueError(f"{env_name('archive', 's3_url')} must look like s3://bucket/prefix")
         return S3ArchiveStore(
             bucket=parsed.netloc,
             prefix=parsed.path,
             staging_root=settings.data_dir / "archive-staging",
-            endpoint_url=settings.archive_s3_endpoint,
-            region=settings.archive_s3_region,
+            endpoint_url=archive.s3_endpoint,
+            region=archive.s3_region,
         )
-    return DirectoryArchiveStore(settings.archive_dir or settings.data_dir / "archives")
+    return DirectoryArchiveStore(archive.dir or settings.data_dir / "archives")
 
 
 @dataclass
@@ -116,7 +117,7 @@ class Platform:
             runner_id=s.runner_id,
             base_url=s.docker_host,
             threads=s.engine_threads,
-            cgroups=s.metrics_from_cgroups,
+            cgroups=s.metrics.from_cgroups,
         )
         holds = ActivityHolds()
         environments = EnvironmentsService(
@@ -125,9 +126,9 @@ class Platform:
             placement=Placement(
                 runner_id=s.runner_id,
                 default_image=s.default_image,
-                warm_pools=any(p.size > 0 for p in s.warm_pools),
+                warm_pools=any(p.size > 0 for p in s.pools.warm),
             ),
-            warm_pools=tuple(s.warm_pools),
+            warm_pools=tuple(s.pools.warm),
         )
         inside = InsideService(
             sessions=sessions,
@@ -137,17 +138,17 @@ class Platform:
             logs=runtime.logs,
             processes=ProcessRegistry(
                 runtime.runner,
-                output_limit=s.process_output_limit_bytes,
-                keep_exited=s.processes_kept_exited,
+                output_limit=s.inside.process_output_limit_bytes,
+                keep_exited=s.inside.processes_kept_exited,
                 holds=holds,
             ),
             limits=ExecLimits(
-                default_timeout=s.exec_default_timeout,
-                output_limit_bytes=s.exec_output_limit_bytes,
+                default_timeout=s.inside.exec_default_timeout,
+                output_limit_bytes=s.inside.exec_output_limit_bytes,
             ),
             holds=holds,
         )
-        host_key = load_host_key(s.ssh_host_key or s.data_dir / "ssh_host_ed25519_key")
+        host_key = load_host_key(s.ssh.host_key or s.data_dir / "ssh_host_ed25519_key")
         gate = PreviewGate(sessions)
         access = AccessService(
             sessions=sessions,
@@ -155,12 +156,12 @@ class Platform:
             gate=gate,
             ssh_host_key=public_line(host_key),
             ssh_fingerprint=host_key.get_fingerprint("sha256"),
-            ssh_public_host=s.ssh_public_host,
-            ssh_public_port=s.ssh_public_port or s.ssh_port,
-            ssh_ttl=TtlLimits(s.ssh_credential_ttl, s.ssh_credential_max_ttl),
-            preview_ttl=TtlLimits(s.preview_token_ttl, s.preview_token_max_ttl),
-            preview_domain=s.preview_domain,
-            preview_port=s.preview_port,
+            ssh_public_host=s.ssh.public_host,
+            ssh_public_port=s.ssh.public_port or s.ssh.port,
+            ssh_ttl=TtlLimits(s.ssh.credential_ttl, s.ssh.credential_max_ttl),
+            preview_ttl=TtlLimits(s.preview.token_ttl, s.preview.token_max_ttl),
+            preview_domain=s.preview.domain,
+            preview_port=s.preview.port,
         )
         box = SecretBox(load_key(_secret(s.secrets_key), s.data_dir))
         agents = Agents(
@@ -168,21 +169,21 @@ class Platform:
             toolbox=inside,
             environments=environments,
             box=box,
-            runs=AgentRuns(sessions, holds, keep_events=s.agent_runs_kept_events),
+            runs=AgentRuns(sessions, holds, keep_events=s.agent.runs_kept_events),
             # The built-in agent's model calls: long answers stream slowly.
             http=httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0)),
             provisioner=InstanceProvisioner(sessions, inside, box),
             provision_soon=Hint(),
-            default_timeout=s.agent_timeout,
-            agent_image=s.agent_image,
-            public_url=s.public_url,
+            default_timeout=s.agent.timeout,
+            agent_image=s.agent.image,
+            public_url=s.agent.public_url,
         )
         work = WorkService(
             sessions,
             limits=LeaseLimits(
-                min_ttl=s.work_min_ttl_seconds,
-                max_ttl=max(s.work_min_ttl_seconds, s.work_max_ttl_seconds),
-                default_ttl=s.work_default_ttl_seconds,
+                min_ttl=s.work.min_ttl_seconds,
+                max_ttl=max(s.work.min_ttl_seconds, s.work.max_ttl_seconds),
+                default_ttl=s.work.default_ttl_seconds,
             ),
         )
         platform = cls(
@@ -200,7 +201,7 @@ class Platform:
             work=work,
             agents=agents,
             preview=PreviewProxy(
-                gate=gate, ports=runtime.ports, holds=holds, domain=s.preview_domain
+                gate=gate, ports=runtime.ports, holds=holds, domain=s.preview.domain
             ),
             host_key=host_key,
             loops=LoopManager(bus),
@@ -218,7 +219,7 @@ class Platform:
             self.work.wakeups.on_event,
         ):
             loops.listen(listener)
-        if role is Role.RECONCILER or (role is Role.SERVE and s.reconciler_enabled):
+        if role is Role.RECONCILER or (role is Role.SERVE and s.reconciler.enabled):
             parts = ReconcilerParts(
                 sessions=self.sessions,
                 runtime=self.runtime,
@@ -234,7 +235,7 @@ class Platform:
                     self.agents.provisioner, self.agents.provision_soon, interval=1.0
                 )
             )
-        if role is Role.SSH_GATEWAY or (role is Role.SERVE and s.ssh_enabled):
+        if role is Role.SSH_GATEWAY or (role is Role.SERVE and s.ssh.enabled):
             gateway = self.ssh_gateway()
             loops.add(gateway, on_event=gateway.on_event)
 
@@ -247,10 +248,10 @@ class Platform:
             ports=self.runtime.ports,
             files=self.runtime.file_agent,
             config=GatewayConfig(
-                bind=s.ssh_bind or s.host,
-                port=s.ssh_port,
+                bind=s.ssh.bind or s.host,
+                port=s.ssh.port,
                 host_key=self.host_key,
-                sweep_interval=s.ssh_sweep_interval,
+                sweep_interval=s.ssh.sweep_interval,
             ),
         )
 

@@ -1,100 +1,102 @@
 """Configuration (env prefix `SANDBAY_`). A Settings object is built by the entry
-point and passed down; nothing reads the environment at import time."""
+point and passed down; nothing reads the environment at import time.
+
+Installation-wide knobs sit at the top; each background job and each capability
+has its own section, read with `__` between section and field
+(`SANDBAY_RECONCILER__INTERVAL`, `SANDBAY_SSH__PORT`, or a whole section as JSON:
+`SANDBAY_SSH='{"port": 0}'`). The flat names of before the sections
+(`SANDBAY_RECONCILE_INTERVAL`, `SANDBAY_SSH_PORT`, …: `FLAT_NAMES`) still work, are
+deprecated and kept for one release; a nested name given too wins over its flat one."""
 
 import hashlib
+import json
+import logging
+import os
 import socket
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from sandbay.domain.pools import WarmPoolSpec
+
+log = logging.getLogger(__name__)
 
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "sandbay"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SANDBAY_", extra="ignore")
+class _Section(BaseModel):
+    # A misspelt nested name (SANDBAY_SSH__PROT) is an error, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
 
-    data_dir: Path = Field(default_factory=_default_data_dir)
-    database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default: SQLite file in the data dir"
-    )
-    sqlite_inline: bool = Field(
-        True, description="SQLite calls on the event loop (no aiosqlite worker threads)"
-    )
-    default_image: str = "sandbay-base:latest"
-    docker_host: str | None = Field(None, description="Docker endpoint; default: DOCKER_HOST")
-    bootstrap_key: SecretStr | None = Field(
-        None, description="Ensure org `default` exists with this organization key"
-    )
-    admin_key: SecretStr | None = Field(None, description="Operator key for creating organizations")
-    runner_id: str = Field(default_factory=socket.gethostname)
-    instance: str | None = Field(
-        None,
-        description="Label value that scopes this installation's containers; "
-        "default: derived from the database URL, so replicas on one database share it",
-    )
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    log_level: str = "info"
+class ReconcilerSettings(_Section):
+    """The desired-state reconciler and its two watchdogs (policies, drift)."""
 
-    # Reconciler
-    reconciler_enabled: bool = Field(
+    enabled: bool = Field(
         True, description="Run the reconciler loops in this process (see `sandbay reconciler`)"
     )
-    reconcile_interval: float = Field(1.0, gt=0, description="Seconds between sweeps")
-    policy_interval: float = Field(5.0, gt=0, description="Seconds between policy checks")
-    drift_interval: float = Field(10.0, gt=0, description="Seconds between engine scans")
-    orphan_grace: float = Field(60.0, ge=0, description="Age (s) before an orphan is removed")
+    interval: float = Field(
+        1.0, gt=0, description="Seconds between sweeps (the reconciler is also woken by changes)"
+    )
+    concurrency: int = Field(32, ge=1, le=1024, description="Environments worked on at once")
+    lease_seconds: float = Field(
+        15.0, gt=1, description="Lease on an environment; a crashed holder's work resumes after it"
+    )
+    policy_interval: float = Field(
+        5.0, gt=0, description="Seconds between policy checks (auto-stop, TTLs, hang detector)"
+    )
     deadline_scale: float = Field(
         1.0, gt=0, description="Multiplies the transient-state deadlines of the hang detector"
     )
-    archive_dir: Path | None = Field(None, description="Archive store; default DATA_DIR/archives")
-    archive_s3_url: str | None = Field(
-        None, description="s3://bucket/prefix: archive to an S3-compatible bucket instead"
+    drift_interval: float = Field(10.0, gt=0, description="Seconds between engine scans")
+    orphan_grace: float = Field(
+        60.0, ge=0, description="Age (s) before an orphan container or volume is removed"
     )
-    archive_s3_endpoint: str | None = Field(None, description="S3 endpoint (MinIO, Ceph, …)")
-    archive_s3_region: str | None = None
-    reconcile_concurrency: int = Field(32, ge=1, le=1024)
-    lease_seconds: float = Field(15.0, gt=1)
-    engine_threads: int = Field(64, ge=4, le=1024)
-    default_stop_timeout: float = Field(10.0, ge=0)
 
-    warm_pools: list[WarmPoolSpec] = Field(
+
+class PoolSettings(_Section):
+    warm: list[WarmPoolSpec] = Field(
         default_factory=list,
         description='Warm pools, e.g. [{"org": "default", "size": 5, "memory_mb": 1024}]',
     )
-    pool_interval: float = Field(1.0, gt=0, description="Seconds between pool refills")
+    interval: float = Field(1.0, gt=0, description="Seconds between pool refills")
 
-    # Work items (self-hosted environments)
-    work_lease_interval: float = Field(
+
+class ArchiveSettings(_Section):
+    dir: Path | None = Field(None, description="Archive store; default DATA_DIR/archives")
+    s3_url: str | None = Field(
+        None, description="s3://bucket/prefix: archive to an S3-compatible bucket instead"
+    )
+    s3_endpoint: str | None = Field(None, description="S3 endpoint (MinIO, Ceph, …)")
+    s3_region: str | None = Field(None, description="S3 region; default the client's")
+
+
+class WorkSettings(_Section):
+    """Work items on self-hosted environments: heartbeat leases."""
+
+    lease_interval: float = Field(
         1.0, gt=0, description="Seconds between sweeps for expired work-item leases"
     )
-    work_min_ttl_seconds: int = Field(10, ge=1, description="Shortest heartbeat lease")
-    work_max_ttl_seconds: int = Field(600, ge=1, description="Longest heartbeat lease")
-    work_default_ttl_seconds: int = Field(
+    min_ttl_seconds: int = Field(10, ge=1, description="Shortest heartbeat lease")
+    max_ttl_seconds: int = Field(600, ge=1, description="Longest heartbeat lease")
+    default_ttl_seconds: int = Field(
         60, ge=1, description="Lease given by ack, and by a heartbeat that asks for none"
     )
 
-    auth_cache_seconds: float = Field(
-        5.0, ge=0, description="How long a verified key is trusted without a database read"
-    )
 
-    # Dialects
-    camposcloud_runtime_images: dict[str, str] = Field(
-        default_factory=dict,
-        description='CamposCloud runtimeEnvironment → image, e.g. {"nodejs": "node:22"}; '
-        "a runtime not listed runs on default_image",
-    )
+class InsideSettings(_Section):
+    """Inside environments: exec and background processes."""
 
-    # Limits of the API itself
-    max_json_body_bytes: int = 256 * 1024
-
-    # Inside environments: exec, process sessions, metrics
     exec_default_timeout: float = Field(
         600.0, gt=0, description="Seconds an exec may run when the request names no timeout"
     )
@@ -109,66 +111,190 @@ class Settings(BaseSettings):
     processes_kept_exited: int = Field(
         16, ge=0, description="Exited background processes kept per environment"
     )
-    metrics_interval: float = Field(
+
+
+class MetricsSettings(_Section):
+    interval: float = Field(
         10.0, ge=0, description="Seconds between resource samples; 0 turns the collector off"
     )
-    metrics_retention_hours: float = Field(24.0, gt=0)
-    metrics_from_cgroups: bool = Field(
+    retention_hours: float = Field(24.0, gt=0, description="Hours of samples kept")
+    from_cgroups: bool = Field(
         True, description="Read cgroup files when the engine is local (else its stats API)"
     )
 
-    # Access from outside: SSH gateway, preview proxy, TLS, network policy
-    ssh_enabled: bool = Field(True, description="Run the SSH gateway with the server")
-    ssh_port: int = Field(2222, ge=0, le=65535, description="SSH gateway port (0: any free)")
-    ssh_bind: str | None = Field(None, description="SSH gateway bind address; default `host`")
-    ssh_public_host: str | None = Field(
+
+class SshSettings(_Section):
+    enabled: bool = Field(True, description="Run the SSH gateway with the server")
+    port: int = Field(2222, ge=0, le=65535, description="SSH gateway port (0: any free)")
+    bind: str | None = Field(None, description="SSH gateway bind address; default `host`")
+    public_host: str | None = Field(
         None, description="Host name in SSH credentials; default the API request's host"
     )
-    ssh_public_port: int | None = Field(
-        None, description="Port in SSH credentials (behind NAT or a load balancer)"
+    public_port: int | None = Field(
+        None, description="Port in SSH credentials (behind NAT or a load balancer); default `port`"
     )
-    ssh_host_key: Path | None = Field(
+    host_key: Path | None = Field(
         None, description="Gateway host key; default DATA_DIR/ssh_host_ed25519_key (made once)"
     )
-    ssh_credential_ttl: float = Field(3600.0, gt=0, description="Seconds a credential is valid")
-    ssh_credential_max_ttl: float = Field(7 * 24 * 3600.0, gt=0)
-    ssh_sweep_interval: float = Field(
+    credential_ttl: float = Field(
+        3600.0, gt=0, description="Seconds a credential is valid when the request names none"
+    )
+    credential_max_ttl: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Longest validity (s) a credential may ask for"
+    )
+    sweep_interval: float = Field(
         5.0, gt=0, description="Seconds between checks that close stopped or revoked sessions"
     )
-    preview_domain: str = Field(
+
+
+class PreviewSettings(_Section):
+    domain: str = Field(
         "localhost",
-        description="Preview host names are {port}-{id}.{preview_domain} (*.localhost "
-        "resolves to loopback in browsers); empty turns host-based routing off",
+        description="Preview host names are {port}-{id}.{domain} (*.localhost resolves to "
+        "loopback in browsers); empty turns host-based routing off",
     )
-    preview_port: int | None = Field(
+    port: int | None = Field(
         None, description="Port in preview URLs; default the API request's port"
     )
-    preview_token_ttl: float = Field(24 * 3600.0, gt=0, description="Seconds a token is valid")
-    preview_token_max_ttl: float = Field(30 * 24 * 3600.0, gt=0)
-    tls_cert: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM)")
-    tls_key: Path | None = Field(None, description="… and this private key (PEM)")
-    network_policy_interval: float = Field(
+    token_ttl: float = Field(
+        24 * 3600.0, gt=0, description="Seconds a token is valid when the request names none"
+    )
+    token_max_ttl: float = Field(
+        30 * 24 * 3600.0, gt=0, description="Longest validity (s) a token may ask for"
+    )
+
+
+class NetworkSettings(_Section):
+    policy_interval: float = Field(
         30.0, gt=0, description="Seconds between re-enforcements of network policies"
     )
 
-    # AI agents inside environments (issue 8)
-    agent_image: str = Field(
+
+class AgentSettings(_Section):
+    """AI agents inside environments: runs and OpenClaw instances."""
+
+    image: str = Field(
         "sandbay-agent:latest", description="Image with Node and the agent CLIs (make agents-image)"
     )
-    agent_timeout: float = Field(
+    timeout: float = Field(
         1800.0, gt=0, description="Seconds an agent run may last when the request names none"
     )
-    agent_runs_kept_events: int = Field(
+    runs_kept_events: int = Field(
         5000, ge=10, description="Events of one agent run kept in its transcript"
+    )
+    public_url: str | None = Field(
+        None,
+        description="Base of an OpenClaw instance's `gateway_url` "
+        "({public_url}/preview/{id}/18789/); default the API request's base URL",
+    )
+
+
+class DialectSettings(_Section):
+    camposcloud_runtime_images: dict[str, str] = Field(
+        default_factory=dict,
+        description='CamposCloud runtimeEnvironment → image, e.g. {"nodejs": "node:22"}; '
+        "a runtime not listed runs on default_image",
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SANDBAY_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Data directory (SQLite file, host key, archives, secrets key)",
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file in the data dir"
+    )
+    sqlite_inline: bool = Field(
+        True, description="SQLite calls on the event loop (no aiosqlite worker threads)"
+    )
+    docker_host: str | None = Field(None, description="Docker endpoint; default: DOCKER_HOST")
+    engine_threads: int = Field(
+        64, ge=4, le=1024, description="Threads for blocking Docker SDK calls"
+    )
+    default_image: str = Field(
+        "sandbay-base:latest", description="Image of an environment whose create names none"
+    )
+    default_stop_timeout: float = Field(
+        10.0, ge=0, description="Grace period (s) of a stop that names none"
+    )
+    bootstrap_key: SecretStr | None = Field(
+        None, description="Ensure org `default` exists with this organization key"
+    )
+    admin_key: SecretStr | None = Field(None, description="Operator key for creating organizations")
+    auth_cache_seconds: float = Field(
+        5.0, ge=0, description="How long a verified key is trusted without a database read"
     )
     secrets_key: SecretStr | None = Field(
         None,
         description="Fernet key encrypting model-provider credentials at rest; default: "
         "generated once in DATA_DIR/secrets.key (replicas must share one: set it)",
     )
-    public_url: str | None = Field(
-        None, description="Public base URL of this server (gateway and preview URLs)"
+    runner_id: str = Field(
+        default_factory=socket.gethostname, description="Id of this runner (host); default hostname"
     )
+    instance: str | None = Field(
+        None,
+        description="Label value that scopes this installation's containers; "
+        "default: derived from the database URL, so replicas on one database share it",
+    )
+
+    host: str = Field("127.0.0.1", description="Bind address of the API (and of the gateway)")
+    port: int = Field(8080, description="Port of the API")
+    log_level: str = Field("info", description="Logging level")
+    tls_cert: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM)")
+    tls_key: Path | None = Field(None, description="… and this private key (PEM)")
+    max_json_body_bytes: int = Field(
+        256 * 1024, description="Largest JSON request body the API reads"
+    )
+
+    reconciler: ReconcilerSettings = Field(
+        default_factory=ReconcilerSettings, description=ReconcilerSettings.__doc__
+    )
+    pools: PoolSettings = Field(default_factory=PoolSettings, description="Warm pools")
+    archive: ArchiveSettings = Field(
+        default_factory=ArchiveSettings, description="Where archived workspaces go"
+    )
+    work: WorkSettings = Field(default_factory=WorkSettings, description=WorkSettings.__doc__)
+    inside: InsideSettings = Field(
+        default_factory=InsideSettings, description=InsideSettings.__doc__
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description="The resource-metrics collector"
+    )
+    ssh: SshSettings = Field(default_factory=SshSettings, description="The SSH gateway")
+    preview: PreviewSettings = Field(
+        default_factory=PreviewSettings, description="Preview URLs and their tokens"
+    )
+    network: NetworkSettings = Field(
+        default_factory=NetworkSettings, description="Network policies of environments"
+    )
+    agent: AgentSettings = Field(default_factory=AgentSettings, description=AgentSettings.__doc__)
+    dialects: DialectSettings = Field(
+        default_factory=DialectSettings, description="Seed dialects of other platforms' APIs"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First source wins: arguments, nested names, then the deprecated flat names.
+        flat = FlatNamesSource(settings_cls)
+        return init_settings, env_settings, flat, dotenv_settings, file_secret_settings
+
+    @property
+    def camposcloud_runtime_images(self) -> dict[str, str]:
+        """Deprecated: read `dialects.camposcloud_runtime_images` (goes with the flat names)."""
+        return self.dialects.camposcloud_runtime_images
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -180,3 +306,120 @@ class Settings(BaseSettings):
             return self.instance
         digest = hashlib.sha256(self.resolved_database_url().encode()).hexdigest()
         return f"i{digest[:12]}"
+
+
+#: Deprecated flat name (after the prefix) → (section, field). Kept for one release.
+FLAT_NAMES: dict[str, tuple[str, str]] = {
+    "reconciler_enabled": ("reconciler", "enabled"),
+    "reconcile_interval": ("reconciler", "interval"),
+    "reconcile_concurrency": ("reconciler", "concurrency"),
+    "lease_seconds": ("reconciler", "lease_seconds"),
+    "policy_interval": ("reconciler", "policy_interval"),
+    "deadline_scale": ("reconciler", "deadline_scale"),
+    "drift_interval": ("reconciler", "drift_interval"),
+    "orphan_grace": ("reconciler", "orphan_grace"),
+    "warm_pools": ("pools", "warm"),
+    "pool_interval": ("pools", "interval"),
+    "archive_dir": ("archive", "dir"),
+    "archive_s3_url": ("archive", "s3_url"),
+    "archive_s3_endpoint": ("archive", "s3_endpoint"),
+    "archive_s3_region": ("archive", "s3_region"),
+    "work_lease_interval": ("work", "lease_interval"),
+    "work_min_ttl_seconds": ("work", "min_ttl_seconds"),
+    "work_max_ttl_seconds": ("work", "max_ttl_seconds"),
+    "work_default_ttl_seconds": ("work", "default_ttl_seconds"),
+    "exec_default_timeout": ("inside", "exec_default_timeout"),
+    "exec_output_limit_bytes": ("inside", "exec_output_limit_bytes"),
+    "process_output_limit_bytes": ("inside", "process_output_limit_bytes"),
+    "processes_kept_exited": ("inside", "processes_kept_exited"),
+    "metrics_interval": ("metrics", "interval"),
+    "metrics_retention_hours": ("metrics", "retention_hours"),
+    "metrics_from_cgroups": ("metrics", "from_cgroups"),
+    "ssh_enabled": ("ssh", "enabled"),
+    "ssh_port": ("ssh", "port"),
+    "ssh_bind": ("ssh", "bind"),
+    "ssh_public_host": ("ssh", "public_host"),
+    "ssh_public_port": ("ssh", "public_port"),
+    "ssh_host_key": ("ssh", "host_key"),
+    "ssh_credential_ttl": ("ssh", "credential_ttl"),
+    "ssh_credential_max_ttl": ("ssh", "credential_max_ttl"),
+    "ssh_sweep_interval": ("ssh", "sweep_interval"),
+    "preview_domain": ("preview", "domain"),
+    "preview_port": ("preview", "port"),
+    "preview_token_ttl": ("preview", "token_ttl"),
+    "preview_token_max_ttl": ("preview", "token_max_ttl"),
+    "network_policy_interval": ("network", "policy_interval"),
+    "agent_image": ("agent", "image"),
+    "agent_timeout": ("agent", "timeout"),
+    "agent_runs_kept_events": ("agent", "runs_kept_events"),
+    "public_url": ("agent", "public_url"),
+    "camposcloud_runtime_images": ("dialects", "camposcloud_runtime_images"),
+}
+
+
+def env_name(*path: str | int) -> str:
+    """The variable that sets a field: `env_name("ssh", "port")` → SANDBAY_SSH__PORT."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    return prefix + "__".join(str(part) for part in path).upper()
+
+
+def explain(exc: ValidationError) -> list[str]:
+    """One line per error of a Settings build, naming the variable(s) that set the field."""
+    flat_of = {target: flat for flat, target in FLAT_NAMES.items()}
+    lines = []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        depth = 2 if loc and _section(loc[0]) is not None else 1
+        head, rest = loc[:depth], loc[depth:]
+        name = env_name(*head)
+        if len(head) == 2 and (flat := flat_of.get((head[0], head[1]))):
+            name += f" (or {env_name(flat)})"
+        where = "".join(f"[{part}]" for part in rest)
+        lines.append(f"{name}{where}: {error['msg']} (got {error['input']!r})")
+    return lines
+
+
+def _section(name: str) -> type[BaseModel] | None:
+    """The model of section `name`; None for a top-level field."""
+    field = Settings.model_fields.get(name)
+    model = field.annotation if field is not None else None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+class FlatNamesSource(PydanticBaseSettingsSource):
+    """The deprecated flat names, read into their sections (below the nested names)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the sections whole
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = self.config.get("env_prefix", "").lower()
+        environ = {key.lower(): value for key, value in os.environ.items()}
+        found: dict[str, dict[str, Any]] = {}
+        used: list[str] = []
+        for flat, (section, name) in FLAT_NAMES.items():
+            raw = environ.get(prefix + flat)
+            if raw is None:
+                continue
+            model = _section(section)
+            assert model is not None, section
+            field = model.model_fields[name]
+            found.setdefault(section, {})[name] = self._decode(flat, field, raw)
+            higher = self.current_state.get(section)  # arguments and nested names
+            ignored = (
+                " (ignored: its new name is set too)"
+                if isinstance(higher, dict) and name in higher
+                else ""
+            )
+            used.append(f"{env_name(flat)} → {env_name(section, name)}{ignored}")
+        if used:
+            log.warning("deprecated setting names (kept for one release): %s", ", ".join(used))
+        return found
+
+    def _decode(self, flat: str, field: FieldInfo, raw: str) -> Any:
+        if not self.field_is_complex(field):
+            return raw
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{env_name(flat)} is not valid JSON: {exc}") from exc

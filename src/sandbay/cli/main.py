@@ -5,13 +5,16 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from sandbay.sdk import ApiError, Client
+
+if TYPE_CHECKING:
+    from sandbay.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="sandbay: isolated environments you host yourself")
 env_app = typer.Typer(no_args_is_help=True, help="Manage environments")
@@ -56,6 +59,26 @@ def _wait(client: Client, env: str, state: str, timeout: float) -> dict[str, Any
         return client.wait(env, state, timeout=timeout)
 
 
+def _settings(**options: Any) -> "Settings":
+    """The server's settings: the environment, with the command's options (those
+    given) on top; logging set up from them. Invalid values end the command."""
+    from pydantic import ValidationError
+    from rich.markup import escape
+
+    from sandbay.settings import Settings, explain
+
+    try:
+        settings = Settings(**{name: value for name, value in options.items() if value is not None})
+    except ValidationError as exc:
+        for line in explain(exc):
+            err_console.print(f"[red]invalid setting[/red] {escape(line)}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    return settings
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (SANDBAY_HOST)")] = None,
@@ -65,16 +88,8 @@ def serve(
     import uvicorn
 
     from sandbay.app import create_app
-    from sandbay.settings import Settings
 
-    settings = Settings()
-    if host is not None:
-        settings.host = host
-    if port is not None:
-        settings.port = port
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    settings = _settings(host=host, port=port)
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise typer.BadParameter("SANDBAY_TLS_CERT and SANDBAY_TLS_KEY go together")
     uvicorn.run(
@@ -90,21 +105,15 @@ def serve(
 
 @app.command("ssh-gateway")
 def ssh_gateway(
-    port: Annotated[int | None, typer.Option(help="Port (SANDBAY_SSH_PORT)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (SANDBAY_SSH__PORT)")] = None,
 ) -> None:
     """Run only the SSH gateway (e.g. on another host than the API)."""
     import asyncio
 
     from sandbay.app import run_until_signalled
     from sandbay.platform import Role
-    from sandbay.settings import Settings
 
-    settings = Settings()
-    if port is not None:
-        settings.ssh_port = port
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    settings = _settings(ssh=None if port is None else {"port": port})
     asyncio.run(run_until_signalled(settings, Role.SSH_GATEWAY))
 
 
@@ -115,13 +124,8 @@ def reconciler() -> None:
 
     from sandbay.app import run_until_signalled
     from sandbay.platform import Role
-    from sandbay.settings import Settings
 
-    settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    asyncio.run(run_until_signalled(settings, Role.RECONCILER))
+    asyncio.run(run_until_signalled(_settings(), Role.RECONCILER))
 
 
 @env_app.command("create")

@@ -79,7 +79,7 @@ class ReconcilerParts:
 
 def add_reconciler_loops(manager: LoopManager, s: Settings, parts: ReconcilerParts) -> None:
     """The desired-state reconciler and the periodic loops beside it."""
-    runtime, sessions = parts.runtime, parts.sessions
+    runtime, sessions, r = parts.runtime, parts.sessions, s.reconciler
     instance = s.resolved_instance()
     reconciler = Reconciler(
         sessions=sessions,
@@ -91,9 +91,9 @@ def add_reconciler_loops(manager: LoopManager, s: Settings, parts: ReconcilerPar
         ),
         instance=instance,
         runner_id=s.runner_id,
-        interval=s.reconcile_interval,
-        concurrency=s.reconcile_concurrency,
-        lease_seconds=s.lease_seconds,
+        interval=r.interval,
+        concurrency=r.concurrency,
+        lease_seconds=r.lease_seconds,
         default_stop_timeout=parts.environments.lifecycle.stop_timeout,
     )
     manager.add(reconciler, on_event=lambda _event: reconciler.wake())
@@ -101,8 +101,8 @@ def add_reconciler_loops(manager: LoopManager, s: Settings, parts: ReconcilerPar
         PolicyLoop(
             sessions=sessions,
             holds=parts.holds,
-            interval=s.policy_interval,
-            deadline_scale=s.deadline_scale,
+            interval=r.policy_interval,
+            deadline_scale=r.deadline_scale,
             lifecycle=parts.environments.lifecycle,
         )
     )
@@ -112,25 +112,25 @@ def add_reconciler_loops(manager: LoopManager, s: Settings, parts: ReconcilerPar
             provider=runtime.provider,
             instance=instance,
             runner_id=s.runner_id,
-            interval=s.drift_interval,
-            orphan_grace=s.orphan_grace,
+            interval=r.drift_interval,
+            orphan_grace=r.orphan_grace,
         )
     )
     pool = PoolLoop(
         sessions=sessions,
         specs=list(parts.environments.warm_pools),
         placement=parts.environments.placement,
-        interval=s.pool_interval,
+        interval=s.pools.interval,
     )
     manager.add(pool, on_event=pool.on_event)
-    manager.add(WorkLeaseReaper(sessions=sessions, interval=s.work_lease_interval))
+    manager.add(WorkLeaseReaper(sessions=sessions, interval=s.work.lease_interval))
     manager.add(
         MetricsCollector(
             sessions=sessions,
             source=runtime.stats,
             instance=instance,
-            interval=s.metrics_interval,
-            retention=timedelta(hours=s.metrics_retention_hours),
+            interval=s.metrics.interval,
+            retention=timedelta(hours=s.metrics.retention_hours),
         )
     )
-    manager.add(NetworkPolicyLoop(enforcer=parts.network, interval=s.network_policy_interval))
+    manager.add(NetworkPolicyLoop(enforcer=parts.network, interval=s.network.policy_interval))
