@@ -15,7 +15,7 @@ import sandbay
 from sandbay.api.errors import ErrorRenderers, install_error_handlers
 from sandbay.api.middleware import JsonBodyLimit
 from sandbay.api.v1 import ROUTERS
-from sandbay.dialects import DIALECTS
+from sandbay.dialects import DIALECTS, install_dialects
 from sandbay.gateway.preview.proxy import PreviewProxy, PreviewRouter
 from sandbay.platform import Platform, Role
 from sandbay.settings import Settings
@@ -62,8 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(PreviewRouter, domain=settings.preview.domain, proxy=preview)
     for router in ROUTERS:
         app.include_router(router)
-    for dialect in DIALECTS:
-        dialect.install(app, renderers)
+    install_dialects(app, renderers, DIALECTS)
     return app
 
 

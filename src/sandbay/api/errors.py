@@ -6,16 +6,17 @@ from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbay.domain.errors import SandbayError
 
 log = logging.getLogger(__name__)
 
-#: Renders (status, type, message) for one surface. Dialects register their own by
-#: path prefix, so each platform keeps its documented error shape.
-Renderer = Callable[[int, str, str], JSONResponse]
+#: Renders (status, type, message) for one surface, given the request it answers
+#: (its path, method and headers go into some platforms' bodies). Dialects register
+#: their own by path prefix, so each platform keeps its documented error shape.
+Renderer = Callable[[Request, int, str, str], Response]
 
 _STATUS_TYPES = {
     400: "invalid_request_error",
@@ -31,7 +32,7 @@ _STATUS_TYPES = {
 }
 
 
-def envelope(status: int, error_type: str, message: str) -> JSONResponse:
+def envelope(request: Request, status: int, error_type: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": error_type, "message": message}}, status_code=status)
 
 
@@ -66,23 +67,23 @@ class ErrorRenderers:
 
 
 def install_error_handlers(app: FastAPI, renderers: ErrorRenderers) -> None:
-    def render(request: Request, status: int, error_type: str, message: str) -> JSONResponse:
-        return renderers.for_path(request.url.path)(status, error_type, message)
+    def render(request: Request, status: int, error_type: str, message: str) -> Response:
+        return renderers.for_path(request.url.path)(request, status, error_type, message)
 
     @app.exception_handler(SandbayError)
-    async def domain_error(request: Request, exc: SandbayError) -> JSONResponse:
+    async def domain_error(request: Request, exc: SandbayError) -> Response:
         return render(request, exc.status_code, exc.error_type, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         return render(request, 400, "invalid_request_error", _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         error_type = _STATUS_TYPES.get(exc.status_code, "api_error")
         return render(request, exc.status_code, error_type, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return render(request, 500, "api_error", "internal error")

@@ -1,6 +1,7 @@
 """Pure-ASGI guard on JSON bodies: a request announcing more than the limit is
 refused before its body is read (file uploads, which stream, are not JSON)."""
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbay.api.errors import ErrorRenderers
@@ -21,6 +22,7 @@ class JsonBodyLimit:
             if ctype == b"application/json" and size > self.max_bytes:
                 render = self.renderers.for_path(scope["path"])
                 response = render(
+                    Request(scope, receive),
                     413,
                     "invalid_request_error",
                     f"JSON body of {size} bytes exceeds the {self.max_bytes}-byte limit",

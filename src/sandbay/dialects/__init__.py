@@ -1,11 +1,19 @@
 """Seed dialects: each platform's documented paths and shapes, as thin adapters over
 the same services as the native API."""
 
-from types import ModuleType
-
 from sandbay.dialects import camposcloud, chowder, daytona, qoder
 from sandbay.dialects.cloudcli import agents as cloudcli_agents
 from sandbay.dialects.cloudcli import environments as cloudcli
+from sandbay.dialects.kit import Dialect, install_dialects
 
-#: Installed in this order (each module's `install(app, renderers)`).
-DIALECTS: tuple[ModuleType, ...] = (qoder, cloudcli, cloudcli_agents, camposcloud, daytona, chowder)
+__all__ = ["DIALECTS", "install_dialects"]
+
+#: Installed in this order by `kit.install_dialects`.
+DIALECTS: tuple[Dialect, ...] = (
+    qoder.DIALECT,
+    cloudcli.DIALECT,
+    cloudcli_agents.DIALECT,
+    camposcloud.DIALECT,
+    daytona.DIALECT,
+    chowder.DIALECT,
+)

@@ -16,8 +16,7 @@ import shlex
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.datastructures import UploadFile
@@ -30,13 +29,15 @@ from sandbay.api.deps import (
     SessionDep,
     get_platform,
 )
-from sandbay.api.errors import ErrorRenderers
 from sandbay.db.models import EnvironmentModel
 from sandbay.dialects.kit import (
+    Dialect,
+    coarse_states,
     command_text,
     display_name,
     is_native_name,
     iso_millis,
+    message_body,
     native,
     whole_up,
 )
@@ -53,20 +54,15 @@ router = APIRouter(prefix=PREFIX, tags=["camposcloud"])
 NAME_LABEL = "camposcloud/name"
 RUNTIME_LABEL = "camposcloud/runtime"
 MAX_LOG_BYTES = 1024 * 1024
-S = EnvState
-STATUS: dict[EnvState, str] = {
-    S.CREATING: "starting",
-    S.STARTING: "starting",
-    S.RESTORING: "starting",
-    S.RUNNING: "active",
-    S.STOPPING: "stopping",
-    S.STOPPED: "stopped",
-    S.ARCHIVING: "stopped",
-    S.ARCHIVED: "stopped",
-    S.DELETING: "deleting",
-    S.DELETED: "deleted",
-    S.ERROR: "error",
-}
+STATUS: dict[EnvState, str] = coarse_states(
+    starting="starting",
+    running="active",
+    stopping="stopping",
+    stopped="stopped",
+    deleting="deleting",
+    deleted="deleted",
+    error="error",
+)
 AppId = Annotated[str, Path(alias="appId", description="ID (or name) of the application")]
 #: What a runtime runs `mainFile` with when no `startupCommand` is given.
 MAIN_FILE_RUNNERS = {"python": "python3 -u", "nodejs": "node", "node": "node", "javascript": "node"}
@@ -191,15 +187,8 @@ class CreateApp(_Camel):
 # ---- errors --------------------------------------------------------------------------
 
 
-def render_error(status_code: int, error_type: str, message: str) -> JSONResponse:
-    """CamposCloud's error body: `{"message": "<text>"}` with the HTTP status."""
-    return JSONResponse({"message": message}, status_code=status_code)
-
-
-def install(app: FastAPI, renderers: ErrorRenderers) -> None:
-    """Mount the dialect and its error shape for its path prefix."""
-    renderers.register(PREFIX, render_error)
-    app.include_router(router)
+#: CamposCloud's error body: `{"message": "<text>"}` with the HTTP status.
+render_error = message_body("message")
 
 
 # ---- mapping -------------------------------------------------------------------------
@@ -378,3 +367,6 @@ async def app_logs(
         stream="both",
     )
     return CamposLogs(logs=await _read_capped(chunks))
+
+
+DIALECT = Dialect(name="camposcloud", prefixes=(PREFIX,), routers=(router,), renderer=render_error)

@@ -6,12 +6,12 @@ field, and Chowder's error shape `{"detail": "…"}` (gateway failures:
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, FastAPI, Request, status
+from fastapi import APIRouter, Body, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from sandbay.api.deps import AgentsDep, PrincipalDep
-from sandbay.api.errors import ErrorRenderers
+from sandbay.dialects.kit import Dialect
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.instances import InstanceView, timestamp
 from sandbay.services.agents import instances
@@ -224,14 +224,11 @@ async def send_session_message(
     return await _send(agents, principal, instance_id, body, f"chowder-{session_id}")
 
 
-def render_error(status_code: int, error_type: str, message: str) -> JSONResponse:
+def render_error(request: Request, status_code: int, error_type: str, message: str) -> JSONResponse:
     """Chowder's errors: `{"detail": "…"}`; gateway failures nest `{"error": "…"}`."""
     if status_code == 502:
         return JSONResponse({"detail": {"error": message}}, status_code=502)
     return JSONResponse({"detail": message}, status_code=status_code)
 
 
-def install(app: FastAPI, renderers: ErrorRenderers) -> None:
-    """Mount the dialect: routes and its error shape for its path prefix."""
-    app.include_router(router)
-    renderers.register(PREFIX, render_error)
+DIALECT = Dialect(name="chowder", prefixes=(PREFIX,), routers=(router,), renderer=render_error)

@@ -1,18 +1,89 @@
 """What every dialect needs to speak its platform over the native services: the
-platforms' timestamp format, numbers as JSON clients expect them, commands as
-text, display names, and native requests validated with the platform's own 400."""
+`Dialect` spec and its one installer, the platforms' timestamp format, numbers as
+JSON clients expect them, commands as text, display names, coarse status words,
+error bodies of one field, and native requests validated with the platform's own
+400."""
 
 import math
 import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from starlette.types import ASGIApp
 
+from sandbay.api.errors import ErrorRenderers, Renderer
 from sandbay.domain.environments import NAME_RE
 from sandbay.domain.errors import InvalidRequest
+from sandbay.domain.states import EnvState
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+WordT = TypeVar("WordT", bound=str)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """One platform's surface: its routes, the path prefixes whose errors it answers
+    in its own shape, and the ASGI middleware its answers need."""
+
+    name: str
+    prefixes: tuple[str, ...]
+    routers: tuple[APIRouter, ...]
+    renderer: Renderer
+    middleware: tuple[Callable[[ASGIApp], ASGIApp], ...] = ()
+
+
+def install_dialects(app: FastAPI, renderers: ErrorRenderers, dialects: Iterable[Dialect]) -> None:
+    """Mount each dialect in order: its error shape for its prefixes, its
+    middleware, its routes."""
+    for dialect in dialects:
+        for prefix in dialect.prefixes:
+            renderers.register(prefix, dialect.renderer)
+        for middleware in dialect.middleware:
+            app.add_middleware(middleware)
+        for router in dialect.routers:
+            app.include_router(router)
+
+
+def message_body(key: str) -> Renderer:
+    """The renderer of a platform whose error body is one field holding the message
+    (`{"error": "…"}`, `{"message": "…"}`), with the HTTP status."""
+
+    def render(request: Request, status: int, error_type: str, message: str) -> JSONResponse:
+        return JSONResponse({key: message}, status_code=status)
+
+    return render
+
+
+def coarse_states(
+    *,
+    starting: WordT,
+    running: WordT,
+    stopping: WordT,
+    stopped: WordT,
+    deleting: WordT,
+    deleted: WordT,
+    error: WordT,
+) -> dict[EnvState, WordT]:
+    """A platform's status words over sandbay's states, for the platforms without
+    archives: a creation or a restore is starting, an archived environment stopped."""
+    return {
+        EnvState.CREATING: starting,
+        EnvState.STARTING: starting,
+        EnvState.RESTORING: starting,
+        EnvState.RUNNING: running,
+        EnvState.STOPPING: stopping,
+        EnvState.STOPPED: stopped,
+        EnvState.ARCHIVING: stopped,
+        EnvState.ARCHIVED: stopped,
+        EnvState.DELETING: deleting,
+        EnvState.DELETED: deleted,
+        EnvState.ERROR: error,
+    }
 
 
 def iso_millis(value: datetime | None) -> str | None:

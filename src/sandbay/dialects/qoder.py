@@ -5,17 +5,16 @@ adapter over `services.work_items` and `services.work_protocol`; the stop state
 table of the brief (001) is the services' own."""
 
 import uuid
-from contextvars import ContextVar
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbay.api.deps import PrincipalDep, SessionDep, WorkDep
-from sandbay.api.errors import ErrorRenderers
+from sandbay.dialects.kit import Dialect
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.work import (
     WorkHeartbeat,
@@ -29,8 +28,6 @@ from sandbay.services.work import protocol as work_protocol
 
 PREFIX = "/api/v1/cloud/environments"
 router = APIRouter(prefix=PREFIX + "/{environment_id}/work", tags=["qoder"])
-
-_request_id: ContextVar[str | None] = ContextVar("qoder_request_id", default=None)
 
 WorkerId = Annotated[str | None, Header(alias="Worker-ID", max_length=255)]
 MAX_PAGE = 100
@@ -105,22 +102,26 @@ def _out(item: WorkItem) -> QoderWorkItem:
 # ---- errors --------------------------------------------------------------------------
 
 
-def render_error(status: int, error_type: str, message: str) -> JSONResponse:
-    """Qoder's envelope. Its work endpoints document their 409s (ack, heartbeat) with
-    the type `invalid_request_error`, so a conflict is rendered that way here."""
+def render_error(request: Request, status: int, error_type: str, message: str) -> JSONResponse:
+    """Qoder's envelope, with the request's id. Its work endpoints document their 409s
+    (ack, heartbeat) with the type `invalid_request_error`, so a conflict is rendered
+    that way here."""
     if status == 409:
         error_type = "invalid_request_error"
     body = {
         "type": "error",
-        "request_id": _request_id.get() or str(uuid.uuid4()),
+        "request_id": request.headers.get("x-request-id") or str(uuid.uuid4()),
         "error": {"type": error_type, "message": message},
     }
     return JSONResponse(body, status_code=status)
 
 
 class RequestIdMiddleware:
-    """Carries `x-request-id` (or a new UUID) into Qoder error envelopes and echoes
-    it on every Qoder response, as Qoder does for request correlation."""
+    """Gives every Qoder request an `x-request-id` (the caller's, up to 128
+    characters, or a new UUID), which its error envelope reads, and echoes it on the
+    response, as Qoder does for request correlation. A middleware rather than a
+    dependency: answers no route produced (404s, 413s, validation errors) carry it
+    too."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -129,9 +130,14 @@ class RequestIdMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")[:128]
+        headers = scope["headers"]
+        given = dict(headers).get(b"x-request-id", b"").decode("latin-1")[:128]
         value = given or str(uuid.uuid4())
-        token = _request_id.set(value)
+        # In place: the server-error handler, outside this middleware, reads it too.
+        scope["headers"] = [
+            *((k, v) for k, v in headers if k != b"x-request-id"),
+            (b"x-request-id", value.encode("latin-1")),
+        ]
 
         async def with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -139,17 +145,7 @@ class RequestIdMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", value.encode())]
             await send(message)
 
-        try:
-            await self.app(scope, receive, with_header)
-        finally:
-            _request_id.reset(token)
-
-
-def install(app: FastAPI, renderers: ErrorRenderers) -> None:
-    """Mount the dialect: routes, its error envelope for its path prefix, request ids."""
-    renderers.register(PREFIX, render_error)
-    app.add_middleware(RequestIdMiddleware)
-    app.include_router(router)
+        await self.app(scope, receive, with_header)
 
 
 # ---- routes --------------------------------------------------------------------------
@@ -293,3 +289,12 @@ async def stop_work(
     body = parse_stop_body(await request.body())
     item = await work_protocol.stop(session, principal, environment_id, work_id, body)
     return _out(work_items.to_api(item))
+
+
+DIALECT = Dialect(
+    name="qoder",
+    prefixes=(PREFIX,),
+    routers=(router,),
+    renderer=render_error,
+    middleware=(RequestIdMiddleware,),
+)

@@ -1,21 +1,21 @@
 """The CloudCLI dialect's agent paths: `POST /api/v1/agent/execute` (the environment
 is chosen in the body, the project by name under /workspace, streamed by default)
 and `GET /api/v1/agent/models`, with CloudCLI's error shape `{"error": "…"}`. The
-environments half of the dialect lives in `dialects/cloudcli.py`; both adapt the
+environments half of the dialect lives in `cloudcli/environments.py`; both adapt the
 same services (here `services.agents`)."""
 
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
 from sandbay.api.deps import AgentsDep, PrincipalDep
-from sandbay.api.errors import ErrorRenderers
 from sandbay.api.sse import agent_run_answer
 from sandbay.dialects.cloudcli.environments import render_error
+from sandbay.dialects.kit import Dialect
 from sandbay.domain.agents import (
     MAX_AGENT_TIMEOUT_S,
     MAX_PROMPT_CHARS,
@@ -125,9 +125,9 @@ async def models(principal: PrincipalDep, agents: AgentsDep) -> JSONResponse:
     return JSONResponse({"success": True, "data": data})
 
 
-def install(app: FastAPI, renderers: ErrorRenderers) -> None:
-    """Mount the agent paths and their error shape."""
-    app.include_router(router)
-    app.include_router(alias_router)
-    renderers.register(PREFIX, render_error)
-    renderers.register(ALIAS, render_error)
+DIALECT = Dialect(
+    name="cloudcli-agents",
+    prefixes=(PREFIX, ALIAS),
+    routers=(router, alias_router),
+    renderer=render_error,
+)

@@ -17,8 +17,7 @@ SSH gateway and the agents."""
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from sandbay.api.deps import (
@@ -29,9 +28,15 @@ from sandbay.api.deps import (
     SessionDep,
     request_origin,
 )
-from sandbay.api.errors import ErrorRenderers
 from sandbay.db.models import EnvironmentModel
-from sandbay.dialects.kit import display_name, iso_millis, native
+from sandbay.dialects.kit import (
+    Dialect,
+    coarse_states,
+    display_name,
+    iso_millis,
+    message_body,
+    native,
+)
 from sandbay.domain.environments import EnvironmentCreate, StopRequest, hostname_for
 from sandbay.domain.errors import InvalidRequest, WrongState
 from sandbay.domain.states import EnvState
@@ -44,19 +49,15 @@ router = APIRouter(prefix=PREFIX, tags=["cloudcli"])
 NAME_LABEL = "cloudcli/name"
 CloudStatus = Literal["starting", "running", "stopping", "stopped", "error", "deleting"]
 S = EnvState
-STATUS: dict[EnvState, CloudStatus] = {
-    S.CREATING: "starting",
-    S.STARTING: "starting",
-    S.RESTORING: "starting",
-    S.RUNNING: "running",
-    S.STOPPING: "stopping",
-    S.STOPPED: "stopped",
-    S.ARCHIVING: "stopped",
-    S.ARCHIVED: "stopped",
-    S.DELETING: "deleting",
-    S.DELETED: "deleting",
-    S.ERROR: "error",
-}
+STATUS: dict[EnvState, CloudStatus] = coarse_states(
+    starting="starting",
+    running="running",
+    stopping="stopping",
+    stopped="stopped",
+    deleting="deleting",
+    deleted="deleting",
+    error="error",
+)
 STARTABLE = frozenset({S.STOPPED, S.ARCHIVED, S.ERROR})
 STOPPABLE = frozenset({S.RUNNING})
 DELETABLE = frozenset({S.STOPPED, S.ARCHIVED, S.ERROR})
@@ -116,15 +117,8 @@ class CloudCliMessage(BaseModel):
 # ---- errors --------------------------------------------------------------------------
 
 
-def render_error(status_code: int, error_type: str, message: str) -> JSONResponse:
-    """CloudCLI's Error: `{"error": "<message>"}` with the HTTP status."""
-    return JSONResponse({"error": message}, status_code=status_code)
-
-
-def install(app: FastAPI, renderers: ErrorRenderers) -> None:
-    """Mount the dialect and its error shape for its path prefix."""
-    renderers.register(PREFIX, render_error)
-    app.include_router(router)
+#: CloudCLI's Error: `{"error": "<message>"}` with the HTTP status.
+render_error = message_body("error")
 
 
 def _refused(exc: WrongState, action: str) -> InvalidRequest:
@@ -257,3 +251,6 @@ async def stop_environment(
     except WrongState as exc:
         raise _refused(exc, "stopped") from exc
     return CloudCliStatusMessage(message="Environment stopped successfully", status="stopped")
+
+
+DIALECT = Dialect(name="cloudcli", prefixes=(PREFIX,), routers=(router,), renderer=render_error)

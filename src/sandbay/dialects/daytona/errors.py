@@ -1,17 +1,14 @@
 """Daytona's two error shapes and its organization header. The API answers
 `{"path", "timestamp", "statusCode", "error", "message"}` (NestJS's exception filter);
 the toolbox (the daemon in each sandbox) answers `{"statusCode", "message", "code",
-"timestamp", "path", "method"}`. Both need the request's path, which a renderer is
-not given, so a small middleware keeps it in a context variable."""
+"timestamp", "path", "method"}`, both read off the request they answer."""
 
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbay.api.deps import current_principal
 from sandbay.dialects.kit import iso_millis
@@ -21,23 +18,6 @@ from sandbay.domain.states import TRANSIENT, EnvState
 
 API_PREFIXES = ("/sandbox", "/config")
 TOOLBOX_PREFIX = "/toolbox"
-_request: ContextVar[tuple[str, str]] = ContextVar("daytona_request", default=("", ""))
-
-
-class RequestContext:
-    """Remembers the path and method of Daytona requests for their error bodies. Not
-    reset on the way out: the server-error handler runs outside this middleware, and
-    each request runs in a context of its own."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith((*API_PREFIXES, TOOLBOX_PREFIX)):
-            query = scope.get("query_string", b"").decode("latin-1")
-            path = scope["path"] + (f"?{query}" if query else "")
-            _request.set((path, scope["method"]))
-        await self.app(scope, receive, send)
 
 
 def _phrase(status: int) -> HTTPStatus | None:
@@ -51,30 +31,30 @@ def _now() -> str:
     return iso_millis(datetime.now(UTC)) or ""
 
 
-def render_api_error(status: int, error_type: str, message: str) -> JSONResponse:
-    path, _ = _request.get()
+def render_error(request: Request, status: int, error_type: str, message: str) -> JSONResponse:
+    """The toolbox's shape under its prefix, the API's elsewhere. The path is the one
+    routed (the scope's, not re-escaped as `request.url` does); the API's keeps the
+    query, as NestJS's `request.url`."""
+    path: str = request.scope["path"]
     known = _phrase(status)
-    body = {
-        "path": path,
-        "timestamp": _now(),
-        "statusCode": status,
-        "error": known.phrase if known else "Error",
-        "message": message,
-    }
-    return JSONResponse(body, status_code=status)
-
-
-def render_toolbox_error(status: int, error_type: str, message: str) -> JSONResponse:
-    path, method = _request.get()
-    known = _phrase(status)
-    body = {
-        "statusCode": status,
-        "message": message,
-        "code": known.name if known else "ERROR",
-        "timestamp": _now(),
-        "path": path.split("?", 1)[0],
-        "method": method,
-    }
+    if path.startswith(TOOLBOX_PREFIX):
+        body = {
+            "statusCode": status,
+            "message": message,
+            "code": known.name if known else "ERROR",
+            "timestamp": _now(),
+            "path": path,
+            "method": request.method,
+        }
+    else:
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        body = {
+            "path": path + (f"?{query}" if query else ""),
+            "timestamp": _now(),
+            "statusCode": status,
+            "error": known.phrase if known else "Error",
+            "message": message,
+        }
     return JSONResponse(body, status_code=status)
 
 
