@@ -2,9 +2,10 @@
 migrations stay in lockstep, and column types both databases share."""
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, Enum, Integer, MetaData, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -43,6 +44,20 @@ JSONType: Any = JSON().with_variant(JSONB(), "postgresql")
 
 #: 64-bit autoincrement on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
 BigIntPK: Any = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def enum_values(enum: type[StrEnum], length: int = 32) -> Enum:
+    """A StrEnum stored as its values in a plain VARCHAR(`length`): no native enum
+    type and no CHECK constraint, so the schema is a string column while the
+    attribute reads and writes enum members (unknown strings are refused)."""
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
 
 
 class Base(DeclarativeBase):

@@ -1,15 +1,19 @@
-"""Retrying a read-decide-write against the compare-and-set on `version`: the loser
-of a race re-reads and decides again, so concurrent requests never see a 500."""
+"""Writes that can lose a race, and what losing means: retrying a read-decide-write
+against the compare-and-set on `version` (the loser re-reads and decides again, so
+concurrent requests never see a 500), a commit or flush that lost it, and a unique
+index that refused a write. Services use these instead of catching SQLAlchemy's
+exceptions themselves."""
 
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from sandbay.domain.errors import ConcurrentUpdate
+from sandbay.domain.errors import ConcurrentUpdate, Conflict
 
 T = TypeVar("T")
 _MAX_TRIES = 25
@@ -26,3 +30,42 @@ async def with_cas_retry(
             await session.rollback()
             await asyncio.sleep(random.uniform(0, 0.002 * (n + 1)))  # noqa: S311
     raise ConcurrentUpdate(f"{what} kept changing under this request; try again")
+
+
+async def commit_or_conflict(session: AsyncSession) -> None:
+    """Commit; a compare-and-set lost at the last moment is a 409 the caller retries."""
+    try:
+        await session.commit()
+    except StaleDataError as exc:
+        raise ConcurrentUpdate("the object changed under this request; try again") from exc
+
+
+async def commit_unless_stale(session: AsyncSession) -> bool:
+    """Commit; False (rolled back) when a compare-and-set lost: for writes not worth
+    a retry."""
+    try:
+        await session.commit()
+    except StaleDataError:
+        await session.rollback()
+        return False
+    return True
+
+
+async def flush_unless_stale(session: AsyncSession) -> bool:
+    """Flush in a savepoint; False (only the savepoint rolled back) when a
+    compare-and-set lost, so the caller may try another row in the same transaction."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except StaleDataError:
+        return False
+    return True
+
+
+async def flush_unique(session: AsyncSession, conflict: str) -> None:
+    """Flush; a unique index that refuses the write (a lost race for a name) is a
+    409 saying `conflict`."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(conflict) from exc

@@ -1,5 +1,8 @@
 """ORM models. `EnvironmentModel.version` is SQLAlchemy's version counter: every
-UPDATE is a compare-and-set, so two concurrent writers cannot both win."""
+UPDATE is a compare-and-set, so two concurrent writers cannot both win. State and
+kind columns are typed with their enums (stored as their values in VARCHARs), and
+a model owns the defaults of its bookkeeping columns, so a create lists only what
+the caller chose."""
 
 from datetime import datetime
 from typing import Any
@@ -17,7 +20,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sandbay.db.base import Base, BigIntPK, JSONType, UTCDateTime
+from sandbay.db.base import Base, BigIntPK, JSONType, UTCDateTime, enum_values
+from sandbay.domain.agents import AgentRunStatus
+from sandbay.domain.environments import EnvironmentKind
+from sandbay.domain.states import DesiredState, EnvState
+from sandbay.domain.work import WorkState
+from sandbay.kit.clock import utcnow
+
+
+def _stamped(fields: dict[str, Any], *stamps: str) -> dict[str, Any]:
+    """`fields` with each of `stamps` not given set to one and the same instant."""
+    now = utcnow()
+    for stamp in stamps:
+        fields.setdefault(stamp, now)
+    return fields
 
 
 class OrganizationModel(Base):
@@ -70,7 +86,7 @@ class EnvironmentModel(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     name: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[EnvironmentKind] = mapped_column(enum_values(EnvironmentKind))
 
     # Specification
     image: Mapped[str] = mapped_column(String(512))
@@ -95,8 +111,8 @@ class EnvironmentModel(Base):
     pre_stop: Mapped[Any] = mapped_column(JSONType, nullable=True)
 
     # Lifecycle
-    state: Mapped[str] = mapped_column(String(32))
-    desired_state: Mapped[str] = mapped_column(String(32))
+    state: Mapped[EnvState] = mapped_column(enum_values(EnvState))
+    desired_state: Mapped[DesiredState] = mapped_column(enum_values(DesiredState))
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     runner_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     container_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -135,6 +151,22 @@ class EnvironmentModel(Base):
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
 
     __mapper_args__ = {"version_id_col": version}
+
+    def __init__(self, **fields: Any) -> None:
+        """A new environment is born `creating` toward `running` and due for the
+        reconciler at once; its clocks start at one instant. The other bookkeeping
+        columns (counters, stop parameters) take their column defaults."""
+        fields.setdefault("state", EnvState.CREATING)
+        fields.setdefault("desired_state", DesiredState.RUNNING)
+        _stamped(
+            fields,
+            "created_at",
+            "updated_at",
+            "state_changed_at",
+            "last_activity_at",
+            "next_attempt_at",
+        )
+        super().__init__(**fields)
 
 
 class EventModel(Base):
@@ -185,7 +217,7 @@ class WorkItemModel(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"))
-    state: Mapped[str] = mapped_column(String(32))
+    state: Mapped[WorkState] = mapped_column(enum_values(WorkState))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # `metadata` is reserved on declarative classes, hence the attribute name.
     meta: Mapped[dict[str, str]] = mapped_column("metadata", JSONType, default=dict)
@@ -214,6 +246,11 @@ class WorkItemModel(Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
     __mapper_args__ = {"version_id_col": version}
+
+    def __init__(self, **fields: Any) -> None:
+        """A new item is born `queued`, created and updated at one instant."""
+        fields.setdefault("state", WorkState.QUEUED)
+        super().__init__(**_stamped(fields, "created_at", "updated_at"))
 
 
 class WorkPollerModel(Base):
@@ -320,7 +357,7 @@ class AgentRunModel(Base):
     prompt: Mapped[str] = mapped_column(Text)
     cwd: Mapped[str] = mapped_column(String(4096))
     git_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
-    status: Mapped[str] = mapped_column(String(32))
+    status: Mapped[AgentRunStatus] = mapped_column(enum_values(AgentRunStatus))
     result: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)

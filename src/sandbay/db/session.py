@@ -9,6 +9,17 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+#: `AsyncSession` and `async_sessionmaker` are re-exported: services name sessions
+#: by them from here and import nothing of SQLAlchemy themselves (a contract).
+__all__ = [
+    "AsyncSession",
+    "HookedSession",
+    "InlineClosingSession",
+    "after_commit",
+    "async_sessionmaker",
+    "create_sessionmaker",
+]
+
 _CALLBACKS = "sandbay.after_commit"
 
 

@@ -14,7 +14,7 @@ body `{"message": "…"}`, the `status` words, and create without the zip `file`
 
 import shlex
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
@@ -29,7 +29,6 @@ from sandbay.api.deps import (
     SessionDep,
     get_platform,
 )
-from sandbay.db.models import EnvironmentModel
 from sandbay.dialects.kit import (
     Dialect,
     coarse_states,
@@ -41,7 +40,7 @@ from sandbay.dialects.kit import (
     native,
     whole_up,
 )
-from sandbay.domain.environments import EnvironmentCreate, StopRequest
+from sandbay.domain.environments import Environment, EnvironmentCreate, StopRequest
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.metrics import ResourceMetrics
 from sandbay.domain.states import EnvState
@@ -87,10 +86,9 @@ class CamposMetrics(_Camel):
     network_tx_bytes: int
 
     @classmethod
-    def of(cls, sample: dict[str, Any] | None) -> "CamposMetrics | None":
-        if not sample:
+    def of(cls, m: ResourceMetrics | None) -> "CamposMetrics | None":
+        if m is None:
             return None
-        m = ResourceMetrics.model_validate(sample)
         return cls(
             timestamp=iso_millis(m.timestamp),
             online=m.online,
@@ -132,7 +130,7 @@ class CamposApp(_Camel):
     updated_at: str
 
     @classmethod
-    def of(cls, env: EnvironmentModel) -> "CamposApp":
+    def of(cls, env: Environment) -> "CamposApp":
         node = env.runner_id
         return cls(
             id=env.id,
@@ -151,7 +149,7 @@ class CamposApp(_Camel):
             install_dependencies_cmd=command_text(env.install_command) or "",
             runtime_environment=env.labels.get(RUNTIME_LABEL, env.image),
             auto_restart_enabled=env.auto_restart,
-            status=STATUS[EnvState(env.state)],
+            status=STATUS[env.state],
             created_at=iso_millis(env.created_at) or "",
             updated_at=iso_millis(env.updated_at) or "",
         )
@@ -293,7 +291,7 @@ async def create_app(
 @router.get("/{appId}")
 async def get_app(app_id: AppId, session: SessionDep, principal: PrincipalDep) -> CamposApp:
     """One app (any environment), by id or name."""
-    return CamposApp.of(await envs.get_environment(session, principal, app_id))
+    return CamposApp.of(await envs.read_environment(session, principal, app_id))
 
 
 @router.post("/{appId}/start")

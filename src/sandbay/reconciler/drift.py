@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.db.queries import environments as queries
 from sandbay.domain.runtime import ContainerInfo
-from sandbay.domain.states import EnvState
+from sandbay.domain.states import DesiredState, EnvState
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import PeriodicLoop
 from sandbay.runtime.provider import RuntimeProvider
@@ -46,14 +46,11 @@ class DriftScanner(PeriodicLoop):
         async with self._sessions() as session:
             rows = await queries.runner_environments(session, self._runner_id)
         known = {env_id for env_id, _, _ in rows}
-        drifted = []
-        for env_id, state, desired in rows:
-            found = containers.get(env_id)
-            running = found is not None and found.running
-            if (state == EnvState.RUNNING.value and desired == "running" and not running) or (
-                state == EnvState.STOPPED.value and running
-            ):
-                drifted.append(env_id)
+        drifted = [
+            env_id
+            for env_id, state, desired in rows
+            if self._drifted(state, desired, containers.get(env_id))
+        ]
         if drifted:
             async with self._sessions() as session:
                 await queries.mark_due(session, drifted, utcnow())
@@ -61,11 +58,11 @@ class DriftScanner(PeriodicLoop):
         await self._remove_orphans(containers, known)
 
     @staticmethod
-    def _drifted(state: str, desired: str, found: ContainerInfo | None) -> bool:
+    def _drifted(state: EnvState, desired: DesiredState, found: ContainerInfo | None) -> bool:
         running = found is not None and found.running
-        if state == EnvState.RUNNING.value and desired == "running":
+        if state is EnvState.RUNNING and desired is DesiredState.RUNNING:
             return not running
-        return state == EnvState.STOPPED.value and running
+        return state is EnvState.STOPPED and running
 
     async def _remove_orphans(self, containers: dict[str, ContainerInfo], known: set[str]) -> None:
         now = time.time()

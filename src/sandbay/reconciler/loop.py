@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from sandbay.db.models import EnvironmentModel
-from sandbay.db.queries import environments as queries
+from sandbay.db.queries import leases as queries
 from sandbay.domain.environments import EnvironmentKind
 from sandbay.domain.errors import RuntimeFailure
 from sandbay.domain.states import (
@@ -174,8 +174,8 @@ class Reconciler(PeriodicLoop):
         return env
 
     async def _observe(self, env: EnvironmentModel) -> Observed:
-        if env.kind == EnvironmentKind.SELF_HOSTED:
-            return Observed(present=True, running=env.state == EnvState.RUNNING.value)
+        if env.kind is EnvironmentKind.SELF_HOSTED:
+            return Observed(present=True, running=env.state is EnvState.RUNNING)
         return observe(await self._engine.provider.inspect(env.id))
 
     async def _step(
@@ -185,7 +185,7 @@ class Reconciler(PeriodicLoop):
         env = await self._load(env_id, token)
         if env is None:
             return False, None
-        state, desired = EnvState(env.state), DesiredState(env.desired_state)
+        state, desired = env.state, env.desired_state
         step = plan(state, desired)
         if step is None and needs_observation(state, desired):
             observed = observed or await self._observe(env)
@@ -252,10 +252,10 @@ class Reconciler(PeriodicLoop):
     def _work_for(self, env: EnvironmentModel) -> Work:
         return Work(
             environment_id=env.id,
-            kind=EnvironmentKind(env.kind),
+            kind=env.kind,
             version=env.version,
-            state=EnvState(env.state),
-            desired=DesiredState(env.desired_state),
+            state=env.state,
+            desired=env.desired_state,
             spec=container_spec(env, instance=self._instance),
             stop_signal=env.stop_signal or "SIGTERM",
             stop_timeout=(
@@ -287,7 +287,7 @@ class Reconciler(PeriodicLoop):
             delay = restart_delay(streak)
             data.update(restart_count=env.restart_count, delay_seconds=delay)
         if step.desired is not None:
-            env.desired_state = step.desired.value
+            env.desired_state = step.desired
         transition(session, env, step.move_to, actor=ACTOR, reason=step.reason, data=data)
         if delay:
             env.next_attempt_at = utcnow() + timedelta(seconds=delay)
@@ -316,9 +316,9 @@ class Reconciler(PeriodicLoop):
         if (
             out.to is EnvState.STOPPED
             and env.auto_delete_interval == 0
-            and env.desired_state == DesiredState.STOPPED.value
+            and env.desired_state is DesiredState.STOPPED
         ):
-            env.desired_state = DesiredState.DELETED.value
+            env.desired_state = DesiredState.DELETED
             record_environment_event(
                 session,
                 env,
@@ -356,7 +356,7 @@ class Reconciler(PeriodicLoop):
             env.attempts = attempts
             reason = f"{action.value} failed: {exc.message}"
             if give_up and action is Action.ARCHIVE:
-                env.desired_state = DesiredState.STOPPED.value
+                env.desired_state = DesiredState.STOPPED
                 transition(session, env, EnvState.STOPPED, actor=ACTOR, reason=reason)
                 env.error_message = reason
                 return
@@ -379,7 +379,7 @@ class Reconciler(PeriodicLoop):
     async def _forced(self, env_id: str) -> bool:
         async with self._sessions() as session:
             env = await session.get(EnvironmentModel, env_id, populate_existing=True)
-        return env is None or env.stop_force or env.state != EnvState.STOPPING.value
+        return env is None or env.stop_force or env.state is not EnvState.STOPPING
 
     async def _renew(self, env_id: str, token: str, current: _InFlight) -> None:
         """Keep the lease while working; abandon an action that has outlived the lease

@@ -13,7 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import environments as queries
-from sandbay.domain.environments import StopRequest, auto_stop_deadline
+from sandbay.domain.environments import EnvironmentKind, StopRequest, auto_stop_deadline
 from sandbay.domain.errors import SandbayError
 from sandbay.domain.keys import Principal
 from sandbay.domain.states import TRANSIENT, EnvState, deadline_seconds
@@ -114,8 +114,8 @@ class PolicyLoop(PeriodicLoop):
                     functools.partial(self._lifecycle.request_delete, id_or_name=env.id),
                 )
             elif (
-                env.state == EnvState.STOPPED.value
-                and env.kind == "managed"
+                env.state is EnvState.STOPPED
+                and env.kind is EnvironmentKind.MANAGED
                 and env.auto_archive_interval > 0
                 and idle >= env.auto_archive_interval
             ):
@@ -129,10 +129,10 @@ class PolicyLoop(PeriodicLoop):
         """No stuck states: past its deadline a transient state becomes `error` with a
         message saying what happened; stop and delete still work from there."""
         async with self._sessions() as session:
-            rows = await queries.in_states(session, [s.value for s in TRANSIENT])
+            rows = await queries.in_states(session, sorted(TRANSIENT))
         for env in rows:
             limit = deadline_seconds(
-                EnvState(env.state),
+                env.state,
                 stop_timeout=env.stop_timeout or self._lifecycle.stop_timeout,
                 scale=self._deadline_scale,
             )

@@ -8,7 +8,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.db.models import EnvironmentModel
-from sandbay.db.queries import environments as queries
+from sandbay.db.queries import pools as queries
 from sandbay.domain.environments import Event
 from sandbay.domain.pools import WarmPoolSpec
 from sandbay.domain.states import DesiredState, EnvState
@@ -58,7 +58,7 @@ class PoolLoop(PeriodicLoop):
     async def _retire(self, session: AsyncSession, env_id: str, reason: str) -> None:
         env = await session.get(EnvironmentModel, env_id)
         if env is not None:
-            env.desired_state = DesiredState.DELETED.value
+            env.desired_state = DesiredState.DELETED
             transition(session, env, EnvState.DELETING, actor=ACTOR, reason=reason)
 
     async def _refill(
@@ -66,10 +66,10 @@ class PoolLoop(PeriodicLoop):
     ) -> None:
         live = []
         for env_id, state in await queries.pool_members(session, key):
-            if state == EnvState.ERROR.value:
+            if state is EnvState.ERROR:
                 # A member that failed is replaced, never repaired and handed out.
                 await self._retire(session, env_id, "failed pool member")
-            elif state not in (EnvState.DELETING.value, EnvState.DELETED.value):
+            elif state not in (EnvState.DELETING, EnvState.DELETED):
                 live.append(env_id)
         # Several replicas may refill at once: trim the newest extras.
         for env_id in sorted(live)[spec.size :]:

@@ -8,6 +8,12 @@ object `Platform` builds with its configuration bound; routes reach it through
 `api/deps.py`. Capabilities meet only through `environments`, `events` and
 `tenancy` (an import-linter contract).
 
+Services write no SQL and import nothing of SQLAlchemy (a contract): statements are
+in `db/queries/<resource>.py`, losing a compare-and-set or a unique index is handled
+in `db/cas.py`, and sessions are named by `db/session`'s re-exports. Services keep
+the unit of work (`session.get`, `add`, `flush`). What they hand to routes and
+dialects is a domain shape (`Environment`, `WorkItem`, `AgentRun`), never a row.
+
 Transactions come in two styles, and the signature says which:
 - A use case that takes `session: AsyncSession` only flushes; the caller commits
   (the request's session dependency, before the answer is sent; a loop's sweep).

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sandbay.db.models import EnvironmentModel as Env
 from sandbay.db.models import PreviewTokenModel, SshCredentialModel
+from sandbay.domain.environments import EnvironmentKind
+from sandbay.domain.states import EnvState
 
 
 async def credential_by_password(
@@ -63,7 +65,7 @@ async def preview_token(session: AsyncSession, token_hash: str) -> PreviewTokenM
     return (await session.execute(query)).scalars().first()
 
 
-async def environment_states(session: AsyncSession, env_ids: Sequence[str]) -> dict[str, str]:
+async def environment_states(session: AsyncSession, env_ids: Sequence[str]) -> dict[str, EnvState]:
     """State of each environment (missing ones are absent)."""
     if not env_ids:
         return {}
@@ -74,8 +76,8 @@ async def environment_states(session: AsyncSession, env_ids: Sequence[str]) -> d
 async def running_restricted(session: AsyncSession, runner_id: str) -> list[Env]:
     """Running managed environments of a runner with a network restriction."""
     query = select(Env).where(
-        Env.state == "running",
-        Env.kind == "managed",
+        Env.state == EnvState.RUNNING,
+        Env.kind == EnvironmentKind.MANAGED,
         Env.runner_id == runner_id,
     )
     rows = (await session.execute(query)).scalars()

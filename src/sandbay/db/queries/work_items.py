@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sandbay.db.models import EnvironmentModel, EventModel
 from sandbay.db.models import WorkItemModel as Work
 from sandbay.db.models import WorkPollerModel as Poller
+from sandbay.domain.states import EnvState
+from sandbay.domain.work import LIVE, WorkState
 
-QUEUED = "queued"
-LEASED = ("starting", "active", "stopping")
-LIVE = (QUEUED, *LEASED)
+#: States in which a worker holds the item under a lease.
+LEASED = (WorkState.STARTING, WorkState.ACTIVE, WorkState.STOPPING)
 
 
 def _locking(session: AsyncSession, query: Select[Any]) -> Select[Any]:
@@ -34,7 +35,9 @@ async def get(session: AsyncSession, environment_id: str, work_id: str) -> Work 
 
 def _claimable(cutoff: datetime) -> ColumnElement[bool]:
     """Queued and never delivered, or delivered at or before `cutoff` without an ack."""
-    return (Work.state == QUEUED) & or_(Work.delivered_at.is_(None), Work.delivered_at <= cutoff)
+    return (Work.state == WorkState.QUEUED) & or_(
+        Work.delivered_at.is_(None), Work.delivered_at <= cutoff
+    )
 
 
 async def claimable_ids(
@@ -75,7 +78,7 @@ async def page(
     session: AsyncSession,
     environment_id: str,
     *,
-    states: Sequence[str] | None,
+    states: Sequence[WorkState] | None,
     after_id: str | None,
     before_id: str | None,
     limit: int,
@@ -95,7 +98,7 @@ async def page(
     return rows[:limit], len(rows) > limit
 
 
-async def count_by_state(session: AsyncSession, environment_id: str) -> dict[str, int]:
+async def count_by_state(session: AsyncSession, environment_id: str) -> dict[WorkState, int]:
     query = (
         select(Work.state, func.count())
         .where(Work.environment_id == environment_id)
@@ -108,7 +111,7 @@ async def queue_numbers(
     session: AsyncSession, environment_id: str, *, cutoff: datetime
 ) -> tuple[int, int, datetime | None]:
     """(claimable now, delivered since `cutoff` but not acknowledged, oldest queued)."""
-    queued = (Work.environment_id == environment_id) & (Work.state == QUEUED)
+    queued = (Work.environment_id == environment_id) & (Work.state == WorkState.QUEUED)
     claimable = func.count().filter(_claimable(cutoff))
     pending = func.count().filter(Work.delivered_at > cutoff)
     query = select(claimable, pending, func.min(Work.created_at)).where(queued)
@@ -132,7 +135,10 @@ async def orphaned_ids(session: AsyncSession, *, limit: int) -> list[str]:
     query = (
         select(Work.id)
         .join(EnvironmentModel, EnvironmentModel.id == Work.environment_id)
-        .where(EnvironmentModel.state.in_(("deleting", "deleted")), Work.state.in_(LIVE))
+        .where(
+            EnvironmentModel.state.in_((EnvState.DELETING, EnvState.DELETED)),
+            Work.state.in_(sorted(LIVE)),
+        )
         .limit(limit)
     )
     return list((await session.execute(query)).scalars())

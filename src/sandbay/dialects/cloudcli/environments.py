@@ -28,7 +28,6 @@ from sandbay.api.deps import (
     SessionDep,
     request_origin,
 )
-from sandbay.db.models import EnvironmentModel
 from sandbay.dialects.kit import (
     Dialect,
     coarse_states,
@@ -37,7 +36,12 @@ from sandbay.dialects.kit import (
     message_body,
     native,
 )
-from sandbay.domain.environments import EnvironmentCreate, StopRequest, hostname_for
+from sandbay.domain.environments import (
+    Environment,
+    EnvironmentCreate,
+    StopRequest,
+    hostname_for,
+)
 from sandbay.domain.errors import InvalidRequest, WrongState
 from sandbay.domain.states import EnvState
 from sandbay.services.access import ssh as ssh_credentials
@@ -77,12 +81,12 @@ class CloudCliEnvironment(BaseModel):
     updated_at: str
 
     @classmethod
-    def of(cls, env: EnvironmentModel) -> "CloudCliEnvironment":
+    def of(cls, env: Environment) -> "CloudCliEnvironment":
         return cls(
             id=env.id,
             name=display_name(env.name, env.labels, NAME_LABEL),
             subdomain=hostname_for(env.name).lower(),
-            status=STATUS[EnvState(env.state)],
+            status=STATUS[env.state],
             access_url=None,
             github_url=None,
             created_at=iso_millis(env.created_at) or "",
@@ -149,7 +153,7 @@ async def get_environment(
     id: str, session: SessionDep, principal: PrincipalDep
 ) -> CloudCliEnvironment:
     """One environment, by id (or name)."""
-    return CloudCliEnvironment.of(await envs.get_environment(session, principal, id))
+    return CloudCliEnvironment.of(await envs.read_environment(session, principal, id))
 
 
 class SSHCredentials(BaseModel):
@@ -227,7 +231,7 @@ async def start_environment(
         env = await lifecycle.request_start(session, principal, id, only_from=STARTABLE)
     except WrongState as exc:
         raise _refused(exc, "started") from exc
-    return CloudCliStatusMessage(message="Environment starting", status=STATUS[EnvState(env.state)])
+    return CloudCliStatusMessage(message="Environment starting", status=STATUS[env.state])
 
 
 @router.post("/{id}/stop")

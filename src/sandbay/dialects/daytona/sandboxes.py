@@ -7,13 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 import sandbay
 from sandbay.api.deps import EnvironmentsDep, LifecycleDep, SessionDep
-from sandbay.db.models import EnvironmentModel
 from sandbay.dialects.kit import native
-from sandbay.domain.environments import EnvironmentUpdate, StopRequest
+from sandbay.domain.environments import Environment, EnvironmentUpdate, StopRequest
 from sandbay.domain.errors import InvalidRequest, WrongState
 from sandbay.domain.keys import Principal
 from sandbay.domain.states import EnvState
@@ -48,7 +46,7 @@ def toolbox_url(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/toolbox"
 
 
-def _out(request: Request, env: EnvironmentModel) -> DaytonaSandbox:
+def _out(request: Request, env: Environment) -> DaytonaSandbox:
     return DaytonaSandbox.of(env, toolbox_url=toolbox_url(request))
 
 
@@ -123,7 +121,7 @@ async def get_sandbox(
     sandbox: SandboxIdOrName, request: Request, session: SessionDep, principal: DaytonaPrincipal
 ) -> DaytonaSandbox:
     """One sandbox, by ID or name."""
-    return _out(request, await envs.get_environment(session, principal, sandbox))
+    return _out(request, await envs.read_environment(session, principal, sandbox))
 
 
 @router.delete("/{sandboxIdOrName}")
@@ -205,7 +203,7 @@ async def _set_interval(
     sandbox: str,
     minutes: int,
     request: Request,
-    session: AsyncSession,
+    session: SessionDep,
     principal: Principal,
 ) -> DaytonaSandbox:
     update = interval_update(kind, minutes)
@@ -253,7 +251,7 @@ async def get_toolbox_proxy_url(
     sandbox: SandboxIdOrName, request: Request, session: SessionDep, principal: DaytonaPrincipal
 ) -> DaytonaUrl:
     """Base URL of the sandbox's toolbox (file system, processes)."""
-    await envs.get_environment(session, principal, sandbox)
+    await envs.read_environment(session, principal, sandbox)
     return DaytonaUrl(url=toolbox_url(request))
 
 

@@ -9,9 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from sandbay.db.models import EnvironmentModel
 from sandbay.dialects.kit import iso_millis, native, number, whole_up
-from sandbay.domain.environments import EnvironmentCreate, EnvironmentUpdate
+from sandbay.domain.environments import Environment, EnvironmentCreate, EnvironmentUpdate
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.states import DesiredState, EnvState
 
@@ -79,7 +78,7 @@ class DaytonaSandbox(_Camel):
     toolbox_proxy_url: str
 
     @classmethod
-    def of(cls, env: EnvironmentModel, *, toolbox_url: str) -> "DaytonaSandbox":
+    def of(cls, env: Environment, *, toolbox_url: str) -> "DaytonaSandbox":
         return cls(
             id=env.id,
             organization_id=env.org_id,
@@ -96,8 +95,8 @@ class DaytonaSandbox(_Camel):
             gpu=env.gpu,
             memory=whole_up(env.memory_mb / MIB_PER_GB),
             disk=env.disk_gb,
-            state=STATE[EnvState(env.state)],
-            desired_state=DESIRED[DesiredState(env.desired_state)],
+            state=STATE[env.state],
+            desired_state=DESIRED[env.desired_state],
             auto_stop_interval=number(env.auto_stop_interval),
             auto_archive_interval=number(env.auto_archive_interval),
             auto_delete_interval=number(env.auto_delete_interval),

@@ -249,7 +249,7 @@ class SshGateway:
         env_id = event.environment_id
         if env_id is None or env_id not in self._open:
             return
-        if event.type == "environment.state_changed" and event.to_state != EnvState.RUNNING.value:
+        if event.type == "environment.state_changed" and event.to_state != EnvState.RUNNING:
             self._close(env_id, f"environment {env_id} is {event.to_state}")
         elif event.type == "environment.ssh_credential_revoked":
             credential = str(event.data.get("credential_id", ""))
@@ -275,8 +275,8 @@ class SshGateway:
             return
         states = await creds.environment_states(self.sessions, list(self._open))
         for env_id in list(self._open):
-            state = states.get(env_id, EnvState.DELETED.value)
-            if state != EnvState.RUNNING.value:
+            state = states.get(env_id, EnvState.DELETED)
+            if state is not EnvState.RUNNING:
                 self._close(env_id, f"environment {env_id} is {state}")
         logins = [c.login.credential_id for cs in self._open.values() for c in cs if c.login]
         for credential_id in await creds.revoked(self.sessions, logins):

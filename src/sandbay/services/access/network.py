@@ -11,13 +11,12 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
-
+from sandbay.db.cas import commit_or_conflict, commit_unless_stale
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import access as queries
-from sandbay.domain.environments import EnvironmentKind, EnvironmentUpdate, Event
-from sandbay.domain.errors import ConcurrentUpdate, RuntimeFailure, SandbayError
+from sandbay.db.session import AsyncSession, async_sessionmaker
+from sandbay.domain.environments import Environment, EnvironmentKind, EnvironmentUpdate, Event
+from sandbay.domain.errors import RuntimeFailure, SandbayError
 from sandbay.domain.keys import Principal
 from sandbay.domain.runtime import NetworkRules
 from sandbay.domain.states import EnvState
@@ -50,8 +49,8 @@ class NetworkEnforcer:
                 env = await session.get(EnvironmentModel, environment_id, populate_existing=True)
             if (
                 env is None
-                or env.state != EnvState.RUNNING.value
-                or env.kind != EnvironmentKind.MANAGED.value
+                or env.state is not EnvState.RUNNING
+                or env.kind is not EnvironmentKind.MANAGED
                 or env.runner_id != self._runner_id
             ):
                 return None
@@ -83,17 +82,15 @@ class NetworkEnforcer:
                     "network_allow_list": list(rules.allow),
                 },
             )
-            try:
-                await session.commit()
-            except StaleDataError:  # `updated_at` lost a race: the event is not worth a retry
-                await session.rollback()
+            # `updated_at` may lose a race: the event is not worth a retry.
+            await commit_unless_stale(session)
 
     def on_event(self, event: Event) -> None:
         """Bus listener: a fresh start gets its policy at once (a fresh network
         namespace is open, so only restricted environments need it)."""
         if (
             event.type == "environment.state_changed"
-            and event.to_state == EnvState.RUNNING.value
+            and event.to_state == EnvState.RUNNING
             and event.environment_id
         ):
             task = asyncio.create_task(self._after_start(event.environment_id))
@@ -134,15 +131,12 @@ async def update_environment(
     principal: Principal,
     id_or_name: str,
     body: EnvironmentUpdate,
-) -> EnvironmentModel:
+) -> Environment:
     """Update, commit, then (outside the transaction) enforce a changed network
     policy on the running environment, so the answer means it is in force."""
     async with sessions() as session:
         env = await envs.update_environment(session, principal, id_or_name, body)
-        try:
-            await session.commit()
-        except StaleDataError as exc:
-            raise ConcurrentUpdate("the object changed under this request; try again") from exc
+        await commit_or_conflict(session)
     if enforcer is not None and NETWORK_FIELDS & body.model_fields_set:
         try:
             await enforcer.sync(env.id)

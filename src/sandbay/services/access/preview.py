@@ -9,10 +9,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from sandbay.db.models import EnvironmentModel, PreviewTokenModel
 from sandbay.db.queries import access as queries
+from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain import ids
 from sandbay.domain.access import PreviewLink, PreviewToken, PreviewTokenCreate, preview_label
 from sandbay.domain.environments import EnvironmentKind, Event
@@ -57,7 +56,7 @@ async def issue_token(
     ttl: TtlLimits,
 ) -> PreviewToken:
     env = await get_environment(session, principal, id_or_name, PREVIEW)
-    if env.kind == EnvironmentKind.SELF_HOSTED.value:
+    if env.kind is EnvironmentKind.SELF_HOSTED:
         raise Conflict("a self-hosted environment runs on its own worker: no preview here")
     token = TOKEN_PREFIX + secrets.token_urlsafe(24)
     model = PreviewTokenModel(
@@ -159,9 +158,9 @@ class PreviewGate:
                 found = PreviewTarget(
                     env.id,
                     env.org_id,
-                    EnvState(env.state),
+                    env.state,
                     bool(env.public),
-                    env.kind == EnvironmentKind.MANAGED.value,
+                    env.kind is EnvironmentKind.MANAGED,
                     env.user,
                 )
         if len(self._targets) > 10_000:

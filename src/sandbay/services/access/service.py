@@ -3,10 +3,8 @@ how the gateway and previews are addressed, and the network policy enforcer."""
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from sandbay.db.models import EnvironmentModel
-from sandbay.domain.environments import EnvironmentUpdate
+from sandbay.db.session import AsyncSession, async_sessionmaker
+from sandbay.domain.environments import Environment, EnvironmentUpdate
 from sandbay.domain.keys import Principal
 from sandbay.services.access import network
 from sandbay.services.access.network import NetworkEnforcer
@@ -54,6 +52,6 @@ class AccessService:
 
     async def update_environment(
         self, principal: Principal, env: str, body: EnvironmentUpdate
-    ) -> EnvironmentModel:
+    ) -> Environment:
         """An update whose answer means a new network policy is already in force."""
         return await network.update_environment(self.sessions, self.network, principal, env, body)

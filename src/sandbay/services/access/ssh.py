@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncssh
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.db.models import EnvironmentModel, SshCredentialModel
 from sandbay.db.queries import access as queries
+from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain import ids
 from sandbay.domain.access import SshCredential, SshCredentialInfo
 from sandbay.domain.environments import EnvironmentKind
@@ -80,7 +80,7 @@ async def issue_credential(
 ) -> SshCredential:
     """A new credential for the environment (in any state: logins wait for `running`)."""
     env = await get_environment(session, principal, id_or_name, SSH)
-    if env.kind == EnvironmentKind.SELF_HOSTED.value:
+    if env.kind is EnvironmentKind.SELF_HOSTED:
         raise Conflict("a self-hosted environment runs on its own worker: no SSH here")
     expires_at = ttl.expiry(expires_in)
     password = PASSWORD_PREFIX + secrets.token_urlsafe(24)
@@ -167,7 +167,7 @@ async def _login(session: AsyncSession, cred: SshCredentialModel) -> Login | Non
     env = await session.get(EnvironmentModel, cred.environment_id)
     if env is None or env.deleted_at is not None:
         return None
-    return Login(cred.id, env.id, env.org_id, EnvState(env.state), env.user, dict(env.env))
+    return Login(cred.id, env.id, env.org_id, env.state, env.user, dict(env.env))
 
 
 async def check_password(
@@ -220,6 +220,6 @@ async def revoked(
 
 async def environment_states(
     sessions: async_sessionmaker[AsyncSession], environment_ids: list[str]
-) -> dict[str, str]:
+) -> dict[str, EnvState]:
     async with sessions() as session:
         return await queries.environment_states(session, environment_ids)

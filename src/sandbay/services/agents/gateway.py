@@ -9,10 +9,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from sandbay.db.models import AgentInstanceModel, EnvironmentModel, ModelProviderModel
+from sandbay.db.models import AgentInstanceModel, ModelProviderModel
+from sandbay.db.queries import agents as queries
+from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.errors import RuntimeFailure, SandbayError
 from sandbay.domain.exec import ExecRequest, ExecResult
 from sandbay.domain.instances import (
@@ -132,42 +131,20 @@ class InstanceProvisioner:
 
     async def sweep(self) -> None:
         async with self._sessions() as session:
-            query = (
-                select(AgentInstanceModel.environment_id)
-                .join(EnvironmentModel, EnvironmentModel.id == AgentInstanceModel.environment_id)
-                .where(
-                    AgentInstanceModel.provisioned_at.is_(None),
-                    AgentInstanceModel.deleted_at.is_(None),
-                    EnvironmentModel.state == "running",
-                )
-            )
-            pending = list((await session.execute(query)).scalars())
+            pending = await queries.unprovisioned_running(session)
         for env_id in pending:
             await self.provision(env_id)
 
     async def _claim(self, env_id: str) -> tuple[AgentInstanceModel, ModelProviderModel] | None:
         async with self._sessions() as session:
-            claimed = await session.execute(
-                update(AgentInstanceModel)
-                .where(
-                    AgentInstanceModel.environment_id == env_id,
-                    AgentInstanceModel.provisioned_at.is_(None),
-                )
-                .values(provisioned_at=utcnow(), error_message=None)
-                .execution_options(synchronize_session=False)
-            )
+            claimed = await queries.claim_provisioning(session, env_id, utcnow())
             instance = await session.get(AgentInstanceModel, env_id)
             provider = None
             if instance is not None:
-                provider = (
-                    await session.execute(
-                        select(ModelProviderModel).where(
-                            ModelProviderModel.org_id == instance.org_id,
-                            ModelProviderModel.name == instance.provider_name,
-                        )
-                    )
-                ).scalar_one_or_none()
-            if claimed.rowcount != 1 or instance is None:  # type: ignore[attr-defined]
+                provider = await queries.provider_named(
+                    session, instance.org_id, instance.provider_name
+                )
+            if not claimed or instance is None:
                 return None
             if provider is None:
                 instance.provisioned_at = None

@@ -10,11 +10,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from sandbay.db.models import AgentInstanceModel, EnvironmentModel
-from sandbay.domain.environments import EnvironmentCreate, StopRequest
+from sandbay.db.models import AgentInstanceModel
+from sandbay.db.queries import agents as queries
+from sandbay.db.queries.environments import environment_from_model
+from sandbay.db.session import AsyncSession
+from sandbay.domain.environments import Environment, EnvironmentCreate, StopRequest
 from sandbay.domain.errors import (
     Conflict,
     InvalidRequest,
@@ -36,7 +36,7 @@ from sandbay.kit.clock import utcnow
 from sandbay.services.agents import providers as model_providers
 from sandbay.services.agents.gateway import Relayed, gateway_ready, relay
 from sandbay.services.agents.service import Agents
-from sandbay.services.environments.records import get_environment
+from sandbay.services.environments.records import read_environment
 
 INSTANCE_MEMORY_MB = 2048
 START_WAIT_S = 180.0
@@ -63,9 +63,9 @@ def require_org_key(principal: Principal) -> str:
 
 async def _load(
     session: AsyncSession, principal: Principal, instance_id: str, permission: Permission
-) -> tuple[AgentInstanceModel, EnvironmentModel]:
+) -> tuple[AgentInstanceModel, Environment]:
     try:
-        env = await get_environment(session, principal, instance_id, permission)
+        env = await read_environment(session, principal, instance_id, permission)
     except NotFound as exc:
         raise NotFound("Instance not found.") from exc
     instance = await session.get(AgentInstanceModel, env.id)
@@ -77,14 +77,13 @@ async def _load(
 def _view(
     agents: Agents,
     instance: AgentInstanceModel,
-    env: EnvironmentModel,
+    env: Environment,
     base_url: str,
     *,
     ready: bool,
 ) -> InstanceView:
-    state = EnvState(env.state)
     provisioned = instance.provisioned_at is not None
-    status = instance_status(state, provisioned=provisioned, gateway_ready=ready)
+    status = instance_status(env.state, provisioned=provisioned, gateway_ready=ready)
     first_time = not provisioned and status == "provisioning"
     return InstanceView(
         id=env.id,
@@ -105,8 +104,8 @@ def _view(
     )
 
 
-async def _probe(agents: Agents, instance: AgentInstanceModel, env: EnvironmentModel) -> bool:
-    if env.state != EnvState.RUNNING.value or instance.provisioned_at is None:
+async def _probe(agents: Agents, instance: AgentInstanceModel, env: Environment) -> bool:
+    if env.state is not EnvState.RUNNING or instance.provisioned_at is None:
         return False
     return await gateway_ready(agents.toolbox, instance.org_id, env.id)
 
@@ -179,21 +178,13 @@ async def list_instances(agents: Agents, principal: Principal, base_url: str) ->
     """Every live instance of the organization, newest first (not probed: see status)."""
     org_id = require_org_key(principal)
     async with agents.sessions() as session:
-        query = (
-            select(AgentInstanceModel, EnvironmentModel)
-            .join(EnvironmentModel, EnvironmentModel.id == AgentInstanceModel.environment_id)
-            .where(
-                AgentInstanceModel.org_id == org_id,
-                AgentInstanceModel.deleted_at.is_(None),
-                EnvironmentModel.deleted_at.is_(None),
-            )
-            .order_by(AgentInstanceModel.created_at.desc())
-        )
-        rows = list((await session.execute(query)).tuples())
-    return [
-        _view(agents, i, e, base_url, ready=e.state == "running" and i.provisioned_at is not None)
-        for i, e in rows
-    ]
+        rows = await queries.instances_of(session, org_id)
+    views = []
+    for instance, row in rows:
+        env = environment_from_model(row)
+        ready = env.state is EnvState.RUNNING and instance.provisioned_at is not None
+        views.append(_view(agents, instance, env, base_url, ready=ready))
+    return views
 
 
 async def _wait_ready(agents: Agents, principal: Principal, env_id: str, timeout: float) -> None:
@@ -224,7 +215,7 @@ async def stop_instance(
         instance, env = await _load(
             session, principal, instance_id, Permission.ENVIRONMENTS_LIFECYCLE
         )
-        if env.state != EnvState.RUNNING.value:
+        if env.state is not EnvState.RUNNING:
             shown = _view(agents, instance, env, base_url, ready=False).status
             raise Conflict(f"Instance is not running (it is {shown}).")
         await agents.environments.lifecycle.request_stop(session, principal, env.id, StopRequest())
@@ -245,10 +236,9 @@ async def start_instance(
         _instance, env = await _load(
             session, principal, instance_id, Permission.ENVIRONMENTS_LIFECYCLE
         )
-        state = EnvState(env.state)
-        if not restart and state in (EnvState.RUNNING, EnvState.STARTING, EnvState.CREATING):
+        if not restart and env.state in (EnvState.RUNNING, EnvState.STARTING, EnvState.CREATING):
             raise Conflict("Instance is already running.")
-        if state in (EnvState.DELETING, EnvState.DELETED):
+        if env.state in (EnvState.DELETING, EnvState.DELETED):
             raise NotFound("Instance not found.")
         if restart:
             await agents.environments.lifecycle.request_restart(
@@ -283,7 +273,7 @@ async def send_message(
     the gateway does not answer."""
     async with agents.sessions() as session:
         instance, env = await _load(session, principal, instance_id, Permission.INSTANCES_INTERACT)
-    if env.state != EnvState.RUNNING.value or instance.provisioned_at is None:
+    if env.state is not EnvState.RUNNING or instance.provisioned_at is None:
         raise Conflict("Instance is not running.")
     return await relay(
         agents.toolbox, instance.org_id, env.id, body,

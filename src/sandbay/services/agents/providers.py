@@ -4,10 +4,9 @@ hand it to an agent process (`resolve`)."""
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from sandbay.db.models import ModelProviderModel
+from sandbay.db.queries import agents as queries
+from sandbay.db.session import AsyncSession
 from sandbay.domain import ids
 from sandbay.domain.agents import (
     AGENT_PROVIDERS,
@@ -53,13 +52,6 @@ def to_api(row: ModelProviderModel) -> ModelProvider:
     )
 
 
-async def _find(session: AsyncSession, org_id: str, name: str) -> ModelProviderModel | None:
-    query = select(ModelProviderModel).where(
-        ModelProviderModel.org_id == org_id, ModelProviderModel.name == name
-    )
-    return (await session.execute(query)).scalar_one_or_none()
-
-
 async def put_provider(
     session: AsyncSession, principal: Principal, box: SecretBox, name: str, body: ModelProviderPut
 ) -> ModelProvider:
@@ -67,7 +59,7 @@ async def put_provider(
     org_id = require(principal, Permission.MODEL_PROVIDERS_WRITE)
     if body.kind is ProviderKind.OPENAI_COMPATIBLE and not body.base_url:
         raise InvalidRequest("base_url is required for an openai-compatible provider")
-    row = await _find(session, org_id, name)
+    row = await queries.provider_named(session, org_id, name)
     secret = body.api_key.get_secret_value() if body.api_key is not None else None
     if row is None and not secret:
         raise InvalidRequest("api_key is required when creating a provider")
@@ -98,19 +90,14 @@ async def put_provider(
 
 async def get_provider(session: AsyncSession, principal: Principal, name: str) -> ModelProvider:
     org_id = require(principal, Permission.MODEL_PROVIDERS_READ)
-    row = await _find(session, org_id, name)
+    row = await queries.provider_named(session, org_id, name)
     if row is None:
         raise NotFound(f"no model provider {name!r}")
     return to_api(row)
 
 
 async def org_providers(session: AsyncSession, org_id: str) -> list[ModelProviderModel]:
-    query = (
-        select(ModelProviderModel)
-        .where(ModelProviderModel.org_id == org_id)
-        .order_by(ModelProviderModel.name)
-    )
-    return list((await session.execute(query)).scalars())
+    return await queries.providers_of(session, org_id)
 
 
 async def list_providers(session: AsyncSession, principal: Principal) -> list[ModelProvider]:
@@ -120,7 +107,7 @@ async def list_providers(session: AsyncSession, principal: Principal) -> list[Mo
 
 async def delete_provider(session: AsyncSession, principal: Principal, name: str) -> None:
     org_id = require(principal, Permission.MODEL_PROVIDERS_WRITE)
-    row = await _find(session, org_id, name)
+    row = await queries.provider_named(session, org_id, name)
     if row is None:
         raise NotFound(f"no model provider {name!r}")
     await session.delete(row)

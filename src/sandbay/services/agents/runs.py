@@ -11,9 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from sandbay.db.models import AgentRunModel
+from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.agent_transcripts import Redactor, clip
 from sandbay.domain.agents import AgentEvent, AgentKind, AgentRun, AgentRunStatus
 from sandbay.kit.clock import utcnow
@@ -173,7 +172,7 @@ class AgentRuns:
                     prompt=redactor.text(spec.prompt),
                     cwd=spec.cwd,
                     git_url=spec.git_url,
-                    status=AgentRunStatus.RUNNING.value,
+                    status=AgentRunStatus.RUNNING,
                     events=[],
                     actor=spec.actor,
                     created_at=live.created_at,
@@ -264,7 +263,7 @@ class AgentRuns:
             row = await session.get(AgentRunModel, live.spec.run_id)
             if row is None:
                 return
-            row.status = outcome.status.value
+            row.status = outcome.status
             row.result = outcome.text
             row.error = outcome.error
             row.exit_code = outcome.exit_code
@@ -299,7 +298,7 @@ def run_from_row(row: AgentRunModel) -> AgentRun:
         prompt=row.prompt,
         cwd=row.cwd,
         git_url=row.git_url,
-        status=AgentRunStatus(row.status),
+        status=row.status,
         result=row.result,
         error=row.error,
         exit_code=row.exit_code,

@@ -6,10 +6,10 @@ model credentials."""
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.db.models import AgentRunModel
+from sandbay.db.queries import agents as queries
+from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain import ids
 from sandbay.domain.agent_transcripts import Redactor
 from sandbay.domain.agents import (
@@ -21,6 +21,7 @@ from sandbay.domain.agents import (
     AgentModels,
     AgentModelsEntry,
     AgentRun,
+    AgentRunStatus,
     require_model,
 )
 from sandbay.domain.errors import Conflict, FailedDependency, InvalidRequest, NotFound
@@ -201,13 +202,7 @@ async def list_runs(agents: Agents, principal: Principal, env: str, limit: int) 
         environment = await get_environment(
             session, principal, env, Permission.AGENTS_EXECUTE, include_deleted=True
         )
-        query = (
-            select(AgentRunModel)
-            .where(AgentRunModel.environment_id == environment.id)
-            .order_by(AgentRunModel.id.desc())
-            .limit(limit)
-        )
-        rows = list((await session.execute(query)).scalars())
+        rows = await queries.runs_of(session, environment.id, limit=limit)
     out = []
     for row in rows:
         live = agents.runs.get(row.id)
@@ -222,7 +217,7 @@ async def cancel_run(agents: Agents, principal: Principal, env: str, run_id: str
     live = await agents.runs.cancel(run_id)
     if live is not None:
         return live.view()
-    if row.status == "running":
+    if row.status is AgentRunStatus.RUNNING:
         raise Conflict("the run is not held by this server (another replica runs it)")
     raise Conflict(f"the run has already ended ({row.status})")
 

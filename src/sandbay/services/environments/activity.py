@@ -6,9 +6,8 @@ dashboard refreshes (Coder users were bitten by both: coder/coder#12012, #10841)
 import contextlib
 from collections.abc import Iterator
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from sandbay.db.queries import environments as queries
+from sandbay.db.session import AsyncSession
 from sandbay.kit.clock import utcnow
 
 

@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from sandbay.db.cas import with_cas_retry
 from sandbay.db.models import EnvironmentModel
-from sandbay.domain.environments import EnvironmentKind, StopRequest
+from sandbay.db.queries.environments import environment_from_model
+from sandbay.db.session import AsyncSession, async_sessionmaker
+from sandbay.domain.environments import Environment, EnvironmentKind, StopRequest
 from sandbay.domain.errors import Conflict, NotFound, WaitTimeout, WrongState
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.states import (
@@ -44,7 +44,7 @@ def _apply(
     request: str,
     data: dict[str, Any] | None = None,
 ) -> None:
-    env.desired_state = decision.desired.value
+    env.desired_state = decision.desired
     reason = f"{request} requested"
     if decision.move_to is not None:
         transition(session, env, decision.move_to, actor=principal.actor, reason=reason, data=data)
@@ -57,7 +57,7 @@ def _apply(
 
 def _require_state(env: EnvironmentModel, only_from: frozenset[EnvState] | None, verb: str) -> None:
     """Strict surfaces (some dialects) refuse what the native API does leniently."""
-    if only_from is not None and EnvState(env.state) not in only_from:
+    if only_from is not None and env.state not in only_from:
         raise WrongState(f"environment is {env.state}; it cannot be {verb} now", state=env.state)
 
 
@@ -83,7 +83,7 @@ class Lifecycle:
         id_or_name: str,
         *,
         only_from: frozenset[EnvState] | None = None,
-    ) -> EnvironmentModel:
+    ) -> Environment:
         """Start; `only_from` makes it refuse (WrongState) outside those states."""
 
         async def attempt() -> EnvironmentModel:
@@ -91,19 +91,19 @@ class Lifecycle:
                 session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
             )
             _require_state(env, only_from, "started")
-            decision = decide_start(EnvState(env.state), DesiredState(env.desired_state))
+            decision = decide_start(env.state, env.desired_state)
             if decision.noop:
                 return env
             if (
-                env.desired_state != DesiredState.RUNNING.value
-                and env.kind == EnvironmentKind.MANAGED
+                env.desired_state is not DesiredState.RUNNING
+                and env.kind is EnvironmentKind.MANAGED
             ):
                 await admit(session, env.org_id, cpu=env.cpu, memory_mb=env.memory_mb)
             _apply(session, env, decision, principal, request="start")
             await session.flush()
             return env
 
-        return await with_cas_retry(session, attempt)
+        return environment_from_model(await with_cas_retry(session, attempt))
 
     async def request_stop(
         self,
@@ -113,7 +113,7 @@ class Lifecycle:
         body: StopRequest,
         *,
         only_from: frozenset[EnvState] | None = None,
-    ) -> EnvironmentModel:
+    ) -> Environment:
         """Stop; `only_from` makes it refuse (WrongState) outside those states."""
 
         async def attempt() -> EnvironmentModel:
@@ -121,19 +121,18 @@ class Lifecycle:
                 session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
             )
             _require_state(env, only_from, "stopped")
-            state = EnvState(env.state)
-            decision = decide_stop(state, DesiredState(env.desired_state), force=body.force)
+            decision = decide_stop(env.state, env.desired_state, force=body.force)
             if decision.noop:
                 return env
             if decision.move_to is EnvState.STOPPING:
                 _set_stop(env, body, self.stop_timeout)
-            elif state is EnvState.STOPPING and body.force:
+            elif env.state is EnvState.STOPPING and body.force:
                 env.stop_force = True  # upgrade the graceful stop in progress to a kill
             _apply(session, env, decision, principal, request="stop", data=body.model_dump())
             await session.flush()
             return env
 
-        return await with_cas_retry(session, attempt)
+        return environment_from_model(await with_cas_retry(session, attempt))
 
     async def request_restart(
         self,
@@ -141,23 +140,23 @@ class Lifecycle:
         principal: Principal,
         id_or_name: str,
         body: StopRequest,
-    ) -> EnvironmentModel:
+    ) -> Environment:
         async def attempt() -> EnvironmentModel:
             env = await get_environment(
                 session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
             )
-            decision = decide_restart(EnvState(env.state))
+            decision = decide_restart(env.state)
             if decision.move_to is EnvState.STOPPING:
                 _set_stop(env, body, self.stop_timeout)
             _apply(session, env, decision, principal, request="restart", data=body.model_dump())
             await session.flush()
             return env
 
-        return await with_cas_retry(session, attempt)
+        return environment_from_model(await with_cas_retry(session, attempt))
 
     async def request_archive(
         self, session: AsyncSession, principal: Principal, id_or_name: str
-    ) -> EnvironmentModel:
+    ) -> Environment:
         """Archive: the workspace and root filesystem go to the archive store and the
         container and volume are freed; a later start restores them."""
 
@@ -165,9 +164,9 @@ class Lifecycle:
             env = await get_environment(
                 session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
             )
-            if env.kind == EnvironmentKind.SELF_HOSTED:
+            if env.kind is EnvironmentKind.SELF_HOSTED:
                 raise Conflict("a self-hosted environment has nothing to archive")
-            decision = decide_archive(EnvState(env.state), DesiredState(env.desired_state))
+            decision = decide_archive(env.state, env.desired_state)
             if decision.noop:
                 return env
             if decision.move_to is EnvState.STOPPING:
@@ -176,20 +175,20 @@ class Lifecycle:
             await session.flush()
             return env
 
-        return await with_cas_retry(session, attempt)
+        return environment_from_model(await with_cas_retry(session, attempt))
 
     async def keep_alive(
         self, session: AsyncSession, principal: Principal, id_or_name: str
-    ) -> EnvironmentModel:
+    ) -> Environment:
         """Push back the idle auto-stop (not `max_lifetime`): counts as activity."""
         env = await get_environment(
             session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
         )
-        if env.state != EnvState.RUNNING.value:
+        if env.state is not EnvState.RUNNING:
             raise Conflict(f"environment is {env.state}; only a running one can be kept alive")
         # A Core update (no version bump: activity is not a state change), then re-read.
         await record_activity(session, env.id, force=True)
-        return await get_environment(session, principal, env.id)
+        return environment_from_model(await get_environment(session, principal, env.id))
 
     async def request_delete(
         self,
@@ -198,7 +197,7 @@ class Lifecycle:
         id_or_name: str,
         *,
         only_from: frozenset[EnvState] | None = None,
-    ) -> EnvironmentModel:
+    ) -> Environment:
         """Delete; `only_from` makes it refuse (WrongState) outside those states."""
 
         async def attempt() -> EnvironmentModel:
@@ -206,14 +205,14 @@ class Lifecycle:
                 session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE
             )
             _require_state(env, only_from, "deleted")
-            decision = decide_delete(EnvState(env.state))
+            decision = decide_delete(env.state)
             if decision.noop:
                 return env
             _apply(session, env, decision, principal, request="delete")
             await session.flush()
             return env
 
-        return await with_cas_retry(session, attempt)
+        return environment_from_model(await with_cas_retry(session, attempt))
 
     async def wait_for_state(
         self,
@@ -221,7 +220,7 @@ class Lifecycle:
         id_or_name: str,
         state: EnvState,
         timeout: float,
-    ) -> EnvironmentModel:
+    ) -> Environment:
         """Block until the environment is in `state` (Fly Machines' wait). Each check
         uses a short session, so waiting holds no database connection."""
         deadline = time.monotonic() + timeout
@@ -232,9 +231,9 @@ class Lifecycle:
                 async with self.sessions() as session:
                     # By id from here on: the name may be reused once this one is deleted.
                     env = await get_environment(session, principal, env.id, include_deleted=True)
-                current = EnvState(env.state)
+                current = env.state
                 if current is state:
-                    return env
+                    return environment_from_model(env)
                 if current is EnvState.DELETED:
                     raise NotFound(f"environment {id_or_name!r} was deleted")
                 if current is EnvState.ERROR:

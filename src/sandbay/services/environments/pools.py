@@ -1,17 +1,16 @@
 """Warm pools: creating members, claiming one for a matching create (a
 compare-and-set, so one member serves one create), and reporting."""
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.exc import StaleDataError
-
-from sandbay.db.models import EnvironmentModel, OrganizationModel
-from sandbay.db.queries import environments as queries
+from sandbay.db.cas import flush_unless_stale
+from sandbay.db.models import EnvironmentModel
+from sandbay.db.queries import pools as queries
+from sandbay.db.queries import tenancy as tenancy_queries
+from sandbay.db.session import AsyncSession
 from sandbay.domain import ids
 from sandbay.domain.environments import EnvironmentCreate, EnvironmentKind
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.pools import WarmPoolSpec, WarmPoolStatus, pool_key
-from sandbay.domain.states import DesiredState, EnvState
+from sandbay.domain.states import EnvState
 from sandbay.kit.clock import utcnow
 from sandbay.services.events.record import record_environment_event
 from sandbay.services.tenancy.auth import require
@@ -24,7 +23,7 @@ async def claim(
     (name, env, labels, policies); None when the pool is empty."""
     for env_id in await queries.pool_candidates(session, key):
         env = await session.get(EnvironmentModel, env_id, populate_existing=True)
-        if env is None or env.pool_key != key or env.state != EnvState.RUNNING.value:
+        if env is None or env.pool_key != key or env.state is not EnvState.RUNNING:
             continue
         now = utcnow()
         env.pool_key = None
@@ -39,10 +38,7 @@ async def claim(
         record_environment_event(
             session, env, "environment.created", actor=actor, data={"image": env.image, "pool": key}
         )
-        try:
-            async with session.begin_nested():
-                await session.flush()
-        except StaleDataError:
+        if not await flush_unless_stale(session):
             continue  # another create took it first
         return env
     return None
@@ -52,11 +48,7 @@ async def resolve(
     session: AsyncSession, spec: WarmPoolSpec, default_image: str
 ) -> tuple[str, str] | None:
     """(org id, pool key) of a configured pool; None if its organization does not exist."""
-    org_id = (
-        await session.execute(
-            select(OrganizationModel.id).where(OrganizationModel.name == spec.org)
-        )
-    ).scalar_one_or_none()
+    org_id = await tenancy_queries.org_id_named(session, spec.org)
     if org_id is None:
         return None
     image = spec.image or default_image
@@ -67,19 +59,12 @@ def new_member(
     org_id: str, key: str, spec: WarmPoolSpec, image: str, runner_id: str
 ) -> EnvironmentModel:
     """A fresh member: never auto-stopped, archived or deleted while it waits."""
-    now = utcnow()
     env_id = ids.new_id(ids.ENVIRONMENT)
     return EnvironmentModel(
-        id=env_id, org_id=org_id, name=env_id, kind=EnvironmentKind.MANAGED.value,
-        image=image, command=None, install_command=None, env={}, labels={}, user=None,
-        cpu=spec.cpu, memory_mb=spec.memory_mb, disk_gb=spec.disk_gb, gpu=0,
-        pids_limit=spec.pids_limit, public=False, network_block_all=False,
-        network_allow_list=[], auto_stop_interval=0, auto_archive_interval=0,
-        auto_delete_interval=-1, auto_restart=False, max_lifetime=0, pre_stop=None,
-        state=EnvState.CREATING.value, desired_state=DesiredState.RUNNING.value,
-        runner_id=runner_id, restart_count=0, restart_streak=0, running_seconds=0.0,
-        stop_force=False, attempts=0, created_at=now, updated_at=now, state_changed_at=now,
-        last_activity_at=now, next_attempt_at=now, pool_key=key,
+        id=env_id, org_id=org_id, name=env_id, kind=EnvironmentKind.MANAGED, image=image,
+        cpu=spec.cpu, memory_mb=spec.memory_mb, disk_gb=spec.disk_gb,
+        pids_limit=spec.pids_limit, auto_stop_interval=0, auto_archive_interval=0,
+        auto_delete_interval=-1, runner_id=runner_id, pool_key=key,
     )  # fmt: skip
 
 
@@ -94,7 +79,7 @@ async def status(
         if resolved is None or resolved[0] != org_id:
             continue
         members = await queries.pool_members(session, resolved[1])
-        ready = sum(1 for _, state in members if state == EnvState.RUNNING.value)
+        ready = sum(1 for _, state in members if state is EnvState.RUNNING)
         out.append(
             WarmPoolStatus(
                 key=resolved[1], image=spec.image or default_image, cpu=spec.cpu,

@@ -1,15 +1,17 @@
 """Environments as records: create, read, list, update. Lifecycle requests are in
-`services.lifecycle`; engine work is the reconciler's."""
+`services.lifecycle`; engine work is the reconciler's. What callers get is the
+domain shape (`Environment`); `get_environment` hands the row to other services
+that change it."""
 
 from dataclasses import dataclass
 
 from pydantic import TypeAdapter
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from sandbay.db.cas import with_cas_retry
+from sandbay.db.cas import flush_unique, with_cas_retry
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import environments as queries
+from sandbay.db.queries.environments import environment_from_model
+from sandbay.db.session import AsyncSession
 from sandbay.domain import ids
 from sandbay.domain.environments import (
     Environment,
@@ -24,7 +26,7 @@ from sandbay.domain.errors import Conflict, InvalidRequest, NotFound
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.pools import claim_key
 from sandbay.domain.runtime import ContainerSpec, NetworkRules
-from sandbay.domain.states import DesiredState, EnvState
+from sandbay.domain.states import EnvState
 from sandbay.kit.clock import utcnow
 from sandbay.runtime.provider import RuntimeProvider
 from sandbay.services.environments import pools
@@ -63,6 +65,21 @@ async def get_environment(
     return env
 
 
+async def read_environment(
+    session: AsyncSession,
+    principal: Principal,
+    id_or_name: str,
+    permission: Permission = Permission.ENVIRONMENTS_READ,
+    *,
+    include_deleted: bool = False,
+) -> Environment:
+    """`get_environment` as the domain shape."""
+    row = await get_environment(
+        session, principal, id_or_name, permission, include_deleted=include_deleted
+    )
+    return environment_from_model(row)
+
+
 async def _check_fits(provider: RuntimeProvider, body: EnvironmentCreate, image: str) -> None:
     host = await provider.host_resources()
     if body.cpu > host.cpus:
@@ -84,7 +101,7 @@ async def create_environment(
     *,
     provider: RuntimeProvider,
     placement: Placement,
-) -> EnvironmentModel:
+) -> Environment:
     """Validate, record the environment in `creating` with desired state `running`
     and let the reconciler build it. Nothing is written if validation fails."""
     org_id = require(principal, Permission.ENVIRONMENTS_WRITE)
@@ -100,58 +117,25 @@ async def create_environment(
     if key is not None:
         claimed = await pools.claim(session, key, body, body.name, principal.actor)
         if claimed is not None:
-            return claimed
+            return environment_from_model(claimed)
     env_id = ids.new_id(ids.ENVIRONMENT)
     name = body.name or env_id
-    now = utcnow()
+    # Every field of the request is a column; the model fills in its bookkeeping.
     env = EnvironmentModel(
+        **body.model_dump(exclude={"name", "image"}),
         id=env_id,
         org_id=org_id,
         name=name,
-        kind=body.kind.value,
         image=image,
-        command=body.command,
-        install_command=body.install_command,
-        env=body.env,
-        labels=body.labels,
-        user=body.user,
-        cpu=body.cpu,
-        memory_mb=body.memory_mb,
-        disk_gb=body.disk_gb,
-        gpu=body.gpu,
-        pids_limit=body.pids_limit,
-        public=body.public,
-        network_block_all=body.network_block_all,
-        network_allow_list=body.network_allow_list,
-        auto_stop_interval=body.auto_stop_interval,
-        auto_archive_interval=body.auto_archive_interval,
-        auto_delete_interval=body.auto_delete_interval,
-        auto_restart=body.auto_restart,
-        max_lifetime=body.max_lifetime,
-        pre_stop=body.pre_stop,
-        state=EnvState.CREATING.value,
-        desired_state=DesiredState.RUNNING.value,
         runner_id=placement.runner_id if body.kind is EnvironmentKind.MANAGED else None,
-        restart_count=0,
-        restart_streak=0,
-        running_seconds=0.0,
-        stop_force=False,
-        attempts=0,
-        created_at=now,
-        updated_at=now,
-        state_changed_at=now,
-        last_activity_at=now,
-        next_attempt_at=now,
     )
     session.add(env)
     record_environment_event(
         session, env, "environment.created", actor=principal.actor, data={"image": image}
     )
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # lost a race for the name
-        raise Conflict(f"an environment named {name!r} already exists") from exc
-    return env
+    # The unique index refuses a name another create took meanwhile.
+    await flush_unique(session, f"an environment named {name!r} already exists")
+    return environment_from_model(env)
 
 
 def _page(
@@ -170,7 +154,7 @@ def _page(
         wanted[key] = value
     return queries.PageQuery(
         org_id=org_id,
-        states=[s.value for s in states] if states else None,
+        states=states or None,
         labels=wanted,
         only_ids=principal.environment_ids,
         limit=limit,
@@ -186,12 +170,13 @@ async def list_environments(
     labels: list[str] | None,
     limit: int,
     cursor: str | None,
-) -> tuple[list[EnvironmentModel], str | None]:
-    """One page of entities and the next cursor (None on the last page)."""
-    rows = await queries.list_page(session, _page(principal, states, labels, limit, cursor))
+) -> tuple[list[Environment], str | None]:
+    """One page and the next cursor (None on the last page)."""
+    page = _page(principal, states, labels, limit, cursor)
+    rows = await queries.list_page_rows(session, page, _COLUMNS)
     more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None)
+    data = _ENVIRONMENTS.validate_python(rows[:limit])
+    return data, (data[-1].id if more and data else None)
 
 
 async def environment_page(
@@ -220,7 +205,7 @@ _COLUMNS = tuple(Environment.model_fields)
 
 async def update_environment(
     session: AsyncSession, principal: Principal, id_or_name: str, body: EnvironmentUpdate
-) -> EnvironmentModel:
+) -> Environment:
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
 
     async def attempt() -> EnvironmentModel:
@@ -246,7 +231,7 @@ async def update_environment(
 
     env = await with_cas_retry(session, attempt)
     await record_activity(session, env.id)
-    return env
+    return environment_from_model(env)
 
 
 def container_spec(env: EnvironmentModel, *, instance: str) -> ContainerSpec:

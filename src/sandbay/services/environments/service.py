@@ -3,10 +3,8 @@ new environments go, which warm pools exist, the lifecycle's stop defaults."""
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from sandbay.db.models import EnvironmentModel
-from sandbay.domain.environments import EnvironmentCreate
+from sandbay.db.session import AsyncSession
+from sandbay.domain.environments import Environment, EnvironmentCreate
 from sandbay.domain.keys import Principal
 from sandbay.domain.pools import WarmPoolSpec, WarmPoolStatus
 from sandbay.runtime.provider import RuntimeProvider
@@ -24,7 +22,7 @@ class EnvironmentsService:
 
     async def create(
         self, session: AsyncSession, principal: Principal, body: EnvironmentCreate
-    ) -> EnvironmentModel:
+    ) -> Environment:
         """Check the runner can hold it (an engine call: the create answers 400 at
         once for an image or size the runner cannot serve), then record it."""
         return await create_environment(

@@ -5,9 +5,8 @@ records the event)."""
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from sandbay.db.models import EnvironmentModel, EventModel, UsageModel
+from sandbay.db.session import AsyncSession
 from sandbay.domain.quotas import split_by_month
 from sandbay.domain.states import EnvState, check_transition
 from sandbay.kit.clock import utcnow
@@ -25,12 +24,12 @@ def transition(
 ) -> EventModel:
     """Move `env` to `to` if the table allows it (409 otherwise) and record it.
     `version` is bumped by the flush, which is a compare-and-set in the database."""
-    current = EnvState(env.state)
+    current = env.state
     check_transition(current, to)
     now = utcnow()
     if current is EnvState.RUNNING and env.started_at is not None:
         _accrue_running_time(session, env, env.started_at, now)
-    env.state = to.value
+    env.state = to
     env.updated_at = now
     env.state_changed_at = now
     if to is EnvState.RUNNING:

@@ -3,10 +3,8 @@ the bus once it commits."""
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from sandbay.db.models import EnvironmentModel, EventModel
-from sandbay.db.session import after_commit
+from sandbay.db.session import AsyncSession, after_commit
 from sandbay.domain.environments import Event
 from sandbay.kit.clock import utcnow
 from sandbay.services.events.bus import EventBus
@@ -59,8 +57,8 @@ def record_environment_event(
         environment_id=env.id,
         type=type,
         actor=actor,
-        from_state=env.state,
-        to_state=env.state,
+        from_state=env.state.value,  # the log's columns are strings (work states too)
+        to_state=env.state.value,
         reason=reason,
         data=data,
     )

@@ -3,8 +3,7 @@ this process's bus and sessions (a stream holds no connection while it waits).""
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.keys import Principal
 from sandbay.services.events import stream
 from sandbay.services.events.bus import EventBus

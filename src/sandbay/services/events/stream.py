@@ -7,14 +7,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from sandbay.db.models import EventModel
+from sandbay.db.queries import events as queries
+from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.environments import Event
 from sandbay.domain.keys import Permission, Principal
+from sandbay.domain.states import EnvState
 from sandbay.services.environments.records import get_environment
-from sandbay.services.events.audit import list_events
 from sandbay.services.events.bus import EventBus, Subscription
 from sandbay.services.tenancy.auth import require
 
@@ -62,7 +61,7 @@ class EventFollow:
 
     async def _read(self) -> list[EventModel]:
         async with self.sessions() as session:
-            return await list_events(
+            return await queries.page(
                 session,
                 self.org_id,
                 environment_id=self.environment_id,
@@ -78,7 +77,7 @@ class EventFollow:
                 for row in rows:
                     event = Event.model_validate(row)
                     yield event
-                    if self.environment_id and event.to_state == "deleted":
+                    if self.environment_id and event.to_state == EnvState.DELETED:
                         return  # nothing more will happen to it
                 if len(rows) >= _BATCH:
                     continue
@@ -92,10 +91,6 @@ async def _woken(sub: Subscription) -> bool:
     while not sub.queue.empty():
         sub.queue.get_nowait()
     return got is not None
-
-
-async def _latest_id(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.max(EventModel.id)))).scalar() or 0)
 
 
 async def follow_events(
@@ -114,5 +109,5 @@ async def follow_events(
         else:
             env = await get_environment(session, principal, environment, include_deleted=True)
             org_id, env_id = env.org_id, env.id
-        floor = after if after is not None else await _latest_id(session)
+        floor = after if after is not None else await queries.latest_id(session)
     return EventFollow(sessions, bus, org_id, env_id, _Cursor(floor))

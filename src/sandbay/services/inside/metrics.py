@@ -3,9 +3,8 @@ history for charts) and reading the history back."""
 
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from sandbay.db.queries import metrics as queries
+from sandbay.db.session import AsyncSession
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.metrics import MetricsHistory, ResourceMetrics, offline
 from sandbay.kit.clock import utcnow

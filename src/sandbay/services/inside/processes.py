@@ -20,6 +20,7 @@ from sandbay.domain.exec import (
     ProcessStatus,
     command_argv,
 )
+from sandbay.domain.states import EnvState
 from sandbay.kit.clock import utcnow
 from sandbay.runtime.inside import ProcessHandle, ProcessRunner
 from sandbay.services.environments.activity import ActivityHolds
@@ -224,7 +225,7 @@ class ProcessRegistry:
 
     def on_event(self, event: Event) -> None:
         """Bus listener: a deleted environment's processes are forgotten."""
-        if event.environment_id and event.to_state == "deleted":
+        if event.environment_id and event.to_state == EnvState.DELETED:
             self._by_env.pop(event.environment_id, None)
 
     async def close(self) -> None:

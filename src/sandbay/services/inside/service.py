@@ -3,8 +3,7 @@ this process's background processes and activity holds, and the exec limits."""
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.runtime.inside import FileSystem, LogReader, ProcessRunner
 from sandbay.services.environments.activity import ActivityHolds
 from sandbay.services.events.bus import EventBus

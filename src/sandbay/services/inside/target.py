@@ -5,8 +5,7 @@ follows (which may last as long as a command runs) holds no database connection.
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.environments import EnvironmentKind
 from sandbay.domain.errors import Conflict
 from sandbay.domain.keys import Permission, Principal
@@ -44,12 +43,11 @@ async def open_target(
     """Resolve the environment; 409 unless its state is `allowed` (None: any state)."""
     async with sessions() as session:
         env = await get_environment(session, principal, id_or_name, permission)
-        state = EnvState(env.state)
         if allowed is not None:
-            if state not in allowed:
+            if env.state not in allowed:
                 need = "be running" if allowed == RUNNING_ONLY else "have a container"
-                raise Conflict(f"environment is {state.value}; it must {need}")
-            if env.kind == EnvironmentKind.SELF_HOSTED.value:
+                raise Conflict(f"environment is {env.state}; it must {need}")
+            if env.kind is EnvironmentKind.SELF_HOSTED:
                 raise Conflict("a self-hosted environment runs on its own worker, not here")
         if activity:
             await record_activity(session, env.id)

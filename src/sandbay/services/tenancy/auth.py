@@ -4,10 +4,9 @@ Principal; the bootstrap key makes scripted set-ups work on first start."""
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from sandbay.db.models import ApiKeyModel, OrganizationModel
+from sandbay.db.queries import tenancy as queries
+from sandbay.db.session import AsyncSession
 from sandbay.domain import ids
 from sandbay.domain.errors import AuthenticationFailed, PermissionDenied
 from sandbay.domain.keys import KeyKind, Permission, Principal, hash_key, same_secret
@@ -68,9 +67,7 @@ async def authenticate(
     cache: KeyCache | None = session.sync_session.info.get("key_cache")
     if cache is not None and (cached := cache.get(digest)) is not None:
         return cached
-    key = (
-        await session.execute(select(ApiKeyModel).where(ApiKeyModel.key_hash == digest))
-    ).scalar_one_or_none()
+    key = await queries.key_by_hash(session, digest)
     now = utcnow()
     if key is None or key.revoked_at is not None:
         raise AuthenticationFailed("invalid API key")
@@ -102,20 +99,14 @@ def require(principal: Principal, permission: Permission) -> str:
 
 async def ensure_bootstrap(session: AsyncSession, secret: str) -> None:
     """Make sure org `default` exists with an organization key equal to `secret`."""
-    org = (
-        await session.execute(
-            select(OrganizationModel).where(OrganizationModel.name == DEFAULT_ORG)
-        )
-    ).scalar_one_or_none()
+    org = await queries.org_named(session, DEFAULT_ORG)
     now = utcnow()
     if org is None:
         org = OrganizationModel(id=ids.new_id(ids.ORGANIZATION), name=DEFAULT_ORG, created_at=now)
         session.add(org)
         await session.flush()
     digest = hash_key(secret)
-    existing = (
-        await session.execute(select(ApiKeyModel).where(ApiKeyModel.key_hash == digest))
-    ).scalar_one_or_none()
+    existing = await queries.key_by_hash(session, digest)
     if existing is None:
         session.add(
             ApiKeyModel(

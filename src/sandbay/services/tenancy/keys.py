@@ -1,10 +1,8 @@
 """API keys of an organization: create (secret shown once), list, revoke."""
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from sandbay.db.models import ApiKeyModel
-from sandbay.db.session import after_commit
+from sandbay.db.queries import tenancy as queries
+from sandbay.db.session import AsyncSession, after_commit
 from sandbay.domain import ids
 from sandbay.domain.errors import InvalidRequest, NotFound, PermissionDenied
 from sandbay.domain.keys import (
@@ -75,10 +73,7 @@ async def issue_key(
 
 async def list_keys(session: AsyncSession, principal: Principal) -> list[ApiKey]:
     org_id = require(principal, Permission.KEYS_READ)
-    rows = await session.execute(
-        select(ApiKeyModel).where(ApiKeyModel.org_id == org_id).order_by(ApiKeyModel.id)
-    )
-    return [to_api(k) for k in rows.scalars()]
+    return [to_api(k) for k in await queries.keys_of(session, org_id)]
 
 
 async def revoke_key(session: AsyncSession, principal: Principal, key_id: str) -> ApiKey:

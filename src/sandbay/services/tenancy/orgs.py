@@ -1,9 +1,8 @@
 """Organizations: created by the operator, each with a first organization key."""
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from sandbay.db.models import OrganizationModel
+from sandbay.db.queries import tenancy as queries
+from sandbay.db.session import AsyncSession
 from sandbay.domain import ids
 from sandbay.domain.errors import Conflict, NotFound, PermissionDenied
 from sandbay.domain.keys import (
@@ -22,10 +21,7 @@ async def create_org(
 ) -> OrganizationCreated:
     if not principal.is_admin:
         raise PermissionDenied("creating organizations needs the operator (admin) key")
-    taken = await session.execute(
-        select(OrganizationModel.id).where(OrganizationModel.name == body.name)
-    )
-    if taken.first() is not None:
+    if await queries.org_id_named(session, body.name) is not None:
         raise Conflict(f"organization name {body.name!r} is already used")
     org = OrganizationModel(id=ids.new_id(ids.ORGANIZATION), name=body.name, created_at=utcnow())
     session.add(org)

@@ -3,11 +3,9 @@ per organization by a row lock), usage reports, and the operator's quota setting
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from sandbay.db.models import EnvironmentModel as Env
-from sandbay.db.models import OrganizationModel, UsageModel
+from sandbay.db.models import OrganizationModel
+from sandbay.db.queries import tenancy as queries
+from sandbay.db.session import AsyncSession
 from sandbay.domain.errors import NotFound, PermissionDenied
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.quotas import (
@@ -17,23 +15,14 @@ from sandbay.domain.quotas import (
     check_admission,
     period_of,
 )
-from sandbay.domain.states import DesiredState, EnvState
 from sandbay.kit.clock import utcnow
 from sandbay.services.tenancy.auth import require
 
-#: States that hold no compute even when the environment is meant to run.
-_NOT_HOLDING = [EnvState.DELETING.value, EnvState.DELETED.value, EnvState.ERROR.value]
-
 
 async def _lock_org(session: AsyncSession, org_id: str) -> OrganizationModel:
-    """Take the organization's row lock (an UPDATE), so that two admissions of one
-    org cannot both pass on stale counts — on SQLite and PostgreSQL alike."""
-    await session.execute(
-        update(OrganizationModel)
-        .where(OrganizationModel.id == org_id)
-        .values(quota_version=OrganizationModel.quota_version + 1)
-        .execution_options(synchronize_session=False)
-    )
+    """The organization under its row lock, re-read: two admissions of one org
+    cannot both pass on stale counts."""
+    await queries.lock_org(session, org_id)
     org = await session.get(OrganizationModel, org_id, populate_existing=True)
     if org is None:
         raise NotFound("organization not found")
@@ -41,41 +30,20 @@ async def _lock_org(session: AsyncSession, org_id: str) -> OrganizationModel:
 
 
 async def current_usage(session: AsyncSession, org_id: str, now: datetime) -> Usage:
-    running = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(Env.cpu), 0),
-                func.coalesce(func.sum(Env.memory_mb), 0),
-            )
-            .where(Env.org_id == org_id, Env.desired_state == DesiredState.RUNNING.value)
-            .where(Env.state.not_in(_NOT_HOLDING), Env.kind == "managed")
-            .where(Env.pool_key.is_(None))
-        )
-    ).one()
+    environments, cpu, memory_mb = await queries.running_totals(session, org_id)
     period = period_of(now)
-    closed = (
-        await session.execute(
-            select(func.coalesce(func.sum(UsageModel.seconds), 0)).where(
-                UsageModel.org_id == org_id, UsageModel.period == period
-            )
-        )
-    ).scalar_one()
+    closed = await queries.closed_seconds(session, org_id, period)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    open_runs = (
-        await session.execute(
-            select(Env.started_at).where(Env.org_id == org_id, Env.state == EnvState.RUNNING.value)
-        )
-    ).scalars()
+    open_runs = await queries.open_run_starts(session, org_id)
     ongoing = sum(
         (now - max(started, month_start)).total_seconds() for started in open_runs if started
     )
     return Usage(
         period=period,
-        running_environments=int(running[0]),
-        running_cpu=float(running[1]),
-        running_memory_mb=int(running[2]),
-        running_seconds_this_month=float(closed) + max(ongoing, 0.0),
+        running_environments=environments,
+        running_cpu=cpu,
+        running_memory_mb=memory_mb,
+        running_seconds_this_month=closed + max(ongoing, 0.0),
     )
 
 

@@ -3,8 +3,7 @@ key and this process's cache of verified keys bound."""
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.keys import Principal, hash_key
 from sandbay.services.tenancy.auth import KeyCache, authenticate, check_secret
 

@@ -7,11 +7,10 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from sandbay.db.cas import with_cas_retry
 from sandbay.db.models import EnvironmentModel, EventModel, WorkItemModel
 from sandbay.db.queries import work_items as queries
+from sandbay.db.session import AsyncSession
 from sandbay.domain import ids
 from sandbay.domain.environments import EnvironmentKind, EventList
 from sandbay.domain.errors import InvalidRequest, NotFound
@@ -48,7 +47,7 @@ def to_api(item: WorkItemModel) -> WorkItem:
         id=item.id,
         environment_id=item.environment_id,
         data=item.data,
-        state=WorkState(item.state),
+        state=item.state,
         created_at=item.created_at,
         acknowledged_at=item.acknowledged_at,
         started_at=item.started_at,
@@ -85,8 +84,8 @@ def record_work_event(
         environment_id=item.environment_id,
         type=type,
         actor=actor,
-        from_state=item.state,
-        to_state=item.state,
+        from_state=item.state.value,
+        to_state=item.state.value,
         reason=reason,
         data={"work_id": item.id, **(data or {})},
     )
@@ -103,10 +102,10 @@ def transition_work(
 ) -> EventModel:
     """Move `item` to `to` if the table allows it (409 otherwise), set the timestamps
     the brief's object shows, and record the event. The flush is a compare-and-set."""
-    current = WorkState(item.state)
+    current = item.state
     check_transition(current, to)
     now = utcnow()
-    item.state = to.value
+    item.state = to
     item.updated_at = now
     if to is WorkState.STARTING:
         item.acknowledged_at = now
@@ -149,7 +148,7 @@ async def get_self_hosted(
 ) -> EnvironmentModel:
     """The environment, if the caller may see it (404) and it takes work items (400)."""
     model = await get_environment(session, principal, env, permission)
-    if model.kind != EnvironmentKind.SELF_HOSTED.value:
+    if model.kind is not EnvironmentKind.SELF_HOSTED:
         raise InvalidRequest(f"environment {env!r} is not self_hosted; it takes no work items")
     return model
 
@@ -170,20 +169,14 @@ async def create_work(
     session: AsyncSession, principal: Principal, env: str, body: WorkItemCreate
 ) -> WorkItemModel:
     model = await get_self_hosted(session, principal, env, Permission.WORK_WRITE)
-    now = utcnow()
     item = WorkItemModel(
         id=ids.new_id(ids.WORK_ITEM),
         org_id=model.org_id,
         environment_id=model.id,
-        state=WorkState.QUEUED.value,
         data=body.data,
         meta=body.metadata,
         on_lease_expired=body.on_lease_expired.value,
         max_attempts=body.max_attempts,
-        attempts=0,
-        deliveries=0,
-        created_at=now,
-        updated_at=now,
     )
     session.add(item)
     record_event(
@@ -192,7 +185,7 @@ async def create_work(
         environment_id=item.environment_id,
         type="work.created",
         actor=principal.actor,
-        to_state=WorkState.QUEUED.value,
+        to_state=item.state.value,
         data={"work_id": item.id},
     )
     await record_activity(session, model.id)
@@ -221,7 +214,7 @@ async def list_work(
     return await queries.page(
         session,
         model.id,
-        states=[s.value for s in states] if states else None,
+        states=states or None,
         after_id=after_id,
         before_id=before_id,
         limit=limit,
@@ -270,7 +263,7 @@ async def work_stats(session: AsyncSession, principal: Principal, env: str) -> W
         pending=pending,
         oldest_queued_at=oldest,
         workers_polling=await queries.pollers_since(session, model.id, now - POLLERS_WINDOW),
-        by_state={state: counts.get(state.value, 0) for state in WorkState},
+        by_state={state: counts.get(state, 0) for state in WorkState},
     )
 
 

@@ -9,10 +9,9 @@ import time
 from collections import deque
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from sandbay.db.models import EnvironmentModel, WorkItemModel
 from sandbay.db.queries import work_items as queries
+from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.environments import Event
 from sandbay.domain.errors import Conflict, PreconditionFailed
 from sandbay.domain.keys import Permission, Principal
@@ -114,7 +113,7 @@ async def poll(
 def _makes_claimable(event: Event) -> bool:
     if event.type == "work.created":
         return True
-    return event.type == "work.state_changed" and event.to_state == WorkState.QUEUED.value
+    return event.type == "work.state_changed" and event.to_state == WorkState.QUEUED
 
 
 class WorkWakeups:
@@ -174,7 +173,7 @@ async def ack(
         item = await load_work(session, principal, env, work_id, Permission.WORK_WRITE)
         if worker_id and item.worker_id and item.worker_id != worker_id:
             raise Conflict(f"work item {item.id} is held by another worker")
-        move = decide_ack(WorkState(item.state))
+        move = decide_ack(item.state)
         if move is None:
             return item
         ttl = limits.clamp(None)
@@ -231,7 +230,7 @@ async def heartbeat(
 
     async def attempt() -> WorkHeartbeat:
         item = await load_work(session, principal, env, work_id, Permission.WORK_WRITE)
-        move = decide_heartbeat(WorkState(item.state))
+        move = decide_heartbeat(item.state)
         _check_lease_owner(item, expected, worker_id)
         ttl = limits.clamp(desired_ttl_seconds)
         now = utcnow()
@@ -248,7 +247,7 @@ async def heartbeat(
         return WorkHeartbeat(
             last_heartbeat=format_heartbeat(now),
             lease_extended=True,
-            state=WorkState(item.state),
+            state=item.state,
             ttl_seconds=ttl,
         )
 
@@ -274,7 +273,7 @@ async def stop(
 
     async def attempt() -> WorkItemModel:
         item = await load_work(session, principal, env, work_id, Permission.WORK_WRITE)
-        current = WorkState(item.state)
+        current = item.state
         target = decide_stop(current, force=body.force)
         if target is None:
             return item
@@ -304,7 +303,7 @@ async def expire_lease(session: AsyncSession, work_id: str, *, actor: str) -> Wo
     if item is None or item.lease_expires_at is None or item.lease_expires_at >= now:
         return None
     outcome = decide_lease_expired(
-        WorkState(item.state),
+        item.state,
         LeasePolicy(item.on_lease_expired),
         attempts=item.attempts,
         max_attempts=item.max_attempts,
@@ -328,7 +327,7 @@ async def stop_orphaned(session: AsyncSession, work_id: str, *, actor: str) -> b
     """Stop a live item whose environment is being deleted: no worker may take it any
     more, and its current holder learns it on its next heartbeat (409)."""
     item = await session.get(WorkItemModel, work_id, populate_existing=True)
-    if item is None or WorkState(item.state) is WorkState.STOPPED:
+    if item is None or item.state is WorkState.STOPPED:
         return False
     transition_work(session, item, WorkState.STOPPED, actor=actor, reason="environment deleted")
     await session.flush()

@@ -4,9 +4,8 @@ this process's long-poll wake-ups bound."""
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from sandbay.db.models import WorkItemModel
+from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.keys import Principal
 from sandbay.domain.work import LeaseLimits, WorkHeartbeat
 from sandbay.services.work import protocol

@@ -39,10 +39,6 @@ router = APIRouter(prefix="/v1/environments", tags=["environments"])
 OptionalStop = Annotated[StopRequest | None, Body()]
 
 
-def _out(model: object) -> Environment:
-    return Environment.model_validate(model)
-
-
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_environment(
     body: EnvironmentCreate,
@@ -51,8 +47,7 @@ async def create_environment(
     environments: EnvironmentsDep,
 ) -> Environment:
     """Create an environment; it is started at once (poll or `wait` for `running`)."""
-    env = await environments.create(session, principal, body)
-    return _out(env)
+    return await environments.create(session, principal, body)
 
 
 @router.get("")
@@ -73,7 +68,7 @@ async def list_environments(
 @router.get("/{env}")
 async def get_environment(env: EnvRef, session: SessionDep, principal: PrincipalDep) -> Environment:
     """One environment, by id or name."""
-    return _out(await envs.get_environment(session, principal, env))
+    return await envs.read_environment(session, principal, env)
 
 
 @router.patch("/{env}")
@@ -84,7 +79,7 @@ async def update_environment(
     `public`, or the network policy. A network change is in force on a running
     environment when this answers (no restart); 502 if it could not be enforced
     (it is saved, and enforced again at the next start or sweep)."""
-    return _out(await access.update_environment(principal, env, body))
+    return await access.update_environment(principal, env, body)
 
 
 @router.delete("/{env}", status_code=status.HTTP_202_ACCEPTED)
@@ -93,7 +88,7 @@ async def delete_environment(
 ) -> Environment:
     """Delete: the container and the workspace volume are removed (state `deleting`,
     then `deleted`). Works from every state."""
-    return _out(await lifecycle.request_delete(session, principal, env))
+    return await lifecycle.request_delete(session, principal, env)
 
 
 @router.post("/{env}/start")
@@ -101,7 +96,7 @@ async def start_environment(
     env: EnvRef, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
 ) -> Environment:
     """Start a stopped environment on its own runner; idempotent when running."""
-    return _out(await lifecycle.request_start(session, principal, env))
+    return await lifecycle.request_start(session, principal, env)
 
 
 @router.post("/{env}/stop")
@@ -115,14 +110,7 @@ async def stop_environment(
     """Stop: `signal` (default SIGTERM), a grace period of `timeout` seconds (default
     10), then a kill; `force` kills at once. /workspace and the root filesystem are
     kept. Idempotent: stopping a stopped environment returns it."""
-    return _out(
-        await lifecycle.request_stop(
-            session,
-            principal,
-            env,
-            body or StopRequest(),
-        )
-    )
+    return await lifecycle.request_stop(session, principal, env, body or StopRequest())
 
 
 @router.post("/{env}/restart")
@@ -134,14 +122,7 @@ async def restart_environment(
     body: OptionalStop = None,
 ) -> Environment:
     """Stop (as `stop` does, with the same options) then start again."""
-    return _out(
-        await lifecycle.request_restart(
-            session,
-            principal,
-            env,
-            body or StopRequest(),
-        )
-    )
+    return await lifecycle.request_restart(session, principal, env, body or StopRequest())
 
 
 @router.post("/{env}/archive")
@@ -150,7 +131,7 @@ async def archive_environment(
 ) -> Environment:
     """Archive: stop if running, then move /workspace and the root filesystem to the
     archive store and free the container and volume. `start` restores it."""
-    return _out(await lifecycle.request_archive(session, principal, env))
+    return await lifecycle.request_archive(session, principal, env)
 
 
 @router.post("/{env}/keepalive")
@@ -159,7 +140,7 @@ async def keep_alive(
 ) -> Environment:
     """Count as activity now: pushes back the idle auto-stop (`auto_stop_at`), not
     the hard `max_lifetime`."""
-    return _out(await lifecycle.keep_alive(session, principal, env))
+    return await lifecycle.keep_alive(session, principal, env)
 
 
 @router.get(
@@ -175,8 +156,7 @@ async def wait_environment(
 ) -> Environment:
     """Block until the environment is in `state` (200) or `timeout` passes (408).
     Answers 409 if it went to `error` and 404 if it was deleted meanwhile."""
-    result = await lifecycle.wait_for_state(principal, env, EnvState(state), timeout)
-    return _out(result)
+    return await lifecycle.wait_for_state(principal, env, EnvState(state), timeout)
 
 
 @router.get("/{env}/events", response_model=EventList, responses=FOLLOW_DOC)

@@ -1,0 +1,29 @@
+"""Queries of the audit log: a page of an organization's (or one environment's)
+events after a cursor, and the newest event id (where a live stream starts)."""
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sandbay.db.models import EventModel
+
+
+async def page(
+    session: AsyncSession,
+    org_id: str,
+    *,
+    environment_id: str | None,
+    after: int | None,
+    limit: int,
+) -> list[EventModel]:
+    """Up to `limit + 1` events in id order (the extra one says there is more)."""
+    query = select(EventModel).where(EventModel.org_id == org_id)
+    if environment_id is not None:
+        query = query.where(EventModel.environment_id == environment_id)
+    if after is not None:
+        query = query.where(EventModel.id > after)
+    query = query.order_by(EventModel.id).limit(limit + 1)
+    return list((await session.execute(query)).scalars())
+
+
+async def latest_id(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.max(EventModel.id)))).scalar() or 0)
