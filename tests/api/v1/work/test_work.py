@@ -1,6 +1,8 @@
 """Work items in the native API against a live server: queueing and reading, keys and
 their scopes, long polls that hold no database connection and never hand one item
-to two pollers, and leases that expire per the item's policy."""
+to two pollers, and leases that heartbeats keep and the lease loop takes back. What
+each policy does with an expired lease is shown in-process
+(tests/services/work/test_leases.py)."""
 
 import re
 import time
@@ -22,7 +24,6 @@ from tests.support.work import (
     native,
     queue,
     self_hosted_env,
-    work_transitions,
 )
 
 
@@ -252,56 +253,6 @@ def _state_becomes(api: httpx.Client, env: str, work_id: str, state: str) -> dic
         lambda: (i := get_item(api, env, work_id))["state"] == state and i, timeout=30
     )
     return result
-
-
-def test_expired_lease_requeues_until_the_attempt_limit_then_stops(
-    lease_api: httpx.Client, lease_env: str
-) -> None:
-    item = queue(lease_api, lease_env, max_attempts=2)
-    _take(lease_api, lease_env, item["id"], "w-1")
-    requeued = _state_becomes(lease_api, lease_env, item["id"], "queued")
-    assert requeued["attempts"] == 1 and requeued["worker_id"] is None
-    assert requeued["acknowledged_at"] is None and requeued["latest_heartbeat_at"] is None
-    _take(lease_api, lease_env, item["id"], "w-2")
-    stopped = _state_becomes(lease_api, lease_env, item["id"], "stopped")
-    assert stopped["attempts"] == 2
-    assert stopped["stop_reason"] == "lease expired; attempt limit reached (2 of 2)"
-    assert [(f, t) for f, t, _ in work_transitions(lease_api, lease_env, item["id"])] == [
-        ("queued", "starting"),
-        ("starting", "active"),
-        ("active", "queued"),
-        ("queued", "starting"),
-        ("starting", "active"),
-        ("active", "stopped"),
-    ]
-
-
-def test_expired_lease_stops_the_item_under_the_stop_policy(
-    lease_api: httpx.Client, lease_env: str
-) -> None:
-    item = queue(lease_api, lease_env, on_lease_expired="stop")
-    _take(lease_api, lease_env, item["id"], "w-1")
-    stopped = _state_becomes(lease_api, lease_env, item["id"], "stopped")
-    assert stopped["stop_reason"] == "lease expired (policy: stop)" and stopped["attempts"] == 1
-
-
-def test_acknowledged_item_without_heartbeat_loses_its_lease(
-    lease_api: httpx.Client, lease_env: str
-) -> None:
-    item = queue(lease_api, lease_env)
-    acked = lease_api.post(native(lease_env, f"/{item['id']}/ack")).json()
-    assert acked["state"] == "starting" and acked["lease_expires_at"] is not None
-    assert _state_becomes(lease_api, lease_env, item["id"], "queued")["attempts"] == 1
-
-
-def test_expired_lease_while_stopping_stops_the_item(
-    lease_api: httpx.Client, lease_env: str
-) -> None:
-    item = queue(lease_api, lease_env)
-    _take(lease_api, lease_env, item["id"], "w-1")
-    assert lease_api.post(native(lease_env, f"/{item['id']}/stop")).json()["state"] == "stopping"
-    stopped = _state_becomes(lease_api, lease_env, item["id"], "stopped")
-    assert stopped["stop_reason"] == "lease expired while stopping"
 
 
 def test_heartbeats_keep_the_lease(lease_api: httpx.Client, lease_env: str) -> None:
