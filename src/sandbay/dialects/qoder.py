@@ -164,7 +164,7 @@ async def list_work(
     """List work items in ascending id (queue) order; `limit` above 100 is capped."""
     if sum(v is not None for v in (page, before_id, after_id)) > 1:
         raise InvalidRequest("page, before_id and after_id cannot be used together")
-    rows, more = await work_items.list_work(
+    items, more = await work_items.list_work(
         session,
         principal,
         environment_id,
@@ -172,7 +172,7 @@ async def list_work(
         after_id=page or after_id,
         before_id=before_id,
     )
-    data = [_out(work_items.to_api(r)) for r in rows]
+    data = [_out(item) for item in items]
     return QoderWorkList(
         data=data,
         first_id=data[0].id if data else None,
@@ -201,7 +201,7 @@ async def poll_work(
         block_ms=block_ms,
         reclaim_ms=reclaim_older_than_ms,
     )
-    return _out(work_items.to_api(item)) if item is not None else None
+    return _out(item) if item is not None else None
 
 
 @router.get("/stats")
@@ -223,8 +223,7 @@ async def get_work(
     environment_id: str, work_id: str, session: SessionDep, principal: PrincipalDep
 ) -> QoderWorkItem:
     """One work item."""
-    item = await work_items.get_work(session, principal, environment_id, work_id)
-    return _out(work_items.to_api(item))
+    return _out(await work_items.get_work(session, principal, environment_id, work_id))
 
 
 @router.post("/{work_id}")
@@ -238,7 +237,7 @@ async def update_work_metadata(
     """Merge-patch the string-only metadata (null deletes a key)."""
     patch = body or WorkMetadataUpdate()
     item = await work_items.update_metadata(session, principal, environment_id, work_id, patch)
-    return _out(work_items.to_api(item))
+    return _out(item)
 
 
 @router.post("/{work_id}/ack")
@@ -252,7 +251,7 @@ async def ack_work(
 ) -> QoderWorkItem:
     """Acknowledge a delivered item: queued → starting."""
     item = await work.ack(session, principal, environment_id, work_id, worker_id=worker_id)
-    return _out(work_items.to_api(item))
+    return _out(item)
 
 
 @router.post("/{work_id}/heartbeat")
@@ -288,7 +287,7 @@ async def stop_work(
     """Stop a work item; the body is optional (`{}` or `{"force": true}`)."""
     body = parse_stop_body(await request.body())
     item = await work_protocol.stop(session, principal, environment_id, work_id, body)
-    return _out(work_items.to_api(item))
+    return _out(item)
 
 
 DIALECT = Dialect(

@@ -49,7 +49,7 @@ async def create_work(
     env: str, body: WorkItemCreate, session: SessionDep, principal: PrincipalDep
 ) -> WorkItem:
     """Queue a work item (state `queued`) for the environment's workers."""
-    return work_items.to_api(await work_items.create_work(session, principal, env, body))
+    return await work_items.create_work(session, principal, env, body)
 
 
 @router.get("")
@@ -62,13 +62,11 @@ async def list_work(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> WorkItemList:
     """Work items in queue order (oldest first), one page at a time."""
-    rows, more = await work_items.list_work(
+    items, more = await work_items.list_work(
         session, principal, env, states=state, limit=limit, after_id=cursor
     )
     return WorkItemList(
-        data=[work_items.to_api(r) for r in rows],
-        has_more=more,
-        next_cursor=rows[-1].id if more and rows else None,
+        data=items, has_more=more, next_cursor=items[-1].id if more and items else None
     )
 
 
@@ -88,14 +86,13 @@ async def poll_work(
 ) -> WorkItem | None:
     """Deliver the oldest available item to this worker (still `queued` until it is
     acknowledged), or JSON null when there is none within `block_ms`."""
-    item = await work.poll(
+    return await work.poll(
         principal,
         env,
         worker_id=worker_id,
         block_ms=block_ms,
         reclaim_ms=reclaim_older_than_ms,
     )
-    return work_items.to_api(item) if item is not None else None
 
 
 @router.get("/stats")
@@ -109,7 +106,7 @@ async def get_work(
     env: str, work_id: str, session: SessionDep, principal: PrincipalDep
 ) -> WorkItem:
     """One work item."""
-    return work_items.to_api(await work_items.get_work(session, principal, env, work_id))
+    return await work_items.get_work(session, principal, env, work_id)
 
 
 @router.patch("/{work_id}")
@@ -121,8 +118,7 @@ async def update_work_metadata(
     principal: PrincipalDep,
 ) -> WorkItem:
     """Merge `metadata`: string values upsert keys, null deletes them."""
-    item = await work_items.update_metadata(session, principal, env, work_id, body)
-    return work_items.to_api(item)
+    return await work_items.update_metadata(session, principal, env, work_id, body)
 
 
 @router.post("/{work_id}/ack")
@@ -136,8 +132,7 @@ async def ack_work(
 ) -> WorkItem:
     """queued → starting. Safe to repeat while starting or active; 409 when stopping
     or stopped, or when the item is another Worker-ID's."""
-    item = await work.ack(session, principal, env, work_id, worker_id=worker_id)
-    return work_items.to_api(item)
+    return await work.ack(session, principal, env, work_id, worker_id=worker_id)
 
 
 @router.post(
@@ -180,7 +175,7 @@ async def stop_work(
     worker drains, then calls stop again), stopping → stopped; force=true: any live
     state → stopped. A stopped item is returned as it is."""
     body = parse_stop_body(await request.body())
-    return work_items.to_api(await work_protocol.stop(session, principal, env, work_id, body))
+    return await work_protocol.stop(session, principal, env, work_id, body)
 
 
 @router.get("/{work_id}/events")

@@ -15,10 +15,34 @@ from sandbay.db.models import EnvironmentModel, EventModel
 from sandbay.db.models import WorkItemModel as Work
 from sandbay.db.models import WorkPollerModel as Poller
 from sandbay.domain.states import EnvState
-from sandbay.domain.work import LIVE, WorkState
+from sandbay.domain.work import LIVE, LeasePolicy, WorkItem, WorkState
 
 #: States in which a worker holds the item under a lease.
 LEASED = (WorkState.STARTING, WorkState.ACTIVE, WorkState.STOPPING)
+
+
+def work_item_from_model(item: Work) -> WorkItem:
+    """The work item as services hand it out (API and dialects map from this)."""
+    return WorkItem(
+        id=item.id,
+        environment_id=item.environment_id,
+        data=item.data,
+        state=item.state,
+        created_at=item.created_at,
+        acknowledged_at=item.acknowledged_at,
+        started_at=item.started_at,
+        latest_heartbeat_at=item.latest_heartbeat_at,
+        stop_requested_at=item.stop_requested_at,
+        stopped_at=item.stopped_at,
+        metadata=item.meta,
+        worker_id=item.worker_id,
+        attempts=item.attempts,
+        max_attempts=item.max_attempts,
+        on_lease_expired=LeasePolicy(item.on_lease_expired),
+        lease_expires_at=item.lease_expires_at,
+        stop_reason=item.stop_reason,
+        updated_at=item.updated_at,
+    )
 
 
 def _locking(session: AsyncSession, query: Select[Any]) -> Select[Any]:

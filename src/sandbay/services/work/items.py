@@ -10,13 +10,13 @@ from typing import Any, TypeVar
 from sandbay.db.cas import with_cas_retry
 from sandbay.db.models import EnvironmentModel, EventModel, WorkItemModel
 from sandbay.db.queries import work_items as queries
+from sandbay.db.queries.work_items import work_item_from_model
 from sandbay.db.session import AsyncSession
 from sandbay.domain import ids
 from sandbay.domain.environments import EnvironmentKind, EventList
 from sandbay.domain.errors import InvalidRequest, NotFound
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.work import (
-    LeasePolicy,
     WorkItem,
     WorkItemCreate,
     WorkMetadataUpdate,
@@ -40,29 +40,6 @@ POLLERS_WINDOW = timedelta(seconds=30)
 async def with_retry(session: AsyncSession, attempt: Callable[[], Awaitable[T]]) -> T:
     """`with_cas_retry` for work items."""
     return await with_cas_retry(session, attempt, what="the work item")
-
-
-def to_api(item: WorkItemModel) -> WorkItem:
-    return WorkItem(
-        id=item.id,
-        environment_id=item.environment_id,
-        data=item.data,
-        state=item.state,
-        created_at=item.created_at,
-        acknowledged_at=item.acknowledged_at,
-        started_at=item.started_at,
-        latest_heartbeat_at=item.latest_heartbeat_at,
-        stop_requested_at=item.stop_requested_at,
-        stopped_at=item.stopped_at,
-        metadata=item.meta,
-        worker_id=item.worker_id,
-        attempts=item.attempts,
-        max_attempts=item.max_attempts,
-        on_lease_expired=LeasePolicy(item.on_lease_expired),
-        lease_expires_at=item.lease_expires_at,
-        stop_reason=item.stop_reason,
-        updated_at=item.updated_at,
-    )
 
 
 # ---- the one door ----------------------------------------------------------------------
@@ -167,7 +144,7 @@ async def load_work(
 
 async def create_work(
     session: AsyncSession, principal: Principal, env: str, body: WorkItemCreate
-) -> WorkItemModel:
+) -> WorkItem:
     model = await get_self_hosted(session, principal, env, Permission.WORK_WRITE)
     item = WorkItemModel(
         id=ids.new_id(ids.WORK_ITEM),
@@ -190,13 +167,12 @@ async def create_work(
     )
     await record_activity(session, model.id)
     await session.flush()
-    return item
+    return work_item_from_model(item)
 
 
-async def get_work(
-    session: AsyncSession, principal: Principal, env: str, work_id: str
-) -> WorkItemModel:
-    return await load_work(session, principal, env, work_id, Permission.WORK_READ)
+async def get_work(session: AsyncSession, principal: Principal, env: str, work_id: str) -> WorkItem:
+    item = await load_work(session, principal, env, work_id, Permission.WORK_READ)
+    return work_item_from_model(item)
 
 
 async def list_work(
@@ -208,10 +184,10 @@ async def list_work(
     limit: int,
     after_id: str | None = None,
     before_id: str | None = None,
-) -> tuple[list[WorkItemModel], bool]:
+) -> tuple[list[WorkItem], bool]:
     """A page in queue order (oldest first) and whether there are more."""
     model = await get_self_hosted(session, principal, env, Permission.WORK_READ)
-    return await queries.page(
+    rows, more = await queries.page(
         session,
         model.id,
         states=states or None,
@@ -219,11 +195,12 @@ async def list_work(
         before_id=before_id,
         limit=limit,
     )
+    return [work_item_from_model(row) for row in rows], more
 
 
 async def update_metadata(
     session: AsyncSession, principal: Principal, env: str, work_id: str, body: WorkMetadataUpdate
-) -> WorkItemModel:
+) -> WorkItem:
     """Merge patch on the string-only metadata: strings upsert, null deletes."""
 
     async def attempt() -> WorkItemModel:
@@ -249,7 +226,7 @@ async def update_metadata(
             await session.flush()
         return item
 
-    return await with_retry(session, attempt)
+    return work_item_from_model(await with_retry(session, attempt))
 
 
 async def work_stats(session: AsyncSession, principal: Principal, env: str) -> WorkStats:

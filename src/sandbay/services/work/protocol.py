@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sandbay.db.models import EnvironmentModel, WorkItemModel
 from sandbay.db.queries import work_items as queries
+from sandbay.db.queries.work_items import work_item_from_model
 from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.environments import Event
 from sandbay.domain.errors import Conflict, PreconditionFailed
@@ -20,6 +21,7 @@ from sandbay.domain.work import (
     LeaseLimits,
     LeasePolicy,
     WorkHeartbeat,
+    WorkItem,
     WorkState,
     WorkStopRequest,
     decide_ack,
@@ -84,7 +86,7 @@ async def poll(
     worker_id: str | None,
     block_ms: int | None,
     reclaim_ms: int,
-) -> WorkItemModel | None:
+) -> WorkItem | None:
     """Deliver the oldest claimable item to this poller, waiting up to `block_ms` for
     one; None when there is none. Each attempt uses a short session of its own, so
     a long poll holds no database connection while it waits."""
@@ -103,8 +105,10 @@ async def poll(
                 )
                 await session.commit()
             remaining = deadline - time.monotonic()
-            if item is not None or remaining <= 0:
-                return item
+            if item is not None:
+                return work_item_from_model(item)
+            if remaining <= 0:
+                return None
             await wakeups.wait(waiting, min(remaining, _RECHECK_SECONDS))
         finally:
             wakeups.unregister(model.id, waiting)
@@ -164,7 +168,7 @@ async def ack(
     *,
     worker_id: str | None,
     limits: LeaseLimits,
-) -> WorkItemModel:
+) -> WorkItem:
     """queued → starting, with a lease until the first heartbeat. Safe to repeat while
     starting or active; 409 when stopping or stopped, or when the item was delivered
     to (or taken by) another Worker-ID."""
@@ -192,7 +196,7 @@ async def ack(
         await session.flush()
         return item
 
-    return await with_retry(session, attempt)
+    return work_item_from_model(await with_retry(session, attempt))
 
 
 def _check_lease_owner(
@@ -266,7 +270,7 @@ _STOP_REASONS = {
 
 async def stop(
     session: AsyncSession, principal: Principal, env: str, work_id: str, body: WorkStopRequest
-) -> WorkItemModel:
+) -> WorkItem:
     """The brief's table: force=false moves queued → stopped, starting|active →
     stopping (the worker drains, then calls again) and stopping → stopped; force=true
     moves any live item to stopped; a stopped item is returned as it is."""
@@ -290,7 +294,7 @@ async def stop(
         await session.flush()
         return item
 
-    return await with_retry(session, attempt)
+    return work_item_from_model(await with_retry(session, attempt))
 
 
 async def expire_lease(session: AsyncSession, work_id: str, *, actor: str) -> WorkState | None:
