@@ -51,17 +51,6 @@ async def commit_unless_stale(session: AsyncSession) -> bool:
     return True
 
 
-async def flush_unless_stale(session: AsyncSession) -> bool:
-    """Flush in a savepoint; False (only the savepoint rolled back) when a
-    compare-and-set lost, so the caller may try another row in the same transaction."""
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except StaleDataError:
-        return False
-    return True
-
-
 async def flush_unique(session: AsyncSession, conflict: str) -> None:
     """Flush; a unique index that refuses the write (a lost race for a name) is a
     409 saying `conflict`."""

@@ -98,13 +98,6 @@ async def test_another_organizations_create_never_gets_the_member(
     assert env.id != ready.id and env.state == EnvState.CREATING
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the create that loses the race fails (PendingRollbackError) instead of "
-    "getting an environment of its own: begin_nested() in pools.claim first flushes the "
-    "changed member outside its SAVEPOINT, so the lost compare-and-set ends the whole "
-    "transaction",
-)
 async def test_two_creates_racing_for_the_last_member_get_one_each_way(
     committed_sessions: async_sessionmaker[AsyncSession],
     bus: EventBus,

@@ -1,7 +1,7 @@
 """Queries of warm pools: ready members (candidates for a claim) and every live
 member of a pool."""
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sandbay.db.models import EnvironmentModel as Env
@@ -28,3 +28,22 @@ async def pool_members(session: AsyncSession, key: str) -> list[tuple[str, EnvSt
     """(id, state) of every live member of a pool."""
     query = select(Env.id, Env.state).where(Env.pool_key == key, Env.deleted_at.is_(None))
     return [(r[0], r[1]) for r in await session.execute(query)]
+
+
+async def take_member(session: AsyncSession, env_id: str, key: str) -> bool:
+    """Take a ready member out of its pool: a conditional update (and a version
+    bump, as the ORM's compare-and-set would) that only one transaction can win; the
+    loser changes nothing, so its transaction goes on to another candidate or to a
+    fresh environment. The winner holds the row until it commits."""
+    result = await session.execute(
+        update(Env)
+        .where(
+            Env.id == env_id,
+            Env.pool_key == key,
+            Env.state == EnvState.RUNNING,
+            Env.lease_token.is_(None),
+        )
+        .values(pool_key=None, version=Env.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]

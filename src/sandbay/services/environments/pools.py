@@ -1,7 +1,6 @@
 """Warm pools: creating members, claiming one for a matching create (a
 compare-and-set, so one member serves one create), and reporting."""
 
-from sandbay.db.cas import flush_unless_stale
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import pools as queries
 from sandbay.db.queries import tenancy as tenancy_queries
@@ -22,11 +21,12 @@ async def claim(
     """Take a ready member of pool `key` and make it the requested environment
     (name, env, labels, policies); None when the pool is empty."""
     for env_id in await queries.pool_candidates(session, key):
+        if not await queries.take_member(session, env_id, key):
+            continue  # another create took it first
         env = await session.get(EnvironmentModel, env_id, populate_existing=True)
-        if env is None or env.pool_key != key or env.state is not EnvState.RUNNING:
+        if env is None:
             continue
         now = utcnow()
-        env.pool_key = None
         env.name = name or env.id
         env.env, env.labels, env.public = body.env, body.labels, body.public
         env.auto_stop_interval = body.auto_stop_interval
@@ -38,8 +38,7 @@ async def claim(
         record_environment_event(
             session, env, "environment.created", actor=actor, data={"image": env.image, "pool": key}
         )
-        if not await flush_unless_stale(session):
-            continue  # another create took it first
+        await session.flush()
         return env
     return None
 
