@@ -46,4 +46,4 @@ async def take_member(session: AsyncSession, env_id: str, key: str) -> bool:
         .values(pool_key=None, version=Env.version + 1)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
