@@ -1,0 +1,262 @@
+"""`sandbay env …`: environments through the API — create, list, lifecycle,
+exec, files, logs and the audit log."""
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from sandbay.cli._client import (
+    DEFAULT_URL,
+    ApiKey,
+    ApiUrl,
+    WaitFlag,
+    api_client,
+    console,
+    err_console,
+    pairs,
+    print_json,
+    wait_for,
+)
+
+app = typer.Typer(no_args_is_help=True, help="Manage environments")
+
+
+def _print_state(env: dict[str, Any]) -> None:
+    console.print(f"{env['id']} {env['name']}: [bold]{env['state']}[/bold]")
+
+
+@app.command("create")
+def env_create(
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    name: Annotated[str | None, typer.Option(help="Unique name")] = None,
+    image: Annotated[str | None, typer.Option(help="Image (default: the server's)")] = None,
+    command: Annotated[str | None, typer.Option(help="Workload as a shell string")] = None,
+    cpu: Annotated[float | None, typer.Option(help="CPU cores")] = None,
+    memory: Annotated[int | None, typer.Option("--memory", help="Memory in MB")] = None,
+    disk: Annotated[int | None, typer.Option("--disk", help="Disk in GB")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE")] = None,
+    auto_stop: Annotated[float | None, typer.Option(help="Minutes idle before stop")] = None,
+    wait: WaitFlag = True,
+) -> None:
+    """Create an environment (and wait until it runs)."""
+    fields: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "command": command,
+        "cpu": cpu,
+        "memory_mb": memory,
+        "disk_gb": disk,
+        "auto_stop_interval": auto_stop,
+    }
+    body = {k: v for k, v in fields.items() if v is not None}
+    body["env"] = pairs(env, "--env")
+    body["labels"] = pairs(label, "--label")
+    with api_client(api_url, api_key) as client:
+        created = client.create_environment(**body)
+        if wait:
+            created = wait_for(client, created["id"], "running", 300)
+    print_json(created)
+
+
+@app.command("ls")
+def env_ls(
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    state: Annotated[list[str] | None, typer.Option(help="Filter by state")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE")] = None,
+    limit: int = 100,
+) -> None:
+    """List environments as a table."""
+    with api_client(api_url, api_key) as client:
+        page = client.list_environments(state=state, label=label, limit=limit)
+    table = Table("ID", "NAME", "STATE", "DESIRED", "IMAGE", "CPU", "MEM MB", "CREATED")
+    for e in page["data"]:
+        table.add_row(
+            e["id"], e["name"], e["state"], e["desired_state"], e["image"],
+            f"{e['cpu']:g}", str(e["memory_mb"]), e["created_at"][:19],
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command("get")
+def env_get(env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """Show one environment as JSON."""
+    with api_client(api_url, api_key) as client:
+        found = client.get_environment(env)
+    print_json(found)
+
+
+def _lifecycle(
+    api_url: str,
+    api_key: str | None,
+    env: str,
+    verb: str,
+    target: str,
+    wait: bool,
+    *,
+    wait_seconds: float = 600,
+    **options: Any,
+) -> None:
+    """Ask for a lifecycle change (`Client.<verb>`), then wait for `target` if told to."""
+    with api_client(api_url, api_key) as client:
+        result = getattr(client, verb)(env, **options)
+        if wait:
+            result = wait_for(client, result["id"], target, wait_seconds)
+    _print_state(result)
+
+
+@app.command("start")
+def env_start(
+    env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, wait: WaitFlag = True
+) -> None:
+    """Start a stopped environment."""
+    _lifecycle(api_url, api_key, env, "start", "running", wait)
+
+
+@app.command("stop")
+def env_stop(
+    env: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    force: Annotated[bool, typer.Option(help="Kill at once")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Grace period (s)")] = None,
+    signal: Annotated[str | None, typer.Option(help="Signal (default SIGTERM)")] = None,
+    wait: WaitFlag = True,
+) -> None:
+    """Stop an environment (graceful unless --force); /workspace is kept."""
+    _lifecycle(
+        api_url, api_key, env, "stop", "stopped", wait, force=force, timeout=timeout, signal=signal
+    )
+
+
+@app.command("restart")
+def env_restart(
+    env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, wait: WaitFlag = True
+) -> None:
+    """Stop then start an environment."""
+    _lifecycle(api_url, api_key, env, "restart", "running", wait)
+
+
+@app.command("archive")
+def env_archive(
+    env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, wait: WaitFlag = True
+) -> None:
+    """Archive an environment (start restores it)."""
+    _lifecycle(api_url, api_key, env, "archive", "archived", wait)
+
+
+@app.command("rm")
+def env_rm(
+    env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, wait: WaitFlag = True
+) -> None:
+    """Delete an environment with its workspace."""
+    _lifecycle(api_url, api_key, env, "delete", "deleted", wait, wait_seconds=300)
+
+
+@app.command("wait")
+def env_wait(
+    env: str,
+    state: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    timeout: Annotated[float, typer.Option(help="Seconds")] = 60,
+) -> None:
+    """Block until the environment reaches STATE."""
+    with api_client(api_url, api_key) as client:
+        result = wait_for(client, env, state, timeout)
+    _print_state(result)
+
+
+def _relay(events: Iterable[tuple[str, dict[str, Any]]]) -> int:
+    """Write a command's streamed output as it comes; its exit code (1 if none came)."""
+    code = 1
+    for event, data in events:
+        if event == "stdout":
+            sys.stdout.write(data["data"])
+            sys.stdout.flush()
+        elif event == "stderr":
+            sys.stderr.write(data["data"])
+            sys.stderr.flush()
+        elif event == "exit":
+            code = int(data["exit_code"]) if data["exit_code"] is not None else 1
+            if data.get("timed_out"):
+                err_console.print("[red]timed out[/red]")
+        elif event == "error":
+            err_console.print(f"[red]error[/red] {data['type']}: {data['message']}")
+    return code
+
+
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def env_exec(
+    ctx: typer.Context,
+    env: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    cwd: Annotated[str | None, typer.Option(help="Working directory")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds before the tree is killed")] = None,
+) -> None:
+    """Run a command in a running environment, streaming its output:
+    `sandbay env exec ENV -- python3 -V`. Exits with the command's exit code."""
+    argv = list(ctx.args)
+    if not argv:
+        raise typer.BadParameter("give the command after --")
+    with api_client(api_url, api_key, timeout=None) as client:
+        code = _relay(client.exec_stream(env, argv, cwd=cwd, timeout=timeout))
+    raise typer.Exit(code)
+
+
+@app.command("logs")
+def env_logs(
+    env: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    tail: Annotated[int | None, typer.Option(help="Last N lines")] = None,
+) -> None:
+    """Show the workload's output."""
+    with api_client(api_url, api_key) as client:
+        output = client.logs(env, tail=tail)
+    sys.stdout.write(output)
+
+
+@app.command("cp")
+def env_cp(
+    source: str,
+    dest: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Copy a file in or out: `sandbay env cp ./f ENV:/workspace/f` or
+    `sandbay env cp ENV:/workspace/f ./f` (streamed both ways)."""
+    download = ":" in source and not Path(source).exists()
+    remote, local = (source, Path(dest)) if download else (dest, Path(source))
+    env, sep, path = remote.partition(":")
+    if not sep:
+        raise typer.BadParameter("one side must be ENV:/path")
+    with api_client(api_url, api_key, timeout=None) as client:
+        if download:
+            with local.open("wb") as out:
+                size = client.download(env, path, out)
+        else:
+            with local.open("rb") as data:
+                size = client.upload(env, path, data).get("size", 0)
+    console.print(f"{size} bytes")
+
+
+@app.command("events")
+def env_events(env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """Show an environment's audit log."""
+    with api_client(api_url, api_key) as client:
+        page = client.environment_events(env)
+    table = Table("ID", "TIME", "TYPE", "ACTOR", "FROM", "TO", "REASON")
+    for e in page["data"]:
+        table.add_row(
+            str(e["id"]), e["created_at"][11:23], e["type"], e["actor"],
+            e["from_state"] or "", e["to_state"] or "", e["reason"] or "",
+        )  # fmt: skip
+    console.print(table)
