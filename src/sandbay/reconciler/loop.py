@@ -40,7 +40,7 @@ from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import PeriodicLoop
 from sandbay.reconciler.actions import Engine, Outcome, Work, observe, perform
 from sandbay.services.environments.records import container_spec
-from sandbay.services.environments.transitions import transition
+from sandbay.services.environments.transitions import set_desired, transition
 from sandbay.services.events.record import record_environment_event, record_event
 
 log = logging.getLogger(__name__)
@@ -286,9 +286,10 @@ class Reconciler(PeriodicLoop):
             env.restart_count += 1
             delay = restart_delay(streak)
             data.update(restart_count=env.restart_count, delay_seconds=delay)
-        if step.desired is not None:
-            env.desired_state = step.desired
-        transition(session, env, step.move_to, actor=ACTOR, reason=step.reason, data=data)
+        transition(
+            session, env, step.move_to, actor=ACTOR, reason=step.reason, data=data,
+            desired=step.desired,
+        )  # fmt: skip
         if delay:
             env.next_attempt_at = utcnow() + timedelta(seconds=delay)
 
@@ -318,7 +319,7 @@ class Reconciler(PeriodicLoop):
             and env.auto_delete_interval == 0
             and env.desired_state is DesiredState.STOPPED
         ):
-            env.desired_state = DesiredState.DELETED
+            set_desired(env, DesiredState.DELETED)
             record_environment_event(
                 session,
                 env,
@@ -356,8 +357,10 @@ class Reconciler(PeriodicLoop):
             env.attempts = attempts
             reason = f"{action.value} failed: {exc.message}"
             if give_up and action is Action.ARCHIVE:
-                env.desired_state = DesiredState.STOPPED
-                transition(session, env, EnvState.STOPPED, actor=ACTOR, reason=reason)
+                transition(
+                    session, env, EnvState.STOPPED, actor=ACTOR, reason=reason,
+                    desired=DesiredState.STOPPED,
+                )  # fmt: skip
                 env.error_message = reason
                 return
             if give_up:

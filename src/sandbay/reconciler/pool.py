@@ -58,8 +58,10 @@ class PoolLoop(PeriodicLoop):
     async def _retire(self, session: AsyncSession, env_id: str, reason: str) -> None:
         env = await session.get(EnvironmentModel, env_id)
         if env is not None:
-            env.desired_state = DesiredState.DELETED
-            transition(session, env, EnvState.DELETING, actor=ACTOR, reason=reason)
+            transition(
+                session, env, EnvState.DELETING, actor=ACTOR, reason=reason,
+                desired=DesiredState.DELETED,
+            )  # fmt: skip
 
     async def _refill(
         self, session: AsyncSession, spec: WarmPoolSpec, org_id: str, key: str

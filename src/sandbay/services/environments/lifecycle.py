@@ -4,6 +4,7 @@ then the reconciler does the engine work. Concurrent requests race through a
 compare-and-set on `version`; the loser re-reads and decides again."""
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +25,9 @@ from sandbay.domain.states import (
     decide_start,
     decide_stop,
 )
-from sandbay.kit.clock import utcnow
 from sandbay.services.environments.activity import record_activity
 from sandbay.services.environments.records import get_environment
-from sandbay.services.environments.transitions import transition
+from sandbay.services.environments.transitions import set_desired, transition
 from sandbay.services.events.bus import EventBus
 from sandbay.services.events.record import record_environment_event
 from sandbay.services.tenancy.quotas import admit
@@ -44,15 +44,27 @@ def _apply(
     request: str,
     data: dict[str, Any] | None = None,
 ) -> None:
-    env.desired_state = decision.desired
     reason = f"{request} requested"
     if decision.move_to is not None:
-        transition(session, env, decision.move_to, actor=principal.actor, reason=reason, data=data)
+        transition(
+            session, env, decision.move_to, actor=principal.actor, reason=reason, data=data,
+            desired=decision.desired,
+        )  # fmt: skip
     else:
+        set_desired(env, decision.desired)
         record_environment_event(
             session, env, f"environment.{request}_requested", actor=principal.actor, data=data
         )
-        env.next_attempt_at = utcnow()
+
+
+#: How a refusal names each request ("it cannot be stopped now").
+_PAST = {
+    "start": "started",
+    "stop": "stopped",
+    "restart": "restarted",
+    "archive": "archived",
+    "delete": "deleted",
+}
 
 
 def _require_state(env: EnvironmentModel, only_from: frozenset[EnvState] | None, verb: str) -> None:
@@ -76,6 +88,39 @@ class Lifecycle:
     bus: EventBus
     stop_timeout: float
 
+    async def _request(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id_or_name: str,
+        *,
+        request: str,
+        decide: Callable[[EnvironmentModel], Decision],
+        before: Callable[[EnvironmentModel, Decision], Awaitable[None]] | None = None,
+        permission: Permission = Permission.ENVIRONMENTS_LIFECYCLE,
+        only_from: frozenset[EnvState] | None = None,
+        data: dict[str, Any] | None = None,
+        noop_answers: bool = True,
+    ) -> Environment:
+        """Every lifecycle request: read the environment (with `permission`), refuse
+        outside `only_from` (strict surfaces), decide (pure), prepare the row
+        (`before`), record the desired state and the move, flush; the loser of a
+        compare-and-set re-reads and decides again."""
+
+        async def attempt() -> EnvironmentModel:
+            env = await get_environment(session, principal, id_or_name, permission)
+            _require_state(env, only_from, _PAST[request])
+            decision = decide(env)
+            if decision.noop and noop_answers:
+                return env
+            if before is not None:
+                await before(env, decision)
+            _apply(session, env, decision, principal, request=request, data=data)
+            await session.flush()
+            return env
+
+        return environment_from_model(await with_cas_retry(session, attempt))
+
     async def request_start(
         self,
         session: AsyncSession,
@@ -84,26 +129,20 @@ class Lifecycle:
         *,
         only_from: frozenset[EnvState] | None = None,
     ) -> Environment:
-        """Start; `only_from` makes it refuse (WrongState) outside those states."""
+        """Start; `only_from` makes it refuse (WrongState) outside those states. A
+        start of an environment that was not meant to run is admitted by the quotas."""
 
-        async def attempt() -> EnvironmentModel:
-            env = await get_environment(
-                session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
-            )
-            _require_state(env, only_from, "started")
-            decision = decide_start(env.state, env.desired_state)
-            if decision.noop:
-                return env
+        async def admit_start(env: EnvironmentModel, _decision: Decision) -> None:
             if (
                 env.desired_state is not DesiredState.RUNNING
                 and env.kind is EnvironmentKind.MANAGED
             ):
                 await admit(session, env.org_id, cpu=env.cpu, memory_mb=env.memory_mb)
-            _apply(session, env, decision, principal, request="start")
-            await session.flush()
-            return env
 
-        return environment_from_model(await with_cas_retry(session, attempt))
+        return await self._request(
+            session, principal, id_or_name, request="start", only_from=only_from,
+            decide=lambda env: decide_start(env.state, env.desired_state), before=admit_start,
+        )  # fmt: skip
 
     async def request_stop(
         self,
@@ -114,25 +153,20 @@ class Lifecycle:
         *,
         only_from: frozenset[EnvState] | None = None,
     ) -> Environment:
-        """Stop; `only_from` makes it refuse (WrongState) outside those states."""
+        """Stop; `only_from` makes it refuse (WrongState) outside those states. A
+        forced stop upgrades a graceful one in progress to a kill."""
 
-        async def attempt() -> EnvironmentModel:
-            env = await get_environment(
-                session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
-            )
-            _require_state(env, only_from, "stopped")
-            decision = decide_stop(env.state, env.desired_state, force=body.force)
-            if decision.noop:
-                return env
+        async def set_stop(env: EnvironmentModel, decision: Decision) -> None:
             if decision.move_to is EnvState.STOPPING:
                 _set_stop(env, body, self.stop_timeout)
             elif env.state is EnvState.STOPPING and body.force:
-                env.stop_force = True  # upgrade the graceful stop in progress to a kill
-            _apply(session, env, decision, principal, request="stop", data=body.model_dump())
-            await session.flush()
-            return env
+                env.stop_force = True
 
-        return environment_from_model(await with_cas_retry(session, attempt))
+        return await self._request(
+            session, principal, id_or_name, request="stop", only_from=only_from,
+            decide=lambda env: decide_stop(env.state, env.desired_state, force=body.force),
+            before=set_stop, data=body.model_dump(),
+        )  # fmt: skip
 
     async def request_restart(
         self,
@@ -141,18 +175,17 @@ class Lifecycle:
         id_or_name: str,
         body: StopRequest,
     ) -> Environment:
-        async def attempt() -> EnvironmentModel:
-            env = await get_environment(
-                session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
-            )
-            decision = decide_restart(env.state)
+        """Stop (as `request_stop` does, with the same options), then start again."""
+
+        async def set_stop(env: EnvironmentModel, decision: Decision) -> None:
             if decision.move_to is EnvState.STOPPING:
                 _set_stop(env, body, self.stop_timeout)
-            _apply(session, env, decision, principal, request="restart", data=body.model_dump())
-            await session.flush()
-            return env
 
-        return environment_from_model(await with_cas_retry(session, attempt))
+        return await self._request(
+            session, principal, id_or_name, request="restart", noop_answers=False,
+            decide=lambda env: decide_restart(env.state), before=set_stop,
+            data=body.model_dump(),
+        )  # fmt: skip
 
     async def request_archive(
         self, session: AsyncSession, principal: Principal, id_or_name: str
@@ -160,22 +193,32 @@ class Lifecycle:
         """Archive: the workspace and root filesystem go to the archive store and the
         container and volume are freed; a later start restores them."""
 
-        async def attempt() -> EnvironmentModel:
-            env = await get_environment(
-                session, principal, id_or_name, Permission.ENVIRONMENTS_LIFECYCLE
-            )
+        def decide(env: EnvironmentModel) -> Decision:
             if env.kind is EnvironmentKind.SELF_HOSTED:
                 raise Conflict("a self-hosted environment has nothing to archive")
-            decision = decide_archive(env.state, env.desired_state)
-            if decision.noop:
-                return env
+            return decide_archive(env.state, env.desired_state)
+
+        async def set_stop(env: EnvironmentModel, decision: Decision) -> None:
             if decision.move_to is EnvState.STOPPING:
                 _set_stop(env, StopRequest(), self.stop_timeout)
-            _apply(session, env, decision, principal, request="archive")
-            await session.flush()
-            return env
 
-        return environment_from_model(await with_cas_retry(session, attempt))
+        return await self._request(
+            session, principal, id_or_name, request="archive", decide=decide, before=set_stop
+        )
+
+    async def request_delete(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id_or_name: str,
+        *,
+        only_from: frozenset[EnvState] | None = None,
+    ) -> Environment:
+        """Delete; `only_from` makes it refuse (WrongState) outside those states."""
+        return await self._request(
+            session, principal, id_or_name, request="delete", only_from=only_from,
+            permission=Permission.ENVIRONMENTS_WRITE, decide=lambda env: decide_delete(env.state),
+        )  # fmt: skip
 
     async def keep_alive(
         self, session: AsyncSession, principal: Principal, id_or_name: str
@@ -189,30 +232,6 @@ class Lifecycle:
         # A Core update (no version bump: activity is not a state change), then re-read.
         await record_activity(session, env.id, force=True)
         return environment_from_model(await get_environment(session, principal, env.id))
-
-    async def request_delete(
-        self,
-        session: AsyncSession,
-        principal: Principal,
-        id_or_name: str,
-        *,
-        only_from: frozenset[EnvState] | None = None,
-    ) -> Environment:
-        """Delete; `only_from` makes it refuse (WrongState) outside those states."""
-
-        async def attempt() -> EnvironmentModel:
-            env = await get_environment(
-                session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE
-            )
-            _require_state(env, only_from, "deleted")
-            decision = decide_delete(env.state)
-            if decision.noop:
-                return env
-            _apply(session, env, decision, principal, request="delete")
-            await session.flush()
-            return env
-
-        return environment_from_model(await with_cas_retry(session, attempt))
 
     async def wait_for_state(
         self,

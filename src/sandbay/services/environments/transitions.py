@@ -1,6 +1,7 @@
 """`transition`: the one door through which an environment's state changes (checks
 the table, sets the state and its timestamp, closes a run into the usage ledger,
-records the event)."""
+records the event), and `set_desired`, the one through which its desired state
+does."""
 
 from datetime import datetime
 from typing import Any
@@ -8,9 +9,24 @@ from typing import Any
 from sandbay.db.models import EnvironmentModel, EventModel, UsageModel
 from sandbay.db.session import AsyncSession
 from sandbay.domain.quotas import split_by_month
-from sandbay.domain.states import EnvState, check_transition
-from sandbay.kit.clock import utcnow
+from sandbay.domain.states import DesiredState, EnvState, check_transition
+from sandbay.kit.clock import stamp, utcnow
 from sandbay.services.events.record import record_event
+
+#: The timestamps each state sets when it is entered.
+STAMPS: dict[EnvState, tuple[str, ...]] = {
+    # A fresh run starts its idle clock.
+    EnvState.RUNNING: ("started_at", "last_activity_at"),
+    EnvState.STOPPED: ("stopped_at",),
+    EnvState.DELETED: ("deleted_at",),
+    EnvState.ARCHIVED: ("archived_at",),
+}
+
+
+def set_desired(env: EnvironmentModel, desired: DesiredState) -> None:
+    """Record what the environment should become; the reconciler looks at it next."""
+    env.desired_state = desired
+    env.next_attempt_at = utcnow()
 
 
 def transition(
@@ -21,30 +37,25 @@ def transition(
     actor: str,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
+    desired: DesiredState | None = None,
 ) -> EventModel:
-    """Move `env` to `to` if the table allows it (409 otherwise) and record it.
-    `version` is bumped by the flush, which is a compare-and-set in the database."""
+    """Move `env` to `to` if the table allows it (409 otherwise) and record it, with
+    a new `desired` state if one is given. `version` is bumped by the flush, which
+    is a compare-and-set in the database."""
     current = env.state
     check_transition(current, to)
+    if desired is not None:
+        set_desired(env, desired)
     now = utcnow()
     if current is EnvState.RUNNING and env.started_at is not None:
         _accrue_running_time(session, env, env.started_at, now)
     env.state = to
     env.updated_at = now
     env.state_changed_at = now
-    if to is EnvState.RUNNING:
-        env.started_at = now
-        env.last_activity_at = now  # a fresh run starts its idle clock
-        env.error_message = None
-    elif to is EnvState.STOPPED:
-        env.stopped_at = now
-    elif to is EnvState.DELETED:
-        env.deleted_at = now
-    elif to is EnvState.ARCHIVED:
-        env.archived_at = now
-    elif to is EnvState.ERROR:
+    stamp(env, STAMPS, to, now)
+    if to is EnvState.ERROR:
         env.error_message = reason
-    elif to is EnvState.STARTING:
+    elif to in (EnvState.RUNNING, EnvState.STARTING):
         env.error_message = None  # the last exit code stays: restart policies report it
     # Anything moving the environment wants the reconciler to look at it.
     env.next_attempt_at = now

@@ -24,7 +24,7 @@ from sandbay.domain.work import (
     WorkStats,
     check_transition,
 )
-from sandbay.kit.clock import utcnow
+from sandbay.kit.clock import stamp, utcnow
 from sandbay.services.environments.activity import record_activity
 from sandbay.services.environments.records import get_environment
 from sandbay.services.events.audit import page as events_page
@@ -68,6 +68,15 @@ def record_work_event(
     )
 
 
+#: The timestamps each state sets when it is entered (the brief's object shows them).
+STAMPS: dict[WorkState, tuple[str, ...]] = {
+    WorkState.STARTING: ("acknowledged_at",),
+    WorkState.ACTIVE: ("started_at",),
+    WorkState.STOPPING: ("stop_requested_at",),
+    WorkState.STOPPED: ("stopped_at",),
+}
+
+
 def transition_work(
     session: AsyncSession,
     item: WorkItemModel,
@@ -84,15 +93,10 @@ def transition_work(
     now = utcnow()
     item.state = to
     item.updated_at = now
+    stamp(item, STAMPS, to, now)
     if to is WorkState.STARTING:
-        item.acknowledged_at = now
         item.attempts += 1
-    elif to is WorkState.ACTIVE:
-        item.started_at = now
-    elif to is WorkState.STOPPING:
-        item.stop_requested_at = now
     elif to is WorkState.STOPPED:
-        item.stopped_at = now
         item.stop_reason = reason
         item.lease_expires_at = None
     elif to is WorkState.QUEUED:
