@@ -291,11 +291,6 @@ class Settings(BaseSettings):
         flat = FlatNamesSource(settings_cls)
         return init_settings, env_settings, flat, dotenv_settings, file_secret_settings
 
-    @property
-    def camposcloud_runtime_images(self) -> dict[str, str]:
-        """Deprecated: read `dialects.camposcloud_runtime_images` (goes with the flat names)."""
-        return self.dialects.camposcloud_runtime_images
-
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

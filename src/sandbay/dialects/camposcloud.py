@@ -16,10 +16,11 @@ import shlex
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.datastructures import UploadFile
+from starlette.requests import HTTPConnection
 
 from sandbay.api.deps import (
     EnvironmentsDep,
@@ -273,16 +274,24 @@ async def list_apps(
     return CamposAppList(applications=[CamposApp.of(r) for r in rows[(page - 1) * limit :]])
 
 
+def runtime_images(connection: HTTPConnection) -> dict[str, str]:
+    """The operator's `runtimeEnvironment` → image table (`SANDBAY_DIALECTS__…`)."""
+    return get_platform(connection).settings.dialects.camposcloud_runtime_images
+
+
+RuntimeImages = Annotated[dict[str, str], Depends(runtime_images)]
+
+
 @router.post("/create")
 async def create_app(
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
     environments: EnvironmentsDep,
+    images: RuntimeImages,
 ) -> CamposApp:
     """Create an app: its install command, then its startup command, on the image of
     its runtime; it starts at once and never auto-stops."""
-    images: dict[str, str] = get_platform(request).settings.camposcloud_runtime_images
     body = _to_native(await _create_body(request), images)
     env = await environments.create(session, principal, body)
     return CamposApp.of(env)
