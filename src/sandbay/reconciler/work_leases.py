@@ -11,7 +11,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from sandbay.db.queries import work_items as queries
+from sandbay.db.queries import work as queries
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import PeriodicLoop
 from sandbay.services.work.protocol import expire_lease, stop_orphaned

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 from sandbay.db.cas import with_cas_retry
 from sandbay.db.models import EnvironmentModel, EventModel, WorkItemModel
-from sandbay.db.queries import work_items as queries
-from sandbay.db.queries.work_items import work_item_from_model
+from sandbay.db.queries import work as queries
+from sandbay.db.queries.work import work_item_from_model
 from sandbay.db.session import AsyncSession
 from sandbay.domain import ids
 from sandbay.domain.environments import EnvironmentKind, EventList

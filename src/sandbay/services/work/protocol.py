@@ -10,8 +10,8 @@ from collections import deque
 from datetime import datetime, timedelta
 
 from sandbay.db.models import EnvironmentModel, WorkItemModel
-from sandbay.db.queries import work_items as queries
-from sandbay.db.queries.work_items import work_item_from_model
+from sandbay.db.queries import work as queries
+from sandbay.db.queries.work import work_item_from_model
 from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.environments import Event
 from sandbay.domain.errors import Conflict, PreconditionFailed
