@@ -57,6 +57,9 @@ def _apply(
         )
 
 
+#: What a request does to the row before it is applied (stop options, quota admission).
+Prepare = Callable[[EnvironmentModel, Decision], Awaitable[None]]
+
 #: How a refusal names each request ("it cannot be stopped now").
 _PAST = {
     "start": "started",
@@ -88,6 +91,18 @@ class Lifecycle:
     bus: EventBus
     stop_timeout: float
 
+    def _stopping(self, body: StopRequest, *, upgrade: bool = False) -> Prepare:
+        """Before a request that may stop: how it stops (signal, grace period, force);
+        with `upgrade`, a forced stop turns a graceful one in progress into a kill."""
+
+        async def prepare(env: EnvironmentModel, decision: Decision) -> None:
+            if decision.move_to is EnvState.STOPPING:
+                _set_stop(env, body, self.stop_timeout)
+            elif upgrade and env.state is EnvState.STOPPING and body.force:
+                env.stop_force = True
+
+        return prepare
+
     async def _request(
         self,
         session: AsyncSession,
@@ -96,7 +111,7 @@ class Lifecycle:
         *,
         request: str,
         decide: Callable[[EnvironmentModel], Decision],
-        before: Callable[[EnvironmentModel, Decision], Awaitable[None]] | None = None,
+        before: Prepare | None = None,
         permission: Permission = Permission.ENVIRONMENTS_LIFECYCLE,
         only_from: frozenset[EnvState] | None = None,
         data: dict[str, Any] | None = None,
@@ -156,16 +171,10 @@ class Lifecycle:
         """Stop; `only_from` makes it refuse (WrongState) outside those states. A
         forced stop upgrades a graceful one in progress to a kill."""
 
-        async def set_stop(env: EnvironmentModel, decision: Decision) -> None:
-            if decision.move_to is EnvState.STOPPING:
-                _set_stop(env, body, self.stop_timeout)
-            elif env.state is EnvState.STOPPING and body.force:
-                env.stop_force = True
-
         return await self._request(
             session, principal, id_or_name, request="stop", only_from=only_from,
             decide=lambda env: decide_stop(env.state, env.desired_state, force=body.force),
-            before=set_stop, data=body.model_dump(),
+            before=self._stopping(body, upgrade=True), data=body.model_dump(),
         )  # fmt: skip
 
     async def request_restart(
@@ -177,13 +186,9 @@ class Lifecycle:
     ) -> Environment:
         """Stop (as `request_stop` does, with the same options), then start again."""
 
-        async def set_stop(env: EnvironmentModel, decision: Decision) -> None:
-            if decision.move_to is EnvState.STOPPING:
-                _set_stop(env, body, self.stop_timeout)
-
         return await self._request(
             session, principal, id_or_name, request="restart", noop_answers=False,
-            decide=lambda env: decide_restart(env.state), before=set_stop,
+            decide=lambda env: decide_restart(env.state), before=self._stopping(body),
             data=body.model_dump(),
         )  # fmt: skip
 
@@ -198,13 +203,10 @@ class Lifecycle:
                 raise Conflict("a self-hosted environment has nothing to archive")
             return decide_archive(env.state, env.desired_state)
 
-        async def set_stop(env: EnvironmentModel, decision: Decision) -> None:
-            if decision.move_to is EnvState.STOPPING:
-                _set_stop(env, StopRequest(), self.stop_timeout)
-
         return await self._request(
-            session, principal, id_or_name, request="archive", decide=decide, before=set_stop
-        )
+            session, principal, id_or_name, request="archive", decide=decide,
+            before=self._stopping(StopRequest()),
+        )  # fmt: skip
 
     async def request_delete(
         self,
