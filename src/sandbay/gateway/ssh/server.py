@@ -10,6 +10,7 @@ Each login is an event and holds the environment's activity while it lasts."""
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from sandbay.domain.environments import Event
 from sandbay.domain.states import EnvState
 from sandbay.gateway.ssh.session import open_forward, run_process
 from sandbay.gateway.ssh.sftp import EnvironmentSFTP
+from sandbay.kit.loops import PeriodicLoop
 from sandbay.runtime.access import FileAgent, PortConnector
 from sandbay.runtime.inside import ProcessRunner
 from sandbay.services.access import ssh as creds
@@ -140,6 +142,19 @@ def _login(chan_or_process: Any) -> Login:
     return login
 
 
+class _Sweeper(PeriodicLoop):
+    """The gateway's periodic sweep, started and stopped with the gateway."""
+
+    name = "ssh-gateway-sweep"
+
+    def __init__(self, gateway: "SshGateway", interval: float) -> None:
+        super().__init__(interval)
+        self._gateway = gateway
+
+    async def sweep(self) -> None:
+        await self._gateway.sweep()
+
+
 class SshGateway:
     """The gateway server and the connections it holds, by environment."""
 
@@ -163,7 +178,8 @@ class SshGateway:
         self._config = config
         self._open: dict[str, set[_Connection]] = {}
         self._server: asyncssh.SSHAcceptor | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = _Sweeper(self, config.sweep_interval)
+        self._touched = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -188,13 +204,11 @@ class SshGateway:
             login_timeout=self._config.login_timeout,
             server_version="sandbay",
         )
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="ssh gateway sweep")
+        await self._sweeper.start()
         log.info("SSH gateway listening on %s:%d", self._config.bind, self.port)
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self._sweeper.stop()
         for conns in list(self._open.values()):
             for conn in list(conns):
                 conn.close("the server is shutting down")
@@ -255,22 +269,16 @@ class SshGateway:
             credential = str(event.data.get("credential_id", ""))
             self._close(env_id, "the SSH credential was revoked", credential)
 
-    async def _sweep_forever(self) -> None:
-        touched = 0.0
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self._config.sweep_interval)
-            try:
-                await self._sweep()
-                if loop.time() - touched > _TOUCH_EVERY_S:
-                    touched = loop.time()
-                    for env_id in list(self._open):
-                        await touch(self.sessions, env_id)
-            except Exception:
-                log.exception("SSH gateway sweep failed")
+    async def sweep(self) -> None:
+        """Close what the bus may not have told us about (other processes' changes);
+        now and then, count open sessions as activity."""
+        await self._close_stale()
+        if time.monotonic() - self._touched > _TOUCH_EVERY_S:
+            self._touched = time.monotonic()
+            for env_id in list(self._open):
+                await touch(self.sessions, env_id)
 
-    async def _sweep(self) -> None:
-        """Close what the bus may not have told us about (other processes' changes)."""
+    async def _close_stale(self) -> None:
         if not self._open:
             return
         states = await creds.environment_states(self.sessions, list(self._open))
