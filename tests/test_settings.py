@@ -29,14 +29,22 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
+def set_variables(env: pytest.MonkeyPatch, **variables: str) -> None:
+    """Set these variables for the test (over the clean environment)."""
+    for name, value in variables.items():
+        env.setenv(name, value)
+
+
 def test_nested_names_set_their_section(clean_environment: pytest.MonkeyPatch) -> None:
-    env = clean_environment
-    env.setenv("SANDBAY_RECONCILER__INTERVAL", "0.25")
-    env.setenv("SANDBAY_RECONCILER__ENABLED", "false")
-    env.setenv("SANDBAY_SSH__PORT", "2300")
-    env.setenv("SANDBAY_POOLS__WARM", json.dumps([{"org": "default", "size": 2}]))
-    env.setenv("SANDBAY_AGENT__PUBLIC_URL", "https://sandbay.example")
-    env.setenv("SANDBAY_DIALECTS__CAMPOSCLOUD_RUNTIME_IMAGES", '{"nodejs": "node:22"}')
+    set_variables(
+        clean_environment,
+        SANDBAY_RECONCILER__INTERVAL="0.25",
+        SANDBAY_RECONCILER__ENABLED="false",
+        SANDBAY_SSH__PORT="2300",
+        SANDBAY_POOLS__WARM=json.dumps([{"org": "default", "size": 2}]),
+        SANDBAY_AGENT__PUBLIC_URL="https://sandbay.example",
+        SANDBAY_DIALECTS__CAMPOSCLOUD_RUNTIME_IMAGES='{"nodejs": "node:22"}',
+    )
 
     s = Settings()
 
@@ -95,16 +103,18 @@ def test_every_flat_name_still_sets_its_field(
 
 def test_flat_names_in_use_read_as_before(clean_environment: pytest.MonkeyPatch) -> None:
     """The way the test servers and the README set them."""
-    env = clean_environment
-    env.setenv("SANDBAY_RECONCILE_INTERVAL", "0.5")
-    env.setenv("SANDBAY_POLICY_INTERVAL", "0.5")
-    env.setenv("SANDBAY_DRIFT_INTERVAL", "0.5")
-    env.setenv("SANDBAY_METRICS_INTERVAL", "1")
-    env.setenv("SANDBAY_SSH_PORT", "0")
-    env.setenv("SANDBAY_WARM_POOLS", json.dumps([{"org": "default", "size": 1}]))
-    env.setenv("SANDBAY_RECONCILER_ENABLED", "false")
-    env.setenv("SANDBAY_WORK_MIN_TTL_SECONDS", "1")
-    env.setenv("SANDBAY_PUBLIC_URL", "https://sandbay.example")
+    set_variables(
+        clean_environment,
+        SANDBAY_RECONCILE_INTERVAL="0.5",
+        SANDBAY_POLICY_INTERVAL="0.5",
+        SANDBAY_DRIFT_INTERVAL="0.5",
+        SANDBAY_METRICS_INTERVAL="1",
+        SANDBAY_SSH_PORT="0",
+        SANDBAY_WARM_POOLS=json.dumps([{"org": "default", "size": 1}]),
+        SANDBAY_RECONCILER_ENABLED="false",
+        SANDBAY_WORK_MIN_TTL_SECONDS="1",
+        SANDBAY_PUBLIC_URL="https://sandbay.example",
+    )
 
     s = Settings()
 
@@ -116,8 +126,11 @@ def test_flat_names_in_use_read_as_before(clean_environment: pytest.MonkeyPatch)
 
 
 def test_top_level_names_did_not_move(clean_environment: pytest.MonkeyPatch) -> None:
-    clean_environment.setenv("SANDBAY_DATABASE_URL", "postgresql://u:p@db/sandbay")
-    clean_environment.setenv("SANDBAY_DEFAULT_STOP_TIMEOUT", "3")
+    set_variables(
+        clean_environment,
+        SANDBAY_DATABASE_URL="postgresql://u:p@db/sandbay",
+        SANDBAY_DEFAULT_STOP_TIMEOUT="3",
+    )
 
     s = Settings()
 
@@ -125,10 +138,12 @@ def test_top_level_names_did_not_move(clean_environment: pytest.MonkeyPatch) -> 
 
 
 def test_nested_name_wins_over_its_flat_name(clean_environment: pytest.MonkeyPatch) -> None:
-    env = clean_environment
-    env.setenv("SANDBAY_RECONCILE_INTERVAL", "0.5")
-    env.setenv("SANDBAY_RECONCILER__INTERVAL", "2")
-    env.setenv("SANDBAY_LEASE_SECONDS", "3")  # no nested twin: the flat one still counts
+    set_variables(
+        clean_environment,
+        SANDBAY_RECONCILE_INTERVAL="0.5",
+        SANDBAY_RECONCILER__INTERVAL="2",
+        SANDBAY_LEASE_SECONDS="3",  # no nested twin: the flat one still counts
+    )
 
     s = Settings()
 
@@ -137,10 +152,12 @@ def test_nested_name_wins_over_its_flat_name(clean_environment: pytest.MonkeyPat
 
 def test_arguments_win_over_both_names(clean_environment: pytest.MonkeyPatch) -> None:
     """What `sandbay ssh-gateway --port` does: a partial section merged over the rest."""
-    env = clean_environment
-    env.setenv("SANDBAY_SSH_PORT", "2300")
-    env.setenv("SANDBAY_SSH__PORT", "2400")
-    env.setenv("SANDBAY_SSH__BIND", "0.0.0.0")
+    set_variables(
+        clean_environment,
+        SANDBAY_SSH_PORT="2300",
+        SANDBAY_SSH__PORT="2400",
+        SANDBAY_SSH__BIND="0.0.0.0",
+    )
 
     s = Settings(ssh={"port": 2500}, host="0.0.0.0")
 
@@ -162,8 +179,7 @@ def test_a_flat_name_in_use_is_logged_as_deprecated(
 def test_a_flat_name_that_loses_is_logged_as_ignored(
     clean_environment: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clean_environment.setenv("SANDBAY_SSH_PORT", "2300")
-    clean_environment.setenv("SANDBAY_SSH__PORT", "2400")
+    set_variables(clean_environment, SANDBAY_SSH_PORT="2300", SANDBAY_SSH__PORT="2400")
 
     with caplog.at_level(logging.WARNING, logger="sandbay.settings"):
         Settings()

@@ -262,7 +262,10 @@ class FileSystemContract(ContractBase):
 class LogReaderContract(ContractBase):
     """`LogReader`: what the workload's startup command printed."""
 
-    async def _text(self, logs: LogReader, environment_id: str, **kw: Any) -> bytes:
+    async def _stream(
+        self, logs: LogReader, environment_id: str, **kw: Any
+    ) -> AsyncIterator[bytes]:
+        """The logs of both streams, whole, unless `kw` says otherwise."""
         options: dict[str, Any] = {
             "follow": False,
             "since": None,
@@ -272,7 +275,10 @@ class LogReaderContract(ContractBase):
             "stderr": True,
         }
         options.update(kw)
-        return b"".join([c async for c in await logs.logs(environment_id, **options)])
+        return await logs.logs(environment_id, **options)
+
+    async def _text(self, logs: LogReader, environment_id: str, **kw: Any) -> bytes:
+        return b"".join([c async for c in await self._stream(logs, environment_id, **kw)])
 
     async def test_logs_keep_each_stream_apart(
         self, logs: LogReader, shared: ContainerSpec
@@ -297,15 +303,7 @@ class LogReaderContract(ContractBase):
         self, provider: RuntimeProvider, logs: LogReader, envs: Environments
     ) -> None:
         spec = await envs.started(f"echo one; {LOOP}")
-        stream = await logs.logs(
-            spec.environment_id,
-            follow=True,
-            since=None,
-            tail=None,
-            timestamps=False,
-            stdout=True,
-            stderr=True,
-        )
+        stream = await self._stream(logs, spec.environment_id, follow=True)
         assert await anext(stream) == b"one\n"
         await provider.signal(spec.environment_id, "SIGTERM")
         with anyio.fail_after(60):  # a guard against hanging, not a measurement

@@ -6,6 +6,7 @@ idempotent, keyed by environment id, engine errors translated into the domain's)
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import anyio
 import docker
@@ -13,15 +14,8 @@ import pytest
 
 from sandbay.domain import ids
 from sandbay.domain.runtime import ContainerSpec, ContainerStatus
-from sandbay.runtime.docker.archive import DockerArchiver
-from sandbay.runtime.docker.engine import Engine
-from sandbay.runtime.docker.exec import DockerExec
-from sandbay.runtime.docker.files import DockerFiles
-from sandbay.runtime.docker.fsagent import DockerFileAgent
-from sandbay.runtime.docker.logs import DockerLogs
-from sandbay.runtime.docker.network import HostNetworkPolicy
 from sandbay.runtime.docker.provider import DockerProvider, container_name, volume_name
-from sandbay.runtime.docker.relay import DockerPortRelay
+from sandbay.runtime.docker.runtime import DockerRuntime
 from sandbay.runtime.docker.stats import DockerStats
 from sandbay.runtime.provider import RuntimeProvider
 from tests.runtime.contract import ArchiverContract, ContractBase, ProviderContract
@@ -39,63 +33,40 @@ from tests.runtime.contract_inside import (
 from tests.support.server import remove_engine_objects
 
 
+def _ability(attribute: str) -> Any:
+    """A class-scoped fixture: the class's runtime's `attribute`, for the contract
+    that asks for it under the name it is given in the class."""
+
+    def ability(cls: type, runtime: DockerRuntime) -> object:
+        return getattr(runtime, attribute)
+
+    return pytest.fixture(scope="class")(classmethod(ability))
+
+
 class DockerFixtures(ContractBase):
-    """Supplies the contracts' fixtures: one `DockerProvider` per class and the
-    abilities over its engine connection (each built only when a contract asks)."""
+    """Supplies the contracts' fixtures: one `DockerRuntime` per class, wired as the
+    platform wires it (the provider and every ability over its engine connection)."""
 
     @pytest.fixture(scope="class")
     @classmethod
-    async def provider(cls) -> AsyncIterator[DockerProvider]:
-        provider = DockerProvider(runner_id=cls.runner_id)
-        yield provider
-        await provider.close()
+    async def runtime(cls) -> AsyncIterator[DockerRuntime]:
+        runtime = DockerRuntime.open(runner_id=cls.runner_id, base_url=None, threads=64)
+        yield runtime
+        await runtime.close()
 
-    @pytest.fixture(scope="class")
-    @classmethod
-    async def engine(cls, provider: DockerProvider) -> AsyncIterator[Engine]:
-        engine = provider.engine()
-        yield engine
-        await engine.aclose()
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def runner(cls, engine: Engine) -> DockerExec:
-        return DockerExec(engine)
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def files(cls, engine: Engine, runner: DockerExec) -> DockerFiles:
-        return DockerFiles(engine, runner)
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def logs(cls, engine: Engine) -> DockerLogs:
-        return DockerLogs(engine)
+    provider = _ability("provider")
+    runner = _ability("runner")
+    files = _ability("files")
+    logs = _ability("logs")
+    ports = _ability("ports")
+    file_agent = _ability("file_agent")
+    network_policy = _ability("network")
+    archiver = _ability("archiver")
 
     @pytest.fixture(scope="class", params=[True, False], ids=["cgroups", "stats-api"])
     @classmethod
-    def metrics(cls, engine: Engine, request: pytest.FixtureRequest) -> DockerStats:
-        return DockerStats(engine, use_cgroups=request.param)
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def ports(cls, runner: DockerExec) -> DockerPortRelay:
-        return DockerPortRelay(runner)
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def file_agent(cls, runner: DockerExec) -> DockerFileAgent:
-        return DockerFileAgent(runner)
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def network_policy(cls, engine: Engine) -> HostNetworkPolicy:
-        return HostNetworkPolicy(engine)
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def archiver(cls, provider: DockerProvider) -> DockerArchiver:
-        return DockerArchiver(provider)
+    def metrics(cls, runtime: DockerRuntime, request: pytest.FixtureRequest) -> DockerStats:
+        return DockerStats(runtime.engine, use_cgroups=request.param)
 
     @classmethod
     async def vanish(cls, provider: RuntimeProvider, environment_id: str) -> None:

@@ -3,6 +3,7 @@ LeaseLimits), what happens when a worker's lease runs out (`expire_lease`, per t
 item's policy and attempt limit), who may hold a lease, and the live items of a
 deleted environment (`stop_orphaned`)."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,8 @@ from sandbay.domain.keys import Principal
 from sandbay.domain.work import (
     LeaseLimits,
     LeasePolicy,
+    WorkHeartbeat,
+    WorkItem,
     WorkItemCreate,
     WorkState,
     WorkStopRequest,
@@ -33,116 +36,113 @@ LIMITS = LeaseLimits(min_ttl=10, max_ttl=600, default_ttl=60)
 REAPER = "reconciler"  # the actor the lease loop records
 
 
-@pytest.fixture
-def work(sessions: async_sessionmaker[AsyncSession]) -> WorkService:
-    return WorkService(sessions, limits=LIMITS)
+@dataclass
+class Items:
+    """The work items of one self-hosted environment, on the test's session: queued by
+    its owner, taken by workers (`WorkService` with LIMITS), expired by the lease loop."""
+
+    session: AsyncSession
+    work: WorkService
+    principal: Principal
+    env: EnvironmentModel
+
+    async def queue(self, **fields: Any) -> str:
+        item = await create_work(
+            self.session, self.principal, self.env.id, WorkItemCreate(**fields)
+        )
+        return item.id
+
+    async def ack(self, work_id: str, worker: str | None) -> WorkItem:
+        return await self.work.ack(
+            self.session, self.principal, self.env.id, work_id, worker_id=worker
+        )
+
+    async def heartbeat(
+        self, work_id: str, expected: str | None, worker: str | None, ttl: int | None = None
+    ) -> WorkHeartbeat:
+        return await self.work.heartbeat(
+            self.session,
+            self.principal,
+            self.env.id,
+            work_id,
+            expected_last_heartbeat=expected,
+            desired_ttl_seconds=ttl,
+            worker_id=worker,
+        )
+
+    async def take(self, work_id: str, worker: str) -> str:
+        """Ack and first heartbeat as `worker`; returns the lease token (last heartbeat)."""
+        await self.ack(work_id, worker)
+        beat = await self.heartbeat(work_id, "NO_HEARTBEAT", worker)
+        assert beat.state is WorkState.ACTIVE
+        return beat.last_heartbeat
+
+    async def lapse(self, work_id: str) -> None:
+        """The worker went quiet: its lease ran out a moment ago."""
+        item = await self.session.get(WorkItemModel, work_id, populate_existing=True)
+        assert item is not None and item.lease_expires_at is not None
+        item.lease_expires_at = utcnow() - timedelta(seconds=1)
+        await self.session.flush()
+
+    async def expire(self, work_id: str) -> WorkState | None:
+        """What the lease loop makes of the item now."""
+        return await expire_lease(self.session, work_id, actor=REAPER)
+
+    async def abandon(self, work_id: str, worker: str) -> WorkState | None:
+        """`worker` takes the item, then goes quiet until its lease runs out, and the
+        lease loop comes by."""
+        await self.take(work_id, worker)
+        await self.lapse(work_id)
+        return await self.expire(work_id)
+
+    async def get(self, work_id: str) -> Any:
+        return await get_work(self.session, self.principal, self.env.id, work_id)
+
+    async def transitions(self, work_id: str) -> list[tuple[str | None, str | None]]:
+        page = await work_events(
+            self.session, self.principal, self.env.id, work_id, after=None, limit=100
+        )
+        return [(e.from_state, e.to_state) for e in page.data if e.type == "work.state_changed"]
 
 
 @pytest.fixture
-def principal(owner: Key) -> Principal:
-    return owner.principal
-
-
-@pytest.fixture
-async def env(session: AsyncSession, org: OrganizationModel) -> EnvironmentModel:
-    return await create_environment_record(
+async def items(
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
+    org: OrganizationModel,
+    owner: Key,
+) -> Items:
+    env = await create_environment_record(
         session, org=org, kind=EnvironmentKind.SELF_HOSTED, runner_id=None
     )
-
-
-async def queue(
-    session: AsyncSession, principal: Principal, env: EnvironmentModel, **fields: Any
-) -> str:
-    return (await create_work(session, principal, env.id, WorkItemCreate(**fields))).id
-
-
-async def take(
-    work: WorkService,
-    session: AsyncSession,
-    principal: Principal,
-    env: EnvironmentModel,
-    work_id: str,
-    worker: str,
-) -> str:
-    """Ack and first heartbeat as `worker`; returns the lease token (last heartbeat)."""
-    await work.ack(session, principal, env.id, work_id, worker_id=worker)
-    beat = await work.heartbeat(
-        session,
-        principal,
-        env.id,
-        work_id,
-        expected_last_heartbeat="NO_HEARTBEAT",
-        desired_ttl_seconds=None,
-        worker_id=worker,
-    )
-    assert beat.state is WorkState.ACTIVE
-    return beat.last_heartbeat
-
-
-async def lapse(session: AsyncSession, work_id: str) -> None:
-    """The worker went quiet: its lease ran out a moment ago."""
-    item = await session.get(WorkItemModel, work_id, populate_existing=True)
-    assert item is not None and item.lease_expires_at is not None
-    item.lease_expires_at = utcnow() - timedelta(seconds=1)
-    await session.flush()
-
-
-async def item_of(
-    session: AsyncSession, principal: Principal, env: EnvironmentModel, work_id: str
-) -> Any:
-    return await get_work(session, principal, env.id, work_id)
-
-
-async def transitions(
-    session: AsyncSession, principal: Principal, env: EnvironmentModel, work_id: str
-) -> list[tuple[str | None, str | None]]:
-    page = await work_events(session, principal, env.id, work_id, after=None, limit=100)
-    return [(e.from_state, e.to_state) for e in page.data if e.type == "work.state_changed"]
+    return Items(session, WorkService(sessions, limits=LIMITS), owner.principal, env)
 
 
 class TestHeartbeatTtl:
     @pytest.mark.parametrize(("desired", "applied"), [(None, 60), (1, 10), (45, 45), (10_000, 600)])
     async def test_a_heartbeat_ttl_is_clamped_to_the_limits(
-        self,
-        session: AsyncSession,
-        work: WorkService,
-        principal: Principal,
-        env: EnvironmentModel,
-        desired: int | None,
-        applied: int,
+        self, items: Items, desired: int | None, applied: int
     ) -> None:
-        work_id = await queue(session, principal, env)
-        await work.ack(session, principal, env.id, work_id, worker_id="w-1")
-        beat = await work.heartbeat(
-            session,
-            principal,
-            env.id,
-            work_id,
-            expected_last_heartbeat=None,
-            desired_ttl_seconds=desired,
-            worker_id="w-1",
-        )
+        work_id = await items.queue()
+        await items.ack(work_id, "w-1")
+        beat = await items.heartbeat(work_id, None, "w-1", ttl=desired)
         assert (beat.ttl_seconds, beat.state, beat.lease_extended) == (
             applied,
             WorkState.ACTIVE,
             True,
         )
-        item = await item_of(session, principal, env, work_id)
+        item = await items.get(work_id)
         assert beat.last_heartbeat == format_heartbeat(item.latest_heartbeat_at)
         assert item.lease_expires_at == item.latest_heartbeat_at + timedelta(seconds=applied)
 
     async def test_ack_leases_the_item_for_the_default_ttl_until_the_first_heartbeat(
-        self,
-        session: AsyncSession,
-        work: WorkService,
-        principal: Principal,
-        env: EnvironmentModel,
+        self, items: Items
     ) -> None:
-        work_id = await queue(session, principal, env)
-        acked = await work.ack(session, principal, env.id, work_id, worker_id="w-1")
+        work_id = await items.queue()
+        acked = await items.ack(work_id, "w-1")
         assert (acked.state, acked.attempts, acked.worker_id) == (WorkState.STARTING, 1, "w-1")
         assert acked.lease_expires_at is not None and acked.latest_heartbeat_at is None
-        row = await session.get(WorkItemModel, work_id)
+        row = await items.session.get(WorkItemModel, work_id)
         assert row is not None and row.lease_ttl_seconds == LIMITS.default_ttl
 
 
@@ -150,28 +150,20 @@ class TestLeaseExpiry:
     """What the lease loop does with an item whose worker stopped heartbeating."""
 
     async def test_expired_lease_requeues_until_the_attempt_limit_then_stops(
-        self,
-        session: AsyncSession,
-        work: WorkService,
-        principal: Principal,
-        env: EnvironmentModel,
+        self, items: Items
     ) -> None:
-        work_id = await queue(session, principal, env, max_attempts=2)
-        await take(work, session, principal, env, work_id, "w-1")
-        await lapse(session, work_id)
-        assert await expire_lease(session, work_id, actor=REAPER) is WorkState.QUEUED
-        requeued = await item_of(session, principal, env, work_id)
+        work_id = await items.queue(max_attempts=2)
+        assert await items.abandon(work_id, "w-1") is WorkState.QUEUED
+        requeued = await items.get(work_id)
         assert requeued.state == WorkState.QUEUED
         assert requeued.attempts == 1 and requeued.worker_id is None
         assert requeued.acknowledged_at is None and requeued.latest_heartbeat_at is None
 
-        await take(work, session, principal, env, work_id, "w-2")
-        await lapse(session, work_id)
-        assert await expire_lease(session, work_id, actor=REAPER) is WorkState.STOPPED
-        stopped = await item_of(session, principal, env, work_id)
+        assert await items.abandon(work_id, "w-2") is WorkState.STOPPED
+        stopped = await items.get(work_id)
         assert stopped.state == WorkState.STOPPED and stopped.attempts == 2
         assert stopped.stop_reason == "lease expired; attempt limit reached (2 of 2)"
-        assert await transitions(session, principal, env, work_id) == [
+        assert await items.transitions(work_id) == [
             ("queued", "starting"),
             ("starting", "active"),
             ("active", "queued"),
@@ -180,122 +172,79 @@ class TestLeaseExpiry:
             ("active", "stopped"),
         ]
 
-    async def test_expired_lease_stops_the_item_under_the_stop_policy(
-        self,
-        session: AsyncSession,
-        work: WorkService,
-        principal: Principal,
-        env: EnvironmentModel,
-    ) -> None:
-        work_id = await queue(session, principal, env, on_lease_expired=LeasePolicy.STOP)
-        await take(work, session, principal, env, work_id, "w-1")
-        await lapse(session, work_id)
-        assert await expire_lease(session, work_id, actor=REAPER) is WorkState.STOPPED
-        stopped = await item_of(session, principal, env, work_id)
+    async def test_expired_lease_stops_the_item_under_the_stop_policy(self, items: Items) -> None:
+        work_id = await items.queue(on_lease_expired=LeasePolicy.STOP)
+        assert await items.abandon(work_id, "w-1") is WorkState.STOPPED
+        stopped = await items.get(work_id)
         assert stopped.stop_reason == "lease expired (policy: stop)" and stopped.attempts == 1
 
-    async def test_acknowledged_item_without_heartbeat_loses_its_lease(
-        self,
-        session: AsyncSession,
-        work: WorkService,
-        principal: Principal,
-        env: EnvironmentModel,
-    ) -> None:
-        work_id = await queue(session, principal, env)
-        acked = await work.ack(session, principal, env.id, work_id, worker_id=None)
+    async def test_acknowledged_item_without_heartbeat_loses_its_lease(self, items: Items) -> None:
+        work_id = await items.queue()
+        acked = await items.ack(work_id, None)
         assert acked.state == WorkState.STARTING and acked.lease_expires_at is not None
-        await lapse(session, work_id)
-        assert await expire_lease(session, work_id, actor=REAPER) is WorkState.QUEUED
-        assert (await item_of(session, principal, env, work_id)).attempts == 1
+        await items.lapse(work_id)
+        assert await items.expire(work_id) is WorkState.QUEUED
+        assert (await items.get(work_id)).attempts == 1
 
-    async def test_expired_lease_while_stopping_stops_the_item(
-        self,
-        session: AsyncSession,
-        work: WorkService,
-        principal: Principal,
-        env: EnvironmentModel,
-    ) -> None:
-        work_id = await queue(session, principal, env)
-        await take(work, session, principal, env, work_id, "w-1")
-        stopping = await stop(session, principal, env.id, work_id, WorkStopRequest())
+    async def test_expired_lease_while_stopping_stops_the_item(self, items: Items) -> None:
+        work_id = await items.queue()
+        await items.take(work_id, "w-1")
+        stopping = await stop(
+            items.session, items.principal, items.env.id, work_id, WorkStopRequest()
+        )
         assert stopping.state == WorkState.STOPPING
-        await lapse(session, work_id)
-        assert await expire_lease(session, work_id, actor=REAPER) is WorkState.STOPPED
-        stopped = await item_of(session, principal, env, work_id)
-        assert stopped.stop_reason == "lease expired while stopping"
+        await items.lapse(work_id)
+        assert await items.expire(work_id) is WorkState.STOPPED
+        assert (await items.get(work_id)).stop_reason == "lease expired while stopping"
 
-    async def test_a_lease_that_has_not_run_out_is_left_alone(
-        self,
-        session: AsyncSession,
-        work: WorkService,
-        principal: Principal,
-        env: EnvironmentModel,
-    ) -> None:
-        work_id = await queue(session, principal, env)
-        await take(work, session, principal, env, work_id, "w-1")
-        row = await session.get(WorkItemModel, work_id)
+    async def test_a_lease_that_has_not_run_out_is_left_alone(self, items: Items) -> None:
+        work_id = await items.queue()
+        await items.take(work_id, "w-1")
+        row = await items.session.get(WorkItemModel, work_id)
         assert row is not None
         version = row.version
-        assert await expire_lease(session, work_id, actor=REAPER) is None
-        await session.refresh(row)
+        assert await items.expire(work_id) is None
+        await items.session.refresh(row)
         assert (row.state, row.version) == (WorkState.ACTIVE, version)
 
-    async def test_an_item_without_a_lease_has_nothing_to_expire(
-        self, session: AsyncSession, principal: Principal, env: EnvironmentModel
-    ) -> None:
-        queued = await create_work_item(session, env=env)
-        assert await expire_lease(session, queued.id, actor=REAPER) is None
-        assert await transitions(session, principal, env, queued.id) == []
+    async def test_an_item_without_a_lease_has_nothing_to_expire(self, items: Items) -> None:
+        queued = await create_work_item(items.session, env=items.env)
+        assert await items.expire(queued.id) is None
+        assert await items.transitions(queued.id) == []
 
 
 class TestLeaseHolder:
     async def test_the_previous_holder_is_refused_once_another_worker_took_the_item(
-        self,
-        session: AsyncSession,
-        work: WorkService,
-        principal: Principal,
-        env: EnvironmentModel,
+        self, items: Items
     ) -> None:
-        work_id = await queue(session, principal, env)
-        old = await take(work, session, principal, env, work_id, "w-old")
-        await lapse(session, work_id)
-        assert await expire_lease(session, work_id, actor=REAPER) is WorkState.QUEUED
-        await take(work, session, principal, env, work_id, "w-new")
-
-        def beat(expected: str | None, worker: str | None) -> Any:
-            return work.heartbeat(
-                session,
-                principal,
-                env.id,
-                work_id,
-                expected_last_heartbeat=expected,
-                desired_ttl_seconds=None,
-                worker_id=worker,
-            )
-
+        work_id = await items.queue()
+        old = await items.take(work_id, "w-old")
+        await items.lapse(work_id)
+        assert await items.expire(work_id) is WorkState.QUEUED
+        await items.take(work_id, "w-new")
         for expected, worker in [(old, None), (None, "w-old"), ("NO_HEARTBEAT", None)]:
             with pytest.raises(PreconditionFailed) as stale:
-                await beat(expected, worker)
+                await items.heartbeat(work_id, expected, worker)
             assert stale.value.status_code == 412
         with pytest.raises(Conflict) as taken:
-            await work.ack(session, principal, env.id, work_id, worker_id="w-old")
+            await items.ack(work_id, "w-old")
         assert taken.value.status_code == 409
-        assert (await item_of(session, principal, env, work_id)).worker_id == "w-new"
+        assert (await items.get(work_id)).worker_id == "w-new"
 
 
 class TestOrphans:
     async def test_live_items_of_a_deleted_environment_are_stopped_and_stopped_ones_left(
-        self, session: AsyncSession, principal: Principal, env: EnvironmentModel
+        self, items: Items
     ) -> None:
         live = [
-            await create_work_item(session, env=env, state=state)
+            await create_work_item(items.session, env=items.env, state=state)
             for state in (WorkState.QUEUED, WorkState.ACTIVE)
         ]
-        done = await create_work_item(session, env=env, state=WorkState.STOPPED)
+        done = await create_work_item(items.session, env=items.env, state=WorkState.STOPPED)
         for item in live:
-            assert await stop_orphaned(session, item.id, actor=REAPER) is True
-            stopped = await item_of(session, principal, env, item.id)
+            assert await stop_orphaned(items.session, item.id, actor=REAPER) is True
+            stopped = await items.get(item.id)
             assert stopped.state == WorkState.STOPPED
             assert stopped.stop_reason == "environment deleted"
-        assert await stop_orphaned(session, done.id, actor=REAPER) is False
-        assert await transitions(session, principal, env, done.id) == []
+        assert await stop_orphaned(items.session, done.id, actor=REAPER) is False
+        assert await items.transitions(done.id) == []
