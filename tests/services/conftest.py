@@ -20,10 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.db.models import OrganizationModel
 from sandbay.runtime.docker.provider import DockerProvider
+from sandbay.services.environments.lifecycle import Lifecycle
+from sandbay.services.environments.service import EnvironmentsService
 from sandbay.services.events.bus import EventBus
 from sandbay.services.tenancy.auth import KeyCache
 from tests.support.db import KINDS, Database, migrated_database
 from tests.support.records import Key, create_key, create_org
+from tests.support.services import environments_service
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +99,14 @@ async def provider() -> AsyncIterator[DockerProvider]:
         yield docker
     finally:
         await docker.close()
+
+
+@pytest.fixture
+def lifecycle(sessions: async_sessionmaker[AsyncSession], bus: EventBus) -> Lifecycle:
+    """Lifecycle requests on `sessions`, with a 10 s default grace period."""
+    return Lifecycle(sessions, bus, stop_timeout=10)
+
+
+@pytest.fixture
+def environments(lifecycle: Lifecycle, provider: DockerProvider) -> EnvironmentsService:
+    return environments_service(lifecycle, provider)

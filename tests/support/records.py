@@ -5,7 +5,7 @@ in, and flushed so that it has its id and version."""
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,7 @@ from sandbay.domain.work import LeasePolicy, WorkState
 from sandbay.kit.clock import utcnow
 
 RUNNER = "services-tests"
+R = TypeVar("R")
 
 #: The intent an environment found in a state most plausibly carries.
 DESIRED_IN: dict[EnvState, DesiredState] = {
@@ -33,6 +34,13 @@ DESIRED_IN: dict[EnvState, DesiredState] = {
     EnvState.DELETED: DesiredState.DELETED,
     EnvState.ERROR: DesiredState.RUNNING,
 }
+
+
+async def _flushed(session: AsyncSession, row: R) -> R:
+    """`row` added and flushed, so that it has its id and version."""
+    session.add(row)
+    await session.flush()
+    return row
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +76,7 @@ async def create_org(
         quota_version=0,
         **quotas,
     )
-    session.add(org)
-    await session.flush()
-    return org
+    return await _flushed(session, org)
 
 
 async def create_key(
@@ -97,9 +103,7 @@ async def create_key(
         created_at=utcnow(),
         expires_at=expires_at,
     )
-    session.add(row)
-    await session.flush()
-    return Key(row=row, secret=secret)
+    return Key(row=await _flushed(session, row), secret=secret)
 
 
 async def create_environment_record(
@@ -157,10 +161,7 @@ async def create_environment_record(
         "deleted_at": now if state is EnvState.DELETED else None,
     }
     columns.update(fields)
-    env = EnvironmentModel(**columns)
-    session.add(env)
-    await session.flush()
-    return env
+    return await _flushed(session, EnvironmentModel(**columns))
 
 
 async def create_work_item(
@@ -189,7 +190,4 @@ async def create_work_item(
         "updated_at": now,
     }
     columns.update(fields)
-    item = WorkItemModel(**columns)
-    session.add(item)
-    await session.flush()
-    return item
+    return await _flushed(session, WorkItemModel(**columns))

@@ -11,27 +11,21 @@ from sandbay.domain.pools import claim_key
 from sandbay.domain.states import DesiredState, EnvState
 from sandbay.runtime.docker.provider import DockerProvider
 from sandbay.services.environments.lifecycle import Lifecycle
-from sandbay.services.environments.records import Placement
 from sandbay.services.environments.service import EnvironmentsService
 from sandbay.services.events.audit import environment_events
 from sandbay.services.events.bus import EventBus
 from tests.support.db import race
 from tests.support.records import Key, create_environment_record, create_key, create_org
+from tests.support.services import IMAGE, environments_service
 
 pytestmark = pytest.mark.anyio
 
-IMAGE = "sandbay-base:latest"
 SHAPE = EnvironmentCreate(memory_mb=256, cpu=0.5)
 
 
-def service(
-    sessions: async_sessionmaker[AsyncSession], bus: EventBus, provider: DockerProvider
-) -> EnvironmentsService:
-    return EnvironmentsService(
-        lifecycle=Lifecycle(sessions, bus, stop_timeout=10),
-        provider=provider,
-        placement=Placement(runner_id="services-tests", default_image=IMAGE, warm_pools=True),
-    )
+@pytest.fixture
+def pooled(lifecycle: Lifecycle, provider: DockerProvider) -> EnvironmentsService:
+    return environments_service(lifecycle, provider, warm_pools=True)
 
 
 async def member(
@@ -52,49 +46,34 @@ async def member(
 
 
 async def test_a_ready_member_serves_one_create(
-    session: AsyncSession,
-    sessions: async_sessionmaker[AsyncSession],
-    bus: EventBus,
-    provider: DockerProvider,
-    org: OrganizationModel,
-    owner: Key,
+    session: AsyncSession, pooled: EnvironmentsService, org: OrganizationModel, owner: Key
 ) -> None:
     ready = await member(session, org)
-    environments = service(sessions, bus, provider)
     body = SHAPE.model_copy(update={"name": "warm-one", "labels": {"k": "v"}, "env": {"A": "1"}})
-    env = await environments.create(session, owner.principal, body)
+    env = await pooled.create(session, owner.principal, body)
     assert (env.id, env.state) == (ready.id, EnvState.RUNNING)  # at once, from the pool
     assert (env.name, env.labels, env.env) == ("warm-one", {"k": "v"}, {"A": "1"})
     page = await environment_events(session, owner.principal, env.id, after=None, limit=10)
     assert page.data[-1].type == "environment.created" and page.data[-1].data["pool"]
 
-    again = await environments.create(session, owner.principal, SHAPE)
+    again = await pooled.create(session, owner.principal, SHAPE)
     assert again.id != ready.id and again.state == EnvState.CREATING  # the pool is empty
 
 
 async def test_a_member_still_warming_is_not_handed_out(
-    session: AsyncSession,
-    sessions: async_sessionmaker[AsyncSession],
-    bus: EventBus,
-    provider: DockerProvider,
-    org: OrganizationModel,
-    owner: Key,
+    session: AsyncSession, pooled: EnvironmentsService, org: OrganizationModel, owner: Key
 ) -> None:
     warming = await member(session, org, state=EnvState.STARTING)
-    env = await service(sessions, bus, provider).create(session, owner.principal, SHAPE)
+    env = await pooled.create(session, owner.principal, SHAPE)
     assert env.id != warming.id and env.state == EnvState.CREATING
 
 
 async def test_another_organizations_create_never_gets_the_member(
-    session: AsyncSession,
-    sessions: async_sessionmaker[AsyncSession],
-    bus: EventBus,
-    provider: DockerProvider,
-    org: OrganizationModel,
+    session: AsyncSession, pooled: EnvironmentsService, org: OrganizationModel
 ) -> None:
     ready = await member(session, org)
     stranger = await create_key(session, org=await create_org(session))
-    env = await service(sessions, bus, provider).create(session, stranger.principal, SHAPE)
+    env = await pooled.create(session, stranger.principal, SHAPE)
     assert env.id != ready.id and env.state == EnvState.CREATING
 
 
@@ -108,7 +87,8 @@ async def test_two_creates_racing_for_the_last_member_get_one_each_way(
         principal = (await create_key(session, org=org)).principal
         ready = await member(session, org)
         await session.commit()
-    environments = service(committed_sessions, bus, provider)
+    lifecycle = Lifecycle(committed_sessions, bus, stop_timeout=10)
+    environments = environments_service(lifecycle, provider, warm_pools=True)
     raced = await race(
         committed_sessions,
         winner=lambda s: environments.create(s, principal, SHAPE),

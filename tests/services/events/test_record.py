@@ -2,7 +2,7 @@
 only once that transaction commits, and never when it rolls back."""
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sandbay.db.models import OrganizationModel
 from sandbay.domain.environments import Event, StopRequest
@@ -53,16 +53,11 @@ async def test_an_event_rolled_back_is_never_published(
 
 
 async def test_a_lifecycle_request_is_heard_by_its_environments_subscribers_on_commit(
-    session: AsyncSession,
-    sessions: async_sessionmaker[AsyncSession],
-    bus: EventBus,
-    org: OrganizationModel,
-    owner: Key,
+    session: AsyncSession, lifecycle: Lifecycle, bus: EventBus, org: OrganizationModel, owner: Key
 ) -> None:
     env = await create_environment_record(session, org=org, state=EnvState.RUNNING)
     other = await create_environment_record(session, org=org, state=EnvState.RUNNING)
     await session.commit()
-    lifecycle = Lifecycle(sessions, bus, stop_timeout=10)
     with bus.subscribe(environment_id=env.id) as sub:
         await lifecycle.request_stop(session, owner.principal, env.id, StopRequest())
         await lifecycle.request_stop(session, owner.principal, other.id, StopRequest())

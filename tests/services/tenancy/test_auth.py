@@ -18,7 +18,6 @@ from sandbay.kit.clock import utcnow
 from sandbay.services.environments.lifecycle import Lifecycle
 from sandbay.services.environments.records import environment_page, get_environment
 from sandbay.services.events.audit import environment_events
-from sandbay.services.events.bus import EventBus
 from sandbay.services.tenancy.auth import KeyCache, authenticate, require
 from sandbay.services.tenancy.keys import create_key as issue
 from sandbay.services.tenancy.keys import revoke_key
@@ -146,16 +145,11 @@ class TestRequire:
         assert all(require(owner.principal, p) == org.id for p in Permission)
 
     async def test_a_key_without_lifecycle_may_read_but_not_stop(
-        self,
-        session: AsyncSession,
-        sessions: async_sessionmaker[AsyncSession],
-        bus: EventBus,
-        org: OrganizationModel,
+        self, session: AsyncSession, lifecycle: Lifecycle, org: OrganizationModel
     ) -> None:
         env = await create_environment_record(session, org=org)
         reader = await create_key(session, org=org, permissions=[Permission.ENVIRONMENTS_READ])
         assert (await get_environment(session, reader.principal, env.id)).id == env.id
-        lifecycle = Lifecycle(sessions, bus, stop_timeout=10)
         with pytest.raises(PermissionDenied) as denied:
             await lifecycle.request_stop(session, reader.principal, env.id, StopRequest())
         assert "environments:lifecycle" in refused(denied.value, 403, "permission_error")
@@ -181,16 +175,11 @@ class TestRequire:
 
 class TestScoping:
     async def test_another_organizations_environment_is_not_found(
-        self,
-        session: AsyncSession,
-        sessions: async_sessionmaker[AsyncSession],
-        bus: EventBus,
-        org: OrganizationModel,
+        self, session: AsyncSession, lifecycle: Lifecycle, org: OrganizationModel
     ) -> None:
         env = await create_environment_record(session, org=org, name="private")
         stranger = (await create_key(session, org=await create_org(session))).principal
         await session.commit()
-        lifecycle = Lifecycle(sessions, bus, stop_timeout=10)
         for request in (
             lambda: get_environment(session, stranger, env.id),
             lambda: get_environment(session, stranger, "private"),

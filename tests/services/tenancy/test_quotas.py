@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sandbay.db.models import OrganizationModel
 from sandbay.domain.environments import EnvironmentCreate, EnvironmentKind
@@ -15,11 +15,8 @@ from sandbay.domain.keys import Principal
 from sandbay.domain.quotas import Quotas
 from sandbay.domain.states import DesiredState, EnvState
 from sandbay.kit.clock import utcnow
-from sandbay.runtime.docker.provider import DockerProvider
-from sandbay.services.environments.lifecycle import Lifecycle
-from sandbay.services.environments.records import Placement, environment_page
+from sandbay.services.environments.records import environment_page
 from sandbay.services.environments.service import EnvironmentsService
-from sandbay.services.events.bus import EventBus
 from sandbay.services.tenancy.auth import check_secret
 from sandbay.services.tenancy.quotas import admit, organization_usage, set_quotas
 from tests.support.records import Key, create_environment_record
@@ -42,17 +39,6 @@ def refused_for_quota(error: QuotaExceeded) -> str:
     assert (error.status_code, error.error_type) == (400, "invalid_request_error")
     assert "quota_exceeded" in error.message
     return error.message
-
-
-@pytest.fixture
-def environments(
-    sessions: async_sessionmaker[AsyncSession], bus: EventBus, provider: DockerProvider
-) -> EnvironmentsService:
-    return EnvironmentsService(
-        lifecycle=Lifecycle(sessions, bus, stop_timeout=10),
-        provider=provider,
-        placement=Placement(runner_id="services-tests", default_image="sandbay-base:latest"),
-    )
 
 
 async def test_cpu_memory_and_hours_quotas(
