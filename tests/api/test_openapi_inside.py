@@ -2,6 +2,7 @@
 
 import httpx
 
+from tests.support.inside import METRIC_FIELDS
 from tests.support.server import LiveServer
 
 
@@ -46,17 +47,7 @@ def test_openapi_lists_exec_files_logs_metrics_and_streams(server: LiveServer) -
         "stdin",
     }
     metrics = schemas["ResourceMetrics"]["properties"]
-    assert set(metrics) >= {
-        "timestamp",
-        "online",
-        "uptime_seconds",
-        "cpu_percent",
-        "memory_bytes",
-        "memory_limit_bytes",
-        "network_rx_bytes",
-        "network_tx_bytes",
-        "pids",
-    }
+    assert set(metrics) >= METRIC_FIELDS
     assert "metrics" in schemas["Environment"]["properties"]
     stream = paths["/v1/environments/{env}/exec/stream"]["post"]["responses"]["200"]["content"]
     assert "text/event-stream" in stream

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.factories import delete, running_env, wait_state
+from tests.support.factories import assert_message, delete, running_env, wait_state
 from tests.support.server import LiveServer
 
 API = "/v1/apps"
@@ -49,10 +49,7 @@ PRINTER = "echo app says hello; exec sleep infinity"
 
 def assert_error(response: httpx.Response, status: int) -> str:
     """CamposCloud's error body: `{"message": "<text>"}`."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"message"} and isinstance(body["message"], str) and body["message"]
-    return str(body["message"])
+    return assert_message(response, status, "message")
 
 
 def assert_app(app: dict[str, Any]) -> dict[str, Any]:

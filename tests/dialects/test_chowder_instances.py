@@ -18,6 +18,7 @@ from tests.support.agents import (
     SecretWatch,
     model_requests,
     new_secret,
+    put_claude_provider,
     put_provider,
     require_agent_image,
     start_model_server,
@@ -204,14 +205,7 @@ def test_instance_requests_are_checked(server: LiveServer, api: httpx.Client) ->
     no_provider = api.post("/v1/instances", json={"name": "x", "model_provider": "nope"})
     assert "no API key configured" in _detail(no_provider, 400)
     _detail(api.post("/v1/instances", json={"model_provider": "anthropic"}), 400)
-    put_provider(
-        api,
-        "chowder-check",
-        kind="anthropic",
-        base_url="http://127.0.0.1:9",
-        secret=new_secret(),
-        models=["claude-sonnet-4-5"],
-    )
+    put_claude_provider(api, "chowder-check")
     gateway = api.post(
         "/v1/instances",
         json={

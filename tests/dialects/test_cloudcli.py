@@ -10,7 +10,7 @@ import docker
 import httpx
 
 from tests.support.engine import sh
-from tests.support.factories import delete, running_env, wait_state
+from tests.support.factories import assert_message, delete, running_env, wait_state
 from tests.support.server import LiveServer
 from tests.support.ssh import password_ssh
 
@@ -32,10 +32,7 @@ def curl_stop(server: LiveServer, env_id: str) -> httpx.Response:
 
 def assert_error(response: httpx.Response, status: int) -> str:
     """CloudCLI's Error: `{"error": "<message>"}`."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
-    return str(body["error"])
+    return assert_message(response, status, "error")
 
 
 def test_brief_stop_example_answers_the_documented_body(

@@ -11,12 +11,12 @@ from tests.support.agents import (
     AGENT_IMAGE,
     SecretWatch,
     new_secret,
-    put_provider,
+    put_claude_provider,
     require_agent_image,
     start_model_server,
 )
 from tests.support.engine import read_file
-from tests.support.factories import delete, running_env
+from tests.support.factories import assert_message, delete, running_env
 from tests.support.inside import sse_events
 
 pytestmark = pytest.mark.docker
@@ -24,10 +24,7 @@ URL = "/api/v1/agent/execute"
 
 
 def _error(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
-    return str(body["error"])
+    return assert_message(response, status, "error")
 
 
 def test_execute_streams_data_events_for_the_environment_named_in_the_body(
@@ -37,14 +34,7 @@ def test_execute_streams_data_events_for_the_environment_named_in_the_body(
     env = running_env(api, name="cloudcli-agent", image=AGENT_IMAGE)
     secret, port = new_secret("sk-ant"), 18841
     watch = SecretWatch(secret)
-    put_provider(
-        api,
-        "cloudcli-claude",
-        kind="anthropic",
-        base_url=f"http://127.0.0.1:{port}",
-        secret=secret,
-        models=["claude-sonnet-4-5"],
-    )
+    put_claude_provider(api, "cloudcli-claude", port=port, secret=secret)
     start_model_server(
         docker_client,
         api,
@@ -98,14 +88,7 @@ def test_cloudcli_errors_use_its_error_shape(
     )
     assert _error(api.post(URL, json={"message": "hi"}), 400)
     env = running_env(api, name="cloudcli-plain")
-    put_provider(
-        api,
-        "cloudcli-424",
-        kind="anthropic",
-        base_url="http://127.0.0.1:9",
-        secret=new_secret(),
-        models=["claude-sonnet-4-5"],
-    )
+    put_claude_provider(api, "cloudcli-424")
     base = {"environmentId": env["id"], "message": "hi", "modelProvider": "cloudcli-424"}
     assert "not installed" in _error(api.post(URL, json=base), 424)
     assert _error(api.post(URL, json={**base, "projectName": "a/b"}), 400)

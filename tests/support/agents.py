@@ -18,6 +18,8 @@ AGENT_IMAGE = "sandbay-agent:latest"
 MODEL_SERVER = Path(__file__).with_name("model_server.py")
 SERVER_PATH = "/opt/sandbay-test/model_server.py"
 SERVER_LOG = "/tmp/model-server.jsonl"
+#: A port nothing listens on (discard): a provider there is never reached.
+NOWHERE = 9
 
 
 def require_agent_image(client: docker.DockerClient) -> None:
@@ -39,6 +41,23 @@ def put_provider(
     response = api.put(f"/v1/model-providers/{name}", json=body)
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+def put_claude_provider(
+    api: httpx.Client,
+    name: str,
+    *,
+    port: int = NOWHERE,
+    secret: str | None = None,
+    model: str = "claude-sonnet-4-5",
+) -> dict[str, Any]:
+    """An Anthropic provider of `model` at 127.0.0.1:`port` (inside an environment: the
+    scripted model server, once it runs there), with a new secret unless one is given."""
+    base_url = f"http://127.0.0.1:{port}"
+    secret = secret or new_secret()
+    return put_provider(
+        api, name, kind="anthropic", base_url=base_url, secret=secret, models=[model]
+    )
 
 
 def start_model_server(

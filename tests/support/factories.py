@@ -40,12 +40,34 @@ def events(api: httpx.Client, env: str) -> list[dict[str, Any]]:
     return list(response.json()["data"])
 
 
+def scoped_key(
+    api: httpx.Client, name: str, *permissions: str, environment_ids: list[str] | None = None
+) -> str:
+    """The secret of a new scoped key with `permissions`, restricted to
+    `environment_ids` when they are given."""
+    body: dict[str, Any] = {"name": name, "permissions": list(permissions)}
+    if environment_ids is not None:
+        body["environment_ids"] = environment_ids
+    response = api.post("/v1/keys", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["key"])
+
+
 def state_changes(api: httpx.Client, env: str) -> list[tuple[str, str]]:
     return [
         (e["from_state"], e["to_state"])
         for e in events(api, env)
         if e["type"] == "environment.state_changed"
     ]
+
+
+def assert_message(response: httpx.Response, status: int, field: str) -> str:
+    """A dialect's error body of one field holding a non-empty message (CloudCLI's
+    `error`, CamposCloud's `message`); returns the message."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {field} and isinstance(body[field], str) and body[field]
+    return str(body[field])
 
 
 def assert_envelope(response: httpx.Response, status: int, error_type: str) -> str:

@@ -9,6 +9,21 @@ import httpx
 
 from tests.support.server import LiveServer
 
+#: What a metrics sample (`ResourceMetrics`) carries at the least.
+METRIC_FIELDS = frozenset(
+    {
+        "timestamp",
+        "online",
+        "uptime_seconds",
+        "cpu_percent",
+        "memory_bytes",
+        "memory_limit_bytes",
+        "network_rx_bytes",
+        "network_tx_bytes",
+        "pids",
+    }
+)
+
 
 def run(api: httpx.Client, target: str, command: list[str] | str, **fields: Any) -> dict[str, Any]:
     response = api.post(f"/v1/environments/{target}/exec", json={"command": command, **fields})

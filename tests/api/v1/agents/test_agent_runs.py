@@ -13,6 +13,7 @@ from tests.support.agents import (
     AGENT_IMAGE,
     SecretWatch,
     new_secret,
+    put_claude_provider,
     put_provider,
     require_agent_image,
     start_model_server,
@@ -30,14 +31,7 @@ def _slow_claude(
 ) -> str:
     """A provider whose model takes 60 s to answer anything."""
     secret = new_secret("sk-ant")
-    put_provider(
-        api,
-        provider,
-        kind="anthropic",
-        base_url=f"http://127.0.0.1:{port}",
-        secret=secret,
-        models=["claude-sonnet-4-5"],
-    )
+    put_claude_provider(api, provider, port=port, secret=secret)
     start_model_server(client, api, env_id, port=port, delay=60)
     return secret
 
@@ -110,14 +104,7 @@ def test_424_when_the_environment_cannot_run_the_agent(
     server: LiveServer, api: httpx.Client, docker_client: docker.DockerClient
 ) -> None:
     require_agent_image(docker_client)
-    put_provider(
-        api,
-        "claude-424",
-        kind="anthropic",
-        base_url="http://127.0.0.1:9",
-        secret=new_secret(),
-        models=["claude-sonnet-4-5"],
-    )
+    put_claude_provider(api, "claude-424")
     body = {"prompt": "hi", "agent": "claude", "provider": "claude-424"}
     # The default image has no agent CLI.
     plain = running_env(api)

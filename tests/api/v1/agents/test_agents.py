@@ -8,7 +8,8 @@ carries the tool use and the result; no answer, event or log line carries the ke
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,89 +88,90 @@ def _assert_transcript(
     assert run_id in [r["id"] for r in listed]
 
 
-def test_claude_code_writes_a_file_through_the_anthropic_messages_protocol(
-    api: httpx.Client, docker_client: docker.DockerClient, agent_env: dict[str, Any]
-) -> None:
-    env_id, secret, port = agent_env["id"], new_secret("sk-ant"), 18811
-    watch = SecretWatch(secret)
-    provider = "claude-test"
-    watch.response(
-        httpx.Response(
-            200,
-            json=put_provider(
-                api,
-                provider,
-                kind="anthropic",
-                base_url=f"http://127.0.0.1:{port}",
-                secret=secret,
-                models=["claude-sonnet-4-5"],
-            ),
-        )
-    )
-    start_model_server(
-        docker_client,
-        api,
-        env_id,
-        port=port,
-        path="/workspace/app/hello.txt",
-        content="hi from claude",
-        final="Claude wrote hello.txt.",
-    )
-    stream = _stream(
-        api,
-        env_id,
-        {"prompt": "Create hello.txt", "agent": "claude", "project": "app", "provider": provider},
-        watch,
-    )
-    started = _assert_wrote_file(stream, "Write", "Claude wrote hello.txt.")
-    assert started["cwd"] == "/workspace/app" and started["model"] == "claude-sonnet-4-5"
-    assert read_file(docker_client, env_id, "/workspace/app/hello.txt") == b"hi from claude"
-    _assert_transcript(api, env_id, started["run_id"], stream, watch)
-    # The real CLI called the Messages API with the stored key, in its own environment.
-    seen = model_requests(docker_client, env_id)
+def _called_messages_with_the_key(seen: list[dict[str, Any]], secret: str) -> None:
+    """The real Claude Code CLI called the Messages API with the stored key."""
     assert [r["path"].split("?")[0] for r in seen if r["decision"] != "count_tokens"][:2] == [
         "/v1/messages",
         "/v1/messages",
     ]
     assert {r["x_api_key"] for r in seen} == {secret}
-    api.delete(f"/v1/model-providers/{provider}")
 
 
-def test_codex_writes_a_file_through_the_openai_responses_protocol(
-    api: httpx.Client, docker_client: docker.DockerClient, agent_env: dict[str, Any]
-) -> None:
-    env_id, secret, port = agent_env["id"], new_secret("sk-openai"), 18812
-    watch = SecretWatch(secret)
-    provider = "codex-test"
-    put_provider(
-        api,
-        provider,
-        kind="openai",
-        base_url=f"http://127.0.0.1:{port}/v1",
-        secret=secret,
-        models=["gpt-test"],
-    )
-    start_model_server(
-        docker_client,
-        api,
-        env_id,
-        port=port,
-        path="/workspace/svc/hello.txt",
-        content="hi from codex",
-        final="Codex wrote hello.txt.",
-    )
-    stream = _stream(
-        api,
-        env_id,
-        {"prompt": "Create hello.txt", "agent": "codex", "project": "svc", "provider": provider},
-        watch,
-    )
-    started = _assert_wrote_file(stream, "command_execution", "Codex wrote hello.txt.")
-    assert read_file(docker_client, env_id, "/workspace/svc/hello.txt") == b"hi from codex"
-    _assert_transcript(api, env_id, started["run_id"], stream, watch)
-    seen = model_requests(docker_client, env_id)
+def _called_responses_with_the_key(seen: list[dict[str, Any]], secret: str) -> None:
+    """The real Codex CLI called the Responses API with the stored key."""
     assert {r["path"] for r in seen} == {"/v1/responses"}
     assert {r["authorization"] for r in seen} == {f"Bearer {secret}"}
+
+
+@dataclass(frozen=True)
+class Cli:
+    """An agent CLI run in the agent image, asked to create hello.txt in `project`;
+    its provider is the scripted model server on `port` in the environment, which
+    speaks the CLI's wire protocol, has the file written through `tool`, and logs
+    what it was sent, which `called_the_model` checks."""
+
+    agent: str
+    project: str
+    port: int
+    kind: str
+    base_url: str
+    model: str
+    tool: str
+    called_the_model: Callable[[list[dict[str, Any]], str], None]
+
+
+@pytest.mark.parametrize(
+    "cli",
+    [
+        pytest.param(
+            Cli(
+                agent="claude",
+                project="app",
+                port=18811,
+                kind="anthropic",
+                base_url="http://127.0.0.1:18811",
+                model="claude-sonnet-4-5",
+                tool="Write",
+                called_the_model=_called_messages_with_the_key,
+            ),
+            id="claude-code-anthropic-messages",
+        ),
+        pytest.param(
+            Cli(
+                agent="codex",
+                project="svc",
+                port=18812,
+                kind="openai",
+                base_url="http://127.0.0.1:18812/v1",
+                model="gpt-test",
+                tool="command_execution",
+                called_the_model=_called_responses_with_the_key,
+            ),
+            id="codex-openai-responses",
+        ),
+    ],
+)
+def test_a_cli_agent_writes_a_file_through_its_models_protocol(
+    api: httpx.Client, docker_client: docker.DockerClient, agent_env: dict[str, Any], cli: Cli
+) -> None:
+    env_id, secret, provider = agent_env["id"], new_secret(f"sk-{cli.agent}"), f"{cli.agent}-test"
+    watch = SecretWatch(secret)
+    stored = put_provider(
+        api, provider, kind=cli.kind, base_url=cli.base_url, secret=secret, models=[cli.model]
+    )
+    watch.response(httpx.Response(200, json=stored))
+    path, content = f"/workspace/{cli.project}/hello.txt", f"hi from {cli.agent}"
+    final = f"{cli.agent.capitalize()} wrote hello.txt."
+    start_model_server(
+        docker_client, api, env_id, port=cli.port, path=path, content=content, final=final
+    )
+    body = {"prompt": "Create hello.txt", "agent": cli.agent, "project": cli.project}
+    stream = _stream(api, env_id, {**body, "provider": provider}, watch)
+    started = _assert_wrote_file(stream, cli.tool, final)
+    assert started["cwd"] == f"/workspace/{cli.project}" and started["model"] == cli.model
+    assert read_file(docker_client, env_id, path) == content.encode()
+    _assert_transcript(api, env_id, started["run_id"], stream, watch)
+    cli.called_the_model(model_requests(docker_client, env_id), secret)
     api.delete(f"/v1/model-providers/{provider}")
 
 
