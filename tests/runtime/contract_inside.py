@@ -46,6 +46,15 @@ async def collect(proc: ProcessHandle) -> dict[str, bytes]:
     return out
 
 
+async def finished(proc: ProcessHandle) -> tuple[dict[str, bytes], int | None]:
+    """Everything the process printed on each stream, then its exit code; the handle
+    is closed afterwards."""
+    out = await collect(proc)
+    code = await proc.wait()
+    await proc.close()
+    return out, code
+
+
 class ProcessRunnerContract(ContractBase):
     """`ProcessRunner` / `ProcessHandle`: processes inside a running workload."""
 
@@ -56,9 +65,7 @@ class ProcessRunnerContract(ContractBase):
         proc = await runner.spawn(shared.environment_id, ProcessSpec(argv=argv))
         pid = await proc.started()
         assert pid is not None and pid > 1 and proc.pid == pid
-        assert await collect(proc) == {"stdout": b"out\n", "stderr": b"err\n"}
-        assert await proc.wait() == 4
-        await proc.close()
+        assert await finished(proc) == ({"stdout": b"out\n", "stderr": b"err\n"}, 4)
 
     async def test_a_process_reads_its_stdin_until_it_is_closed(
         self, runner: ProcessRunner, shared: ContainerSpec
@@ -67,9 +74,7 @@ class ProcessRunnerContract(ContractBase):
         await proc.write(b"to ")
         await proc.write(b"cat")
         await proc.close_stdin()
-        assert await collect(proc) == {"stdout": b"to cat", "stderr": b""}
-        assert await proc.wait() == 0
-        await proc.close()
+        assert await finished(proc) == ({"stdout": b"to cat", "stderr": b""}, 0)
 
     async def test_a_process_runs_in_its_cwd_with_its_env_and_user(
         self, runner: ProcessRunner, shared: ContainerSpec
@@ -81,9 +86,9 @@ class ProcessRunnerContract(ContractBase):
             user="nobody",
         )
         proc = await runner.spawn(shared.environment_id, spec)
-        out = await collect(proc)
+        out, code = await finished(proc)
         assert out["stdout"].decode().splitlines() == ["/tmp", "contract-value extra", "nobody"]
-        assert await proc.wait() == 0
+        assert code == 0
 
     async def test_a_signal_reaches_the_process(
         self, runner: ProcessRunner, shared: ContainerSpec
@@ -125,9 +130,9 @@ class ProcessRunnerContract(ContractBase):
         await proc.started()
         await proc.resize(123, 45)
         await proc.write(b"go\n")
-        out = await collect(proc)
+        out, code = await finished(proc)
         assert b"45 123" in out["stdout"] and out["stderr"] == b""
-        assert await proc.wait() == 0
+        assert code == 0
 
     async def test_a_process_in_a_missing_directory_cannot_start(
         self, runner: ProcessRunner, shared: ContainerSpec
