@@ -19,8 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
+from sandbay.db.cas import commit_unless_stale
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import leases as queries
 from sandbay.domain.environments import EnvironmentKind
@@ -335,12 +335,7 @@ class Reconciler(PeriodicLoop):
             if env is None or env.version != seen.version or env.lease_token != seen.lease_token:
                 return False
             change(session, env)
-            try:
-                await session.commit()
-            except StaleDataError:
-                await session.rollback()
-                return False
-        return True
+            return await commit_unless_stale(session)
 
     async def _failed(self, seen: EnvironmentModel, action: Action, exc: RuntimeFailure) -> None:
         """Record the failure and back off with jitter. Create, start and restore give
