@@ -67,22 +67,14 @@ async def process_output(
     *,
     stdout_offset: int,
     stderr_offset: int,
-) -> ProcessOutput:
+    follow: bool = False,
+) -> ProcessOutput | AsyncIterator[StreamEvent]:
+    """The output retained from the offsets on; with `follow`, the same as events,
+    then new output as it comes, then `exit`."""
     entry = await _entry(toolbox, principal, id_or_name, process_id, running=False)
+    if follow:
+        return _follow(entry, stdout_offset, stderr_offset)
     return entry.output(stdout_offset, stderr_offset)
-
-
-async def follow_output(
-    toolbox: InsideService,
-    principal: Principal,
-    id_or_name: str,
-    process_id: str,
-    *,
-    stdout_offset: int,
-    stderr_offset: int,
-) -> AsyncIterator[StreamEvent]:
-    entry = await _entry(toolbox, principal, id_or_name, process_id, running=False)
-    return _follow(entry, stdout_offset, stderr_offset)
 
 
 async def _follow(entry: ProcessEntry, out_at: int, err_at: int) -> AsyncIterator[StreamEvent]:

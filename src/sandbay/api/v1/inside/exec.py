@@ -126,24 +126,18 @@ async def process_output(
     """Output retained so far from the given offsets (pass back `*_next_offset` to
     poll for more). With `follow=true`, the same as server-sent events, then new
     output as it is produced, then `exit`."""
-    if follow:
-        events = await procs.follow_output(
-            toolbox,
-            principal,
-            env,
-            process_id,
-            stdout_offset=stdout_offset,
-            stderr_offset=stderr_offset,
-        )
-        return SSEResponse(_encode(events))
-    return await procs.process_output(
+    output = await procs.process_output(
         toolbox,
         principal,
         env,
         process_id,
         stdout_offset=stdout_offset,
         stderr_offset=stderr_offset,
+        follow=follow,
     )
+    if isinstance(output, ProcessOutput):
+        return output
+    return SSEResponse(_encode(output))
 
 
 @router.post("/{env}/processes/{process_id}/stdin")
