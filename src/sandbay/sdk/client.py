@@ -20,6 +20,12 @@ def _exec_body(
     return {"command": command, **{k: v for k, v in fields.items() if v is not None}}
 
 
+def _page(limit: int, **filters: Any) -> dict[str, Any]:
+    """Query parameters of a list: the page size and the filters given (an empty one
+    is left out)."""
+    return {"limit": limit, **{k: v for k, v in filters.items() if v}}
+
+
 class ApiError(Exception):
     def __init__(self, status: int, error_type: str, message: str) -> None:
         super().__init__(f"{status} {error_type}: {message}")
@@ -68,13 +74,7 @@ class Client:
         limit: int = 100,
         cursor: str | None = None,
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": limit}
-        if state:
-            params["state"] = state
-        if label:
-            params["label"] = label
-        if cursor:
-            params["cursor"] = cursor
+        params = _page(limit, state=state, label=label, cursor=cursor)
         return dict(self.request("GET", "/v1/environments", params=params))
 
     def get_environment(self, env: str) -> dict[str, Any]:
@@ -310,11 +310,7 @@ class Client:
         limit: int = 100,
         cursor: str | None = None,
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": limit}
-        if state:
-            params["state"] = state
-        if cursor:
-            params["cursor"] = cursor
+        params = _page(limit, state=state, cursor=cursor)
         return dict(self.request("GET", f"/v1/environments/{env}/work", params=params))
 
     def get_work(self, env: str, work_id: str) -> dict[str, Any]:
