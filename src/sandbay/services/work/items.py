@@ -53,15 +53,18 @@ def record_work_event(
     actor: str,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
+    came_from: WorkState | None = None,
 ) -> EventModel:
-    """An action on a work item that does not change its state."""
+    """An action on a work item that does not change its state, or (`came_from` the
+    state it left) the move it just made."""
+    left = item.state if came_from is None else came_from
     return record_event(
         session,
         org_id=item.org_id,
         environment_id=item.environment_id,
         type=type,
         actor=actor,
-        from_state=item.state.value,
+        from_state=left.value,
         to_state=item.state.value,
         reason=reason,
         data={"work_id": item.id, **(data or {})},
@@ -108,16 +111,14 @@ def transition_work(
         item.latest_heartbeat_at = None
         item.lease_expires_at = None
         item.lease_ttl_seconds = None
-    return record_event(
+    return record_work_event(
         session,
-        org_id=item.org_id,
-        environment_id=item.environment_id,
-        type="work.state_changed",
+        item,
+        "work.state_changed",
         actor=actor,
-        from_state=current.value,
-        to_state=to.value,
         reason=reason,
-        data={"work_id": item.id, **(data or {})},
+        data=data,
+        came_from=current,
     )
 
 
