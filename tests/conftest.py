@@ -8,8 +8,10 @@ import docker
 import httpx
 import pytest
 
+from tests.support.factories import delete
 from tests.support.postgres import create_database, drop_database
 from tests.support.server import LiveServer, new_server, remove_engine_objects
+from tests.support.work import env_name, self_hosted_env
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +98,17 @@ def lease_server(
         remove_engine_objects(live.instance)
         if own_url:
             drop_database(own_url)
+
+
+@pytest.fixture
+def lease_api(lease_server: LiveServer) -> Iterator[httpx.Client]:
+    with lease_server.client() as client:
+        yield client
+
+
+@pytest.fixture
+def lease_env(lease_api: httpx.Client, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The id of a self-hosted environment on the lease server, for this test only."""
+    created = self_hosted_env(lease_api, name=env_name("lease", request))
+    yield created["id"]
+    delete(lease_api, created["id"])

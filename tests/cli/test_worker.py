@@ -5,7 +5,6 @@ dies with it; a graceful stop lets the command drain before the item is stopped;
 a force stop does not wait."""
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.factories import delete
 from tests.support.server import LiveServer
 from tests.support.work import (
     eventually,
@@ -27,7 +25,6 @@ from tests.support.work import (
     native,
     qoder,
     queue,
-    self_hosted_env,
     work_transitions,
 )
 
@@ -37,31 +34,16 @@ StartWorker = Callable[..., "subprocess.Popen[bytes]"]
 
 
 @pytest.fixture
-def api(lease_server: LiveServer) -> Iterator[httpx.Client]:
-    with lease_server.client() as client:
-        yield client
-
-
-@pytest.fixture
-def env(api: httpx.Client, request: pytest.FixtureRequest) -> Iterator[str]:
-    created = self_hosted_env(
-        api, name=re.sub(r"[^A-Za-z0-9-]", "-", f"worker-{request.node.name}")[:60].strip("-")
-    )
-    yield created["id"]
-    delete(api, created["id"])
-
-
-@pytest.fixture
 def work_log(tmp_path: Path) -> Path:
     return tmp_path / "work.log"
 
 
 @pytest.fixture
 def start_worker(
-    lease_server: LiveServer, env: str, work_log: Path, tmp_path: Path
+    lease_server: LiveServer, lease_env: str, work_log: Path, tmp_path: Path
 ) -> Iterator[StartWorker]:
-    """Start `sandbay worker` processes on `env` (2 s leases, 0.2 s heartbeats); any
-    still running at the end are killed."""
+    """Start `sandbay worker` processes on `lease_env` (2 s leases, 0.2 s heartbeats);
+    any still running at the end are killed."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(name: str, command: list[str] = COMMAND) -> "subprocess.Popen[bytes]":
@@ -71,7 +53,7 @@ def start_worker(
             "SANDBAY_API_KEY": lease_server.key,
             "WORK_LOG": str(work_log),
         }
-        argv = [SANDBAY, "worker", "--environment", env, "--worker-id", name]
+        argv = [SANDBAY, "worker", "--environment", lease_env, "--worker-id", name]
         argv += ["--ttl", "2", "--heartbeat-interval", "0.2", "--block-ms", "500", "--"]
         with (tmp_path / f"{name}.log").open("ab") as out:
             proc = subprocess.Popen([*argv, *command], env=environ, stdout=out, stderr=out)
@@ -125,23 +107,23 @@ def env_events(api: httpx.Client, env: str) -> list[dict[str, Any]]:
 
 
 def test_four_workers_run_each_of_200_items_exactly_once(
-    api: httpx.Client, env: str, work_log: Path, start_worker: StartWorker
+    lease_api: httpx.Client, lease_env: str, work_log: Path, start_worker: StartWorker
 ) -> None:
-    made = [queue(api, env, data={"n": n})["id"] for n in range(200)]
+    made = [queue(lease_api, lease_env, data={"n": n})["id"] for n in range(200)]
     shell = ["/bin/sh", "-c", 'echo "$SANDBAY_WORK_ID ${SANDBAY_API_KEY:-nokey}" >> "$WORK_LOG"']
     workers = [start_worker(f"w-{n}", shell) for n in range(4)]
-    eventually(lambda: all_stopped(api, env, 200), timeout=240, every=0.5)
+    eventually(lambda: all_stopped(lease_api, lease_env, 200), timeout=240, every=0.5)
     stop_gracefully(*workers)
 
     ran = Counter(line[0] for line in lines(work_log))
     assert set(ran) == set(made) and set(ran.values()) == {1}
     assert {line[1] for line in lines(work_log)} == {"nokey"}  # the key stays with the worker
-    items = api.get(native(env), params={"limit": 1000}).json()["data"]
+    items = lease_api.get(native(lease_env), params={"limit": 1000}).json()["data"]
     assert {i["metadata"]["exit_code"] for i in items} == {"0"}
     assert {i["attempts"] for i in items} == {1}
     starts = Counter(
         e["data"]["work_id"]
-        for e in env_events(api, env)
+        for e in env_events(lease_api, lease_env)
         if e["type"] == "work.state_changed" and e["to_state"] == "starting"
     )
     assert set(starts.values()) == {1} and len(starts) == 200  # never held by two workers
@@ -149,9 +131,9 @@ def test_four_workers_run_each_of_200_items_exactly_once(
 
 
 def test_killed_worker_loses_its_item_to_another_after_the_heartbeat_timeout(
-    api: httpx.Client, env: str, work_log: Path, start_worker: StartWorker
+    lease_api: httpx.Client, lease_env: str, work_log: Path, start_worker: StartWorker
 ) -> None:
-    made = [queue(api, env, data={"sleep": 2})["id"] for _ in range(8)]
+    made = [queue(lease_api, lease_env, data={"sleep": 2})["id"] for _ in range(8)]
     victim = start_worker("victim")
     eventually(lambda: any(ln[0] == "start" and ln[2] == "victim" for ln in lines(work_log)))
     others = [start_worker(f"w-{n}") for n in range(3)]
@@ -164,7 +146,7 @@ def test_killed_worker_loses_its_item_to_another_after_the_heartbeat_timeout(
     lost_id, lost_pid = lost[0][1], int(lost[0][3])
     eventually(lambda: not alive(lost_pid), timeout=10)  # its command died with it
 
-    eventually(lambda: all_stopped(api, env, len(made)), timeout=120, every=0.5)
+    eventually(lambda: all_stopped(lease_api, lease_env, len(made)), timeout=120, every=0.5)
     stop_gracefully(*others)
     records = lines(work_log)
     done = Counter(ln[1] for ln in records if ln[0] == "done")
@@ -172,68 +154,76 @@ def test_killed_worker_loses_its_item_to_another_after_the_heartbeat_timeout(
     starts = Counter(ln[1] for ln in records if ln[0] == "start")
     assert starts[lost_id] == 2 and all(starts[i] == 1 for i in made if i != lost_id)
     assert next(ln[2] for ln in records if ln[0] == "done" and ln[1] == lost_id) != "victim"
-    item = get_item(api, env, lost_id)
+    item = get_item(lease_api, lease_env, lost_id)
     assert item["attempts"] == 2 and item["metadata"]["exit_code"] == "0"
     assert ("active", "queued", "lease expired; re-queued after attempt 1 of 3") in (
-        work_transitions(api, env, lost_id)
+        work_transitions(lease_api, lease_env, lost_id)
     )
 
 
 def test_graceful_stop_lets_the_command_drain_before_the_item_is_stopped(
-    api: httpx.Client, env: str, work_log: Path, start_worker: StartWorker
+    lease_api: httpx.Client, lease_env: str, work_log: Path, start_worker: StartWorker
 ) -> None:
-    item = queue(api, env, data={"sleep": 60, "drain": 1.5})
+    item = queue(lease_api, lease_env, data={"sleep": 60, "drain": 1.5})
     worker = start_worker("drainer")
     eventually(lambda: any(ln[0] == "start" for ln in lines(work_log)))
-    eventually(lambda: get_item(api, env, item["id"])["state"] == "active")
-    stopping = api.post(qoder(env, f"/{item['id']}/stop"), json={})
+    eventually(lambda: get_item(lease_api, lease_env, item["id"])["state"] == "active")
+    stopping = lease_api.post(qoder(lease_env, f"/{item['id']}/stop"), json={})
     assert stopping.status_code == 200 and stopping.json()["state"] == "stopping"
 
     seen_draining = False
-    while (state := get_item(api, env, item["id"])["state"]) != "stopped":
+    while (state := get_item(lease_api, lease_env, item["id"])["state"]) != "stopped":
         assert state == "stopping"
         events = {ln[0] for ln in lines(work_log)}
         seen_draining |= "term" in events and "drained" not in events
         time.sleep(0.05)
     assert seen_draining  # the item stayed `stopping` while the command drained
-    stopped = get_item(api, env, item["id"])
+    stopped = get_item(lease_api, lease_env, item["id"])
     drained = next(ln for ln in lines(work_log) if ln[0] == "drained")
     stopped_at = datetime.fromisoformat(stopped["stopped_at"]).timestamp()
     assert float(drained[4]) <= stopped_at  # the marker was written before `stopped`
     assert "done" not in {ln[0] for ln in lines(work_log)}
     assert stopped["metadata"]["exit_code"] == "0"
-    assert work_transitions(api, env, item["id"])[-1] == ("stopping", "stopped", "stop confirmed")
+    assert work_transitions(lease_api, lease_env, item["id"])[-1] == (
+        "stopping",
+        "stopped",
+        "stop confirmed",
+    )
     stop_gracefully(worker)
 
 
 def test_force_stop_does_not_wait_and_the_command_is_killed(
-    api: httpx.Client, env: str, work_log: Path, start_worker: StartWorker
+    lease_api: httpx.Client, lease_env: str, work_log: Path, start_worker: StartWorker
 ) -> None:
-    item = queue(api, env, data={"sleep": 60, "ignore_term": True})
+    item = queue(lease_api, lease_env, data={"sleep": 60, "ignore_term": True})
     worker = start_worker("forced")
     eventually(lambda: any(ln[0] == "start" for ln in lines(work_log)))
-    eventually(lambda: get_item(api, env, item["id"])["state"] == "active")
+    eventually(lambda: get_item(lease_api, lease_env, item["id"])["state"] == "active")
     pid = int(next(ln for ln in lines(work_log) if ln[0] == "start")[3])
-    stopped = api.post(qoder(env, f"/{item['id']}/stop"), json={"force": True})
+    stopped = lease_api.post(qoder(lease_env, f"/{item['id']}/stop"), json={"force": True})
     assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
     assert stopped.json()["stopped_at"] is not None
 
     eventually(lambda: not alive(pid), timeout=30)  # killed on the worker's next heartbeat
     assert {ln[0] for ln in lines(work_log)} == {"start"}  # no drain, no completion
-    assert work_transitions(api, env, item["id"])[-1] == ("active", "stopped", "force stop")
+    assert work_transitions(lease_api, lease_env, item["id"])[-1] == (
+        "active",
+        "stopped",
+        "force stop",
+    )
     # The worker carries on with the next item.
-    after = queue(api, env, data={"sleep": 0})
-    eventually(lambda: get_item(api, env, after["id"])["state"] == "stopped")
+    after = queue(lease_api, lease_env, data={"sleep": 0})
+    eventually(lambda: get_item(lease_api, lease_env, after["id"])["state"] == "stopped")
     assert [ln[0] for ln in lines(work_log) if ln[1] == after["id"]] == ["start", "done"]
     stop_gracefully(worker)
 
 
 def test_a_command_that_cannot_run_fails_the_item_not_the_worker(
-    api: httpx.Client, env: str, start_worker: StartWorker
+    lease_api: httpx.Client, lease_env: str, start_worker: StartWorker
 ) -> None:
     worker = start_worker("broken", ["/nonexistent/command"])
-    items = [queue(api, env)["id"] for _ in range(2)]
-    eventually(lambda: all_stopped(api, env, 2))
-    assert {get_item(api, env, i)["metadata"]["exit_code"] for i in items} == {"127"}
+    items = [queue(lease_api, lease_env)["id"] for _ in range(2)]
+    eventually(lambda: all_stopped(lease_api, lease_env, 2))
+    assert {get_item(lease_api, lease_env, i)["metadata"]["exit_code"] for i in items} == {"127"}
     assert worker.poll() is None
     stop_gracefully(worker)

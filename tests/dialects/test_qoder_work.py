@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.factories import create_env, delete
+from tests.support.factories import create_env, delete, scoped_key
 from tests.support.server import ADMIN_KEY, LiveServer
 from tests.support.work import (
     BRIEF_FIELDS,
@@ -184,8 +184,8 @@ def test_stop_without_work_write_is_403(
     server: LiveServer, api: httpx.Client, env: dict[str, Any]
 ) -> None:
     item = item_in_state(api, env["id"], "active")
-    reader = api.post("/v1/keys", json={"name": "qoder-reader", "permissions": ["work:read"]})
-    with server.client(key=reader.json()["key"]) as scoped:
+    reader = scoped_key(api, "qoder-reader", "work:read")
+    with server.client(key=reader) as scoped:
         assert scoped.get(qoder(env["id"], f"/{item['id']}")).status_code == 200
         for path in ("/stop", "/ack", "/heartbeat"):
             response = scoped.post(qoder(env["id"], f"/{item['id']}{path}"), json={})
@@ -208,14 +208,9 @@ def test_stop_of_unknown_environment_or_work_item_is_404(
     ):
         assert_qoder_envelope(api.post(path, json={}), 404, "not_found_error")
     # A key restricted to the other environment does not see this one at all.
-    restricted = api.post(
-        "/v1/keys",
-        json={
-            "name": "qoder-one-env",
-            "permissions": ["work:read", "work:write"],
-            "environment_ids": [other["id"]],
-        },
-    ).json()["key"]
+    restricted = scoped_key(
+        api, "qoder-one-env", "work:read", "work:write", environment_ids=[other["id"]]
+    )
     mine = item_in_state(api, env["id"], "queued")
     with server.client(key=restricted) as scoped:
         response = scoped.post(qoder(env["id"], f"/{mine['id']}/stop"), json={})

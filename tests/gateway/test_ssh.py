@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.factories import delete, events, running_env, stop, wait_state
+from tests.support.factories import delete, events, running_env, scoped_key, stop, wait_state
 from tests.support.inside_app import start_app
 from tests.support.server import LiveServer, free_port
 from tests.support.ssh import SshLogin, password_ssh
@@ -239,21 +239,12 @@ def test_expired_and_revoked_credentials_are_refused(
 
     revoked = SshLogin.write(_credential(api, env_id), tmp_path / "revoked")
     assert revoked.ssh("true").returncode == 0
-    session = subprocess.Popen(
-        revoked.ssh_argv("sleep", "120", log_level="INFO"),
-        stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        time.sleep(2)
-        assert session.poll() is None
+    with revoked.open_session() as session:
         response = api.delete(f"/v1/environments/{env_id}/ssh/{revoked.credential['id']}")
         assert response.status_code == 200, response.text
         assert response.json()["revoked_at"]
         assert session.wait(30) == 255  # the open session is closed
         assert b"revoked" in session.stderr.read()  # type: ignore[union-attr]
-    finally:
-        session.kill()
     refused = revoked.ssh("true")
     assert refused.returncode == 255
     assert b"Permission denied" in refused.stderr
@@ -265,19 +256,10 @@ def test_stop_closes_open_sessions_and_refuses_new_connections(
     env = running_env(api, name=_name("ssh-stop"))
     try:
         login = SshLogin.write(_credential(api, env["id"]), tmp_path)
-        session = subprocess.Popen(
-            login.ssh_argv("sleep", "120", log_level="INFO"),
-            stdin=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            time.sleep(2)
-            assert session.poll() is None
+        with login.open_session() as session:
             stop(api, env["id"], timeout=2)
             assert session.wait(30) == 255
             assert b"is stopp" in session.stderr.read()  # type: ignore[union-attr]
-        finally:
-            session.kill()
         wait_state(api, env["id"], "stopped")
         refused = login.ssh("true")
         assert refused.returncode == 255
@@ -287,10 +269,8 @@ def test_stop_closes_open_sessions_and_refuses_new_connections(
 
 
 def test_ssh_needs_the_exec_permission(api: httpx.Client, ssh_env: dict[str, Any]) -> None:
-    created = api.post(
-        "/v1/keys", json={"name": "reader", "permissions": ["environments:read"]}
-    ).json()
-    with httpx.Client(base_url=str(api.base_url), headers={"X-API-KEY": created["key"]}) as reader:
+    key = scoped_key(api, "reader", "environments:read")
+    with httpx.Client(base_url=str(api.base_url), headers={"X-API-KEY": key}) as reader:
         response = reader.get(f"/v1/environments/{ssh_env['id']}/ssh")
     assert response.status_code == 403, response.text
 

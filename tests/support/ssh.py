@@ -2,8 +2,11 @@
 from `GET …/ssh`: its one-time key and the gateway's known_hosts line are written to
 files, and host keys are checked strictly."""
 
+import contextlib
 import os
 import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,22 @@ class SshLogin:
             timeout=timeout,
             stdin=None if input is not None else subprocess.DEVNULL,
         )
+
+    @contextlib.contextmanager
+    def open_session(self) -> Iterator["subprocess.Popen[bytes]"]:
+        """A session left running (`sleep 120`), seen still connected after 2 s; its
+        stderr shows the reason the server gives when it closes it. Killed at the end."""
+        session = subprocess.Popen(
+            self.ssh_argv("sleep", "120", log_level="INFO"),
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            time.sleep(2)
+            assert session.poll() is None
+            yield session
+        finally:
+            session.kill()
 
     def scp(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
         argv = ["scp", *self.options(), "-P", str(self.credential["port"]), *args]

@@ -1,10 +1,12 @@
 """Keyword-only helpers for work items on self-hosted environments, over real HTTP."""
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.factories import create_env, wait_state
 
@@ -33,6 +35,12 @@ def qoder(env_id: str, suffix: str = "") -> str:
 
 def native(env: str, suffix: str = "") -> str:
     return f"/v1/environments/{env}/work{suffix}"
+
+
+def env_name(prefix: str, request: pytest.FixtureRequest) -> str:
+    """An environment name for the test asking: `prefix` and the test's name, in the
+    characters a name allows."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", f"{prefix}-{request.node.name}")[:60].strip("-")
 
 
 def self_hosted_env(api: httpx.Client, *, name: str) -> dict[str, Any]:

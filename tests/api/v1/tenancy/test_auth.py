@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.support.factories import assert_envelope, create_env, delete, wait_state
+from tests.support.factories import assert_envelope, create_env, delete, scoped_key, wait_state
 from tests.support.server import ADMIN_KEY, LiveServer
 
 
@@ -65,15 +65,14 @@ def test_key_restricted_to_one_environment_sees_only_it(
 ) -> None:
     mine = create_env(api, name="auth-mine")
     other = create_env(api, name="auth-other")
-    response = api.post(
-        "/v1/keys",
-        json={
-            "name": "one-env",
-            "permissions": ["environments:read", "environments:lifecycle"],
-            "environment_ids": [mine["id"]],
-        },
+    key = scoped_key(
+        api,
+        "one-env",
+        "environments:read",
+        "environments:lifecycle",
+        environment_ids=[mine["id"]],
     )
-    with server.client(key=response.json()["key"]) as scoped:
+    with server.client(key=key) as scoped:
         assert scoped.get(f"/v1/environments/{mine['id']}").status_code == 200
         assert_envelope(scoped.get(f"/v1/environments/{other['id']}"), 404, "not_found_error")
         listed = [e["id"] for e in scoped.get("/v1/environments").json()["data"]]

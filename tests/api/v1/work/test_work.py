@@ -4,7 +4,6 @@ to two pollers, and leases that heartbeats keep and the lease loop takes back. W
 each policy does with an expired lease is shown in-process
 (tests/services/work/test_leases.py)."""
 
-import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,10 +13,11 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from tests.support.factories import assert_envelope, create_env, delete
+from tests.support.factories import assert_envelope, create_env, delete, scoped_key
 from tests.support.server import LiveServer
 from tests.support.work import (
     BRIEF_FIELDS,
+    env_name,
     eventually,
     get_item,
     item_in_state,
@@ -27,24 +27,11 @@ from tests.support.work import (
 )
 
 
-def _name(prefix: str, request: pytest.FixtureRequest) -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", f"{prefix}-{request.node.name}")[:60].strip("-")
-
-
 @pytest.fixture
 def env(api: httpx.Client, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    created = self_hosted_env(api, name=_name("work", request))
+    created = self_hosted_env(api, name=env_name("work", request))
     yield created
     delete(api, created["id"])
-
-
-def _key(api: httpx.Client, name: str, *permissions: str, envs: list[str] | None = None) -> str:
-    body: dict[str, Any] = {"name": name, "permissions": list(permissions)}
-    if envs is not None:
-        body["environment_ids"] = envs
-    response = api.post("/v1/keys", json=body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["key"])
 
 
 def test_queued_item_shows_the_brief_object_and_its_policy(
@@ -99,7 +86,7 @@ def test_work_read_key_reads_but_takes_no_work(
     server: LiveServer, api: httpx.Client, env: dict[str, Any]
 ) -> None:
     item = item_in_state(api, env["id"], "queued")
-    with server.client(key=_key(api, "work-reader", "work:read")) as reader:
+    with server.client(key=scoped_key(api, "work-reader", "work:read")) as reader:
         for suffix in ("", f"/{item['id']}", "/stats", f"/{item['id']}/events"):
             assert reader.get(native(env["id"], suffix)).status_code == 200
         for method, suffix in [
@@ -121,7 +108,7 @@ def test_worker_key_scoped_to_its_environment_works_only_there(
     other = self_hosted_env(api, name="work-not-mine")
     theirs = queue(api, other["id"])
     mine = queue(api, env["id"])
-    key = _key(api, "work-worker", "work:read", "work:write", envs=[env["id"]])
+    key = scoped_key(api, "work-worker", "work:read", "work:write", environment_ids=[env["id"]])
     with server.client(key=key) as worker:
         polled = worker.get(native(env["id"], "/poll"), headers={"Worker-ID": "w"}).json()
         assert polled["id"] == mine["id"]
@@ -221,19 +208,6 @@ def test_openapi_describes_the_work_api(server: LiveServer) -> None:
 
 
 # ---- leases (on a server whose leases may be 1 s) ----------------------------------------
-
-
-@pytest.fixture
-def lease_api(lease_server: LiveServer) -> Iterator[httpx.Client]:
-    with lease_server.client() as client:
-        yield client
-
-
-@pytest.fixture
-def lease_env(lease_api: httpx.Client, request: pytest.FixtureRequest) -> Iterator[str]:
-    created = self_hosted_env(lease_api, name=_name("lease", request))
-    yield created["id"]
-    delete(lease_api, created["id"])
 
 
 def _take(api: httpx.Client, env: str, work_id: str, worker: str, *, ttl: int = 1) -> str:
