@@ -128,6 +128,7 @@ class Platform:
                 default_image=s.default_image,
                 warm_pools=any(p.size > 0 for p in s.pools.warm),
             ),
+            sessions=sessions,
             warm_pools=tuple(s.pools.warm),
         )
         inside = InsideService(

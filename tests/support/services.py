@@ -16,4 +16,6 @@ def environments_service(
     """Creates checked against `provider` (host size, image); with `warm_pools`, a
     create first tries to claim a ready member of a warm pool."""
     placement = Placement(runner_id=RUNNER, default_image=IMAGE, warm_pools=warm_pools)
-    return EnvironmentsService(lifecycle=lifecycle, provider=provider, placement=placement)
+    return EnvironmentsService(
+        lifecycle=lifecycle, provider=provider, placement=placement, sessions=lifecycle.sessions
+    )

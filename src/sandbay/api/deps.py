@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Path
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import APIKey, APIKeyIn
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.base import SecurityBase
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -35,35 +37,39 @@ def get_platform(connection: HTTPConnection) -> "Platform":
     return platform
 
 
-def get_environments(connection: HTTPConnection) -> EnvironmentsService:
+# The getters are `async def` although they never await: FastAPI runs a plain `def`
+# dependency on a worker thread, a thread hop per request for an attribute read.
+
+
+async def get_environments(connection: HTTPConnection) -> EnvironmentsService:
     return get_platform(connection).environments
 
 
-def get_lifecycle(connection: HTTPConnection) -> Lifecycle:
+async def get_lifecycle(connection: HTTPConnection) -> Lifecycle:
     return get_platform(connection).environments.lifecycle
 
 
-def get_events(connection: HTTPConnection) -> EventsService:
+async def get_events(connection: HTTPConnection) -> EventsService:
     return get_platform(connection).events
 
 
-def get_inside(connection: HTTPConnection) -> InsideService:
+async def get_inside(connection: HTTPConnection) -> InsideService:
     return get_platform(connection).inside
 
 
-def get_access(connection: HTTPConnection) -> AccessService:
+async def get_access(connection: HTTPConnection) -> AccessService:
     return get_platform(connection).access
 
 
-def get_work(connection: HTTPConnection) -> WorkService:
+async def get_work(connection: HTTPConnection) -> WorkService:
     return get_platform(connection).work
 
 
-def get_agents(connection: HTTPConnection) -> Agents:
+async def get_agents(connection: HTTPConnection) -> Agents:
     return get_platform(connection).agents
 
 
-def get_tenancy(connection: HTTPConnection) -> TenancyService:
+async def get_tenancy(connection: HTTPConnection) -> TenancyService:
     return get_platform(connection).tenancy
 
 
@@ -86,7 +92,11 @@ def request_origin(connection: HTTPConnection) -> Origin:
     return Origin(scheme=url.scheme, host=url.hostname, port=url.port, netloc=url.netloc)
 
 
-OriginDep = Annotated[Origin, Depends(request_origin)]
+async def _origin(connection: HTTPConnection) -> Origin:
+    return request_origin(connection)
+
+
+OriginDep = Annotated[Origin, Depends(_origin)]
 
 
 async def db_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
@@ -105,19 +115,29 @@ async def db_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
 #: never sees an answer for a change that is not yet durable.
 SessionDep = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
-_api_key = APIKeyHeader(name="X-API-KEY", auto_error=False, description="API key")
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
+_Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def current_principal(
-    tenancy: TenancyDep,
-    api_key: Annotated[str | None, Depends(_api_key)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    secret = api_key or (bearer.credentials if bearer else None)
-    return await tenancy.resolve_principal(secret)
+class ApiKeyPrincipal(SecurityBase):
+    """The caller's Principal, from `X-API-KEY` or else `Authorization: Bearer`.
+
+    One dependency that is itself the API-key security scheme (what FastAPI's
+    `APIKeyHeader` declares, under the same name) and has the bearer scheme as its
+    only sub-dependency: the OpenAPI document lists both schemes on every route as
+    before, and a request solves two dependencies instead of four (each costs
+    microseconds on every authenticated request)."""
+
+    def __init__(self) -> None:
+        self.model = APIKey(**{"in": APIKeyIn.header}, name="X-API-KEY", description="API key")
+        self.scheme_name = "APIKeyHeader"
+
+    async def __call__(self, connection: HTTPConnection, bearer: _Bearer) -> Principal:
+        secret = connection.headers.get("x-api-key") or (bearer.credentials if bearer else None)
+        return await get_platform(connection).tenancy.resolve_principal(secret)
 
 
+current_principal = ApiKeyPrincipal()
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
@@ -128,7 +148,7 @@ async def connection_principal(connection: HTTPConnection) -> Principal:
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     if not secret and scheme.lower() == "bearer":
         secret = token.strip()
-    return await get_tenancy(connection).resolve_principal(secret)
+    return await get_platform(connection).tenancy.resolve_principal(secret)
 
 
 def close_code(error: SandbayError) -> int:

@@ -1,9 +1,11 @@
 """Engines and sessions. Users give plain URLs (`sqlite:///…`, `postgresql://…`);
 the async drivers are chosen here, the one place that knows dialects."""
 
+import json
 from collections.abc import Callable
 from typing import Any
 
+from pydantic_core import from_json
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -22,6 +24,17 @@ def async_url(url: str) -> str:
     else:
         raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
     return parsed.render_as_string(hide_password=False)
+
+
+def json_loads(text: str | bytes) -> Any:
+    """JSON columns as Python values: pydantic's parser, several times faster than
+    `json.loads` (a page of 1,000 environments decodes 6,000 values). What it refuses
+    (a lone surrogate escape, which `json.loads` reads) goes to `json.loads`, so a
+    value reads back exactly as before."""
+    try:
+        return from_json(text)
+    except ValueError:
+        return json.loads(text)
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
@@ -49,11 +62,16 @@ def create_engine(url: str, *, sqlite_inline: bool = True) -> AsyncEngine:
             engine = create_async_engine(
                 full,
                 async_creator=lambda: InlineConnection(connector(path), busy_wait=30.0),
+                json_deserializer=json_loads,
                 **pool,
             )
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas(0))
         else:
-            engine = create_async_engine(full, connect_args={"timeout": 30}, **pool)
+            engine = create_async_engine(
+                full, connect_args={"timeout": 30}, json_deserializer=json_loads, **pool
+            )
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas(30_000))
         return engine
-    return create_async_engine(full, pool_size=10, max_overflow=30, pool_pre_ping=True)
+    return create_async_engine(
+        full, pool_size=10, max_overflow=30, pool_pre_ping=True, json_deserializer=json_loads
+    )

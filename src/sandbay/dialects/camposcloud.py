@@ -274,8 +274,9 @@ async def list_apps(
     return CamposAppList(applications=[CamposApp.of(r) for r in rows[(page - 1) * limit :]])
 
 
-def runtime_images(connection: HTTPConnection) -> dict[str, str]:
-    """The operator's `runtimeEnvironment` → image table (`SANDBAY_DIALECTS__…`)."""
+async def runtime_images(connection: HTTPConnection) -> dict[str, str]:
+    """The operator's `runtimeEnvironment` → image table (`SANDBAY_DIALECTS__…`); an
+    `async def`, as a plain one would run on a worker thread."""
     return get_platform(connection).settings.dialects.camposcloud_runtime_images
 
 

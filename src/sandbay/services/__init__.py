@@ -14,7 +14,7 @@ in `db/cas.py`, and sessions are named by `db/session`'s re-exports. Services ke
 the unit of work (`session.get`, `add`, `flush`). What they hand to routes and
 dialects is a domain shape (`Environment`, `WorkItem`, `AgentRun`), never a row.
 
-Transactions come in two styles, and the signature says which:
+Transactions come in three styles, and the signature says which:
 - A use case that takes `session: AsyncSession` only flushes; the caller commits
   (the request's session dependency, before the answer is sent; a loop's sweep).
 - A use case that must not hold a connection across engine I/O or a long wait is a
@@ -26,6 +26,10 @@ Transactions come in two styles, and the signature says which:
   `access/preview`), agent runs and OpenClaw provisioning (`agents/runs`,
   `agents/gateway`, `agents/instances`), and authentication on a cache miss
   (`tenancy/service`).
+- A read that changes nothing and answers from one query opens a session of its
+  own and closes it without committing: the native GET of one environment and the
+  listing (`EnvironmentsService.read`, `page`), the API's hottest path, which then
+  needs no request-long session and no commit round trip.
 
 Engine calls inside a request are deliberate exceptions, each because the answer
 must say what the engine did: a network-policy update answers once the policy is in

@@ -4,6 +4,7 @@ domain shape (`Environment`); `get_environment` hands the row to other services
 that change it."""
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydantic import TypeAdapter
 
@@ -60,6 +61,13 @@ async def get_environment(
     """An environment of the caller's org; another org's is 404, never 403."""
     org_id = require(principal, permission)
     env = await queries.get_live(session, org_id, id_or_name, include_deleted=include_deleted)
+    return _visible(principal, id_or_name, env)
+
+
+_Found = TypeVar("_Found", EnvironmentModel, Environment)
+
+
+def _visible(principal: Principal, id_or_name: str, env: _Found | None) -> _Found:
     if env is None or not principal.may_see_environment(env.id):
         raise NotFound(f"environment {id_or_name!r} not found")
     return env
@@ -73,11 +81,11 @@ async def read_environment(
     *,
     include_deleted: bool = False,
 ) -> Environment:
-    """`get_environment` as the domain shape."""
-    row = await get_environment(
-        session, principal, id_or_name, permission, include_deleted=include_deleted
-    )
-    return environment_from_model(row)
+    """`get_environment` as the domain shape, read from its columns (a read changes
+    nothing, so it needs no ORM row)."""
+    org_id = require(principal, permission)
+    env = await queries.read_live(session, org_id, id_or_name, include_deleted=include_deleted)
+    return _visible(principal, id_or_name, env)
 
 
 async def _check_fits(provider: RuntimeProvider, body: EnvironmentCreate, image: str) -> None:
@@ -200,7 +208,7 @@ async def environment_page(
 
 
 _ENVIRONMENTS = TypeAdapter(list[Environment])
-_COLUMNS = tuple(Environment.model_fields)
+_COLUMNS = queries.SHAPE_COLUMNS
 
 
 async def update_environment(

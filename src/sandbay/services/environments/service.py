@@ -1,16 +1,23 @@
 """The environments capability as one object with its configuration bound: where
-new environments go, which warm pools exist, the lifecycle's stop defaults."""
+new environments go, which warm pools exist, the lifecycle's stop defaults, and the
+sessions its reads open for themselves."""
 
 from dataclasses import dataclass
 
-from sandbay.db.session import AsyncSession
-from sandbay.domain.environments import Environment, EnvironmentCreate
+from sandbay.db.session import AsyncSession, async_sessionmaker
+from sandbay.domain.environments import Environment, EnvironmentCreate, EnvironmentList
 from sandbay.domain.keys import Principal
 from sandbay.domain.pools import WarmPoolSpec, WarmPoolStatus
+from sandbay.domain.states import EnvState
 from sandbay.runtime.provider import RuntimeProvider
 from sandbay.services.environments import pools
 from sandbay.services.environments.lifecycle import Lifecycle
-from sandbay.services.environments.records import Placement, create_environment
+from sandbay.services.environments.records import (
+    Placement,
+    create_environment,
+    environment_page,
+    read_environment,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +25,30 @@ class EnvironmentsService:
     lifecycle: Lifecycle
     provider: RuntimeProvider
     placement: Placement
+    sessions: async_sessionmaker[AsyncSession]
     warm_pools: tuple[WarmPoolSpec, ...] = ()
+
+    async def read(self, principal: Principal, id_or_name: str) -> Environment:
+        """One environment, in a short session of its own that is closed, never
+        committed: a read changes nothing, and one query needs no request-long
+        session set up and torn down around it."""
+        async with self.sessions() as session:
+            return await read_environment(session, principal, id_or_name)
+
+    async def page(
+        self,
+        principal: Principal,
+        *,
+        states: list[EnvState] | None,
+        labels: list[str] | None,
+        limit: int,
+        cursor: str | None,
+    ) -> EnvironmentList:
+        """One page of the native listing, read as `read` is."""
+        async with self.sessions() as session:
+            return await environment_page(
+                session, principal, states=states, labels=labels, limit=limit, cursor=cursor
+            )
 
     async def create(
         self, session: AsyncSession, principal: Principal, body: EnvironmentCreate

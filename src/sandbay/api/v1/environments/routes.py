@@ -31,7 +31,6 @@ from sandbay.domain.environments import (
     WaitState,
 )
 from sandbay.domain.states import EnvState
-from sandbay.services.environments import records as envs
 from sandbay.services.events import audit
 
 router = APIRouter(prefix="/v1/environments", tags=["environments"])
@@ -52,23 +51,25 @@ async def create_environment(
 
 @router.get("")
 async def list_environments(
-    session: SessionDep,
     principal: PrincipalDep,
+    environments: EnvironmentsDep,
     state: Annotated[list[EnvState] | None, Query(description="Filter by state")] = None,
     label: Annotated[list[str] | None, Query(description="Filter by label, as key=value")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> EnvironmentList:
     """List environments, newest first, one page at a time."""
-    return await envs.environment_page(
-        session, principal, states=state, labels=label, limit=limit, cursor=cursor
+    return await environments.page(
+        principal, states=state, labels=label, limit=limit, cursor=cursor
     )
 
 
 @router.get("/{env}")
-async def get_environment(env: EnvRef, session: SessionDep, principal: PrincipalDep) -> Environment:
+async def get_environment(
+    env: EnvRef, principal: PrincipalDep, environments: EnvironmentsDep
+) -> Environment:
     """One environment, by id or name."""
-    return await envs.read_environment(session, principal, env)
+    return await environments.read(principal, env)
 
 
 @router.patch("/{env}")
