@@ -55,7 +55,7 @@ async def instances_of(session: AsyncSession, org_id: str) -> list[tuple[Instanc
         )
         .order_by(Instance.created_at.desc())
     )
-    return [(i, e) for i, e in (await session.execute(query)).tuples()]
+    return [(i, e) for i, e in await session.execute(query)]
 
 
 async def unprovisioned_running(session: AsyncSession) -> list[str]:
