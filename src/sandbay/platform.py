@@ -126,10 +126,8 @@ class Platform:
             placement=Placement(
                 runner_id=s.runner_id,
                 default_image=s.default_image,
-                warm_pools=any(p.size > 0 for p in s.pools.warm),
+                warm_pools=tuple(s.pools.warm),
             ),
-            sessions=sessions,
-            warm_pools=tuple(s.pools.warm),
         )
         inside = InsideService(
             sessions=sessions,

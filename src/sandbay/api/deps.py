@@ -12,10 +12,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.base import SecurityBase
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.exc import StaleDataError
 from starlette.requests import HTTPConnection
 
-from sandbay.domain.errors import ApiError, ConcurrentUpdate, SandbayError
+from sandbay.db.cas import commit_or_conflict
+from sandbay.domain.errors import ApiError, SandbayError
 from sandbay.domain.keys import Principal
 from sandbay.services.access.service import AccessService, Origin
 from sandbay.services.agents.service import Agents
@@ -92,20 +92,11 @@ def request_origin(connection: HTTPConnection) -> Origin:
     return Origin(scheme=url.scheme, host=url.hostname, port=url.port, netloc=url.netloc)
 
 
-async def _origin(connection: HTTPConnection) -> Origin:
-    return request_origin(connection)
-
-
-OriginDep = Annotated[Origin, Depends(_origin)]
-
-
 async def db_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
     async with get_platform(connection).sessions() as session:
         yield session
         try:
-            await session.commit()
-        except StaleDataError as exc:  # lost a compare-and-set at the last moment
-            raise ConcurrentUpdate("the object changed under this request; try again") from exc
+            await commit_or_conflict(session)  # a lost compare-and-set is a 409
         except SQLAlchemyError as exc:  # rendered as a 500 envelope, never a reset
             log.exception("commit failed")
             raise ApiError("the database refused the change") from exc

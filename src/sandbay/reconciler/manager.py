@@ -118,7 +118,7 @@ def add_reconciler_loops(manager: LoopManager, s: Settings, parts: ReconcilerPar
     )
     pool = PoolLoop(
         sessions=sessions,
-        specs=list(parts.environments.warm_pools),
+        specs=list(parts.environments.placement.warm_pools),
         placement=parts.environments.placement,
         interval=s.pools.interval,
     )

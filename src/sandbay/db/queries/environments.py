@@ -26,51 +26,58 @@ def environment_from_model(env: Env) -> Environment:
     return Environment.model_validate(env)
 
 
-async def get_live(
-    session: AsyncSession, org_id: str, id_or_name: str, *, include_deleted: bool = False
-) -> Env | None:
-    """An environment of `org_id` by id or by name (DESIGN §1: `{id}` accepts both)."""
-    if ids.has_prefix(id_or_name, ids.ENVIRONMENT):
-        query = select(Env).where(Env.id == id_or_name, Env.org_id == org_id)
-        query = query.where(Env.pool_key.is_(None))
-        if not include_deleted:
-            query = query.where(Env.deleted_at.is_(None))
-    else:
-        query = select(Env).where(Env.org_id == org_id, Env.name == id_or_name)
-        query = query.where(Env.deleted_at.is_(None), Env.pool_key.is_(None))
-    result = await session.execute(query.execution_options(populate_existing=True))
-    return result.scalars().first()
+@dataclass(frozen=True, slots=True)
+class _Finder:
+    """The three lookups of one environment of an org (DESIGN §1: `{id}` accepts the
+    id or the name), built once with bound parameters for `what` is selected:
+    SQLAlchemy computes a statement's cache key once per object, and for a select of
+    ~40 columns that key costs more than the query itself."""
+
+    by_id: Select[Any]
+    live_by_id: Select[Any]
+    live_by_name: Select[Any]
+
+    @classmethod
+    def of(cls, what: Select[Any]) -> "_Finder":
+        mine = (_TABLE.org_id == bindparam("org_id"), _TABLE.pool_key.is_(None))
+        by_id = what.where(_TABLE.id == bindparam("key"), *mine)
+        live = _TABLE.deleted_at.is_(None)
+        return cls(
+            by_id, by_id.where(live), what.where(_TABLE.name == bindparam("key"), live, *mine)
+        )
+
+    async def run(
+        self, session: AsyncSession, org_id: str, id_or_name: str, include_deleted: bool
+    ) -> Any:
+        if ids.has_prefix(id_or_name, ids.ENVIRONMENT):
+            query = self.by_id if include_deleted else self.live_by_id
+        else:
+            query = self.live_by_name
+        return await session.execute(query, {"key": id_or_name, "org_id": org_id})
 
 
 #: The columns of the domain shape: reads select them and validate `Environment`
 #: straight from the rows, without building ORM identities they never use.
 SHAPE_COLUMNS = tuple(Environment.model_fields)
 _SHAPE = select(*(_TABLE[name] for name in SHAPE_COLUMNS))
-# Built once, with bound parameters, on table columns only (no ORM entity, so no
-# ORM execution path): SQLAlchemy computes a statement's cache key once per object,
-# and for a select of ~40 columns that key costs more than the query itself.
-_BY_ID = _SHAPE.where(
-    _TABLE.id == bindparam("key"), _TABLE.org_id == bindparam("org_id"), _TABLE.pool_key.is_(None)
-)
-_LIVE_BY_ID = _BY_ID.where(_TABLE.deleted_at.is_(None))
-_LIVE_BY_NAME = _SHAPE.where(
-    _TABLE.org_id == bindparam("org_id"),
-    _TABLE.name == bindparam("key"),
-    _TABLE.deleted_at.is_(None),
-    _TABLE.pool_key.is_(None),
-)
+_ROWS = _Finder.of(select(Env).execution_options(populate_existing=True))
+_SHAPES = _Finder.of(_SHAPE)
+
+
+async def get_live(
+    session: AsyncSession, org_id: str, id_or_name: str, *, include_deleted: bool = False
+) -> Env | None:
+    """An environment of `org_id` by id or by name, as a row to change."""
+    result = await _ROWS.run(session, org_id, id_or_name, include_deleted)
+    row: Env | None = result.scalars().first()
+    return row
 
 
 async def read_live(
     session: AsyncSession, org_id: str, id_or_name: str, *, include_deleted: bool = False
 ) -> Environment | None:
     """`get_live` as the domain shape, for reads that change nothing."""
-    if ids.has_prefix(id_or_name, ids.ENVIRONMENT):
-        query = _BY_ID if include_deleted else _LIVE_BY_ID
-    else:
-        query = _LIVE_BY_NAME
-    result = await session.execute(query, {"key": id_or_name, "org_id": org_id})
-    row = result.first()
+    row = (await _SHAPES.run(session, org_id, id_or_name, include_deleted)).first()
     if row is None:
         return None
     return Environment.model_validate(dict(zip(SHAPE_COLUMNS, row, strict=True)))

@@ -25,7 +25,7 @@ from sandbay.domain.environments import (
 )
 from sandbay.domain.errors import Conflict, InvalidRequest, NotFound
 from sandbay.domain.keys import Permission, Principal
-from sandbay.domain.pools import claim_key
+from sandbay.domain.pools import WarmPoolSpec, claim_key
 from sandbay.domain.runtime import ContainerSpec, NetworkRules
 from sandbay.domain.states import EnvState
 from sandbay.kit.clock import utcnow
@@ -47,7 +47,12 @@ class Placement:
 
     runner_id: str
     default_image: str
-    warm_pools: bool = False
+    warm_pools: tuple[WarmPoolSpec, ...] = ()
+
+    @property
+    def pooled(self) -> bool:
+        """Whether any warm pool holds members a create may claim."""
+        return any(spec.size > 0 for spec in self.warm_pools)
 
 
 async def get_environment(
@@ -121,7 +126,7 @@ async def create_environment(
         await admit(session, org_id, cpu=body.cpu, memory_mb=body.memory_mb)
     if body.name and await queries.name_taken(session, org_id, body.name):
         raise Conflict(f"an environment named {body.name!r} already exists")
-    key = claim_key(org_id, image, body) if placement.warm_pools else None
+    key = claim_key(org_id, image, body) if placement.pooled else None
     if key is not None:
         claimed = await pools.claim(session, key, body, body.name, principal.actor)
         if claimed is not None:

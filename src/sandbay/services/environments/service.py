@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.environments import Environment, EnvironmentCreate, EnvironmentList
 from sandbay.domain.keys import Principal
-from sandbay.domain.pools import WarmPoolSpec, WarmPoolStatus
+from sandbay.domain.pools import WarmPoolStatus
 from sandbay.domain.states import EnvState
 from sandbay.runtime.provider import RuntimeProvider
 from sandbay.services.environments import pools
@@ -25,8 +25,10 @@ class EnvironmentsService:
     lifecycle: Lifecycle
     provider: RuntimeProvider
     placement: Placement
-    sessions: async_sessionmaker[AsyncSession]
-    warm_pools: tuple[WarmPoolSpec, ...] = ()
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self.lifecycle.sessions
 
     async def read(self, principal: Principal, id_or_name: str) -> Environment:
         """One environment, in a short session of its own that is closed, never
@@ -63,5 +65,5 @@ class EnvironmentsService:
         self, session: AsyncSession, principal: Principal
     ) -> list[WarmPoolStatus]:
         return await pools.status(
-            session, principal, list(self.warm_pools), self.placement.default_image
+            session, principal, list(self.placement.warm_pools), self.placement.default_image
         )
