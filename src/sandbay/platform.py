@@ -165,7 +165,7 @@ class Platform:
         box = SecretBox(load_key(_secret(s.secrets_key), s.data_dir))
         agents = Agents(
             sessions=sessions,
-            toolbox=inside,
+            inside=inside,
             environments=environments,
             box=box,
             runs=AgentRuns(sessions, holds, keep_events=s.agent.runs_kept_events),

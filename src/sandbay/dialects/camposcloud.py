@@ -360,12 +360,12 @@ async def delete_app(
 async def app_logs(
     app_id: AppId,
     principal: PrincipalDep,
-    toolbox: InsideDep,
+    inside: InsideDep,
     tail: Annotated[int, Query(ge=1, le=100_000)] = 1000,
 ) -> CamposLogs:
     """The last `tail` lines the app printed (stdout and stderr), up to 1 MiB."""
     chunks = await logs.open_logs(
-        toolbox,
+        inside,
         principal,
         app_id,
         follow=False,

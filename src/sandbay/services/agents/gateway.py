@@ -61,23 +61,21 @@ def _system(org_id: str) -> Principal:
     return Principal.for_system(org_id, "instances")
 
 
-async def _run(
-    toolbox: InsideService, org_id: str, env_id: str, request: ExecRequest
-) -> ExecResult:
-    return await exec_service.run_command(toolbox, _system(org_id), env_id, request)
+async def _run(inside: InsideService, org_id: str, env_id: str, request: ExecRequest) -> ExecResult:
+    return await exec_service.run_command(inside, _system(org_id), env_id, request)
 
 
-async def gateway_ready(toolbox: InsideService, org_id: str, env_id: str) -> bool:
+async def gateway_ready(inside: InsideService, org_id: str, env_id: str) -> bool:
     """Whether the gateway answers its readiness probe inside the environment."""
     try:
-        result = await _run(toolbox, org_id, env_id, ExecRequest(command=_PROBE, timeout=10))
+        result = await _run(inside, org_id, env_id, ExecRequest(command=_PROBE, timeout=10))
     except SandbayError:
         return False
     return result.exit_code == 0
 
 
 async def relay(
-    toolbox: InsideService,
+    inside: InsideService,
     org_id: str,
     env_id: str,
     body: dict[str, Any],
@@ -99,7 +97,7 @@ async def relay(
         stdin=json.dumps(body),
         timeout=timeout + 15,
     )
-    result = await _run(toolbox, org_id, env_id, request)
+    result = await _run(inside, org_id, env_id, request)
     if result.exit_code != 0:  # refused, timed out, reset: the gateway did not answer
         raise GatewayUnavailable(
             "Gateway unavailable - the sandbox may have been stopped or deleted. "
@@ -123,10 +121,10 @@ class InstanceProvisioner:
     `provisioned_at`, so one replica writes it."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], toolbox: InsideService, box: SecretBox
+        self, sessions: async_sessionmaker[AsyncSession], inside: InsideService, box: SecretBox
     ) -> None:
         self._sessions = sessions
-        self._toolbox = toolbox
+        self._inside = inside
         self._box = box
 
     async def sweep(self) -> None:
@@ -182,6 +180,6 @@ class InstanceProvisioner:
         request = ExecRequest(
             command=["/bin/sh", "-c", _WRITE_PRIVATE, "sh", path], stdin=text, timeout=30
         )
-        result = await _run(self._toolbox, org_id, env_id, request)
+        result = await _run(self._inside, org_id, env_id, request)
         if result.exit_code != 0:
             raise RuntimeFailure(f"cannot write {path}: {result.stderr.strip()[:200]}")

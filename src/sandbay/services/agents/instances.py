@@ -107,7 +107,7 @@ def _view(
 async def _probe(agents: Agents, instance: AgentInstanceModel, env: Environment) -> bool:
     if env.state is not EnvState.RUNNING or instance.provisioned_at is None:
         return False
-    return await gateway_ready(agents.toolbox, instance.org_id, env.id)
+    return await gateway_ready(agents.inside, instance.org_id, env.id)
 
 
 async def _current(
@@ -200,7 +200,7 @@ async def _wait_ready(agents: Agents, principal: Principal, env_id: str, timeout
         async with agents.sessions() as session:
             instance = await session.get(AgentInstanceModel, env_id)
         provisioned = instance is not None and instance.provisioned_at is not None
-        if provisioned and await gateway_ready(agents.toolbox, instance.org_id, env_id):  # type: ignore[union-attr]
+        if provisioned and await gateway_ready(agents.inside, instance.org_id, env_id):  # type: ignore[union-attr]
             return
         agents.provision_soon()
         await asyncio.sleep(0.5)
@@ -276,6 +276,6 @@ async def send_message(
     if env.state is not EnvState.RUNNING or instance.provisioned_at is None:
         raise Conflict("Instance is not running.")
     return await relay(
-        agents.toolbox, instance.org_id, env.id, body,
+        agents.inside, instance.org_id, env.id, body,
         session_key=session_key, timeout=RESPONSE_TIMEOUT_S,
     )  # fmt: skip

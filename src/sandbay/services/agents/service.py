@@ -67,7 +67,7 @@ class Agents:
     box, runs in flight, the OpenClaw provisioning, and their defaults."""
 
     sessions: async_sessionmaker[AsyncSession]
-    toolbox: InsideService
+    inside: InsideService
     environments: EnvironmentsService
     box: SecretBox
     runs: AgentRuns
@@ -80,7 +80,7 @@ class Agents:
 
     @property
     def bus(self) -> EventBus:
-        return self.toolbox.bus
+        return self.inside.bus
 
     async def close(self) -> None:
         await self.runs.close()
@@ -118,7 +118,7 @@ async def _prepare(
         timeout=600,
     )
     result = await exec_service.run_command(
-        agents.toolbox, acting_for(target, run_id), target.environment_id, request
+        agents.inside, acting_for(target, run_id), target.environment_id, request
     )
     output = (result.stdout + result.stderr).strip()[-500:]
     code = result.exit_code
@@ -144,11 +144,11 @@ def _driver(
     principal = acting_for(target, spec.run_id)
     if spec.agent is AgentKind.BUILTIN:
         return BuiltinDriver(
-            agents.toolbox, principal, target.environment_id, model, creds, spec.cwd,
+            agents.inside, principal, target.environment_id, model, creds, spec.cwd,
             spec.prompt, agents.http,
         )  # fmt: skip
     return CliDriver(
-        agents.toolbox, principal, target.environment_id, spec.agent, model, creds, spec.cwd,
+        agents.inside, principal, target.environment_id, spec.agent, model, creds, spec.cwd,
         spec.prompt, spec.timeout,
     )  # fmt: skip
 

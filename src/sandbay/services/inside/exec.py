@@ -56,20 +56,20 @@ async def _feed(handle: ProcessHandle, data: str | None) -> None:
 
 
 async def _run(
-    toolbox: InsideService, target: Target, body: ExecRequest
+    inside: InsideService, target: Target, body: ExecRequest
 ) -> AsyncGenerator[OutputChunk | ExecExitEvent, None]:
     """Output chunks, then one ExecExitEvent. Closing the iterator early kills it."""
     started = time.monotonic()
-    timeout = body.timeout or toolbox.limits.default_timeout
-    with toolbox.holds.hold(target.environment_id):  # a running command is activity
-        async for item in _run_held(toolbox, target, body, started, timeout):
+    timeout = body.timeout or inside.limits.default_timeout
+    with inside.holds.hold(target.environment_id):  # a running command is activity
+        async for item in _run_held(inside, target, body, started, timeout):
             yield item
 
 
 async def _run_held(
-    toolbox: InsideService, target: Target, body: ExecRequest, started: float, timeout: float
+    inside: InsideService, target: Target, body: ExecRequest, started: float, timeout: float
 ) -> AsyncGenerator[OutputChunk | ExecExitEvent, None]:
-    handle = await toolbox.runner.spawn(target.environment_id, exec_spec(target, body))
+    handle = await inside.runner.spawn(target.environment_id, exec_spec(target, body))
     timed_out = asyncio.Event()
 
     async def expire() -> None:
@@ -102,18 +102,16 @@ async def _run_held(
 
 
 async def run_command(
-    toolbox: InsideService, principal: Principal, id_or_name: str, body: ExecRequest
+    inside: InsideService, principal: Principal, id_or_name: str, body: ExecRequest
 ) -> ExecResult:
     """Run to completion. Each stream keeps at most the configured bytes in memory;
     the rest is counted and dropped (the `*_truncated` flags say so)."""
-    target = await open_target(
-        toolbox.sessions, principal, id_or_name, Permission.ENVIRONMENTS_EXEC
-    )
-    limit = toolbox.limits.output_limit_bytes
+    target = await open_target(inside.sessions, principal, id_or_name, Permission.ENVIRONMENTS_EXEC)
+    limit = inside.limits.output_limit_bytes
     kept = {"stdout": bytearray(), "stderr": bytearray()}
     total = {"stdout": 0, "stderr": 0}
     end: ExecExitEvent | None = None
-    async for item in _run(toolbox, target, body):
+    async for item in _run(inside, target, body):
         if isinstance(item, ExecExitEvent):
             end = item
             continue
@@ -147,18 +145,16 @@ class CombinedResult:
 
 
 async def run_combined(
-    toolbox: InsideService, principal: Principal, id_or_name: str, body: ExecRequest
+    inside: InsideService, principal: Principal, id_or_name: str, body: ExecRequest
 ) -> CombinedResult:
     """Run to completion with both streams in one buffer, in arrival order (the
     shape of Daytona's process execute)."""
-    target = await open_target(
-        toolbox.sessions, principal, id_or_name, Permission.ENVIRONMENTS_EXEC
-    )
-    limit = toolbox.limits.output_limit_bytes
+    target = await open_target(inside.sessions, principal, id_or_name, Permission.ENVIRONMENTS_EXEC)
+    limit = inside.limits.output_limit_bytes
     kept = bytearray()
     total = 0
     end: ExecExitEvent | None = None
-    async for item in _run(toolbox, target, body):
+    async for item in _run(inside, target, body):
         if isinstance(item, ExecExitEvent):
             end = item
             continue
@@ -174,21 +170,19 @@ async def run_combined(
 
 
 async def stream_command(
-    toolbox: InsideService, principal: Principal, id_or_name: str, body: ExecRequest
+    inside: InsideService, principal: Principal, id_or_name: str, body: ExecRequest
 ) -> AsyncIterator[StreamEvent]:
     """Checks first (so refusals are plain error answers), then the event stream."""
-    target = await open_target(
-        toolbox.sessions, principal, id_or_name, Permission.ENVIRONMENTS_EXEC
-    )
-    return _events(toolbox, target, body)
+    target = await open_target(inside.sessions, principal, id_or_name, Permission.ENVIRONMENTS_EXEC)
+    return _events(inside, target, body)
 
 
 async def _events(
-    toolbox: InsideService, target: Target, body: ExecRequest
+    inside: InsideService, target: Target, body: ExecRequest
 ) -> AsyncIterator[StreamEvent]:
     # Chunks may split a UTF-8 character: decode each stream incrementally.
     decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in ("stdout", "stderr")}
-    runner = _run(toolbox, target, body)
+    runner = _run(inside, target, body)
     try:
         async for item in runner:
             if isinstance(item, ExecExitEvent):

@@ -22,8 +22,8 @@ WRITE = Permission.ENVIRONMENTS_EXEC
 Upload = tuple[str, AsyncIterator[bytes], int]  # file name, bytes, size
 
 
-async def _target(toolbox: InsideService, principal: Principal, env: str, write: bool) -> Target:
-    return await open_target(toolbox.sessions, principal, env, WRITE if write else READ)
+async def _target(inside: InsideService, principal: Principal, env: str, write: bool) -> Target:
+    return await open_target(inside.sessions, principal, env, WRITE if write else READ)
 
 
 def _limit(limit: int) -> int:
@@ -33,7 +33,7 @@ def _limit(limit: int) -> int:
 
 
 async def upload(
-    toolbox: InsideService,
+    inside: InsideService,
     principal: Principal,
     env: str,
     path: str,
@@ -41,8 +41,8 @@ async def upload(
     size: int,
 ) -> FileInfo:
     full = normalize_path(path)
-    target = await _target(toolbox, principal, env, write=True)
-    return await toolbox.files.write(target.environment_id, full, chunks, size, user=target.user)
+    target = await _target(inside, principal, env, write=True)
+    return await inside.files.write(target.environment_id, full, chunks, size, user=target.user)
 
 
 def _file_name(name: str) -> str:
@@ -53,49 +53,49 @@ def _file_name(name: str) -> str:
 
 
 async def upload_many(
-    toolbox: InsideService, principal: Principal, env: str, directory: str, uploads: list[Upload]
+    inside: InsideService, principal: Principal, env: str, directory: str, uploads: list[Upload]
 ) -> FileList:
     """Multipart upload: each part lands in `directory` under its own file name."""
     folder = normalize_path(directory)
     if not uploads:
         raise InvalidRequest("no file parts in the form")
-    target = await _target(toolbox, principal, env, write=True)
+    target = await _target(inside, principal, env, write=True)
     written = []
     for name, chunks, size in uploads:
         path = f"{folder.rstrip('/')}/{_file_name(name)}"
         written.append(
-            await toolbox.files.write(target.environment_id, path, chunks, size, user=target.user)
+            await inside.files.write(target.environment_id, path, chunks, size, user=target.user)
         )
     return FileList(data=written, truncated=False)
 
 
 async def download(
-    toolbox: InsideService, principal: Principal, env: str, path: str
+    inside: InsideService, principal: Principal, env: str, path: str
 ) -> tuple[FileInfo, AsyncIterator[bytes]]:
     full = normalize_path(path)
-    target = await _target(toolbox, principal, env, write=False)
-    return await toolbox.files.read(target.environment_id, full)
+    target = await _target(inside, principal, env, write=False)
+    return await inside.files.read(target.environment_id, full)
 
 
-async def stat(toolbox: InsideService, principal: Principal, env: str, path: str) -> FileInfo:
+async def stat(inside: InsideService, principal: Principal, env: str, path: str) -> FileInfo:
     full = normalize_path(path)
-    target = await _target(toolbox, principal, env, write=False)
-    return await toolbox.files.stat(target.environment_id, full)
+    target = await _target(inside, principal, env, write=False)
+    return await inside.files.stat(target.environment_id, full)
 
 
 async def list_dir(
-    toolbox: InsideService, principal: Principal, env: str, path: str, *, limit: int
+    inside: InsideService, principal: Principal, env: str, path: str, *, limit: int
 ) -> FileList:
     full = normalize_path(path)
-    target = await _target(toolbox, principal, env, write=False)
-    entries, truncated = await toolbox.files.list_dir(
+    target = await _target(inside, principal, env, write=False)
+    entries, truncated = await inside.files.list_dir(
         target.environment_id, full, user=target.user, limit=_limit(limit)
     )
     return FileList(data=entries, truncated=truncated)
 
 
 async def search(
-    toolbox: InsideService, principal: Principal, env: str, root: str, pattern: str, *, limit: int
+    inside: InsideService, principal: Principal, env: str, root: str, pattern: str, *, limit: int
 ) -> FileList:
     """Glob search: a pattern without '/' matches names at any depth (`*.py`); with
     '/' it matches the path below `root` (`src/*/test_*.py`, where `*` may span
@@ -103,46 +103,46 @@ async def search(
     full = normalize_path(root)
     if not pattern or len(pattern) > 1024 or "\x00" in pattern:
         raise InvalidRequest("pattern must be 1-1024 characters without NUL bytes")
-    target = await _target(toolbox, principal, env, write=False)
-    entries, truncated = await toolbox.files.find(
+    target = await _target(inside, principal, env, write=False)
+    entries, truncated = await inside.files.find(
         target.environment_id, full, pattern.lstrip("/"), user=target.user, limit=_limit(limit)
     )
     return FileList(data=entries, truncated=truncated)
 
 
 async def mkdir(
-    toolbox: InsideService, principal: Principal, env: str, body: MkdirRequest
+    inside: InsideService, principal: Principal, env: str, body: MkdirRequest
 ) -> FileInfo:
     full = normalize_path(body.path)
-    target = await _target(toolbox, principal, env, write=True)
-    await toolbox.files.mkdir(target.environment_id, full, mode=body.mode, user=target.user)
-    return await toolbox.files.stat(target.environment_id, full)
+    target = await _target(inside, principal, env, write=True)
+    await inside.files.mkdir(target.environment_id, full, mode=body.mode, user=target.user)
+    return await inside.files.stat(target.environment_id, full)
 
 
 async def move(
-    toolbox: InsideService, principal: Principal, env: str, body: MoveRequest
+    inside: InsideService, principal: Principal, env: str, body: MoveRequest
 ) -> FileInfo:
     source, destination = normalize_path(body.source), normalize_path(body.destination)
     if source == "/" or destination.startswith(source.rstrip("/") + "/"):
         raise InvalidRequest("cannot move a directory into itself")
-    target = await _target(toolbox, principal, env, write=True)
-    await toolbox.files.stat(target.environment_id, source)  # 404 if absent
+    target = await _target(inside, principal, env, write=True)
+    await inside.files.stat(target.environment_id, source)  # 404 if absent
     try:
-        existing = await toolbox.files.stat(target.environment_id, destination)
+        existing = await inside.files.stat(target.environment_id, destination)
     except NotFound:
         existing = None
     if existing is not None and (existing.is_dir or not body.overwrite):
         raise Conflict(f"{destination} already exists")
-    await toolbox.files.move(target.environment_id, source, destination, user=target.user)
-    return await toolbox.files.stat(target.environment_id, destination)
+    await inside.files.move(target.environment_id, source, destination, user=target.user)
+    return await inside.files.stat(target.environment_id, destination)
 
 
 async def remove(
-    toolbox: InsideService, principal: Principal, env: str, path: str, *, recursive: bool
+    inside: InsideService, principal: Principal, env: str, path: str, *, recursive: bool
 ) -> None:
     full = normalize_path(path)
     if full == "/":
         raise InvalidRequest("cannot delete /")
-    target = await _target(toolbox, principal, env, write=True)
-    await toolbox.files.stat(target.environment_id, full)  # 404 if absent
-    await toolbox.files.remove(target.environment_id, full, recursive=recursive, user=target.user)
+    target = await _target(inside, principal, env, write=True)
+    await inside.files.stat(target.environment_id, full)  # 404 if absent
+    await inside.files.remove(target.environment_id, full, recursive=recursive, user=target.user)

@@ -30,7 +30,7 @@ def parse_since(value: str | None) -> float | None:
 
 
 async def open_logs(
-    toolbox: InsideService,
+    inside: InsideService,
     principal: Principal,
     id_or_name: str,
     *,
@@ -43,14 +43,14 @@ async def open_logs(
     """Checks first (refusals are plain error answers), then the streamed bytes."""
     since_s = parse_since(since)
     target = await open_target(
-        toolbox.sessions,
+        inside.sessions,
         principal,
         id_or_name,
         Permission.ENVIRONMENTS_READ,
         allowed=HAS_CONTAINER,
         activity=False,
     )
-    return await toolbox.logs.logs(
+    return await inside.logs.logs(
         target.environment_id,
         follow=follow,
         since=since_s,

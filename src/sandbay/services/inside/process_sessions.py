@@ -29,38 +29,38 @@ DEFAULT_SHELL = ["/bin/sh", "-c", "command -v bash >/dev/null && exec bash -l ||
 
 
 async def start_process(
-    toolbox: InsideService, principal: Principal, id_or_name: str, body: ProcessStart
+    inside: InsideService, principal: Principal, id_or_name: str, body: ProcessStart
 ) -> Process:
-    target = await open_target(toolbox.sessions, principal, id_or_name, EXEC)
-    entry = await toolbox.processes.start(
+    target = await open_target(inside.sessions, principal, id_or_name, EXEC)
+    entry = await inside.processes.start(
         target.environment_id, body, user=body.user or target.user, env=target.env
     )
     return entry.view()
 
 
 async def list_processes(
-    toolbox: InsideService, principal: Principal, id_or_name: str
+    inside: InsideService, principal: Principal, id_or_name: str
 ) -> list[Process]:
-    target = await open_target(toolbox.sessions, principal, id_or_name, EXEC, allowed=None)
-    return [e.view() for e in toolbox.processes.list(target.environment_id)]
+    target = await open_target(inside.sessions, principal, id_or_name, EXEC, allowed=None)
+    return [e.view() for e in inside.processes.list(target.environment_id)]
 
 
 async def _entry(
-    toolbox: InsideService, principal: Principal, id_or_name: str, process_id: str, *, running: bool
+    inside: InsideService, principal: Principal, id_or_name: str, process_id: str, *, running: bool
 ) -> ProcessEntry:
     allowed = RUNNING_ONLY if running else None
-    target = await open_target(toolbox.sessions, principal, id_or_name, EXEC, allowed=allowed)
-    return toolbox.processes.get(target.environment_id, process_id)
+    target = await open_target(inside.sessions, principal, id_or_name, EXEC, allowed=allowed)
+    return inside.processes.get(target.environment_id, process_id)
 
 
 async def get_process(
-    toolbox: InsideService, principal: Principal, id_or_name: str, process_id: str
+    inside: InsideService, principal: Principal, id_or_name: str, process_id: str
 ) -> Process:
-    return (await _entry(toolbox, principal, id_or_name, process_id, running=False)).view()
+    return (await _entry(inside, principal, id_or_name, process_id, running=False)).view()
 
 
 async def process_output(
-    toolbox: InsideService,
+    inside: InsideService,
     principal: Principal,
     id_or_name: str,
     process_id: str,
@@ -71,7 +71,7 @@ async def process_output(
 ) -> ProcessOutput | AsyncIterator[StreamEvent]:
     """The output retained from the offsets on; with `follow`, the same as events,
     then new output as it comes, then `exit`."""
-    entry = await _entry(toolbox, principal, id_or_name, process_id, running=False)
+    entry = await _entry(inside, principal, id_or_name, process_id, running=False)
     if follow:
         return _follow(entry, stdout_offset, stderr_offset)
     return entry.output(stdout_offset, stderr_offset)
@@ -103,33 +103,33 @@ async def _follow(entry: ProcessEntry, out_at: int, err_at: int) -> AsyncIterato
 
 
 async def write_stdin(
-    toolbox: InsideService, principal: Principal, id_or_name: str, process_id: str, body: StdinWrite
+    inside: InsideService, principal: Principal, id_or_name: str, process_id: str, body: StdinWrite
 ) -> Process:
-    entry = await _entry(toolbox, principal, id_or_name, process_id, running=True)
-    await toolbox.processes.write(entry, body.data.encode(), eof=body.eof)
+    entry = await _entry(inside, principal, id_or_name, process_id, running=True)
+    await inside.processes.write(entry, body.data.encode(), eof=body.eof)
     return entry.view()
 
 
 async def signal_process(
-    toolbox: InsideService, principal: Principal, id_or_name: str, process_id: str, signal: str
+    inside: InsideService, principal: Principal, id_or_name: str, process_id: str, signal: str
 ) -> Process:
-    entry = await _entry(toolbox, principal, id_or_name, process_id, running=True)
-    await toolbox.processes.signal(entry, signal)
+    entry = await _entry(inside, principal, id_or_name, process_id, running=True)
+    await inside.processes.signal(entry, signal)
     return entry.view()
 
 
 async def kill_process(
-    toolbox: InsideService, principal: Principal, id_or_name: str, process_id: str
+    inside: InsideService, principal: Principal, id_or_name: str, process_id: str
 ) -> Process:
     """Kill it with its whole tree (if it runs) and forget it; answers its last state."""
-    entry = await _entry(toolbox, principal, id_or_name, process_id, running=False)
-    await toolbox.processes.remove(entry)
+    entry = await _entry(inside, principal, id_or_name, process_id, running=False)
+    await inside.processes.remove(entry)
     view = entry.view()
     return view.model_copy(update={"status": ProcessStatus.EXITED})
 
 
 async def open_terminal(
-    toolbox: InsideService,
+    inside: InsideService,
     principal: Principal,
     id_or_name: str,
     *,
@@ -138,7 +138,7 @@ async def open_terminal(
     user: str | None,
 ) -> tuple[str, ProcessHandle]:
     """An interactive process on a TTY (the caller pumps it over a WebSocket)."""
-    target = await open_target(toolbox.sessions, principal, id_or_name, EXEC)
+    target = await open_target(inside.sessions, principal, id_or_name, EXEC)
     spec = ProcessSpec(
         argv=command_argv(command) if command else DEFAULT_SHELL,
         env={**target.env, "TERM": "xterm-256color"},
@@ -147,4 +147,4 @@ async def open_terminal(
         tty=True,
         stdin=True,
     )
-    return target.environment_id, await toolbox.runner.spawn(target.environment_id, spec)
+    return target.environment_id, await inside.runner.spawn(target.environment_id, spec)

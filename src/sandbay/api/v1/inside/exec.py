@@ -58,14 +58,14 @@ async def _encode(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
 
 @router.post("/{env}/exec")
 async def exec_command(
-    env: EnvRef, body: ExecRequest, principal: PrincipalDep, toolbox: InsideDep
+    env: EnvRef, body: ExecRequest, principal: PrincipalDep, inside: InsideDep
 ) -> ExecResult:
     """Run a command to completion: 200 with its exit code, stdout and stderr, also for
     a non-zero exit. On `timeout` the command and every process it started are killed
     (`timed_out: true`). Each stream keeps at most `exec_output_limit_bytes` (default
     10 MiB); the rest is dropped and `stdout_truncated`/`stderr_truncated` say so:
     use `…/exec/stream` for large output. 409 unless the environment is running."""
-    return await exec_service.run_command(toolbox, principal, env, body)
+    return await exec_service.run_command(inside, principal, env, body)
 
 
 @router.post(
@@ -74,39 +74,39 @@ async def exec_command(
     responses=_sse_doc("Server-sent events: `stdout`/`stderr` as produced, then `exit`."),
 )
 async def exec_stream(
-    env: EnvRef, body: ExecRequest, principal: PrincipalDep, toolbox: InsideDep
+    env: EnvRef, body: ExecRequest, principal: PrincipalDep, inside: InsideDep
 ) -> Response:
     """Run a command and stream its output as server-sent events: `event: stdout` /
     `event: stderr` with `{"data": "…"}` (UTF-8) as it is produced, then one
     `event: exit` with `{"exit_code", "timed_out", "duration_ms"}`. Nothing is
     buffered beyond a few chunks: a slow reader slows the command. Closing the
     connection kills the command and its children."""
-    events = await exec_service.stream_command(toolbox, principal, env, body)
+    events = await exec_service.stream_command(inside, principal, env, body)
     return SSEResponse(_encode(events))
 
 
 @router.post("/{env}/processes", status_code=status.HTTP_201_CREATED)
 async def start_process(
-    env: EnvRef, body: ProcessStart, principal: PrincipalDep, toolbox: InsideDep
+    env: EnvRef, body: ProcessStart, principal: PrincipalDep, inside: InsideDep
 ) -> Process:
     """Start a background process (a session). It runs until it exits, is killed, or
     the environment stops; its output is kept (the last `process_output_limit_bytes`
     of each stream). With `stdin: true` its input stays open for `…/stdin`."""
-    return await procs.start_process(toolbox, principal, env, body)
+    return await procs.start_process(inside, principal, env, body)
 
 
 @router.get("/{env}/processes")
-async def list_processes(env: EnvRef, principal: PrincipalDep, toolbox: InsideDep) -> ProcessList:
+async def list_processes(env: EnvRef, principal: PrincipalDep, inside: InsideDep) -> ProcessList:
     """Background processes started through this server, running and recently exited."""
-    return ProcessList(data=await procs.list_processes(toolbox, principal, env))
+    return ProcessList(data=await procs.list_processes(inside, principal, env))
 
 
 @router.get("/{env}/processes/{process_id}")
 async def get_process(
-    env: EnvRef, process_id: str, principal: PrincipalDep, toolbox: InsideDep
+    env: EnvRef, process_id: str, principal: PrincipalDep, inside: InsideDep
 ) -> Process:
     """Status, pid and exit code of one background process."""
-    return await procs.get_process(toolbox, principal, env, process_id)
+    return await procs.get_process(inside, principal, env, process_id)
 
 
 @router.get(
@@ -118,7 +118,7 @@ async def process_output(
     env: EnvRef,
     process_id: str,
     principal: PrincipalDep,
-    toolbox: InsideDep,
+    inside: InsideDep,
     stdout_offset: Annotated[int, Query(ge=0, description="Byte offset to read from")] = 0,
     stderr_offset: Annotated[int, Query(ge=0)] = 0,
     follow: Annotated[bool, Query(description="Stream as server-sent events")] = False,
@@ -127,7 +127,7 @@ async def process_output(
     poll for more). With `follow=true`, the same as server-sent events, then new
     output as it is produced, then `exit`."""
     output = await procs.process_output(
-        toolbox,
+        inside,
         principal,
         env,
         process_id,
@@ -142,11 +142,11 @@ async def process_output(
 
 @router.post("/{env}/processes/{process_id}/stdin")
 async def write_stdin(
-    env: EnvRef, process_id: str, body: StdinWrite, principal: PrincipalDep, toolbox: InsideDep
+    env: EnvRef, process_id: str, body: StdinWrite, principal: PrincipalDep, inside: InsideDep
 ) -> Process:
     """Write to the process's standard input; `eof: true` closes it afterwards.
     409 if it was started without `stdin: true` or its input is closed."""
-    return await procs.write_stdin(toolbox, principal, env, process_id, body)
+    return await procs.write_stdin(inside, principal, env, process_id, body)
 
 
 @router.post("/{env}/processes/{process_id}/signal")
@@ -155,18 +155,18 @@ async def signal_process(
     process_id: str,
     body: SignalRequest,
     principal: PrincipalDep,
-    toolbox: InsideDep,
+    inside: InsideDep,
 ) -> Process:
     """Send a signal to the process and every process it started."""
-    return await procs.signal_process(toolbox, principal, env, process_id, body.signal)
+    return await procs.signal_process(inside, principal, env, process_id, body.signal)
 
 
 @router.delete("/{env}/processes/{process_id}")
 async def kill_process(
-    env: EnvRef, process_id: str, principal: PrincipalDep, toolbox: InsideDep
+    env: EnvRef, process_id: str, principal: PrincipalDep, inside: InsideDep
 ) -> Process:
     """Kill the process with its whole tree (SIGKILL) if it runs, and forget it."""
-    return await procs.kill_process(toolbox, principal, env, process_id)
+    return await procs.kill_process(inside, principal, env, process_id)
 
 
 @router.get(
@@ -206,7 +206,7 @@ async def _control(handle: ProcessHandle, text: str) -> None:
 
 
 async def _pump_input(
-    socket: WebSocket, handle: ProcessHandle, toolbox: InsideService, env_id: str
+    socket: WebSocket, handle: ProcessHandle, inside: InsideService, env_id: str
 ) -> None:
     touched = asyncio.get_running_loop().time()
     while True:
@@ -220,14 +220,14 @@ async def _pump_input(
         now = asyncio.get_running_loop().time()
         if now - touched > _ACTIVITY_EVERY_S:  # typing keeps the environment awake
             touched = now
-            await touch(toolbox.sessions, env_id)
+            await touch(inside.sessions, env_id)
 
 
 @router.websocket("/{env}/pty")
 async def pty(
     socket: WebSocket,
     env: str,
-    toolbox: InsideDep,
+    inside: InsideDep,
     cols: Annotated[int, Query(ge=1, le=1000)] = 80,
     rows: Annotated[int, Query(ge=1, le=1000)] = 24,
     command: str | None = None,
@@ -239,20 +239,20 @@ async def pty(
         if cwd is not None and not cwd.startswith("/"):
             raise InvalidRequest("cwd must be an absolute path")
         env_id, handle = await procs.open_terminal(
-            toolbox, principal, env, command=command, cwd=cwd, user=user
+            inside, principal, env, command=command, cwd=cwd, user=user
         )
     except SandbayError as exc:
         await socket.close(code=close_code(exc), reason=exc.message[:120])
         return
     await socket.accept()
-    with toolbox.holds.hold(env_id):  # an open terminal is activity
-        await _serve_terminal(socket, handle, toolbox, env_id, cols, rows)
+    with inside.holds.hold(env_id):  # an open terminal is activity
+        await _serve_terminal(socket, handle, inside, env_id, cols, rows)
 
 
 async def _serve_terminal(
     socket: WebSocket,
     handle: ProcessHandle,
-    toolbox: InsideService,
+    inside: InsideService,
     env_id: str,
     cols: int,
     rows: int,
@@ -261,7 +261,7 @@ async def _serve_terminal(
         await handle.started()  # the terminal exists once the wrapper runs on it
         await handle.resize(cols, rows)
         reader = asyncio.create_task(_pump_output(socket, handle))
-        writer = asyncio.create_task(_pump_input(socket, handle, toolbox, env_id))
+        writer = asyncio.create_task(_pump_input(socket, handle, inside, env_id))
         done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
         if reader in done:  # the terminal ended: report how, then close
             writer.cancel()

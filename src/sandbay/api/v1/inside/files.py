@@ -60,13 +60,13 @@ async def _sized_body(request: Request) -> tuple[AsyncIterator[bytes], int, Uplo
     },
 )
 async def upload_file(
-    env: EnvRef, path: PathQuery, request: Request, principal: PrincipalDep, toolbox: InsideDep
+    env: EnvRef, path: PathQuery, request: Request, principal: PrincipalDep, inside: InsideDep
 ) -> FileInfo:
     """Upload the raw request body to `path` (parents are created; an existing file is
     replaced and keeps its mode). The file appears whole or not at all."""
     chunks, size, spool = await _sized_body(request)
     try:
-        return await files.upload(toolbox, principal, env, path, chunks, size)
+        return await files.upload(inside, principal, env, path, chunks, size)
     finally:
         if spool is not None:
             await spool.close()
@@ -85,10 +85,10 @@ async def upload_file(
     },
 )
 async def download_file(
-    env: EnvRef, path: PathQuery, principal: PrincipalDep, toolbox: InsideDep
+    env: EnvRef, path: PathQuery, principal: PrincipalDep, inside: InsideDep
 ) -> Response:
     """Download a file (symlinks are followed inside the environment), streamed."""
-    info, body = await files.download(toolbox, principal, env, path)
+    info, body = await files.download(inside, principal, env, path)
     headers = {
         "Content-Length": str(info.size),
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(info.name)}",
@@ -101,16 +101,16 @@ async def delete_file(
     env: EnvRef,
     path: PathQuery,
     principal: PrincipalDep,
-    toolbox: InsideDep,
+    inside: InsideDep,
     recursive: Annotated[bool, Query(description="Delete a directory and its contents")] = False,
 ) -> None:
     """Delete a file, an empty directory, or (with `recursive`) a whole tree."""
-    await files.remove(toolbox, principal, env, path, recursive=recursive)
+    await files.remove(inside, principal, env, path, recursive=recursive)
 
 
 @router.post("/{env}/files/upload", status_code=status.HTTP_201_CREATED)
 async def upload_files(
-    env: EnvRef, request: Request, principal: PrincipalDep, toolbox: InsideDep
+    env: EnvRef, request: Request, principal: PrincipalDep, inside: InsideDep
 ) -> FileList:
     """Multipart upload (`multipart/form-data`): a `path` field naming the target
     directory (default /workspace) and one or more file parts, each written under
@@ -123,7 +123,7 @@ async def upload_files(
             if isinstance(part, UploadFile)
         ]
         return await files.upload_many(
-            toolbox, principal, env, str(directory or "/workspace"), uploads
+            inside, principal, env, str(directory or "/workspace"), uploads
         )
 
 
@@ -131,20 +131,20 @@ async def upload_files(
 async def list_files(
     env: EnvRef,
     principal: PrincipalDep,
-    toolbox: InsideDep,
+    inside: InsideDep,
     path: PathQuery = "/workspace",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> FileList:
     """The entries of a directory with their metadata, directories first."""
-    return await files.list_dir(toolbox, principal, env, path, limit=limit)
+    return await files.list_dir(inside, principal, env, path, limit=limit)
 
 
 @router.get("/{env}/files/stat")
 async def stat_file(
-    env: EnvRef, path: PathQuery, principal: PrincipalDep, toolbox: InsideDep
+    env: EnvRef, path: PathQuery, principal: PrincipalDep, inside: InsideDep
 ) -> FileInfo:
     """Metadata of a path (a symlink is described, not followed)."""
-    return await files.stat(toolbox, principal, env, path)
+    return await files.stat(inside, principal, env, path)
 
 
 @router.get("/{env}/files/search")
@@ -152,27 +152,27 @@ async def search_files(
     env: EnvRef,
     pattern: Annotated[str, Query(description="Glob: `*.py`, or a path glob `src/*/x.py`")],
     principal: PrincipalDep,
-    toolbox: InsideDep,
+    inside: InsideDep,
     path: PathQuery = "/workspace",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> FileList:
     """Find files under `path` by glob. A pattern without `/` matches names at any
     depth; one with `/` matches the path below `path` (`*` may cross directories)."""
-    return await files.search(toolbox, principal, env, path, pattern, limit=limit)
+    return await files.search(inside, principal, env, path, pattern, limit=limit)
 
 
 @router.post("/{env}/files/mkdir", status_code=status.HTTP_201_CREATED)
 async def make_directory(
-    env: EnvRef, body: MkdirRequest, principal: PrincipalDep, toolbox: InsideDep
+    env: EnvRef, body: MkdirRequest, principal: PrincipalDep, inside: InsideDep
 ) -> FileInfo:
     """Create a directory and any missing parents (idempotent)."""
-    return await files.mkdir(toolbox, principal, env, body)
+    return await files.mkdir(inside, principal, env, body)
 
 
 @router.post("/{env}/files/move")
 async def move_file(
-    env: EnvRef, body: MoveRequest, principal: PrincipalDep, toolbox: InsideDep
+    env: EnvRef, body: MoveRequest, principal: PrincipalDep, inside: InsideDep
 ) -> FileInfo:
     """Move or rename. 409 if the destination exists (unless `overwrite` and it is a
     file)."""
-    return await files.move(toolbox, principal, env, body)
+    return await files.move(inside, principal, env, body)

@@ -29,7 +29,7 @@ router = APIRouter(prefix="/v1/environments", tags=["observability"])
 async def environment_logs(
     env: EnvRef,
     principal: PrincipalDep,
-    toolbox: InsideDep,
+    inside: InsideDep,
     follow: Annotated[bool, Query(description="Keep streaming until the workload stops")] = False,
     since: Annotated[
         str | None, Query(description="Only output after this time (unix seconds or ISO 8601)")
@@ -42,7 +42,7 @@ async def environment_logs(
     keeps it (the last 30 MB). Available while the container exists, also after the
     workload stopped or crashed; 409 before it was created."""
     body = await logs.open_logs(
-        toolbox,
+        inside,
         principal,
         env,
         follow=follow,

@@ -114,7 +114,7 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
 
 @dataclass
 class BuiltinDriver:
-    toolbox: InsideService
+    inside: InsideService
     principal: Principal
     environment_id: str
     model: str
@@ -190,11 +190,11 @@ class BuiltinDriver:
                 cwd=self.cwd,
                 timeout=COMMAND_TIMEOUT_S,
             )
-            result = await exec_service.run_command(self.toolbox, self.principal, env, request)
+            result = await exec_service.run_command(self.inside, self.principal, env, request)
             return f"exit code {result.exit_code}\n{result.stdout}{result.stderr}"
         if name == "read_file":
             _info, chunks = await files_service.download(
-                self.toolbox, self.principal, env, self._path(arguments)
+                self.inside, self.principal, env, self._path(arguments)
             )
             data = bytearray()
             try:
@@ -212,12 +212,12 @@ class BuiltinDriver:
                 yield content
 
             info = await files_service.upload(
-                self.toolbox, self.principal, env, self._path(arguments), body(), len(content)
+                self.inside, self.principal, env, self._path(arguments), body(), len(content)
             )
             return f"wrote {info.size} bytes to {info.path}"
         if name == "list_files":
             listing = await files_service.list_dir(
-                self.toolbox, self.principal, env, self._path(arguments, default="."), limit=500
+                self.inside, self.principal, env, self._path(arguments, default="."), limit=500
             )
             return "\n".join(f"{e.name}/" if e.is_dir else e.name for e in listing.data)
         raise ValueError(f"unknown tool {name!r}")

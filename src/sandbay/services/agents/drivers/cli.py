@@ -65,7 +65,7 @@ def codex_command(model: str, creds: Credentials) -> tuple[list[str], dict[str, 
 class CliDriver:
     """Runs one CLI to completion and turns its output into events."""
 
-    toolbox: InsideService
+    inside: InsideService
     principal: Principal  # the platform acting for the caller inside this environment
     environment_id: str
     agent: AgentKind
@@ -94,7 +94,7 @@ class CliDriver:
         stderr = ""
         exit_event: ExecExitEvent | None = None
         events = await exec_service.stream_command(
-            self.toolbox, self.principal, self.environment_id, self._request()
+            self.inside, self.principal, self.environment_id, self._request()
         )
         try:
             async for item in events:
