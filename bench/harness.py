@@ -17,7 +17,7 @@ import docker
 import httpx
 from tests.support.server import LiveServer, new_server, remove_engine_objects
 
-from sandbay.runtime.docker.provider import CAPABILITIES
+from sandbay.runtime.docker.names import CAPABILITIES
 from sandbay.settings import MetricsSettings, ReconcilerSettings, env_name
 
 IMAGE = "sandbay-base:latest"

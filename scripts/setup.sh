@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One idempotent set-up for `make run`, `make test` and CI on a fresh Debian 12 machine:
-# a virtualenv at .venv, a Docker engine that answers, and the default base image
-# (plus the agent image when SANDBAY_AGENTS=1).
+# a virtualenv at .venv, a Docker engine that answers, the environment agent (envd) and
+# the default base image (plus the agent image when SANDBAY_AGENTS=1).
 # Each step checks first and does nothing when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,13 +76,17 @@ if [ "${SANDBAY_SKIP_POSTGRES:-0}" != 1 ]; then
   fi
 fi
 
-# 5. The default base image, built locally (no registry is reachable).
+# 5. The environment agent (envd, docs/envd.md): one static binary that every
+#    environment runs as its PID 1, built from envd/ with Debian's Go when it changes.
+scripts/build-envd.sh
+
+# 6. The default base image, built locally (no registry is reachable).
 if ! docker image inspect "$IMAGE" >/dev/null 2>&1 \
    || [ "$(docker image inspect -f '{{index .Config.Labels "sandbay.recipe"}}' "$IMAGE" 2>/dev/null)" \
         != "$(sha256sum scripts/build-base-image.sh | cut -c1-16)" ]; then
   scripts/build-base-image.sh "$IMAGE"
 fi
-# 6. With agents enabled (SANDBAY_AGENTS=1, or `make agents-image`): the agent image
+# 7. With agents enabled (SANDBAY_AGENTS=1, or `make agents-image`): the agent image
 #    (Node 24 and the Claude Code, Codex and OpenClaw CLIs); the default image stays small.
 if [ "${SANDBAY_AGENTS:-0}" = 1 ]; then
   scripts/build-agent-image.sh --if-stale

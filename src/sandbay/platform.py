@@ -115,9 +115,11 @@ class Platform:
                 await session.commit()
         runtime = DockerRuntime.open(
             runner_id=s.runner_id,
+            agent_dir=s.inside.agent_dir,
             base_url=s.docker_host,
             threads=s.engine_threads,
             cgroups=s.metrics.from_cgroups,
+            agent_ready_timeout=s.inside.agent_ready_timeout,
         )
         holds = ActivityHolds()
         environments = EnvironmentsService(

@@ -34,6 +34,11 @@ def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "sandbay"
 
 
+def default_agent_dir() -> Path:
+    """Where scripts/build-envd.sh puts the environment agent: build/envd in the tree."""
+    return Path(__file__).resolve().parents[2] / "build" / "envd"
+
+
 class _Section(BaseModel):
     # A misspelt nested name (SANDBAY_SSH__PROT) is an error, not silently ignored.
     model_config = ConfigDict(extra="forbid")
@@ -95,7 +100,16 @@ class WorkSettings(_Section):
 
 
 class InsideSettings(_Section):
-    """Inside environments: exec and background processes."""
+    """Inside environments: the environment agent, exec and background processes."""
+
+    agent_dir: Path = Field(
+        default_factory=default_agent_dir,
+        description="Host directory holding the environment agent `envd` (mounted "
+        "read-only at /.sandbay in every environment)",
+    )
+    agent_ready_timeout: float = Field(
+        30.0, gt=0, description="Seconds a start waits for the environment's agent to answer"
+    )
 
     exec_default_timeout: float = Field(
         600.0, gt=0, description="Seconds an exec may run when the request names no timeout"

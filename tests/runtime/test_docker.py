@@ -14,10 +14,12 @@ import pytest
 
 from sandbay.domain import ids
 from sandbay.domain.runtime import ContainerSpec, ContainerStatus
-from sandbay.runtime.docker.provider import DockerProvider, container_name, volume_name
+from sandbay.runtime.docker.names import container_name, volume_name
+from sandbay.runtime.docker.provider import DockerProvider
 from sandbay.runtime.docker.runtime import DockerRuntime
 from sandbay.runtime.docker.stats import DockerStats
 from sandbay.runtime.provider import RuntimeProvider
+from sandbay.settings import default_agent_dir
 from tests.runtime.contract import ArchiverContract, ContractBase, ProviderContract
 from tests.runtime.contract_access import (
     FileAgentContract,
@@ -50,7 +52,9 @@ class DockerFixtures(ContractBase):
     @pytest.fixture(scope="class")
     @classmethod
     async def runtime(cls) -> AsyncIterator[DockerRuntime]:
-        runtime = DockerRuntime.open(runner_id=cls.runner_id, base_url=None, threads=64)
+        runtime = DockerRuntime.open(
+            runner_id=cls.runner_id, agent_dir=default_agent_dir(), base_url=None, threads=64
+        )
         yield runtime
         await runtime.close()
 
@@ -86,11 +90,11 @@ class TestDockerProvider(DockerFixtures, ProviderContract):
     pass
 
 
-class TestDockerExec(DockerFixtures, ProcessRunnerContract):
+class TestEnvdRunner(DockerFixtures, ProcessRunnerContract):
     pass
 
 
-class TestDockerFiles(DockerFixtures, FileSystemContract):
+class TestEnvdFiles(DockerFixtures, FileSystemContract):
     pass
 
 
@@ -102,11 +106,11 @@ class TestDockerStats(DockerFixtures, MetricsSourceContract):
     pass
 
 
-class TestDockerPortRelay(DockerFixtures, PortConnectorContract):
+class TestEnvdPorts(DockerFixtures, PortConnectorContract):
     pass
 
 
-class TestDockerFileAgent(DockerFixtures, FileAgentContract):
+class TestEnvdFileAgent(DockerFixtures, FileAgentContract):
     pass
 
 
@@ -149,7 +153,7 @@ def _run(coro):  # type: ignore[no-untyped-def]
 
 
 async def _provider_do(fn):  # type: ignore[no-untyped-def]
-    provider = DockerProvider(runner_id="test")
+    provider = DockerProvider(runner_id="test", agent_dir=default_agent_dir())
     try:
         return await fn(provider)
     finally:

@@ -24,6 +24,7 @@ from sandbay.services.environments.lifecycle import Lifecycle
 from sandbay.services.environments.service import EnvironmentsService
 from sandbay.services.events.bus import EventBus
 from sandbay.services.tenancy.auth import KeyCache
+from sandbay.settings import default_agent_dir
 from tests.support.db import KINDS, Database, migrated_database
 from tests.support.records import Key, create_key, create_org
 from tests.support.services import environments_service
@@ -94,7 +95,9 @@ async def committed_sessions(
 @pytest.fixture(scope="session")
 async def provider() -> AsyncIterator[DockerProvider]:
     """The real Docker provider, for the checks a create makes (host size, image)."""
-    docker = DockerProvider(runner_id="services-tests", base_url=None, threads=2)
+    docker = DockerProvider(
+        runner_id="services-tests", agent_dir=default_agent_dir(), base_url=None, threads=2
+    )
     try:
         yield docker
     finally:

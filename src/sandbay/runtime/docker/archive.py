@@ -12,7 +12,8 @@ from typing import Any
 from sandbay.domain.errors import RuntimeFailure
 from sandbay.domain.runtime import ContainerInfo, ContainerSpec
 from sandbay.runtime.archives import MANIFEST
-from sandbay.runtime.docker.provider import DockerProvider, container_name, volume_name
+from sandbay.runtime.docker.names import container_name, volume_name
+from sandbay.runtime.docker.provider import DockerProvider
 
 LAYER = "layer.tar.gz"
 WORKSPACE = "workspace.tar.gz"

@@ -5,7 +5,7 @@ and closing it closes the engine connection (no thread is left waiting)."""
 from collections.abc import AsyncIterator
 
 from sandbay.runtime.docker.engine import ByteReader, Engine, frames
-from sandbay.runtime.docker.provider import container_name
+from sandbay.runtime.docker.names import container_name
 
 
 class DockerLogs:

@@ -4,8 +4,10 @@ The workload has no CAP_NET_ADMIN, so even root inside cannot change or flush it
 and it applies to everything in the namespace, exec'd processes included. Needs
 the server to run as root on the engine's host (it reads the container's pid).
 
-Loopback always stays open (the SSH gateway and the preview proxy reach ports
-through it); an allow list also admits replies (conntrack) and peers in the list.
+Loopback always stays open, and so do new connections to the environment agent's
+port and their replies (the platform reaches everything inside through it, also under
+`block_all`; it answers only the environment's own token); an allow list also admits
+replies (conntrack) and peers in the list.
 Rejected packets get an ICMP "administratively prohibited", so a blocked connection
 fails at once rather than hanging."""
 
@@ -19,7 +21,8 @@ from typing import Any
 from sandbay.domain.errors import Conflict, RuntimeFailure
 from sandbay.domain.runtime import NetworkRules
 from sandbay.runtime.docker.engine import Engine
-from sandbay.runtime.docker.provider import container_name
+from sandbay.runtime.docker.names import container_name
+from sandbay.runtime.envd.channel import PORT
 
 _TIMEOUT_S = 20.0
 
@@ -36,6 +39,8 @@ def filter_table(rules: NetworkRules, version: int) -> str:
         ":OUTPUT DROP [0:0]",
         "-A INPUT -i lo -j ACCEPT",
         "-A OUTPUT -o lo -j ACCEPT",
+        f"-A INPUT -p tcp --dport {PORT} -j ACCEPT",
+        f"-A OUTPUT -p tcp --sport {PORT} -m conntrack --ctstate ESTABLISHED -j ACCEPT",
     ]
     if not rules.block_all:
         lines.append("-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")

@@ -1,15 +1,18 @@
 """Docker Engine provider (official `docker` SDK). One container per environment,
-named `sandbay-<env id>`, with a named volume at /workspace; the SDK is blocking,
-so every call runs on a dedicated thread pool, never on the event loop."""
+named `sandbay-<env id>`, with a named volume at /workspace and the environment agent
+(docs/envd.md) mounted read-only at /.sandbay as its PID 1; the SDK is blocking, so
+every call runs on a dedicated thread pool, never on the event loop."""
 
 import asyncio
 import contextlib
 import functools
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
@@ -29,39 +32,27 @@ from sandbay.domain.runtime import (
 )
 from sandbay.runtime.docker.engine import Engine
 from sandbay.runtime.docker.errors import map_engine_errors
+from sandbay.runtime.docker.locator import DockerLocator
+from sandbay.runtime.docker.names import (
+    AGENT_BIN,
+    AGENT_DIR,
+    CAPABILITIES,
+    LABEL_ENV,
+    LABEL_INSTANCE,
+    LABEL_ORG,
+    MIB,
+    TOKEN_VAR,
+    UNKNOWN_EXIT,
+    WORKSPACE,
+    container_name,
+    volume_name,
+)
+from sandbay.runtime.envd.channel import Channel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-LABEL_ENV = "sandbay.environment"
-LABEL_ORG = "sandbay.org"
-LABEL_INSTANCE = "sandbay.instance"
-WORKSPACE = "/workspace"
-#: Exit code reported when the container is gone and its code cannot be known.
-UNKNOWN_EXIT = -1
-MIB = 1024 * 1024
-#: What a development sandbox needs (package managers switch users, chown files);
-#: everything else of Docker's default set (NET_RAW, MKNOD, SETFCAP, …) is dropped.
-CAPABILITIES = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "NET_BIND_SERVICE",
-    "SYS_CHROOT",
-]
 _IMAGE_CACHE_SECONDS = 30.0
-
-
-def container_name(environment_id: str) -> str:
-    return f"sandbay-{environment_id}"
-
-
-def volume_name(environment_id: str) -> str:
-    return f"sandbay-ws-{environment_id}"
 
 
 def _info(raw: dict[str, Any]) -> ContainerInfo:
@@ -84,8 +75,22 @@ def _info(raw: dict[str, Any]) -> ContainerInfo:
 class DockerProvider:
     """`RuntimeProvider` over one Docker Engine (one runner)."""
 
-    def __init__(self, *, runner_id: str, base_url: str | None = None, threads: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        runner_id: str,
+        agent_dir: Path,
+        base_url: str | None = None,
+        threads: int = 64,
+        agent_ready_timeout: float = 30.0,
+    ) -> None:
         self.runner_id = runner_id
+        if not (agent_dir / "envd").is_file():
+            raise RuntimeFailure(
+                f"the environment agent is not built ({agent_dir / 'envd'} is missing): "
+                "run `make setup` or scripts/build-envd.sh"
+            )
+        self._agent_dir = str(agent_dir.resolve())
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
         try:
             if base_url:
@@ -97,6 +102,10 @@ class DockerProvider:
         except DockerException as exc:
             raise RuntimeFailure(f"cannot reach the Docker engine: {exc}") from exc
         self._api = self._client.api
+        self._engine = Engine(self._client, self._run)
+        #: The channel to every environment's agent on this engine.
+        self.channel = Channel(DockerLocator(self._engine))
+        self._agent_ready_timeout = agent_ready_timeout
         self._resources: HostResources | None = None
         self._images_seen: dict[str, float] = {}
 
@@ -157,6 +166,18 @@ class DockerProvider:
         except NotFound:
             return None
 
+    def _entrypoint(self, spec: ContainerSpec) -> list[str]:
+        """The agent as PID 1, then the workload as Docker would have run it (the
+        image's entrypoint before the command); no workload for the keep-alive."""
+        if spec.keep_alive:
+            return [AGENT_BIN, "init"]
+        try:
+            config = self._api.inspect_image(spec.image).get("Config") or {}  # type: ignore[no-untyped-call]
+        except ImageNotFound:
+            self._pull(spec.image)
+            config = self._api.inspect_image(spec.image).get("Config") or {}  # type: ignore[no-untyped-call]
+        return [AGENT_BIN, "init", "--", *(config.get("Entrypoint") or []), *spec.argv]
+
     def _create(self, spec: ContainerSpec) -> str:
         labels = {
             LABEL_ENV: spec.environment_id,
@@ -167,7 +188,6 @@ class DockerProvider:
         # Idempotent: creating an existing volume returns it.
         self._api.create_volume(name=volume, labels=labels)
         host_config = self._api.create_host_config(
-            init=True,
             cap_drop=["ALL"],
             cap_add=CAPABILITIES,
             security_opt=["no-new-privileges:true"],
@@ -175,25 +195,31 @@ class DockerProvider:
             mem_limit=spec.memory_mb * MIB,
             memswap_limit=spec.memory_mb * MIB,
             nano_cpus=int(spec.cpu * 1e9),
-            binds={volume: {"bind": WORKSPACE, "mode": "rw"}},
+            binds={
+                volume: {"bind": WORKSPACE, "mode": "rw"},
+                self._agent_dir: {"bind": AGENT_DIR, "mode": "ro"},
+            },
             log_config=LogConfig(
                 type=LogConfig.types.JSON, config={"max-size": "10m", "max-file": "3"}
             ),
         )
-        kwargs: dict[str, Any] = {"entrypoint" if spec.keep_alive else "command": spec.argv}
+        entrypoint = self._entrypoint(spec)
+        # A fresh token per container: it opens this environment's agent and nothing else.
+        env = {**spec.env, TOKEN_VAR: secrets.token_hex(24)}
         for attempt in range(2):
             try:
                 created = self._api.create_container(
                     image=spec.image,
                     name=container_name(spec.environment_id),
                     hostname=spec.hostname,
-                    environment=spec.env,
+                    environment=env,
                     user=spec.user or "",
                     working_dir=WORKSPACE,
                     labels=labels,
                     host_config=host_config,
                     detach=True,
-                    **kwargs,
+                    entrypoint=entrypoint,
+                    command=[],
                 )
                 return str(created["Id"])
             except ImageNotFound:
@@ -226,10 +252,18 @@ class DockerProvider:
         )
 
     def _start(self, spec: ContainerSpec) -> ContainerInfo:
-        """Start it (recreating a vanished container). No inspect afterwards: the engine
-        has started the workload; one that exits at once is seen by the next look."""
+        """Start it (recreating a vanished container, or one made before the agent
+        existed). No inspect afterwards: the engine has started the workload; one that
+        exits at once is seen by the next look."""
         name = container_name(spec.environment_id)
         recreated = ""
+        raw = self._inspect_raw(spec.environment_id)
+        entrypoint = ((raw or {}).get("Config") or {}).get("Entrypoint") or []
+        if raw is not None and entrypoint[:1] != [AGENT_BIN]:
+            # Made by a release without the agent: the same container again, with it
+            # (the workspace volume stays; the root filesystem's changes do not).
+            log.warning("recreating %s with the environment agent", name)
+            self._api.remove_container(name, force=True)
         try:
             self._api.start(name)
         except NotFound:
@@ -245,7 +279,11 @@ class DockerProvider:
         )
 
     async def start(self, spec: ContainerSpec) -> ContainerInfo:
-        return await self._run(self._start, spec)
+        """Start the workload and return once its agent answers (or it stopped)."""
+        info = await self._run(self._start, spec)
+        self.channel.locator.forget(spec.environment_id)
+        await self.channel.ready(spec.environment_id, timeout=self._agent_ready_timeout)
+        return info
 
     def _signal(self, environment_id: str, signal: str) -> None:
         name = container_name(environment_id)
@@ -370,7 +408,7 @@ class DockerProvider:
     def engine(self) -> Engine:
         """This provider's engine connection and thread pool, for the optional
         abilities (exec, files, logs, stats) that share them."""
-        return Engine(self._client, self._run)
+        return self._engine
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,52 +1,69 @@
-"""`DockerRuntime`: the Docker Engine provider and every ability built over its one
-engine connection (exec, files, logs, stats, archives, host network policy, port
-relay, file agent). A second provider is one more object of this shape."""
+"""`DockerRuntime`: the Docker Engine provider, the abilities built over its one
+engine connection (logs, stats, archives, host network policy), and everything inside
+an environment (processes, files, ports, file sessions) through the environment's
+agent over one channel (docs/envd.md). A second provider is one more object of this
+shape with its own locator."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sandbay.runtime.docker.archive import DockerArchiver
 from sandbay.runtime.docker.engine import Engine
-from sandbay.runtime.docker.exec import DockerExec
-from sandbay.runtime.docker.files import DockerFiles
-from sandbay.runtime.docker.fsagent import DockerFileAgent
 from sandbay.runtime.docker.logs import DockerLogs
 from sandbay.runtime.docker.network import HostNetworkPolicy
 from sandbay.runtime.docker.provider import DockerProvider
-from sandbay.runtime.docker.relay import DockerPortRelay
 from sandbay.runtime.docker.stats import DockerStats
+from sandbay.runtime.envd.channel import Channel
+from sandbay.runtime.envd.files import EnvdFiles
+from sandbay.runtime.envd.ports import EnvdFileAgent, EnvdPorts
+from sandbay.runtime.envd.processes import EnvdRunner
 
 
 @dataclass(frozen=True, slots=True)
 class DockerRuntime:
     provider: DockerProvider
     engine: Engine
-    runner: DockerExec
-    files: DockerFiles
+    channel: Channel
+    runner: EnvdRunner
+    files: EnvdFiles
     logs: DockerLogs
     stats: DockerStats
     archiver: DockerArchiver
     network: HostNetworkPolicy
-    ports: DockerPortRelay
-    file_agent: DockerFileAgent
+    ports: EnvdPorts
+    file_agent: EnvdFileAgent
 
     @classmethod
     def open(
-        cls, *, runner_id: str, base_url: str | None, threads: int, cgroups: bool = True
+        cls,
+        *,
+        runner_id: str,
+        agent_dir: Path,
+        base_url: str | None,
+        threads: int,
+        cgroups: bool = True,
+        agent_ready_timeout: float = 30.0,
     ) -> "DockerRuntime":
-        provider = DockerProvider(runner_id=runner_id, base_url=base_url, threads=threads)
-        engine = provider.engine()
-        runner = DockerExec(engine)
+        provider = DockerProvider(
+            runner_id=runner_id,
+            agent_dir=agent_dir,
+            base_url=base_url,
+            threads=threads,
+            agent_ready_timeout=agent_ready_timeout,
+        )
+        engine, channel = provider.engine(), provider.channel
         return cls(
             provider=provider,
             engine=engine,
-            runner=runner,
-            files=DockerFiles(engine, runner),
+            channel=channel,
+            runner=EnvdRunner(channel),
+            files=EnvdFiles(channel),
             logs=DockerLogs(engine),
             stats=DockerStats(engine, use_cgroups=cgroups),
             archiver=DockerArchiver(provider),
             network=HostNetworkPolicy(engine),
-            ports=DockerPortRelay(runner),
-            file_agent=DockerFileAgent(runner),
+            ports=EnvdPorts(channel),
+            file_agent=EnvdFileAgent(channel),
         )
 
     async def close(self) -> None:

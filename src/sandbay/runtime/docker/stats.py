@@ -17,7 +17,7 @@ from typing import Any
 from sandbay.domain.errors import RuntimeFailure
 from sandbay.domain.metrics import ContainerSample
 from sandbay.runtime.docker.engine import Engine
-from sandbay.runtime.docker.provider import LABEL_ENV, LABEL_INSTANCE
+from sandbay.runtime.docker.names import LABEL_ENV, LABEL_INSTANCE
 
 log = logging.getLogger(__name__)
 _UNLIMITED = 1 << 62

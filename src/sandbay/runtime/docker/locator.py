@@ -1,0 +1,60 @@
+"""Where an environment's agent listens on this engine: the container's address on
+the engine's network and the token made when the container was created, read from
+one inspect and cached until a call finds them stale (docs/envd.md)."""
+
+from typing import Any
+
+from docker.errors import NotFound
+
+from sandbay.domain.errors import Conflict, RuntimeFailure
+from sandbay.runtime.docker.engine import Engine
+from sandbay.runtime.docker.names import TOKEN_VAR, container_name
+from sandbay.runtime.envd.channel import PORT, Address
+
+
+def address_of(raw: dict[str, Any]) -> Address:
+    """The agent's address from a container's inspect result."""
+    state = raw.get("State") or {}
+    if not state.get("Running"):
+        raise Conflict("the environment's workload is not running")
+    if state.get("Paused"):
+        raise Conflict("the environment is paused")
+    env = (raw.get("Config") or {}).get("Env") or []
+    token = next((e.split("=", 1)[1] for e in env if e.startswith(f"{TOKEN_VAR}=")), "")
+    if not token:
+        raise RuntimeFailure("the environment runs without its agent: restart it")
+    settings = raw.get("NetworkSettings") or {}
+    hosts = [n.get("IPAddress") for n in (settings.get("Networks") or {}).values()]
+    host = next((h for h in hosts if h), settings.get("IPAddress"))
+    if not host:
+        raise RuntimeFailure("the environment has no address on the engine's network")
+    return Address(host=host, port=PORT, token=token)
+
+
+class DockerLocator:
+    """`Locator` for the containers of one Docker engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._cache: dict[str, Address] = {}
+
+    def _inspect(self, environment_id: str) -> dict[str, Any]:
+        try:
+            raw: dict[str, Any] = self._engine.api.inspect_container(container_name(environment_id))
+        except NotFound as exc:
+            raise Conflict("the environment's workload is not running") from exc
+        return raw
+
+    async def locate(self, environment_id: str, *, fresh: bool = False) -> Address:
+        if not fresh and (known := self._cache.get(environment_id)) is not None:
+            return known
+        try:
+            address = address_of(await self._engine.run(self._inspect, environment_id))
+        except Conflict:
+            self._cache.pop(environment_id, None)
+            raise
+        self._cache[environment_id] = address
+        return address
+
+    def forget(self, environment_id: str) -> None:
+        self._cache.pop(environment_id, None)

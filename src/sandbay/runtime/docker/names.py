@@ -1,0 +1,36 @@
+"""What the platform calls things on a Docker engine: labels, container and volume
+names, and where the environment agent lives inside every container."""
+
+LABEL_ENV = "sandbay.environment"
+LABEL_ORG = "sandbay.org"
+LABEL_INSTANCE = "sandbay.instance"
+WORKSPACE = "/workspace"
+#: The agent's directory inside every environment (the only extra mount), its binary,
+#: and the variable that hands it the environment's token.
+AGENT_DIR = "/.sandbay"
+AGENT_BIN = f"{AGENT_DIR}/envd"
+TOKEN_VAR = "SANDBAY_ENVD_TOKEN"  # noqa: S105 (a variable's name, not a secret)
+#: Exit code reported when the container is gone and its code cannot be known.
+UNKNOWN_EXIT = -1
+MIB = 1024 * 1024
+#: What a development sandbox needs (package managers switch users, chown files);
+#: everything else of Docker's default set (NET_RAW, MKNOD, SETFCAP, …) is dropped.
+CAPABILITIES = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+]
+
+
+def container_name(environment_id: str) -> str:
+    return f"sandbay-{environment_id}"
+
+
+def volume_name(environment_id: str) -> str:
+    return f"sandbay-ws-{environment_id}"

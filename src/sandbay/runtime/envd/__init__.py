@@ -1,0 +1,1 @@
+"""The environment agent (envd) and the channel to it: docs/envd.md."""
