@@ -21,7 +21,14 @@ from docker.api.client import APIClient
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig
 
-from sandbay.domain.errors import ImageMissing, RuntimeFailure
+from sandbay.domain.errors import (
+    Conflict,
+    ContainerNotFound,
+    ImageMissing,
+    InvalidRequest,
+    RuntimeFailure,
+)
+from sandbay.domain.exec import ProcessSpec
 from sandbay.domain.runtime import (
     ContainerInfo,
     ContainerSpec,
@@ -48,11 +55,13 @@ from sandbay.runtime.docker.names import (
     volume_name,
 )
 from sandbay.runtime.envd.channel import Channel
+from sandbay.runtime.envd.processes import EnvdRunner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _IMAGE_CACHE_SECONDS = 30.0
+_HOOK_OUTPUT = 4096
 
 
 def _info(raw: dict[str, Any]) -> ContainerInfo:
@@ -106,6 +115,7 @@ class DockerProvider:
         #: The channel to every environment's agent on this engine.
         self.channel = Channel(DockerLocator(self._engine))
         self._agent_ready_timeout = agent_ready_timeout
+        self._hooks = EnvdRunner(self.channel)
         self._resources: HostResources | None = None
         self._images_seen: dict[str, float] = {}
 
@@ -328,23 +338,38 @@ class DockerProvider:
         return self._wait_exit(environment_id, 10.0)
 
     async def kill(self, environment_id: str) -> int | None:
+        self.channel.locator.forget(environment_id)
         return await self._run(self._kill, environment_id)
 
-    def _run_hook(self, environment_id: str, argv: list[str], timeout: float) -> HookResult:
-        # coreutils `timeout` inside the container bounds the hook, children included.
-        wrapped = ["timeout", "-s", "KILL", f"{max(timeout, 0.1):.1f}", *argv]
-        exec_id = self._api.exec_create(container_name(environment_id), wrapped)["Id"]
-        output = self._api.exec_start(exec_id)
-        code = self._api.exec_inspect(exec_id).get("ExitCode")
-        return HookResult(
-            exit_code=code,
-            output=output.decode(errors="replace")[-4096:],
-            timed_out=code == 137,
-        )
-
     async def run_hook(self, environment_id: str, argv: list[str], timeout: float) -> HookResult:
-        """Run a short command in the running workload (pre-stop hooks)."""
-        return await self._run(self._run_hook, environment_id, argv, timeout)
+        """Run a short command in the running workload (pre-stop hooks) through its
+        agent; past `timeout` its whole tree is killed."""
+        try:
+            proc = await self._hooks.spawn(environment_id, ProcessSpec(argv=argv))
+        except Conflict as exc:
+            raise ContainerNotFound(f"cannot run the hook: {exc.message}") from exc
+        output = bytearray()
+
+        async def collect() -> int | None:
+            async for chunk in proc.output():
+                output.extend(chunk.data)
+                del output[:-_HOOK_OUTPUT]
+            return await proc.wait()
+
+        task = asyncio.ensure_future(collect())
+        try:
+            code = await asyncio.wait_for(asyncio.shield(task), max(timeout, 0.1))
+            timed_out = False
+        except TimeoutError:
+            await proc.kill()
+            code, timed_out = await task, True
+        except InvalidRequest as exc:  # it could not start: a result, not an error
+            return HookResult(exit_code=127, output=exc.message, timed_out=False)
+        finally:
+            await proc.close()
+        return HookResult(
+            exit_code=code, output=output.decode(errors="replace"), timed_out=timed_out
+        )
 
     def _inspect(self, environment_id: str) -> ContainerInfo | None:
         raw = self._inspect_raw(environment_id)
@@ -360,6 +385,7 @@ class DockerProvider:
             self._api.remove_volume(volume_name(environment_id), force=True)
 
     async def remove(self, environment_id: str) -> None:
+        self.channel.locator.forget(environment_id)
         await self._run(self._remove, environment_id)
 
     def _list(self, instance: str) -> list[ContainerInfo]:
