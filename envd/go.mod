@@ -1,0 +1,3 @@
+module sandbay/envd
+
+go 1.19
