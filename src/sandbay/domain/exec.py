@@ -169,9 +169,9 @@ class ProcessSpec:
     user: str | None = None
     tty: bool = False
     stdin: bool = False
-    #: Run in its own session, so its whole tree can be signalled; off only for the
-    #: platform's own helper commands.
-    tracked: bool = True
+    #: Outlives its connection: its recent output is kept and it can be reattached
+    #: (terminals); otherwise a dropped connection closes its stdin.
+    keep: bool = False
 
 
 @dataclass(frozen=True, slots=True)

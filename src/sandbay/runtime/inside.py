@@ -18,6 +18,16 @@ class ProcessHandle(Protocol):
         """Its process id inside the environment (it leads its own session)."""
         ...
 
+    @property
+    def process_id(self) -> str | None:
+        """The id it can be reattached by (once started)."""
+        ...
+
+    @property
+    def offset(self) -> int:
+        """Bytes of output before the first one this handle yields."""
+        ...
+
     async def started(self) -> int | None:
         """Wait until it runs (its pid) or could not start (None)."""
         ...
@@ -53,6 +63,13 @@ class ProcessHandle(Protocol):
 
 class ProcessRunner(Protocol):
     async def spawn(self, environment_id: str, spec: ProcessSpec) -> ProcessHandle: ...
+
+    async def attach(
+        self, environment_id: str, process_id: str, *, offset: int = 0
+    ) -> ProcessHandle:
+        """Reattach to a kept process (`ProcessSpec.keep`): its output from byte
+        `offset` (as far back as is kept), then live. NotFound if it is unknown."""
+        ...
 
 
 class FileSystem(Protocol):

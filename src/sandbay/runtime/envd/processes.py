@@ -9,6 +9,7 @@ import json
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 from sandbay.domain.errors import Conflict, InvalidRequest
 from sandbay.domain.exec import OutputChunk, ProcessSpec
@@ -32,7 +33,8 @@ class EnvdProcess:
         self._stream = stream
         self._spec = spec
         self._pid: int | None = None
-        self.process_id: str | None = None
+        self._process_id: str | None = None
+        self._offset = 0
         self._exit: dict[str, Any] | None = None
         self._started = asyncio.Event()
         self._queue: asyncio.Queue[OutputChunk | None] = asyncio.Queue(maxsize=_QUEUE_CHUNKS)
@@ -42,6 +44,14 @@ class EnvdProcess:
     @property
     def pid(self) -> int | None:
         return self._pid
+
+    @property
+    def process_id(self) -> str | None:
+        return self._process_id
+
+    @property
+    def offset(self) -> int:
+        return self._offset
 
     @property
     def spec(self) -> ProcessSpec:
@@ -58,7 +68,8 @@ class EnvdProcess:
                     await self._queue.put(OutputChunk("stderr", payload))
                 elif kind == STARTED:
                     started = json.loads(payload)
-                    self._pid, self.process_id = started.get("pid"), started.get("id")
+                    self._pid, self._process_id = started.get("pid"), started.get("id")
+                    self._offset = int(started.get("offset") or 0)
                     self._started.set()
                 elif kind == EXIT:
                     self._exit = json.loads(payload)
@@ -137,6 +148,8 @@ class UnstartedProcess:
     no such executable): it never runs, and waiting for it says why."""
 
     pid = None
+    process_id = None
+    offset = 0
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -184,6 +197,7 @@ class EnvdRunner:
             "user": spec.user or "",
             "tty": spec.tty,
             "stdin": spec.stdin,
+            "keep": spec.keep,
         }
         try:
             stream = await self._channel.upgrade(
@@ -192,6 +206,17 @@ class EnvdRunner:
         except InvalidRequest as exc:
             return UnstartedProcess(exc.message)
         return EnvdProcess(stream, spec)
+
+    async def attach(
+        self, environment_id: str, process_id: str, *, offset: int = 0
+    ) -> EnvdProcess:
+        stream = await self._channel.upgrade(
+            environment_id,
+            "GET",
+            f"/v1/processes/{quote(process_id, safe='')}/attach",
+            params={"offset": offset},
+        )
+        return EnvdProcess(stream, ProcessSpec(argv=[], tty=True, stdin=True, keep=True))
 
     async def run_helper(
         self, environment_id: str, argv: list[str], *, user: str | None

@@ -136,9 +136,17 @@ async def open_terminal(
     command: str | None,
     cwd: str | None,
     user: str | None,
+    session: str | None = None,
+    offset: int = 0,
 ) -> tuple[str, ProcessHandle]:
-    """An interactive process on a TTY (the caller pumps it over a WebSocket)."""
+    """An interactive process on a TTY (the caller pumps it over a WebSocket). It
+    outlives the connection: `session` (its id) reattaches to it, replaying what it
+    wrote from byte `offset` (as far back as is kept)."""
     target = await open_target(inside.sessions, principal, id_or_name, EXEC)
+    if session is not None:
+        return target.environment_id, await inside.runner.attach(
+            target.environment_id, session, offset=offset
+        )
     spec = ProcessSpec(
         argv=command_argv(command) if command else DEFAULT_SHELL,
         env={**target.env, "TERM": "xterm-256color"},
@@ -146,5 +154,6 @@ async def open_terminal(
         user=user or target.user,
         tty=True,
         stdin=True,
+        keep=True,
     )
     return target.environment_id, await inside.runner.spawn(target.environment_id, spec)

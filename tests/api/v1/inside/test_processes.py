@@ -98,6 +98,8 @@ def test_terminal_over_websocket_runs_commands_and_resizes(
     ws_url = f"ws://127.0.0.1:{server.port}/v1/environments/{env['id']}/pty?cols=100&rows=30"
     headers = {"X-API-KEY": server.key}
     with connect(ws_url, additional_headers=headers) as socket:
+        session = json.loads(socket.recv(timeout=30))
+        assert session["type"] == "session" and session["offset"] == 0
         socket.send(b"stty size; echo tty=$(tty)\n")
         screen = b""
         while b"tty=/dev/pts" not in screen or b"30 100" not in screen:
@@ -119,4 +121,37 @@ def test_terminal_over_websocket_runs_commands_and_resizes(
 
     with pytest.raises(InvalidStatus):
         connect(ws_url)  # no key: refused before the upgrade
+    delete(api, env["id"])
+
+
+def test_a_terminal_outlives_its_socket_and_reattaches_with_what_it_wrote_meanwhile(
+    api: httpx.Client, server: LiveServer
+) -> None:
+    env = running_env(api, name="proc-pty-again")
+    base = f"ws://127.0.0.1:{server.port}/v1/environments/{env['id']}/pty"
+    headers = {"X-API-KEY": server.key}
+    with connect(base, additional_headers=headers) as socket:
+        session = json.loads(socket.recv(timeout=30))
+        # Written after the socket is gone: only a reattached terminal can show it.
+        socket.send(b"sleep 1; echo written-while-away-$((6*7))\n")
+    with connect(f"{base}?session={session['id']}", additional_headers=headers) as socket:
+        again = json.loads(socket.recv(timeout=30))
+        assert again["id"] == session["id"]
+        screen = b""
+        while b"written-while-away-42" not in screen:
+            try:
+                screen += socket.recv(timeout=30)  # type: ignore[operator]
+            except TimeoutError:
+                raise AssertionError(f"reattached terminal showed only {screen!r}") from None
+        socket.send(b"exit 3\n")
+        frames = []
+        while not frames or not isinstance(frames[-1], str):
+            frames.append(socket.recv(timeout=30))
+    assert json.loads(frames[-1]) == {"type": "exit", "exit_code": 3}
+    # It exited: a late attach gets its last words and the exit, then the close.
+    with connect(f"{base}?session={session['id']}", additional_headers=headers) as socket:
+        late = []
+        while not late or not isinstance(late[-1], str) or "exit" not in late[-1]:
+            late.append(socket.recv(timeout=30))
+    assert json.loads(late[-1]) == {"type": "exit", "exit_code": 3}
     delete(api, env["id"])

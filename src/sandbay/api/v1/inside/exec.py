@@ -180,10 +180,13 @@ async def pty_help(env: EnvRef) -> Response:
     Query: `cols`, `rows`, optional `command` (shell string; default a login shell),
     `cwd`, `user`. Client → server: binary frames are keystrokes; text frames are
     JSON: `{"type": "resize", "cols": 120, "rows": 40}` or `{"type": "input",
-    "data": "ls\\n"}`. Server → client: binary frames of terminal output, then a text
+    "data": "ls\\n"}`. Server → client: first a text frame `{"type": "session",
+    "id": "…", "offset": 0}`, then binary frames of terminal output, then a text
     frame `{"type": "exit", "exit_code": 0}` and close 1000. Refusals close with
     4000 + the HTTP status (4401, 4403, 4404, 4409) and the message as reason.
-    Closing the socket kills the terminal's processes."""
+    The terminal outlives the socket: connect again with `session=<id>` (and
+    `offset=<bytes of output already seen>`) to reattach and get what it wrote
+    meanwhile; it ends when its shell exits or the environment stops."""
     body = {"error": {"type": "invalid_request_error", "message": "connect with a WebSocket"}}
     return Response(json.dumps(body), status_code=426, media_type="application/json")
 
@@ -233,13 +236,22 @@ async def pty(
     command: str | None = None,
     cwd: str | None = None,
     user: str | None = None,
+    session: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> None:
     try:
         principal = await connection_principal(socket)
         if cwd is not None and not cwd.startswith("/"):
             raise InvalidRequest("cwd must be an absolute path")
         env_id, handle = await procs.open_terminal(
-            inside, principal, env, command=command, cwd=cwd, user=user
+            inside,
+            principal,
+            env,
+            command=command,
+            cwd=cwd,
+            user=user,
+            session=session,
+            offset=offset,
         )
     except SandbayError as exc:
         await socket.close(code=close_code(exc), reason=exc.message[:120])
@@ -258,7 +270,10 @@ async def _serve_terminal(
     rows: int,
 ) -> None:
     try:
-        await handle.started()  # the terminal exists once the wrapper runs on it
+        await handle.started()
+        if handle.process_id is not None:  # what a client reattaches with
+            session = {"type": "session", "id": handle.process_id, "offset": handle.offset}
+            await socket.send_text(json.dumps(session))
         await handle.resize(cols, rows)
         reader = asyncio.create_task(_pump_output(socket, handle))
         writer = asyncio.create_task(_pump_input(socket, handle, inside, env_id))
@@ -268,15 +283,12 @@ async def _serve_terminal(
             code = await handle.wait()
             await socket.send_text(json.dumps({"type": "exit", "exit_code": code}))
             await socket.close(code=1000)
-        else:  # the client left: nothing may outlive it
+        else:  # the client left: the terminal waits to be reattached
             reader.cancel()
-            await handle.kill()
     except SandbayError as exc:  # it could not start (unknown user, bad cwd…)
         with contextlib.suppress(Exception):
-            await handle.kill()
             await socket.close(code=close_code(exc), reason=exc.message[:120])
     except (WebSocketDisconnect, RuntimeError):
-        with contextlib.suppress(Exception):
-            await handle.kill()
+        pass
     finally:
         await handle.close()
