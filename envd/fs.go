@@ -157,6 +157,20 @@ func strerror(e syscall.Errno) string {
 	return s
 }
 
+// pyFuncError prefixes a path's "embedded null" error with the os function the
+// python agent called first for op, as python does.
+func pyFuncError(op string, err error) error {
+	if err.Error() != "embedded null character in path" {
+		return err
+	}
+	fn := map[string]string{"scandir": "lstat", "remove": "unlink", "realpath": "lstat",
+		"posix_rename": "replace", "setstat": "truncate"}[op]
+	if fn == "" {
+		fn = op
+	}
+	return pyError(fn + ": " + err.Error())
+}
+
 type fsArgs []json.RawMessage
 
 func (a fsArgs) need(n int) error {
@@ -173,17 +187,19 @@ func (a fsArgs) need(n int) error {
 func (a fsArgs) path(i int) (string, error) {
 	var s string
 	if err := json.Unmarshal(a[i], &s); err != nil {
-		return "", pyError("expected str, bytes or os.PathLike object")
+		return "", pyError("'int' object has no attribute 'encode'")
 	}
 	b := make([]byte, 0, len(s))
+	pos := 0
 	for _, r := range s {
 		if r > 0xff {
-			return "", pyError(fmt.Sprintf("'latin-1' codec can't encode character '\\u%04x'", r))
+			return "", pyError(fmt.Sprintf("'latin-1' codec can't encode character '\\u%04x' in position %d: ordinal not in range(256)", r, pos))
 		}
 		b = append(b, byte(r))
+		pos++
 	}
 	if strings.IndexByte(string(b), 0) >= 0 {
-		return "", pyError("embedded null byte")
+		return "", pyError("embedded null character in path")
 	}
 	return string(b), nil
 }
@@ -244,14 +260,14 @@ func (s *fsSession) call(op string, a fsArgs, data []byte) (res any, payload []b
 	case "open", "stat", "lstat", "setstat", "scandir", "remove", "mkdir", "rmdir",
 		"realpath", "readlink", "statvfs":
 		if p1, err = a.path(0); err != nil {
-			return nil, nil, err
+			return nil, nil, pyFuncError(op, err)
 		}
 	case "rename", "posix_rename", "symlink", "link":
 		if p1, err = a.path(0); err != nil {
-			return nil, nil, err
+			return nil, nil, pyFuncError(op, err)
 		}
 		if p2, err = a.path(1); err != nil {
-			return nil, nil, err
+			return nil, nil, pyFuncError(op, err)
 		}
 	}
 	var fd int
@@ -415,7 +431,7 @@ func statMap(s *syscall.Stat_t) map[string]any {
 }
 
 // vfsList is python's os.statvfs as the agent lists it (glibc's conversion from
-// statfs: f_favail is f_ffree, f_fsid the first word, f_flag without ST_VALID).
+// statfs: f_favail is f_ffree, f_fsid both words, f_flag without ST_VALID).
 func vfsList(s *syscall.Statfs_t) []any {
 	const stValid = 0x20
 	flag := uint64(s.Flags)
@@ -424,7 +440,7 @@ func vfsList(s *syscall.Statfs_t) []any {
 	}
 	return []any{
 		uint64(s.Bsize), uint64(s.Frsize), s.Blocks, s.Bfree, s.Bavail, s.Files,
-		s.Ffree, s.Ffree, uint64(int64(s.Fsid.X__val[0])), flag, uint64(s.Namelen),
+		s.Ffree, s.Ffree, uint64(uint32(s.Fsid.X__val[0])) | uint64(uint32(s.Fsid.X__val[1]))<<32, flag, uint64(s.Namelen),
 	}
 }
 

@@ -161,10 +161,12 @@ var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP,
 	syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
 
 // Signals whose default Go handling would end or crash PID 1 when sent from inside
-// the container (kill -ABRT 1): caught and dropped. Handlers, unlike SIG_IGN, are
-// not inherited across exec, so children keep the defaults.
+// the container (kill -ABRT 1, kill -SEGV 1): caught and dropped. A fault of envd's
+// own still panics. Handlers, unlike SIG_IGN, are not inherited across exec, so
+// children keep the defaults.
 var dropped = []os.Signal{syscall.SIGILL, syscall.SIGTRAP, syscall.SIGABRT,
-	syscall.SIGSTKFLT, syscall.SIGSYS, syscall.SIGPIPE}
+	syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS,
+	syscall.SIGPIPE}
 
 // initMain is PID 1: serve the API, run the workload (if any) and exit with its
 // status, forwarding the stop signals to it.

@@ -36,7 +36,11 @@ const (
 )
 
 const (
-	ringSize        = 256 << 10
+	ringSize  = 256 << 10
+	minChunk  = 256
+	maxChunks = 2048
+	// The output of exited processes is kept up to this much in all, newest first.
+	exitedOutput    = 4 << 20
 	keepExited      = 10 * time.Minute
 	maxExited       = 256
 	maxControlFrame = 64 << 10
@@ -67,15 +71,24 @@ func (t *processTable) prune() {
 		}
 		exited = append(exited, p)
 	}
+	sort.Slice(exited, func(i, j int) bool {
+		a, _ := exited[i].exitTime()
+		b, _ := exited[j].exitTime()
+		return a.After(b)
+	})
 	if len(exited) > maxExited {
-		sort.Slice(exited, func(i, j int) bool {
-			a, _ := exited[i].exitTime()
-			b, _ := exited[j].exitTime()
-			return a.Before(b)
-		})
-		for _, p := range exited[:len(exited)-maxExited] {
+		for _, p := range exited[maxExited:] {
 			delete(t.procs, p.id)
 		}
+		exited = exited[:maxExited]
+	}
+	kept := 0
+	for _, p := range exited {
+		p.mu.Lock()
+		if kept += p.ring.size; kept > exitedOutput {
+			p.ring.drop()
+		}
+		p.mu.Unlock()
 	}
 }
 
@@ -104,13 +117,31 @@ type outputRing struct {
 }
 
 func (r *outputRing) add(kind byte, data []byte) {
-	r.chunks = append(r.chunks, chunk{kind, append([]byte(nil), data...)})
-	r.size += len(data)
-	r.end += int64(len(data))
-	for r.size > ringSize {
+	// Small writes (a terminal's echo) share a buffer, so the bookkeeping stays a
+	// fraction of the data.
+	if n := len(r.chunks); n > 0 {
+		last := &r.chunks[n-1]
+		if last.kind == kind && len(last.data)+len(data) <= cap(last.data) {
+			last.data = append(last.data, data...)
+			r.grew(len(data))
+			return
+		}
+	}
+	size := len(data)
+	if size < minChunk {
+		size = minChunk
+	}
+	r.chunks = append(r.chunks, chunk{kind, append(make([]byte, 0, size), data...)})
+	r.grew(len(data))
+}
+
+func (r *outputRing) grew(n int) {
+	r.size += n
+	r.end += int64(n)
+	for r.size > ringSize || len(r.chunks) > maxChunks {
 		over := r.size - ringSize
 		first := &r.chunks[0]
-		if len(first.data) <= over {
+		if len(first.data) <= over || over <= 0 {
 			r.size -= len(first.data)
 			r.start += int64(len(first.data))
 			r.chunks[0] = chunk{}
@@ -121,6 +152,28 @@ func (r *outputRing) add(kind byte, data []byte) {
 		r.size -= over
 		r.start += int64(over)
 	}
+}
+
+// compact moves the kept output into one exact buffer (a process that exited
+// writes no more).
+func (r *outputRing) compact() {
+	buf := make([]byte, 0, r.size)
+	out := make([]chunk, 0, len(r.chunks))
+	for _, c := range r.chunks {
+		if n := len(out); n > 0 && out[n-1].kind == c.kind {
+			buf = append(buf, c.data...)
+			out[n-1].data = buf[len(buf)-len(out[n-1].data)-len(c.data):]
+			continue
+		}
+		buf = append(buf, c.data...)
+		out = append(out, chunk{c.kind, buf[len(buf)-len(c.data):]})
+	}
+	r.chunks = out
+}
+
+// drop forgets the kept output.
+func (r *outputRing) drop() {
+	r.chunks, r.size, r.start = nil, 0, r.end
 }
 
 // since returns the output from offset on (from the oldest kept byte if that is
@@ -320,6 +373,7 @@ func (p *process) finish(done <-chan syscall.WaitStatus, outputs *sync.WaitGroup
 	}
 	p.mu.Lock()
 	p.exited, p.exitedAt, p.status = true, time.Now(), ws
+	p.ring.compact()
 	conns := p.conns
 	p.conns = nil
 	p.mu.Unlock()
