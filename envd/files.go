@@ -21,6 +21,7 @@ import (
 	"strings"
 	"syscall"
 	"unicode/utf8"
+	"unsafe"
 )
 
 const (
@@ -422,6 +423,51 @@ func (e existing) finish(f *os.File, mode uint32) (ownerKept bool, err error) {
 	return ownerKept, syscall.Fchmod(fd, mode)
 }
 
+// Linux's O_TMPFILE (generic value: amd64, arm64) and linkat's AT_SYMLINK_FOLLOW.
+const (
+	oTmpfile        = 0x410000
+	atSymlinkFollow = 0x400
+)
+
+// openUnnamed opens a file in dir that has no name until linkUnnamed gives it one,
+// so an upload that fails leaves nothing behind, whatever a listing sees meanwhile.
+// ok is false where the file system (or kernel) cannot, and a named temporary
+// must do.
+func openUnnamed(dir string) (f *os.File, ok bool, err error) {
+	fd, err := syscall.Open(dir, oTmpfile|syscall.O_WRONLY|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		switch err {
+		case syscall.EOPNOTSUPP, syscall.EISDIR, syscall.EINVAL:
+			return nil, false, nil
+		}
+		return nil, false, &os.PathError{Op: "create", Path: dir, Err: err}
+	}
+	return os.NewFile(uintptr(fd), dir), true, nil
+}
+
+// linkUnnamed names an O_TMPFILE file through /proc/self/fd. It runs as envd itself:
+// the kernel lets only the process's owner follow those links, and the user has
+// already shown it may create files in the directory by opening one there.
+func linkUnnamed(f *os.File, name string) error {
+	from, err := syscall.BytePtrFromString("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
+		return err
+	}
+	to, err := syscall.BytePtrFromString(name)
+	if err != nil {
+		return err
+	}
+	_, _, e := syscall.Syscall6(syscall.SYS_LINKAT, uintptr(atFdcwd), uintptr(unsafe.Pointer(from)),
+		uintptr(atFdcwd), uintptr(unsafe.Pointer(to)), atSymlinkFollow, 0)
+	if e != 0 {
+		return &os.PathError{Op: "link", Path: name, Err: e}
+	}
+	return nil
+}
+
+// atFdcwd is AT_FDCWD; a variable, since the negative constant cannot be a uintptr.
+var atFdcwd = -0x64
+
 func writeContent(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	p, err := cleanPath("path", q.Get("path"))
@@ -447,9 +493,12 @@ func writeContent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
+	// Every check and the file's creation come before the body is read, so a refusal
+	// is answered before the client sends it (Expect: 100-continue).
 	target := p
 	var old existing
 	var tmp *os.File
+	unnamed := false
 	if err := runAs(id, func() error {
 		// A write is about the content: through a symlink, it lands on the target.
 		if resolved, err := filepath.EvalSymlinks(p); err == nil {
@@ -466,17 +515,25 @@ func writeContent(w http.ResponseWriter, r *http.Request) error {
 		case err != nil && !isNotExist(err):
 			return err
 		}
-		if err := os.MkdirAll(path.Dir(target), 0o755); err != nil {
+		dir := path.Dir(target)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
+		}
+		if tmp, unnamed, err = openUnnamed(dir); err != nil || unnamed {
+			return pathError("create", target, err)
 		}
 		tmp, err = createTemp(target)
 		return pathError("create", target, err)
 	}); err != nil {
 		return err
 	}
+	name := tmp.Name() // of a named temporary; set once an unnamed one is linked
+	removeName := func() { _ = runAs(id, func() error { return os.Remove(name) }) }
 	discard := func() {
 		tmp.Close()
-		_ = runAs(id, func() error { return os.Remove(tmp.Name()) })
+		if !unnamed {
+			removeName()
+		}
 	}
 
 	// The copy runs outside asUser: the descriptor already carries the permission.
@@ -506,22 +563,35 @@ func writeContent(w http.ResponseWriter, r *http.Request) error {
 			mode = old.mode
 		}
 	}
+	if err := runAs(id, func() error {
+		_, err := old.finish(tmp, mode)
+		return pathError("chmod", target, err)
+	}); err != nil {
+		discard()
+		return err
+	}
+	if unnamed {
+		name = tempName(target, "tmp")
+		if err := linkUnnamed(tmp, name); err != nil {
+			tmp.Close()
+			return pathError("create", target, err)
+		}
+		unnamed = false
+	}
+	if err := tmp.Close(); err != nil {
+		removeName()
+		return pathError("write", target, err)
+	}
 	var info fileInfo
 	if err := runAs(id, func() error {
-		if _, err := old.finish(tmp, mode); err != nil {
-			return pathError("chmod", target, err)
-		}
-		if err := tmp.Close(); err != nil {
-			return pathError("write", target, err)
-		}
-		if err := os.Rename(tmp.Name(), target); err != nil {
+		if err := os.Rename(name, target); err != nil {
 			return pathError("rename", target, err)
 		}
 		var err error
 		info, err = describe(target, false, &names{})
 		return err
 	}); err != nil {
-		_ = runAs(id, func() error { return os.Remove(tmp.Name()) })
+		removeName()
 		return err
 	}
 	writeJSON(w, http.StatusOK, info)
