@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
+	"time"
 )
 
 // version is stamped by scripts/build-envd.sh.
@@ -43,6 +45,17 @@ func main() {
 func tune() {
 	debug.SetGCPercent(50)
 	debug.SetMemoryLimit(24 << 20)
+	go func() {
+		// After a burst (a large output, many processes), hand the freed heap back
+		// instead of waiting for the background scavenger.
+		var ms runtime.MemStats
+		for range time.Tick(20 * time.Second) {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapIdle-ms.HeapReleased > 1<<20 {
+				debug.FreeOSMemory()
+			}
+		}
+	}()
 }
 
 // takeConfig reads envd's settings and removes every SANDBAY_ENVD_* variable, so no

@@ -767,6 +767,29 @@ func (p *process) attach(conn net.Conn, br *bufio.Reader, offset int64) {
 	}
 }
 
+// copyStdin passes one stdin frame's payload to the process (or drops it when the
+// process has no input any more); false when the connection failed.
+func (p *process) copyStdin(br *bufio.Reader, size int64) bool {
+	var buf [4096]byte
+	writable := p.stdin != nil
+	for size > 0 {
+		n := int64(len(buf))
+		if n > size {
+			n = size
+		}
+		if _, err := io.ReadFull(br, buf[:n]); err != nil {
+			return false
+		}
+		size -= n
+		if writable {
+			if _, err := p.stdin.Write(buf[:n]); err != nil {
+				writable = false
+			}
+		}
+	}
+	return true
+}
+
 // serveFrames reads the connection's frames until it ends.
 func (p *process) serveFrames(a *attachment, br *bufio.Reader) {
 	var head [5]byte
@@ -776,21 +799,8 @@ func (p *process) serveFrames(a *attachment, br *bufio.Reader) {
 		}
 		kind, size := head[0], int64(binary.BigEndian.Uint32(head[1:]))
 		if kind == frameStdin {
-			if p.stdin == nil || p.reaped.Load() && !p.tty {
-				if _, err := io.CopyN(io.Discard, br, size); err != nil {
-					return
-				}
-				continue
-			}
-			if _, err := io.CopyN(p.stdin, br, size); err != nil {
-				// The process closed its input: drop the rest of the frame.
-				var ne net.Error
-				if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-					return
-				}
-				if _, err := io.CopyN(io.Discard, br, size); err != nil {
-					return
-				}
+			if !p.copyStdin(br, size) {
+				return
 			}
 			continue
 		}
