@@ -52,7 +52,7 @@ def test_stop_signal_names_are_normalised() -> None:
 
 
 def test_workload_argv() -> None:
-    assert workload_argv(None, None) == ["sleep", "infinity"]
+    assert workload_argv(None, None) == []
     assert workload_argv("echo hi", None) == ["/bin/sh", "-c", "echo hi"]
     assert workload_argv(["python3", "-V"], None) == ["python3", "-V"]
     assert workload_argv(["python3", "app.py"], "pip install -r r.txt") == [

@@ -69,7 +69,7 @@ async def test_an_image_with_no_shell_and_no_python_gets_exec_files_a_terminal_a
     runtime: DockerRuntime, envs: Environments
 ) -> None:
     image = await anyio.to_thread.run_sync(static_image, docker.from_env())
-    spec = envs.spec(image=image)
+    spec = envs.spec(image=image, argv=[])  # no workload: the agent alone
     await runtime.provider.start(spec)
     env = spec.environment_id
     assert await run(runtime, env, ["/bin/busybox", "echo", "static"]) == (0, b"static\n")

@@ -336,11 +336,11 @@ def hostname_for(name: str) -> str:
 
 
 def workload_argv(command: list[str] | str | None, install: list[str] | str | None) -> list[str]:
-    """The container's argv: the install step (if any), then the workload, whose
-    default keeps the environment alive."""
+    """The container's argv: the install step (if any), then the workload. With
+    neither there is none: the environment agent keeps the environment alive."""
     if install is None:
         if command is None:
-            return ["sleep", "infinity"]
+            return []
         return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     install_sh = install if isinstance(install, str) else shlex.join(install)
     if command is None:

@@ -36,7 +36,9 @@ class ContainerSpec:
     instance: str
     image: str
     argv: list[str]
-    keep_alive: bool = False  # argv is the default keep-alive, not the image's own
+    #: argv replaces the image's entrypoint and command (empty: no workload at all,
+    #: the environment agent alone keeps the environment alive).
+    keep_alive: bool = False
     env: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     hostname: str | None = None

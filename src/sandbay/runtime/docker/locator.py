@@ -6,7 +6,7 @@ from typing import Any
 
 from docker.errors import NotFound
 
-from sandbay.domain.errors import Conflict, RuntimeFailure
+from sandbay.domain.errors import Conflict, ContainerNotFound, RuntimeFailure
 from sandbay.runtime.docker.engine import Engine
 from sandbay.runtime.docker.names import TOKEN_VAR, container_name
 from sandbay.runtime.envd.channel import PORT, Address
@@ -42,7 +42,7 @@ class DockerLocator:
         try:
             raw: dict[str, Any] = self._engine.api.inspect_container(container_name(environment_id))
         except NotFound as exc:
-            raise Conflict("the environment's workload is not running") from exc
+            raise ContainerNotFound("the environment has no container") from exc
         return raw
 
     async def locate(self, environment_id: str, *, fresh: bool = False) -> Address:
@@ -50,7 +50,7 @@ class DockerLocator:
             return known
         try:
             address = address_of(await self._engine.run(self._inspect, environment_id))
-        except Conflict:
+        except (Conflict, ContainerNotFound):
             self._cache.pop(environment_id, None)
             raise
         self._cache[environment_id] = address

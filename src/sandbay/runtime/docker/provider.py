@@ -178,9 +178,9 @@ class DockerProvider:
 
     def _entrypoint(self, spec: ContainerSpec) -> list[str]:
         """The agent as PID 1, then the workload as Docker would have run it (the
-        image's entrypoint before the command); no workload for the keep-alive."""
+        image's entrypoint before the command), or the keep-alive's argv as it is."""
         if spec.keep_alive:
-            return [AGENT_BIN, "init"]
+            return [AGENT_BIN, "init", *(["--", *spec.argv] if spec.argv else [])]
         try:
             config = self._api.inspect_image(spec.image).get("Config") or {}  # type: ignore[no-untyped-call]
         except ImageNotFound:
@@ -346,7 +346,7 @@ class DockerProvider:
         agent; past `timeout` its whole tree is killed."""
         try:
             proc = await self._hooks.spawn(environment_id, ProcessSpec(argv=argv))
-        except Conflict as exc:
+        except Conflict as exc:  # not running: as good as no container for a hook
             raise ContainerNotFound(f"cannot run the hook: {exc.message}") from exc
         output = bytearray()
 

@@ -17,6 +17,7 @@ import h11
 
 from sandbay.domain.errors import (
     Conflict,
+    ContainerNotFound,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -338,7 +339,7 @@ class Channel:
             if address is None or tries % 10 == 9:  # now and then: did it stop?
                 try:
                     address = await self.locator.locate(environment_id, fresh=True)
-                except Conflict:
+                except (Conflict, ContainerNotFound):
                     return False
             tries += 1
             if await _healthy(address):
