@@ -26,6 +26,8 @@ check:
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	cd envd && GOFLAGS=-mod=mod GOPROXY=off go vet ./... && test -z "$$(gofmt -l .)" \
+		&& GOFLAGS=-mod=mod GOPROXY=off go test ./...
 
 fmt:
 	$(BIN)/ruff format src tests bench

@@ -557,6 +557,11 @@ func (t *processTable) start(req *startRequest) (*process, error) {
 	if len(req.Argv) == 0 || req.Argv[0] == "" {
 		return nil, errorf(http.StatusBadRequest, "invalid", "argv must name a command")
 	}
+	argv, err := shellless(req.Argv)
+	if err != nil {
+		return nil, err
+	}
+	req.Argv = argv
 	id, err := resolveUser(req.User)
 	if err != nil {
 		return nil, err
