@@ -113,7 +113,7 @@ def test_the_workload_cannot_kill_the_agent(
         killed = run(api, env_id, _bb("kill", f"-{signal}", "1"))
         assert killed["exit_code"] == 0, killed  # delivered, and nothing happens
         assert _ok(api, env_id, _bb("echo", "still", "here")) == "still here\n"
-    # Every other process of the environment, the command's own caller included.
+    # Every process the workload may signal (kill -1 spares only PID 1 and itself).
     run(api, env_id, _bb("kill", "-9", "-1"))
     assert _ok(api, env_id, _bb("echo", "after", "kill", "-1")) == "after kill -1\n"
     assert _pid1_start(api, env_id) == before  # the same agent, never restarted
