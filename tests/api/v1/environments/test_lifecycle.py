@@ -41,15 +41,16 @@ def test_create_reaches_running_with_labels_limits_and_workspace(
     assert host["Memory"] == 256 * 1024 * 1024
     assert host["NanoCpus"] == 500_000_000
     assert host["PidsLimit"] == 128
-    assert host["Init"] is True
+    assert not host.get("Init")  # the environment agent is the init
     assert "ALL" in host["CapDrop"] and "NET_RAW" not in (host["CapAdd"] or [])
     assert "no-new-privileges:true" in host["SecurityOpt"]
     mounts = {m["Destination"]: m for m in attrs["Mounts"]}
     volume = docker_client.volumes.get(mounts["/workspace"]["Name"])
     assert volume.attrs["Labels"]["sandbay.environment"] == env["id"]
     assert volume.attrs["Labels"]["sandbay.org"] == env["org_id"]
-    # The workload runs under the init process, as PID 1's child.
-    assert sh(docker_client, env["id"], "cat /proc/1/comm").strip() == "docker-init"
+    # The environment agent is PID 1, mounted read-only beside the workspace.
+    assert sh(docker_client, env["id"], "cat /proc/1/comm").strip() == "envd"
+    assert mounts["/.sandbay"]["RW"] is False
 
     # By name too.
     assert api.get("/v1/environments/core-create").json()["id"] == env["id"]
