@@ -207,9 +207,7 @@ class EnvdRunner:
             return UnstartedProcess(exc.message)
         return EnvdProcess(stream, spec)
 
-    async def attach(
-        self, environment_id: str, process_id: str, *, offset: int = 0
-    ) -> EnvdProcess:
+    async def attach(self, environment_id: str, process_id: str, *, offset: int = 0) -> EnvdProcess:
         stream = await self._channel.upgrade(
             environment_id,
             "GET",
