@@ -174,6 +174,13 @@ def _target(path: str, params: Mapping[str, Any] | None) -> str:
     return f"{path}?{urlencode({k: v for k, v in clean.items() if v is not None})}"
 
 
+def _json(value: Any) -> tuple[bytes | None, list[tuple[str, str]]]:
+    """A JSON request body and its header (nothing for None)."""
+    if value is None:
+        return None, []
+    return json.dumps(value).encode(), [("Content-Type", "application/json")]
+
+
 class Channel:
     """Calls to the agent of any environment this control plane can locate."""
 
@@ -267,11 +274,7 @@ class Channel:
         length: int | None = None,
     ) -> Response:
         """A plain call; raises the mapped error for an error status."""
-        headers: list[tuple[str, str]] = []
-        body = None
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            headers.append(("Content-Type", "application/json"))
+        body, headers = _json(json_body)
         conn, event = await self._exchange(
             environment_id, method, _target(path, params), headers, body, chunks, length
         )
@@ -312,11 +315,8 @@ class Channel:
         json_body: Any = None,
     ) -> Stream:
         """Switch a connection to a stream; an error answer raises before the switch."""
-        headers = [("Connection", "Upgrade"), ("Upgrade", "sandbay-stream")]
-        body = None
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            headers.append(("Content-Type", "application/json"))
+        body, headers = _json(json_body)
+        headers += [("Connection", "Upgrade"), ("Upgrade", "sandbay-stream")]
         conn, event = await self._exchange(
             environment_id, method, _target(path, params), headers, body, None, None
         )
