@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from bench.harness import Api, RawDocker, sandbay_server
 
 RESULTS = Path(__file__).parent / "results"
 
-#: (kind, limit): ratio ≤ limit against raw Docker, or an absolute bound.
+#: op → (kind, limit); KINDS says which figure of the op each kind bounds, and how.
 TARGETS: dict[str, tuple[str, float]] = {
     "create": ("ratio", 1.15),
     "create_warm_pool": ("abs_p50_ms", 50.0),
@@ -28,32 +29,129 @@ TARGETS: dict[str, tuple[str, float]] = {
     "stop_force": ("ratio", 1.15),
     "restart": ("ratio", 1.15),
     "delete": ("ratio", 1.15),
-    "exec_true": ("ratio", 1.2),
+    "exec_true": ("abs_p50_ms", 5.0),
+    "exec_concurrent_100_on_10": ("errors_max", 0),
+    "preview_connect": ("added_p50_ms_max", 5.0),
+    "file_upload_1mb": ("ratio", 1.2),
+    "file_download_1mb": ("ratio", 1.2),
+    "file_upload_100mb": ("ratio", 1.2),
+    "file_download_100mb": ("ratio", 1.2),
     "concurrent_creates_50": ("throughput_ratio", 0.9),
     "get_environment": ("rps_min", 2000.0),
     "list_1000": ("p99_max_ms", 50.0),
     "rss_per_idle_env": ("kb_max", 100.0),
     "idle_cpu_100_envs": ("percent_max", 5.0),
+    "agent_idle_rss_per_env": ("kb_max", 10240.0),
+    "agent_idle_cpu_100_envs": ("percent_max", 1.0),
 }
 
+
+@dataclass(frozen=True)
+class Kind:
+    """The figure of a row a kind of target bounds, and from which side."""
+
+    figure: str
+    at_least: bool = False  # the figure must be ≥ the limit (else ≤)
+
+
+KINDS = {
+    "ratio": Kind("ratio"),
+    "abs_p50_ms": Kind("sandbay_p50_ms"),
+    "throughput_ratio": Kind("throughput_ratio", at_least=True),
+    "rps_min": Kind("rps", at_least=True),
+    "p99_max_ms": Kind("p99_ms"),
+    "kb_max": Kind("kb"),
+    "percent_max": Kind("percent"),
+    "errors_max": Kind("errors"),
+    "added_p50_ms_max": Kind("added_p50_ms"),
+}
+
+#: How each figure beside the latencies is printed, in this order ("other" column);
+#: a figure the baseline has too is followed by the baseline's.
+FIGURES: dict[str, str] = {
+    "agent_direct_p50_ms": "agent direct p50 {:.2f} ms",
+    "added_p50_ms": "added p50 {:+.2f} ms",
+    "errors": "{:.0f} errors",
+    "per_s": "{:.1f}/s",
+    "throughput_ratio": "throughput ×{:.2f}",
+    "rps": "{:.0f} req/s",
+    "p99_ms": "p99 {:.2f} ms",
+    "kb": "{:.0f} KiB",
+    "private_kb": "private {:.0f} KiB",
+    "percent": "{:.2f} % of a core",
+    "agent_checks_at_running": "{:.0f} agent health calls at running",
+    "agent_unready_at_running": "{:.0f} failed",
+    "count": "over {:.0f} envs",
+}
+
+
+@dataclass(frozen=True)
+class Mode:
+    n: int  # samples of each serial operation (8 times as many of the cheap ones)
+    files_mb: list[int]
+    concurrent: list[int]  # creates at once
+    execs: tuple[int, int]  # execs at once, over as many environments
+    wrk_s: int
+    list_size: int  # environments listed in one page
+    idle: list[int]  # idle environments, in steps
+    settle: float
+    warm: int
+
+
 MODES = {
-    "smoke": {"n": 2, "files_mb": [1], "concurrent": [5], "wrk_s": 1, "list": 50,
-              "idle": [0, 5], "settle": 1.0, "warm": 2},
-    "quick": {"n": 5, "files_mb": [1], "concurrent": [20], "wrk_s": 3, "list": 200,
-              "idle": [0, 100], "settle": 10.0, "warm": 5},
-    "full": {"n": 12, "files_mb": [1, 100], "concurrent": [20, 50], "wrk_s": 10, "list": 1000,
-             "idle": [0, 100, 500], "settle": 20.0, "warm": 12},
+    "smoke": Mode(n=2, files_mb=[1], concurrent=[5], execs=(100, 10), wrk_s=1, list_size=50,
+                  idle=[0, 5], settle=1.0, warm=2),
+    "quick": Mode(n=5, files_mb=[1, 100], concurrent=[20], execs=(100, 10), wrk_s=3, list_size=200,
+                  idle=[0, 100], settle=10.0, warm=5),
+    "full": Mode(n=12, files_mb=[1, 100], concurrent=[20, 50], execs=(100, 10), wrk_s=10,
+                 list_size=1000, idle=[0, 100, 500], settle=20.0, warm=12),
 }  # fmt: skip
 
 
 def _pair(pair: dict[str, Any]) -> dict[str, Any]:
-    ours, base = pair["sandbay"], pair["baseline"]
-    row = {"sandbay": ours.summary(), "baseline": base.summary()}
+    """A measured pair as a row: both sides' summaries, the ratio, the other figures."""
+    row: dict[str, Any] = {
+        key: pair[key] for key in ("baseline_name", "metrics", "baseline_metrics") if key in pair
+    }
+    row["sandbay"], row["baseline"] = pair["sandbay"].summary(), pair["baseline"].summary()
     row["ratio"] = row["sandbay"]["p50_ms"] / row["baseline"]["p50_ms"]
-    for key in ("sandbay_per_s", "baseline_per_s"):
-        if key in pair:
-            row[key] = pair[key]
     return row
+
+
+def _load(measured: dict[str, float], floor: dict[str, float] | None = None) -> dict[str, Any]:
+    """A wrk run as a row (beside the floor route's, if given)."""
+    row: dict[str, Any] = {"metrics": {"rps": measured["rps"], "p99_ms": measured.get("p99_ms")}}
+    if floor is not None:
+        row["baseline_name"] = "/healthz"
+        row["baseline_metrics"] = {"rps": floor["rps"], "p99_ms": floor.get("p99_ms")}
+    return row
+
+
+def _idle(idle: dict[str, Any]) -> dict[str, Any]:
+    """The idle footprint as rows: the server's RSS growth per environment and its
+    CPU; the agents' memory (p50 over the first count measured) and CPU beside those
+    of docker-init, PID 1 of as many `docker run -d` containers."""
+    counts = sorted(idle["rss_kb"])
+    growth = (idle["rss_kb"][counts[-1]] - idle["rss_kb"][counts[0]]) / max(counts[-1], 1)
+    rows: dict[str, Any] = {"rss_per_idle_env": {"metrics": {"kb": growth}}}
+    for count in counts[1:]:
+        rows[f"idle_cpu_{count}_envs"] = {"metrics": {"percent": idle["cpu_percent"][count]}}
+    agents, init = idle["agents"], idle["docker_init"]
+    for count in counts[1:2]:
+        rows["agent_idle_rss_per_env"] = {
+            "baseline_name": "docker-init",
+            "metrics": {"kb": agents[count]["rss_kb"], "private_kb": agents[count]["private_kb"],
+                        "count": count},
+            "baseline_metrics": {"kb": init[count]["rss_kb"],
+                                 "private_kb": init[count]["private_kb"]},
+        }  # fmt: skip
+    for count in counts[1:]:
+        rows[f"agent_idle_cpu_{count}_envs"] = {
+            "baseline_name": "docker-init",
+            "metrics": {"percent": agents[count]["cpu_percent"]},
+            "baseline_metrics": {"percent": init[count]["cpu_percent"]},
+        }
+    return rows
 
 
 def run(mode: str, profile: bool) -> dict[str, Any]:
@@ -63,37 +161,44 @@ def run(mode: str, profile: bool) -> dict[str, Any]:
     try:
         with sandbay_server() as server:
             api = Api(server)
-            for name, pair in ops.lifecycle(api, raw, cfg["n"]).items():
+            for name, pair in ops.lifecycle(api, raw, cfg.n).items():
                 results[name] = _pair(pair)
             if api.has("/v1/environments/{env}/exec"):
-                results["exec_true"] = _pair(ops.exec_true(api, raw, cfg["n"] * 4))
+                for name, pair in ops.exec_true(api, raw, cfg.n * 8).items():
+                    results[name] = _pair(pair)
+                execs, envs = cfg.execs
+                results[f"exec_concurrent_{execs}_on_{envs}"] = _pair(
+                    ops.exec_concurrent(api, raw, execs, envs)
+                )
+            results["preview_connect"] = _pair(ops.preview_connect(api, raw, cfg.n * 8))
             if api.has("/v1/environments/{env}/files"):
-                for size in cfg["files_mb"]:
-                    for kind, pair in ops.files(api, raw, max(cfg["n"] // 2, 2), size).items():
+                for size in cfg.files_mb:
+                    for kind, pair in ops.files(api, raw, cfg.n, size).items():
                         results[f"file_{kind}_{size}mb"] = _pair(pair)
-            for count in cfg["concurrent"]:
+            for count in cfg.concurrent:
                 spy = _profile(server.proc.pid, count) if profile and server.proc else None
                 results[f"concurrent_creates_{count}"] = _pair(
                     ops.concurrent_creates(api, raw, count)
                 )
                 if spy is not None:
                     spy.wait(60)
-            load = ops.http_load(api, cfg["wrk_s"], cfg["list"])
-            results["healthz"] = load["healthz"]
-            results["get_environment"] = load["get"]
-            results[f"list_{cfg['list']}"] = load["list"]
-            results[f"list_page_100_of_{cfg['list']}"] = load["page"]
-            results["idle"] = ops.idle_footprint(api, cfg["idle"], cfg["settle"])
+            load = ops.http_load(api, cfg.wrk_s, cfg.list_size)
+            results["healthz"] = _load(load["healthz"])
+            results["get_environment"] = _load(load["get"], load["healthz"])
+            results[f"list_{cfg.list_size}"] = _load(load["list"])
+            results[f"list_page_100_of_{cfg.list_size}"] = _load(load["page"])
+            results["idle"] = ops.idle_footprint(api, raw, cfg.idle, cfg.settle)
+            results.update(_idle(results["idle"]))
         pool = json.dumps([{"org": "default", "size": 3}])
         with sandbay_server(SANDBAY_WARM_POOLS=pool) as server:
-            warm = ops.warm_creates(Api(server), cfg["warm"])
+            warm = ops.warm_creates(Api(server), cfg.warm)
+            create = results["create"]
             results["create_warm_pool"] = {
                 "sandbay": warm.summary(),
-                "baseline": results["create"]["baseline"],
+                "baseline": create["baseline"],
+                "baseline_name": create["baseline_name"],
+                "ratio": warm.pct(50) / create["baseline"]["p50_ms"],
             }
-            results["create_warm_pool"]["ratio"] = (
-                warm.pct(50) / results["create"]["baseline"]["p50_ms"]
-            )
     finally:
         raw.cleanup()
     return results
@@ -119,72 +224,64 @@ def _profile(pid: int, count: int) -> subprocess.Popen[bytes] | None:
 
 
 def evaluate(results: dict[str, Any], list_size: int) -> dict[str, Any]:
-    """latest.json: op → sandbay p50/p95, baseline p50, ratio, target, met."""
-    idle = results["idle"]
-    counts = sorted(int(c) for c in idle["rss_kb"])
-    growth = (idle["rss_kb"][counts[-1]] - idle["rss_kb"][counts[0]]) / max(counts[-1], 1)
+    """latest.json: op → sandbay p50/p95, the baseline and its p50, the ratio, every
+    other figure (and the baseline's, as `baseline_<figure>`), the target, the figure
+    it bounds (`value`) and whether it is met."""
     latest: dict[str, Any] = {}
     for op, row in results.items():
-        if "sandbay" not in row:
-            continue
-        latest[op] = {
-            "sandbay_p50_ms": row["sandbay"]["p50_ms"],
-            "sandbay_p95_ms": row["sandbay"]["p95_ms"],
-            "baseline_p50_ms": row["baseline"]["p50_ms"],
-            "ratio": row["ratio"],
-        }
-        if "sandbay_per_s" in row:
-            latest[op]["throughput_ratio"] = row["sandbay_per_s"] / row["baseline_per_s"]
-    for op in ("healthz", "get_environment", f"list_{list_size}", f"list_page_100_of_{list_size}"):
-        latest[op] = {"rps": results[op]["rps"], "p99_ms": results[op].get("p99_ms")}
-    latest["rss_per_idle_env"] = {"kb": growth, "rss_kb": idle["rss_kb"]}
-    for count in counts[1:]:
-        latest[f"idle_cpu_{count}_envs"] = {"percent": idle["cpu_percent"][count]}
-    for op, entry in latest.items():
-        key = op.replace(f"list_{list_size}", "list_1000")
-        target = TARGETS.get(key)
+        if "sandbay" not in row and "metrics" not in row:
+            continue  # raw material of other rows (the idle footprint)
+        entry: dict[str, Any] = {"baseline": row.get("baseline_name")}
+        if "sandbay" in row:
+            entry.update(
+                sandbay_p50_ms=row["sandbay"]["p50_ms"],
+                sandbay_p95_ms=row["sandbay"]["p95_ms"],
+                baseline_p50_ms=row["baseline"]["p50_ms"],
+                ratio=row["ratio"],
+            )
+        entry.update(row.get("metrics", {}))
+        entry.update({f"baseline_{k}": v for k, v in row.get("baseline_metrics", {}).items()})
+        target = TARGETS.get(op.replace(f"list_{list_size}", "list_1000"))
         if target is None:
-            entry.update(target=None, met=None)
-            continue
-        kind, limit = target
-        value = {
-            "ratio": entry.get("ratio"),
-            "abs_p50_ms": entry.get("sandbay_p50_ms"),
-            "throughput_ratio": entry.get("throughput_ratio"),
-            "rps_min": entry.get("rps"),
-            "p99_max_ms": entry.get("p99_ms"),
-            "kb_max": entry.get("kb"),
-            "percent_max": entry.get("percent"),
-        }[kind]
-        met = (
-            None
-            if value is None
-            else (value >= limit if kind in ("throughput_ratio", "rps_min") else value <= limit)
-        )
-        entry.update(target=f"{kind} {limit:g}", met=met)
+            entry.update(target=None, value=None, met=None)
+        else:
+            kind, limit = target
+            rule = KINDS[kind]
+            value = entry.get(rule.figure)
+            met = None if value is None else value >= limit if rule.at_least else value <= limit
+            entry.update(target=f"{kind} {'≥' if rule.at_least else '≤'} {limit:g}",
+                         value=value, met=met)  # fmt: skip
+        latest[op] = entry
     return latest
 
 
+def _figures(entry: dict[str, Any]) -> str:
+    """The "other" column: each figure beside the latencies, the baseline's after it."""
+    parts = []
+    for key, fmt in FIGURES.items():
+        if entry.get(key) is None:
+            continue
+        text = fmt.format(entry[key])
+        if entry.get(f"baseline_{key}") is not None:
+            text += f" (base {fmt.format(entry[f'baseline_{key}'])})"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _num(value: float | None, spec: str = ".1f") -> str:
+    return "" if value is None else format(value, spec)
+
+
 def show(latest: dict[str, Any]) -> None:
-    table = Table(
-        "operation", "sandbay p50", "sandbay p95", "docker p50", "ratio", "other", "target", "met"
-    )
+    table = Table("operation", "sandbay p50", "sandbay p95", "baseline", "baseline p50", "ratio",
+                  "other", "target", "value", "met")  # fmt: skip
     for op, e in latest.items():
-        fmt = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
-        other = ""
-        if "rps" in e:
-            other = f"{e['rps']:.0f} req/s, p99 {fmt(e.get('p99_ms'))} ms"
-        elif "kb" in e:
-            other = f"{e['kb']:.1f} KB/env"
-        elif "percent" in e:
-            other = f"{e['percent']:.2f} % of a core"
-        elif "throughput_ratio" in e:
-            other = f"throughput ×{e['throughput_ratio']:.2f}"
-        met = {True: "[green]met[/green]", False: "[red]not met[/red]", None: ""}[e.get("met")]
-        table.add_row(op, fmt(e.get("sandbay_p50_ms")), fmt(e.get("sandbay_p95_ms")),
-                      fmt(e.get("baseline_p50_ms")), f"{e['ratio']:.2f}" if "ratio" in e else "",
-                      other, e.get("target") or "", met)  # fmt: skip
-    Console(width=160).print(table)
+        met = {True: "[green]met[/green]", False: "[red]not met[/red]", None: ""}[e["met"]]
+        table.add_row(op, _num(e.get("sandbay_p50_ms")), _num(e.get("sandbay_p95_ms")),
+                      e["baseline"] or "", _num(e.get("baseline_p50_ms")),
+                      _num(e.get("ratio"), ".2f"), _figures(e), e["target"] or "",
+                      _num(e["value"], ".2f"), met)  # fmt: skip
+    Console(width=200).print(table)
 
 
 _STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -201,7 +298,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results = run(mode, profile=not args.no_profile and mode != "smoke")
-    latest = evaluate(results, MODES[mode]["list"])
+    latest = evaluate(results, MODES[mode].list_size)
     elapsed = time.perf_counter() - started
     profile_path = str(_PROFILE_PATH) if _PROFILE_PATH else None
     record = {"mode": mode, "stamp": _STAMP, "seconds": elapsed, "results": results,

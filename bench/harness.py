@@ -1,5 +1,6 @@
 """Measuring: timers, statistics, the servers under test, the raw Docker baseline
-with the very options sandbay uses, and the load generator (wrk)."""
+with the very options sandbay uses, where an environment's agent listens, what a
+process costs (/proc), and the load generator (wrk)."""
 
 import os
 import re
@@ -17,7 +18,8 @@ import docker
 import httpx
 from tests.support.server import LiveServer, new_server, remove_engine_objects
 
-from sandbay.runtime.docker.names import CAPABILITIES
+from sandbay.runtime.docker.names import CAPABILITIES, TOKEN_VAR
+from sandbay.runtime.envd.channel import PORT as AGENT_PORT
 from sandbay.settings import MetricsSettings, ReconcilerSettings, env_name
 
 IMAGE = "sandbay-base:latest"
@@ -88,10 +90,33 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def private_kb(pid: int) -> int:
+    """The part of a process's resident memory no other process shares."""
+    total = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            total += int(line.split()[1])
+    return total
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+@dataclass(frozen=True)
+class Container:
+    """What one inspect tells about a running container: its PID 1 on this host, its
+    address on the engine's network, and its agent's token (empty without one)."""
+
+    pid: int
+    host: str
+    token: str
+
+    @property
+    def agent(self) -> tuple[str, int]:
+        return self.host, AGENT_PORT
 
 
 class RawDocker:
@@ -131,9 +156,28 @@ class RawDocker:
         self.api.start(name)
         return name
 
+    def kill(self, name: str) -> None:
+        """SIGKILL, then wait until it has stopped."""
+        self.api.kill(name)
+        self.api.wait(name)
+
     def remove(self, name: str) -> None:
         self.api.remove_container(name, force=True)
         self.api.remove_volume(name, force=True)
+
+    def inspect(self, name: str) -> Container:
+        """Any container of this engine (sandbay's `sandbay-<env id>` too)."""
+        raw = self.api.inspect_container(name)
+        env = raw["Config"].get("Env") or []
+        token = next((e.split("=", 1)[1] for e in env if e.startswith(f"{TOKEN_VAR}=")), "")
+        networks = (raw["NetworkSettings"].get("Networks") or {}).values()
+        host = next((n["IPAddress"] for n in networks if n.get("IPAddress")), "")
+        return Container(pid=int(raw["State"]["Pid"]), host=host, token=token)
+
+    @staticmethod
+    def cp(source: str, destination: str) -> None:
+        """`docker cp` itself (the CLI, a file on disk), into or out of a container."""
+        subprocess.run(["docker", "cp", source, destination], check=True, capture_output=True)
 
     def cleanup(self) -> None:
         for c in self.api.containers(all=True, filters={"label": f"sandbay.bench={self.label}"}):
