@@ -7,9 +7,10 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandbay.domain.errors import SandbayError
+from sandbay.domain.errors import ConcurrentUpdate, SandbayError
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,14 @@ def install_error_handlers(app: FastAPI, renderers: ErrorRenderers) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         error_type = _STATUS_TYPES.get(exc.status_code, "api_error")
         return render(request, exc.status_code, error_type, str(exc.detail))
+
+    @app.exception_handler(StaleDataError)
+    async def lost_race(request: Request, exc: StaleDataError) -> Response:
+        # A write that lost the compare-and-set to the reconciler or another request
+        # and was not retried: the caller's retry is right, a 500 is not.
+        log.info("lost a compare-and-set on %s %s", request.method, request.url.path)
+        lost = ConcurrentUpdate("the object changed under this request; try again")
+        return render(request, lost.status_code, lost.error_type, lost.message)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

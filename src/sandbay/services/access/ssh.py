@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import asyncssh
 
+from sandbay.db.cas import with_cas_retry
 from sandbay.db.models import EnvironmentModel, SshCredentialModel
 from sandbay.db.queries import access as queries
 from sandbay.db.session import AsyncSession, async_sessionmaker
@@ -79,31 +80,36 @@ async def issue_credential(
     expires_in: float | None,
 ) -> SshCredential:
     """A new credential for the environment (in any state: logins wait for `running`)."""
-    env = await get_environment(session, principal, id_or_name, SSH)
-    if env.kind is EnvironmentKind.SELF_HOSTED:
-        raise Conflict("a self-hosted environment runs on its own worker: no SSH here")
     expires_at = ttl.expiry(expires_in)
     password = PASSWORD_PREFIX + secrets.token_urlsafe(24)
-    key = asyncssh.generate_private_key("ssh-ed25519", comment=f"sandbay {env.id}")
-    model = SshCredentialModel(
-        id=ids.new_id(ids.SSH_CREDENTIAL),
-        org_id=env.org_id,
-        environment_id=env.id,
-        password_hash=hash_key(password),
-        key_fingerprint=key.get_fingerprint("sha256"),
-        created_by=principal.actor,
-        created_at=utcnow(),
-        expires_at=expires_at,
-    )
-    session.add(model)
-    record_environment_event(
-        session,
-        env,
-        "environment.ssh_credential_issued",
-        actor=principal.actor,
-        data={"credential_id": model.id, "expires_at": expires_at.isoformat()},
-    )
-    await session.flush()
+
+    async def attempt() -> tuple[EnvironmentModel, SshCredentialModel, asyncssh.SSHKey]:
+        env = await get_environment(session, principal, id_or_name, SSH)
+        if env.kind is EnvironmentKind.SELF_HOSTED:
+            raise Conflict("a self-hosted environment runs on its own worker: no SSH here")
+        key = asyncssh.generate_private_key("ssh-ed25519", comment=f"sandbay {env.id}")
+        model = SshCredentialModel(
+            id=ids.new_id(ids.SSH_CREDENTIAL),
+            org_id=env.org_id,
+            environment_id=env.id,
+            password_hash=hash_key(password),
+            key_fingerprint=key.get_fingerprint("sha256"),
+            created_by=principal.actor,
+            created_at=utcnow(),
+            expires_at=expires_at,
+        )
+        session.add(model)
+        record_environment_event(
+            session,
+            env,
+            "environment.ssh_credential_issued",
+            actor=principal.actor,
+            data={"credential_id": model.id, "expires_at": expires_at.isoformat()},
+        )
+        await session.flush()  # the reconciler may move the environment meanwhile
+        return env, model, key
+
+    env, model, key = await with_cas_retry(session, attempt)
     return SshCredential(
         id=model.id,
         environment_id=env.id,
