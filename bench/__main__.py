@@ -289,7 +289,7 @@ _STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="a run of under 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="a run of about 2.5 minutes")
     parser.add_argument("--smoke", action="store_true", help="prove the harness works (CI)")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
