@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.polling import eventually
 from tests.support.server import LiveServer
 from tests.support.work import (
-    eventually,
     get_item,
     native,
     qoder,

@@ -4,7 +4,6 @@ it, it comes back with an `auto_restart` workload, its channel works under
 nothing but its own agent (and is no API key), and running the agent as PID 1 adds
 no privilege and no mount but its own read-only /.sandbay."""
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,6 +25,7 @@ from tests.support.factories import (
 )
 from tests.support.images import static_image
 from tests.support.inside import run
+from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.docker
@@ -45,17 +45,6 @@ CAPABILITY_BITS = [
 
 def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _until(check: Callable[[], object], what: str, timeout: float = 30) -> Any:
-    """`check()`'s first truthy answer, polled for at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = check()
-        if answer:
-            return answer
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _bb(*argv: str) -> list[str]:
@@ -138,7 +127,7 @@ def test_an_auto_restarted_workload_comes_back_with_its_agent(api: httpx.Client)
                 current if current["restart_count"] >= 1 and current["state"] == "running" else None
             )
 
-        back = _until(restarted, "the restart", timeout=60)
+        back = eventually(restarted, what="the restart", timeout=60)
         assert back["exit_code"] == 3 and back["restart_count"] == 1, back
         restarts = [e for e in events(api, env_id) if e["data"].get("restart_count") == 1]
         assert len(restarts) == 1 and restarts[0]["data"]["exit_code"] == 3, restarts
@@ -209,15 +198,16 @@ def test_block_all_refuses_the_workloads_traffic_but_not_the_channel(
             response = anon.get(f"/preview/{env_id}/8080/", headers={TOKEN: link.json()["token"]})
             return None if response.status_code == 502 else response
 
-        preview = _until(served, "the preview")
+        preview = eventually(served, what="the preview", timeout=30)
         assert preview.status_code == 200 and preview.content == page, preview.text
 
     # The refusal was the policy's: lifted, the same request goes through.
     lifted = api.patch(f"/v1/environments/{env_id}", json={"network_block_all": False})
     assert lifted.status_code == 200, lifted.text
-    reached = _until(
+    reached = eventually(
         lambda: (r := _fetch(api, env_id, f"http://{peer}:8000/"))["exit_code"] == 0 and r,
-        "the lifted policy",
+        what="the lifted policy",
+        timeout=30,
     )
     assert reached["stdout"] == page.decode()
 

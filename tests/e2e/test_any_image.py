@@ -5,9 +5,8 @@ through the public API and the gateways of a real server."""
 
 import json
 import shutil
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from websockets.sync.client import connect
 from tests.support.factories import assert_envelope, delete, running_env
 from tests.support.images import static_image
 from tests.support.inside import run
+from tests.support.polling import eventually
 from tests.support.server import LiveServer
 from tests.support.ssh import SshLogin
 
@@ -27,17 +27,6 @@ pytestmark = pytest.mark.docker
 BUSYBOX = "/bin/busybox"
 WEB_PORT = 8080
 TOKEN = "X-Sandbay-Preview-Token"
-
-
-def _until(check: Callable[[], object], what: str, timeout: float = 30) -> Any:
-    """`check()`'s first truthy answer, polled for at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = check()
-        if answer:
-            return answer
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +148,7 @@ def _first_page(anon: httpx.Client, path: str, headers: dict[str, str]) -> httpx
         response = anon.get(path, headers=headers)
         return None if response.status_code == 502 else response
 
-    page: httpx.Response = _until(answered, "the server inside to accept")
+    page: httpx.Response = eventually(answered, what="the server inside to accept", timeout=30)
     return page
 
 

@@ -1,8 +1,6 @@
 """Keyword-only helpers for work items on self-hosted environments, over real HTTP."""
 
 import re
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -101,14 +99,3 @@ def work_transitions(api: httpx.Client, env: str, work_id: str) -> list[tuple[st
         for e in response.json()["data"]
         if e["type"] == "work.state_changed"
     ]
-
-
-def eventually(check: Callable[[], Any], *, timeout: float = 60, every: float = 0.1) -> Any:
-    """The first truthy result of `check`, or a failed assertion after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"condition not met in {timeout:g}s"
-        time.sleep(every)

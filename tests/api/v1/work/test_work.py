@@ -14,11 +14,11 @@ import pytest
 from openapi_spec_validator import validate
 
 from tests.support.factories import assert_envelope, create_env, delete, scoped_key
+from tests.support.polling import eventually
 from tests.support.server import LiveServer
 from tests.support.work import (
     BRIEF_FIELDS,
     env_name,
-    eventually,
     get_item,
     item_in_state,
     native,
