@@ -12,6 +12,10 @@ from sandbay.runtime.docker.names import TOKEN_VAR, container_name
 from sandbay.runtime.envd.channel import PORT, Address
 
 
+class AgentMissing(RuntimeFailure):
+    """The container was made without the environment agent (an older release)."""
+
+
 def address_of(raw: dict[str, Any]) -> Address:
     """The agent's address from a container's inspect result."""
     state = raw.get("State") or {}
@@ -22,7 +26,7 @@ def address_of(raw: dict[str, Any]) -> Address:
     env = (raw.get("Config") or {}).get("Env") or []
     token = next((e.split("=", 1)[1] for e in env if e.startswith(f"{TOKEN_VAR}=")), "")
     if not token:
-        raise RuntimeFailure("the environment runs without its agent: restart it")
+        raise AgentMissing("the environment runs without its agent: restart it")
     settings = raw.get("NetworkSettings") or {}
     hosts = [n.get("IPAddress") for n in (settings.get("Networks") or {}).values()]
     host = next((h for h in hosts if h), settings.get("IPAddress"))

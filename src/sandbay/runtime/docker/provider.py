@@ -39,7 +39,7 @@ from sandbay.domain.runtime import (
 )
 from sandbay.runtime.docker.engine import Engine
 from sandbay.runtime.docker.errors import map_engine_errors
-from sandbay.runtime.docker.locator import DockerLocator
+from sandbay.runtime.docker.locator import AgentMissing, DockerLocator
 from sandbay.runtime.docker.names import (
     AGENT_BIN,
     AGENT_DIR,
@@ -115,7 +115,9 @@ class DockerProvider:
         #: The channel to every environment's agent on this engine.
         self.channel = Channel(DockerLocator(self._engine))
         self._agent_ready_timeout = agent_ready_timeout
-        self._hooks = EnvdRunner(self.channel)
+        #: Processes inside this engine's environments (pre-stop hooks, and every
+        #: ability of the runtime built on this provider).
+        self.runner = EnvdRunner(self.channel)
         self._resources: HostResources | None = None
         self._images_seen: dict[str, float] = {}
 
@@ -261,24 +263,19 @@ class DockerProvider:
             status=ContainerStatus.CREATED,
         )
 
-    def _start(self, spec: ContainerSpec) -> ContainerInfo:
-        """Start it (recreating a vanished container, or one made before the agent
-        existed). No inspect afterwards: the engine has started the workload; one that
+    def _start(self, spec: ContainerSpec, *, replace: bool = False) -> ContainerInfo:
+        """Start it (recreating a vanished container, or with `replace` the one there
+        now). No inspect afterwards: the engine has started the workload; one that
         exits at once is seen by the next look."""
         name = container_name(spec.environment_id)
         recreated = ""
-        raw = self._inspect_raw(spec.environment_id)
-        entrypoint = ((raw or {}).get("Config") or {}).get("Entrypoint") or []
-        if raw is not None and entrypoint[:1] != [AGENT_BIN]:
-            # Made by a release without the agent: the same container again, with it
-            # (the workspace volume stays; the root filesystem's changes do not).
-            log.warning("recreating %s with the environment agent", name)
+        if replace:
             self._api.remove_container(name, force=True)
         try:
             self._api.start(name)
         except NotFound:
-            # The container vanished (engine pruned, host rebuilt): recreate it; the
-            # workspace volume, if it survived, is reattached.
+            # The container vanished (engine pruned, host rebuilt) or was replaced:
+            # recreate it; the workspace volume, if it survived, is reattached.
             recreated = self._create(spec)
             self._api.start(name)
         return ContainerInfo(
@@ -291,8 +288,14 @@ class DockerProvider:
     async def start(self, spec: ContainerSpec) -> ContainerInfo:
         """Start the workload and return once its agent answers (or it stopped)."""
         info = await self._run(self._start, spec)
-        self.channel.locator.forget(spec.environment_id)
-        await self.channel.ready(spec.environment_id, timeout=self._agent_ready_timeout)
+        try:
+            await self.channel.ready(spec.environment_id, timeout=self._agent_ready_timeout)
+        except AgentMissing:
+            # Made by a release without the agent: the same container again, with it
+            # (the workspace volume stays; the root filesystem's changes do not).
+            log.warning("recreating %s with the environment agent", spec.environment_id)
+            info = await self._run(self._start, spec, replace=True)
+            await self.channel.ready(spec.environment_id, timeout=self._agent_ready_timeout)
         return info
 
     def _signal(self, environment_id: str, signal: str) -> None:
@@ -345,7 +348,7 @@ class DockerProvider:
         """Run a short command in the running workload (pre-stop hooks) through its
         agent; past `timeout` its whole tree is killed."""
         try:
-            proc = await self._hooks.spawn(environment_id, ProcessSpec(argv=argv))
+            proc = await self.runner.spawn(environment_id, ProcessSpec(argv=argv))
         except Conflict as exc:  # not running: as good as no container for a hook
             raise ContainerNotFound(f"cannot run the hook: {exc.message}") from exc
         output = bytearray()

@@ -56,7 +56,7 @@ class DockerRuntime:
             provider=provider,
             engine=engine,
             channel=channel,
-            runner=EnvdRunner(channel),
+            runner=provider.runner,
             files=EnvdFiles(channel),
             logs=DockerLogs(engine),
             stats=DockerStats(engine, use_cgroups=cgroups),

@@ -174,6 +174,11 @@ def _target(path: str, params: Mapping[str, Any] | None) -> str:
     return f"{path}?{urlencode({k: v for k, v in clean.items() if v is not None})}"
 
 
+def _identity(address: Address) -> list[tuple[str, str]]:
+    """The headers every call carries: the agent's token opens it."""
+    return [("Host", "envd"), ("Authorization", f"Bearer {address.token}")]
+
+
 def _json(value: Any) -> tuple[bytes | None, list[tuple[str, str]]]:
     """A JSON request body and its header (nothing for None)."""
     if value is None:
@@ -220,11 +225,7 @@ class Channel:
                         f"cannot reach the environment's agent at {address.host}: {exc}"
                     ) from exc
                 continue
-            all_headers = [
-                ("Host", "envd"),
-                ("Authorization", f"Bearer {address.token}"),
-                *headers,
-            ]
+            all_headers = [*_identity(address), *headers]
             try:
                 if chunks is not None:
                     # Expect: 100-continue: a refusal (a stale address) arrives before
@@ -363,7 +364,7 @@ async def _healthy(address: Address) -> bool:
             h11.Request(
                 method="GET",
                 target="/v1/health",
-                headers=[("Host", "envd"), ("Authorization", f"Bearer {address.token}")],
+                headers=_identity(address),
             ),
             h11.EndOfMessage(),
         )

@@ -19,7 +19,6 @@ _HEAD = struct.Struct(">BI")
 STDIN, STDOUT, STDERR, EXIT, STARTED, CLOSE_STDIN, SIGNAL, RESIZE, KILL = range(9)
 _QUEUE_CHUNKS = 64
 _KILL_GRACE_S = 3.0
-_HELPER_OUTPUT_LIMIT = 32 * 1024 * 1024
 
 
 def frame(kind: int, payload: bytes = b"") -> bytes:
@@ -215,16 +214,3 @@ class EnvdRunner:
             params={"offset": offset},
         )
         return EnvdProcess(stream, ProcessSpec(argv=[], tty=True, stdin=True, keep=True))
-
-    async def run_helper(
-        self, environment_id: str, argv: list[str], *, user: str | None
-    ) -> tuple[int | None, bytes, bytes]:
-        """Run one short command and collect its output."""
-        proc = await self.spawn(environment_id, ProcessSpec(argv=argv, user=user))
-        out: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
-        async for chunk in proc.output():
-            buf = out[chunk.stream]
-            if len(buf) < _HELPER_OUTPUT_LIMIT:
-                buf += chunk.data
-        code = await proc.wait()
-        return code, bytes(out["stdout"]), bytes(out["stderr"])
