@@ -803,11 +803,8 @@ type mkdirRequest struct {
 }
 
 func handleMkdir(w http.ResponseWriter, r *http.Request) error {
-	if err := allowMethods(r, http.MethodPost); err != nil {
-		return err
-	}
 	var req mkdirRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodePost(r, &req); err != nil {
 		return err
 	}
 	p, err := cleanPath("path", req.Path)
@@ -868,11 +865,8 @@ type moveRequest struct {
 }
 
 func handleMove(w http.ResponseWriter, r *http.Request) error {
-	if err := allowMethods(r, http.MethodPost); err != nil {
-		return err
-	}
 	var req moveRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodePost(r, &req); err != nil {
 		return err
 	}
 	src, err := cleanPath("source", req.Source)
@@ -1110,11 +1104,8 @@ func lookupID(kind string, spec idSpec) (int, error) {
 }
 
 func handlePermissions(w http.ResponseWriter, r *http.Request) error {
-	if err := allowMethods(r, http.MethodPost); err != nil {
-		return err
-	}
 	var req permissionsRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodePost(r, &req); err != nil {
 		return err
 	}
 	p, err := cleanPath("path", req.Path)

@@ -275,11 +275,8 @@ func searchFile(file string, data []byte, m *lineMatcher, out *searchResult, lim
 }
 
 func handleSearch(w http.ResponseWriter, r *http.Request) error {
-	if err := allowMethods(r, http.MethodPost); err != nil {
-		return err
-	}
 	var req searchRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodePost(r, &req); err != nil {
 		return err
 	}
 	root, err := cleanPath("path", req.Path)
@@ -357,11 +354,8 @@ type replaceResult struct {
 }
 
 func handleReplace(w http.ResponseWriter, r *http.Request) error {
-	if err := allowMethods(r, http.MethodPost); err != nil {
-		return err
-	}
 	var req replaceRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodePost(r, &req); err != nil {
 		return err
 	}
 	if req.Pattern == "" {

@@ -349,6 +349,14 @@ func allowMethods(r *http.Request, methods ...string) error {
 	return errorf(http.StatusMethodNotAllowed, "invalid", "method %s not allowed on %s", r.Method, r.URL.Path)
 }
 
+// decodePost takes a POST request's JSON body into v (405 for another method).
+func decodePost(r *http.Request, v any) error {
+	if err := allowMethods(r, http.MethodPost); err != nil {
+		return err
+	}
+	return decodeJSON(r, v)
+}
+
 // upgrade switches the connection to a stream. The returned reader holds whatever
 // the client sent after the request; the caller owns (and closes) the connection.
 func upgrade(w http.ResponseWriter) (net.Conn, *bufio.Reader, error) {
