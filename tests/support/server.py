@@ -2,6 +2,7 @@
 and the clean-up of every container and volume it made."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,10 +18,25 @@ import httpx
 ADMIN_KEY = "sbk_admin_" + "a" * 32
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now, below the kernel's ephemeral range (32768 and up) so no
+    outgoing connection takes it before the server binds it, and never one this
+    process handed out already (two servers or a server's two listeners)."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 @dataclass
@@ -53,13 +69,13 @@ class LiveServer:
             SANDBAY_BOOTSTRAP_KEY=self.key,
             SANDBAY_ADMIN_KEY=ADMIN_KEY,
             SANDBAY_INSTANCE=self.instance,
-            SANDBAY_RECONCILE_INTERVAL="0.5",
-            SANDBAY_POLICY_INTERVAL="0.5",
-            SANDBAY_DRIFT_INTERVAL="0.5",
-            SANDBAY_METRICS_INTERVAL="1",
+            SANDBAY_RECONCILER__INTERVAL="0.5",
+            SANDBAY_RECONCILER__POLICY_INTERVAL="0.5",
+            SANDBAY_RECONCILER__DRIFT_INTERVAL="0.5",
+            SANDBAY_METRICS__INTERVAL="1",
             SANDBAY_LOG_LEVEL="info",
             # Every server its own SSH gateway port: servers run side by side.
-            SANDBAY_SSH_PORT=str(self.ssh_port),
+            SANDBAY_SSH__PORT=str(self.ssh_port),
         )
         if self.database_url:
             env["SANDBAY_DATABASE_URL"] = self.database_url

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.support.factories import create_env, delete, events, stop, wait_state
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.docker
 SERVE = "python3 -m http.server 8000"
@@ -48,7 +49,14 @@ def envs(api: httpx.Client) -> Iterator[dict[str, dict[str, Any]]]:
         "c": create_env(api, name=f"net-c-{tag}", command=SERVE),
     }
     try:
-        yield {k: wait_state(api, v["id"], "running") for k, v in made.items()}
+        running = {k: wait_state(api, v["id"], "running") for k, v in made.items()}
+        # `running` means the agent answers; the servers may still be binding.
+        for server in ("b", "c"):
+            eventually(
+                lambda env=running[server]["id"]: _reaches(api, env, "127.0.0.1"),
+                what=f"{server}'s server listening",
+            )
+        yield running
     finally:
         for env in made.values():
             delete(api, env["id"])
