@@ -1,17 +1,32 @@
-"""The Daytona dialect: Daytona's sandbox API at the root (`/sandbox…`, `/config`)
-and its toolbox (`/toolbox/{sandboxId}/…`), in Daytona's shapes and error bodies, so
-that Daytona's official Python SDK, pointed at sandbay (`api_url` = sandbay's base
-URL), works unchanged. A thin adapter over the native services."""
+"""The Daytona dialect: Daytona's sandbox API at the root (`/sandbox…`, `/config`,
+`/snapshots`, `/volumes`, `/preview`), its toolbox (`/toolbox/{sandboxId}/…`) and its
+event stream (`/socket.io/`), in Daytona's shapes and error bodies, so that Daytona's
+official Python SDK, pointed at sandbay (`api_url` = sandbay's base URL), works
+unchanged. A thin adapter over the native services."""
 
 from sandbay.dialects.kit import Dialect
 
+from . import access, git, interpreter, pty, sessions, snapshots, volumes
 from .errors import API_PREFIXES, TOOLBOX_PREFIX, render_error
+from .events import socket_io
 from .sandboxes import config_router, router
 from .toolbox import router as toolbox_router
 
 DIALECT = Dialect(
     name="daytona",
     prefixes=(*API_PREFIXES, TOOLBOX_PREFIX),
-    routers=(router, config_router, toolbox_router),
+    routers=(
+        access.router,
+        router,
+        config_router,
+        snapshots.router,
+        volumes.router,
+        sessions.router,
+        pty.router,
+        interpreter.router,
+        git.router,
+        toolbox_router,
+    ),
     renderer=render_error,
+    middleware=(socket_io,),
 )

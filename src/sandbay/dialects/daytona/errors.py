@@ -16,7 +16,7 @@ from sandbay.domain.errors import Conflict, InvalidRequest, PermissionDenied, Wr
 from sandbay.domain.keys import Principal
 from sandbay.domain.states import TRANSIENT, EnvState
 
-API_PREFIXES = ("/sandbox", "/config")
+API_PREFIXES = ("/sandbox", "/config", "/snapshots", "/volumes", "/preview", "/object-storage")
 TOOLBOX_PREFIX = "/toolbox"
 
 

@@ -1,0 +1,5 @@
+"""Daytona's git toolbox (`/git/…`): to be built."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/toolbox/{sandboxId}/git", tags=["daytona-toolbox"])
