@@ -212,14 +212,19 @@ async def create_environment(
 
 @router.delete("/{id}")
 async def delete_environment(
-    id: str, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
-) -> CloudCliMessage:
-    """Delete a stopped environment with its workspace (400 while it runs)."""
+    id: str, principal: PrincipalDep, lifecycle: LifecycleDep
+) -> CloudCliMessage | CloudCliStatusMessage:
+    """Delete a stopped environment with its workspace (400 while it runs). Answers
+    once it is gone (a GET is then 404); if that takes longer than a bounded wait,
+    the answer says `status: deleting` instead."""
     try:
-        await lifecycle.request_delete(session, principal, id, only_from=DELETABLE)
+        env = await lifecycle.delete_settled(principal, id, only_from=DELETABLE)
     except WrongState as exc:
         raise _refused(exc, "deleted (stop it first)") from exc
-    return CloudCliMessage(message="Environment deleted successfully")
+    if env.state is S.DELETED:
+        return CloudCliMessage(message="Environment deleted successfully")
+    shown = STATUS[env.state]
+    return CloudCliStatusMessage(message=f"Environment is {shown}", status=shown)
 
 
 @router.post("/{id}/start")
@@ -236,25 +241,22 @@ async def start_environment(
 
 @router.post("/{id}/stop")
 async def stop_environment(
-    id: str,
-    session: SessionDep,
-    principal: PrincipalDep,
-    lifecycle: LifecycleDep,
+    id: str, principal: PrincipalDep, lifecycle: LifecycleDep
 ) -> CloudCliStatusMessage:
     """Gracefully stop a running environment: its processes get SIGTERM and a grace
     period, /workspace is kept, SSH and HTTPS access end, no CPU, memory or running
-    hours are used while stopped, and the next start is on the same host."""
+    hours are used while stopped, and the next start is on the same host. Answers
+    once it is stopped (so a start right after is accepted), at most the grace
+    period plus a margin later; if it is not stopped by then, the answer says so
+    (`status: stopping`) and a later start waits for the stop to finish first."""
     try:
-        await lifecycle.request_stop(
-            session,
-            principal,
-            id,
-            StopRequest(),
-            only_from=STOPPABLE,
-        )
+        env = await lifecycle.stop_settled(principal, id, StopRequest(), only_from=STOPPABLE)
     except WrongState as exc:
         raise _refused(exc, "stopped") from exc
-    return CloudCliStatusMessage(message="Environment stopped successfully", status="stopped")
+    shown = STATUS[env.state]
+    if shown == "stopped":
+        return CloudCliStatusMessage(message="Environment stopped successfully", status=shown)
+    return CloudCliStatusMessage(message=f"Environment is {shown}", status=shown)
 
 
 DIALECT = Dialect(name="cloudcli", prefixes=(PREFIX,), routers=(router,), renderer=render_error)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbay.db.cas import with_cas_retry
+from sandbay.db.cas import commit_or_conflict, with_cas_retry
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries.environments import environment_from_model
 from sandbay.db.session import AsyncSession, async_sessionmaker
@@ -33,6 +33,12 @@ from sandbay.services.events.record import record_environment_event
 from sandbay.services.tenancy.quotas import admit
 
 _POLL_SECONDS = 1.0  # `wait` re-reads at least this often (changes made by other replicas)
+#: What a settled stop or delete waits beyond the grace period: the engine's own work
+#: (removing a container, a volume) and the reconciler's next pass.
+SETTLE_MARGIN_S = 30.0
+#: Where a stop has finished (an `autoDeleteInterval: 0` sandbox goes on to deletion).
+STOP_SETTLED = frozenset({EnvState.STOPPED, EnvState.ERROR, EnvState.DELETING, EnvState.DELETED})
+DELETE_SETTLED = frozenset({EnvState.DELETED, EnvState.ERROR})
 
 
 def _apply(
@@ -266,3 +272,57 @@ class Lifecycle:
                         f"it did not reach {state.value}"
                     )
                 await sub.next(min(remaining, _POLL_SECONDS))
+
+    async def settle(
+        self,
+        principal: Principal,
+        env_id: str,
+        until: frozenset[EnvState],
+        timeout: float,
+    ) -> Environment:
+        """Wait until the environment is in one of `until` or `timeout` passes, then
+        answer it as it is, whatever that is: for surfaces whose answer states an
+        outcome ("stopped"), which must then be true or say what is instead."""
+        deadline = time.monotonic() + timeout
+        with self.bus.subscribe(environment_id=env_id) as sub:
+            while True:
+                async with self.sessions() as session:
+                    env = await get_environment(session, principal, env_id, include_deleted=True)
+                remaining = deadline - time.monotonic()
+                if env.state in until or remaining <= 0:
+                    return environment_from_model(env)
+                await sub.next(min(remaining, _POLL_SECONDS))
+
+    async def stop_settled(
+        self,
+        principal: Principal,
+        id_or_name: str,
+        body: StopRequest,
+        *,
+        only_from: frozenset[EnvState] | None = None,
+        margin: float = SETTLE_MARGIN_S,
+    ) -> Environment:
+        """Stop (committed at once, so the reconciler starts on it), then answer once
+        it is stopped, bounded by its grace period plus `margin`: a client may start
+        it again right after the answer."""
+        async with self.sessions() as session:
+            env = await self.request_stop(session, principal, id_or_name, body, only_from=only_from)
+            await commit_or_conflict(session)
+        grace = body.timeout if body.timeout is not None else self.stop_timeout
+        grace = 0.0 if body.force else grace
+        return await self.settle(principal, env.id, STOP_SETTLED, grace + margin)
+
+    async def delete_settled(
+        self,
+        principal: Principal,
+        id_or_name: str,
+        *,
+        only_from: frozenset[EnvState] | None = None,
+        timeout: float = SETTLE_MARGIN_S,
+    ) -> Environment:
+        """Delete (committed at once), then answer once it is gone, bounded by
+        `timeout`; the answer says `deleting` if it is not gone by then."""
+        async with self.sessions() as session:
+            env = await self.request_delete(session, principal, id_or_name, only_from=only_from)
+            await commit_or_conflict(session)
+        return await self.settle(principal, env.id, DELETE_SETTLED, timeout)
