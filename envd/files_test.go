@@ -149,7 +149,7 @@ func TestParseStatus(t *testing.T) {
 	}, "\x00")
 	got := parseStatus([]byte(out))
 	want := gitStatus{
-		CurrentBranch: "main", Ahead: 2, Behind: 1, BranchPublished: true,
+		CurrentBranch: "main", Ahead: 2, Behind: 1, BranchPublished: true, Upstream: "origin/main",
 		FileStatus: []gitFileStatus{
 			{"file with space.txt", "Unmodified", "Modified", ""},
 			{"new.txt", "Added", "Unmodified", ""},
@@ -162,7 +162,7 @@ func TestParseStatus(t *testing.T) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 	detached := parseStatus([]byte("# branch.oid 1234\x00# branch.head (detached)\x00"))
-	if detached.CurrentBranch != "HEAD" || detached.BranchPublished || len(detached.FileStatus) != 0 {
+	if detached.CurrentBranch != "HEAD" || !detached.Detached || detached.BranchPublished || len(detached.FileStatus) != 0 {
 		t.Fatalf("detached %+v", detached)
 	}
 }

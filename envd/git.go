@@ -46,6 +46,14 @@ func registerGit(s *Server) {
 		"delete_branch": gitDeleteBranch,
 		"pull":          gitPull,
 		"push":          gitPush,
+		"init":          gitInit,
+		"reset":         gitReset,
+		"restore":       gitRestore,
+		"remotes":       gitRemotes,
+		"remote_add":    gitRemoteAdd,
+		"config_get":    gitConfigGet,
+		"config_set":    gitConfigSet,
+		"credentials":   gitCredentials,
 	}
 	for name, op := range ops {
 		op := op
@@ -161,8 +169,23 @@ func (g *gitCall) run(args ...string) ([]byte, error) {
 }
 
 func (g *gitCall) runIn(dir string, extraEnv []string, args ...string) ([]byte, error) {
+	return g.runInput(dir, extraEnv, nil, args...)
+}
+
+// probe runs git and answers its stdout and whether it exited 0: for the commands
+// whose status is the answer (a config key or a remote that is not there).
+func (g *gitCall) probe(args ...string) ([]byte, bool, error) {
+	stdout, _, ws, err := runChildInput(g.ctx, g.git, append([]string{"git"}, args...), g.dir, g.env, g.id, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	return stdout, exitCode(ws) == 0, nil
+}
+
+// runInput is runIn with input on git's stdin (nil: /dev/null).
+func (g *gitCall) runInput(dir string, extraEnv []string, input []byte, args ...string) ([]byte, error) {
 	env := append(append([]string(nil), g.env...), extraEnv...)
-	stdout, stderr, ws, err := runChild(g.ctx, g.git, append([]string{"git"}, args...), dir, env, g.id)
+	stdout, stderr, ws, err := runChildInput(g.ctx, g.git, append([]string{"git"}, args...), dir, env, g.id, input)
 	if err != nil {
 		return nil, err
 	}
@@ -197,11 +220,25 @@ func lastLines(b []byte, n int) string {
 // the core's spawn, so the reaper owns the wait, and collects its output. A request
 // that goes away kills the group.
 func runChild(ctx context.Context, exe string, argv []string, dir string, env []string, id *identity) (stdout, stderr []byte, ws syscall.WaitStatus, err error) {
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		return nil, nil, 0, err
+	return runChildInput(ctx, exe, argv, dir, env, id, nil)
+}
+
+// runChildInput is runChild with input written to the child's stdin (nil: /dev/null).
+func runChildInput(ctx context.Context, exe string, argv []string, dir string, env []string, id *identity, input []byte) (stdout, stderr []byte, ws syscall.WaitStatus, err error) {
+	var stdin *os.File
+	if input == nil {
+		if stdin, err = os.Open(os.DevNull); err != nil {
+			return nil, nil, 0, err
+		}
+	} else {
+		inR, inW, err := os.Pipe()
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		stdin = inR
+		go func() { _, _ = inW.Write(input); inW.Close() }()
 	}
-	defer devnull.Close()
+	defer stdin.Close()
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, nil, 0, err
@@ -216,7 +253,7 @@ func runChild(ctx context.Context, exe string, argv []string, dir string, env []
 	attr := &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   env,
-		Files: []uintptr{devnull.Fd(), outW.Fd(), errW.Fd()},
+		Files: []uintptr{stdin.Fd(), outW.Fd(), errW.Fd()},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
 	if !id.Self {
@@ -297,23 +334,39 @@ func gitClone(r *http.Request) (any, error) {
 	var req struct {
 		gitBase
 		gitAuth
-		URL      string `json:"url"`
-		Branch   string `json:"branch"`
-		CommitID string `json:"commit_id"`
+		URL             string `json:"url"`
+		Branch          string `json:"branch"`
+		CommitID        string `json:"commit_id"`
+		Depth           int    `json:"depth"`
+		InsecureSkipTLS bool   `json:"insecure_skip_tls"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
 		return nil, err
 	}
-	if req.URL == "" {
+	if req.URL == "" || strings.HasPrefix(req.URL, "-") {
 		return nil, invalid("url is required")
+	}
+	if req.Depth < 0 {
+		return nil, invalid("depth must not be negative")
+	}
+	if err := refName("branch", req.Branch); err != nil {
+		return nil, err
 	}
 	g, err := newGitCall(r, req.gitBase, &req.gitAuth, false)
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"clone"}
+	var args []string
+	if req.InsecureSkipTLS {
+		// For this command only: nothing of it is kept in the clone's config.
+		args = append(args, "-c", "http.sslVerify=false")
+	}
+	args = append(args, "clone", "--quiet")
 	if req.Branch != "" {
 		args = append(args, "--branch", req.Branch)
+	}
+	if req.Depth > 0 {
+		args = append(args, "--depth", strconv.Itoa(req.Depth))
 	}
 	args = append(args, "--", req.URL, g.dir)
 	if _, err := g.runIn("/", nil, args...); err != nil {
@@ -325,6 +378,14 @@ func gitClone(r *http.Request) (any, error) {
 		}
 	}
 	return struct{}{}, nil
+}
+
+// refName refuses a name git would read as an option (an empty one is "not given").
+func refName(field, name string) error {
+	if strings.HasPrefix(name, "-") || strings.ContainsAny(name, "\x00\n") {
+		return invalid("%s must be a name, not %q", field, name)
+	}
+	return nil
 }
 
 type gitFileStatus struct {
@@ -339,6 +400,8 @@ type gitStatus struct {
 	Ahead           int             `json:"ahead"`
 	Behind          int             `json:"behind"`
 	BranchPublished bool            `json:"branch_published"`
+	Detached        bool            `json:"detached"`
+	Upstream        string          `json:"upstream"`
 	FileStatus      []gitFileStatus `json:"file_status"`
 }
 
@@ -382,10 +445,10 @@ func parseStatus(out []byte) gitStatus {
 			case "branch.head":
 				st.CurrentBranch = f[2]
 				if f[2] == "(detached)" {
-					st.CurrentBranch = "HEAD"
+					st.CurrentBranch, st.Detached = "HEAD", true
 				}
 			case "branch.upstream":
-				st.BranchPublished = true
+				st.BranchPublished, st.Upstream = true, f[2]
 			case "branch.ab":
 				if len(f) >= 4 {
 					st.Ahead, _ = strconv.Atoi(strings.TrimPrefix(f[2], "+"))
@@ -514,7 +577,12 @@ func gitBranches(r *http.Request) (any, error) {
 			branches = append(branches, l)
 		}
 	}
-	return map[string][]string{"branches": branches}, nil
+	// Empty when HEAD is detached (symbolic-ref fails then).
+	current, _, err := g.probe("symbolic-ref", "--quiet", "--short", "HEAD")
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"branches": branches, "current": strings.TrimSpace(string(current))}, nil
 }
 
 type branchRequest struct {
@@ -588,36 +656,69 @@ func gitCheckout(r *http.Request) (any, error) {
 type remoteRequest struct {
 	gitBase
 	gitAuth
+	Remote      string `json:"remote"`
+	Branch      string `json:"branch"`
+	SetUpstream bool   `json:"set_upstream"`
 }
 
-func gitPull(r *http.Request) (any, error) {
+func decodeRemote(r *http.Request) (*remoteRequest, *gitCall, error) {
 	var req remoteRequest
 	if err := decodeJSON(r, &req); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if err := refName("remote", req.Remote); err != nil {
+		return nil, nil, err
+	}
+	if err := refName("branch", req.Branch); err != nil {
+		return nil, nil, err
 	}
 	g, err := newGitCall(r, req.gitBase, &req.gitAuth, true)
+	return &req, g, err
+}
+
+// gitPull pulls the current branch's upstream, or `branch` of `remote` ("origin"
+// when only the branch is named).
+func gitPull(r *http.Request) (any, error) {
+	req, g, err := decodeRemote(r)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := g.run("pull", "--quiet"); err != nil {
+	args := []string{"pull", "--quiet"}
+	if req.Remote != "" || req.Branch != "" {
+		args = append(args, orDefault(req.Remote, "origin"))
+		if req.Branch != "" {
+			args = append(args, req.Branch)
+		}
+	}
+	if _, err := g.run(args...); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
 }
 
-// gitPush pushes the current branch; one that has no upstream yet is published to
-// the first remote under its own name and tracks it from then on.
-func gitPush(r *http.Request) (any, error) {
-	var req remoteRequest
-	if err := decodeJSON(r, &req); err != nil {
-		return nil, err
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
 	}
-	g, err := newGitCall(r, req.gitBase, &req.gitAuth, true)
+	return s
+}
+
+// gitPush pushes the current branch; one that has no upstream yet is published to
+// the first remote under its own name and tracks it from then on. A named remote or
+// branch is pushed as asked (the remote "origin", the branch the current one when
+// not named), tracked only with set_upstream.
+func gitPush(r *http.Request) (any, error) {
+	req, g, err := decodeRemote(r)
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"push", "--quiet"}
-	if _, err := g.run("rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"); err != nil {
+	if req.Remote != "" || req.Branch != "" || req.SetUpstream {
+		if req.SetUpstream {
+			args = append(args, "--set-upstream")
+		}
+		args = append(args, orDefault(req.Remote, "origin"), orDefault(req.Branch, "HEAD"))
+	} else if _, err := g.run("rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"); err != nil {
 		out, err := g.run("remote")
 		if err != nil {
 			return nil, err
@@ -629,6 +730,307 @@ func gitPush(r *http.Request) (any, error) {
 		args = append(args, "--set-upstream", remote, "HEAD")
 	}
 	if _, err := g.run(args...); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// gitInit makes a repository at path (and the directories leading to it).
+func gitInit(r *http.Request) (any, error) {
+	var req struct {
+		gitBase
+		Bare          bool   `json:"bare"`
+		InitialBranch string `json:"initial_branch"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	if err := refName("initial_branch", req.InitialBranch); err != nil {
+		return nil, err
+	}
+	g, err := newGitCall(r, req.gitBase, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"init", "--quiet"}
+	if req.Bare {
+		args = append(args, "--bare")
+	}
+	if req.InitialBranch != "" {
+		args = append(args, "--initial-branch="+req.InitialBranch)
+	}
+	if _, err := g.runIn("/", nil, append(args, "--", g.dir)...); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+var resetModes = map[string]bool{"soft": true, "mixed": true, "hard": true, "merge": true, "keep": true}
+
+// gitReset moves HEAD to target (HEAD when not given) in mode (mixed by default);
+// with files, it resets only their index entries (mixed only, as git allows).
+func gitReset(r *http.Request) (any, error) {
+	var req struct {
+		gitBase
+		Mode   string   `json:"mode"`
+		Target string   `json:"target"`
+		Files  []string `json:"files"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	mode := orDefault(req.Mode, "mixed")
+	if !resetModes[mode] {
+		return nil, invalid("mode must be one of soft, mixed, hard, merge, keep")
+	}
+	if len(req.Files) > 0 && mode != "mixed" {
+		return nil, invalid("files can only be reset in mixed mode")
+	}
+	if err := refName("target", req.Target); err != nil {
+		return nil, err
+	}
+	g, err := newGitCall(r, req.gitBase, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"reset", "--quiet"}
+	if len(req.Files) > 0 {
+		args = append(append(args, orDefault(req.Target, "HEAD"), "--"), req.Files...)
+	} else {
+		args = append(args, "--"+mode)
+		if req.Target != "" {
+			args = append(args, req.Target, "--")
+		}
+	}
+	if _, err := g.run(args...); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// gitRestore restores files in the worktree (the default), the index, or both,
+// from the index or from source.
+func gitRestore(r *http.Request) (any, error) {
+	var req struct {
+		gitBase
+		Files    []string `json:"files"`
+		Staged   bool     `json:"staged"`
+		Worktree bool     `json:"worktree"`
+		Source   string   `json:"source"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Files) == 0 {
+		return nil, invalid("files is required")
+	}
+	if err := refName("source", req.Source); err != nil {
+		return nil, err
+	}
+	g, err := newGitCall(r, req.gitBase, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"restore"}
+	if req.Staged {
+		args = append(args, "--staged")
+	}
+	if req.Worktree {
+		args = append(args, "--worktree")
+	}
+	if req.Source != "" {
+		args = append(args, "--source="+req.Source)
+	}
+	if _, err := g.run(append(append(args, "--"), req.Files...)...); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+type gitRemote struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+}
+
+func listRemotes(g *gitCall) ([]gitRemote, error) {
+	out, ok, err := g.probe("config", "--local", "--get-regexp", `^remote\..*\.url$`)
+	if err != nil || !ok { // status 1: no remote at all
+		return []gitRemote{}, err
+	}
+	remotes := []gitRemote{}
+	for _, l := range strings.Split(string(out), "\n") {
+		key, url, found := strings.Cut(l, " ")
+		if !found || !strings.HasPrefix(key, "remote.") || !strings.HasSuffix(key, ".url") {
+			continue
+		}
+		remotes = append(remotes, gitRemote{Name: key[len("remote.") : len(key)-len(".url")], URL: url})
+	}
+	return remotes, nil
+}
+
+func gitRemotes(r *http.Request) (any, error) {
+	var req gitBase
+	if err := decodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	g, err := newGitCall(r, req, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	remotes, err := listRemotes(g)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"remotes": remotes}, nil
+}
+
+// gitRemoteAdd adds a remote (409 if it exists, unless overwrite replaces its URL)
+// and fetches it with fetch.
+func gitRemoteAdd(r *http.Request) (any, error) {
+	var req struct {
+		gitBase
+		Name      string `json:"name"`
+		URL       string `json:"url"`
+		Fetch     bool   `json:"fetch"`
+		Overwrite bool   `json:"overwrite"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Name == "" || req.URL == "" {
+		return nil, invalid("name and url are required")
+	}
+	if err := refName("name", req.Name); err != nil {
+		return nil, err
+	}
+	g, err := newGitCall(r, req.gitBase, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	_, exists, err := g.probe("remote", "get-url", "--", req.Name)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case exists && !req.Overwrite:
+		return nil, conflict("remote %s already exists", req.Name)
+	case exists:
+		_, err = g.run("remote", "set-url", "--", req.Name, req.URL)
+	default:
+		_, err = g.run("remote", "add", "--", req.Name, req.URL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if req.Fetch {
+		if _, err := g.run("fetch", "--quiet", "--", req.Name); err != nil {
+			return nil, err
+		}
+	}
+	return struct{}{}, nil
+}
+
+type configRequest struct {
+	Path  string  `json:"path"`
+	User  string  `json:"user"`
+	Scope string  `json:"scope"`
+	Key   string  `json:"key"`
+	Value *string `json:"value"`
+}
+
+// decodeConfig reads a config request: scope global (the default) or system run in
+// the user's home, local in the repository at path.
+func decodeConfig(r *http.Request) (*configRequest, *gitCall, error) {
+	var req configRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return nil, nil, err
+	}
+	req.Scope = orDefault(req.Scope, "global")
+	if req.Scope != "global" && req.Scope != "local" && req.Scope != "system" {
+		return nil, nil, invalid("scope must be global, local or system")
+	}
+	if req.Key == "" || strings.HasPrefix(req.Key, "-") {
+		return nil, nil, invalid("key must be a config key such as user.name")
+	}
+	base, local := gitBase{Path: req.Path, User: req.User}, req.Scope == "local"
+	if local && req.Path == "" {
+		return nil, nil, invalid("path is required for the local scope")
+	}
+	if !local {
+		base.Path = "/"
+	}
+	g, err := newGitCall(r, base, nil, local)
+	if err == nil && !local && g.id.Home != "" {
+		g.dir = g.id.Home
+	}
+	return &req, g, err
+}
+
+// gitConfigGet answers a key's value, null when it is not set.
+func gitConfigGet(r *http.Request) (any, error) {
+	req, g, err := decodeConfig(r)
+	if err != nil {
+		return nil, err
+	}
+	out, ok, err := g.probe("config", "--"+req.Scope, "--get", "--", req.Key)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return map[string]any{"value": nil}, nil
+	}
+	return map[string]any{"value": strings.TrimSuffix(string(out), "\n")}, nil
+}
+
+func gitConfigSet(r *http.Request) (any, error) {
+	req, g, err := decodeConfig(r)
+	if err != nil {
+		return nil, err
+	}
+	if req.Value == nil {
+		return nil, invalid("value is required")
+	}
+	if _, err := g.run("config", "--"+req.Scope, "--", req.Key, *req.Value); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// gitCredentials stores a username and password for protocol://host in the user's
+// git credential store (~/.git-credentials, plain text: what Daytona's
+// dangerously_authenticate asks for) and makes that store the global helper.
+func gitCredentials(r *http.Request) (any, error) {
+	var req struct {
+		User     string `json:"user"`
+		Username string `json:"username"`
+		Password string `json:"password"`
+		Host     string `json:"host"`
+		Protocol string `json:"protocol"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	host, protocol := orDefault(req.Host, "github.com"), orDefault(req.Protocol, "https")
+	for _, v := range []string{req.Username, req.Password, host, protocol} {
+		if strings.ContainsAny(v, "\x00\n") {
+			return nil, invalid("credentials must not contain newlines")
+		}
+	}
+	if req.Username == "" || req.Password == "" {
+		return nil, invalid("username and password are required")
+	}
+	g, err := newGitCall(r, gitBase{Path: "/", User: req.User}, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	if g.id.Home != "" {
+		g.dir = g.id.Home
+	}
+	if _, err := g.run("config", "--global", "credential.helper", "store"); err != nil {
+		return nil, err
+	}
+	input := "protocol=" + protocol + "\nhost=" + host + "\nusername=" + req.Username + "\npassword=" + req.Password + "\n\n"
+	if _, err := g.runInput(g.dir, nil, []byte(input), "credential", "approve"); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
