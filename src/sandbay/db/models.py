@@ -23,7 +23,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sandbay.db.base import Base, BigIntPK, JSONType, UTCDateTime, enum_values
 from sandbay.domain.agents import AgentRunStatus
 from sandbay.domain.environments import EnvironmentKind
+from sandbay.domain.images import ImageState
 from sandbay.domain.states import DesiredState, EnvState
+from sandbay.domain.volumes import VolumeState
 from sandbay.domain.work import WorkState
 from sandbay.kit.clock import utcnow
 
@@ -149,6 +151,10 @@ class EnvironmentModel(Base):
     # Latest resource sample (domain.metrics.ResourceMetrics as JSON), written by the
     # metrics collector without bumping `version`: a sample is not a state change.
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    # Shared volumes it mounts (domain.volumes.VolumeMount as JSON, volume ids resolved).
+    volumes: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONType, default=list, server_default="[]"
+    )
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -388,3 +394,82 @@ class AgentInstanceModel(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ImageModel(Base):
+    """A built image (Daytona's snapshot): an image the runner has, or one it builds
+    from a Dockerfile in the background (`build_log` grows as it builds; the lease
+    keeps two builders off one image)."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        # A name is unique among an organization's images that are not deleted.
+        Index(
+            "uq_images_org_name_live",
+            "org_id",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index("ix_images_state", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    ref: Mapped[str] = mapped_column(String(512))
+    dockerfile: Mapped[str | None] = mapped_column(Text, nullable=True)
+    context_hashes: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    entrypoint: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    state: Mapped[ImageState] = mapped_column(enum_values(ImageState))
+    error_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    build_log: Mapped[str] = mapped_column(Text, default="")
+    cpu: Mapped[float] = mapped_column(Float)
+    gpu: Mapped[int] = mapped_column(Integer, default=0)
+    memory_gb: Mapped[float] = mapped_column(Float)
+    disk_gb: Mapped[int] = mapped_column(Integer)
+    for_build: Mapped[bool] = mapped_column(Boolean, default=False)
+    lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    built_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def __init__(self, **fields: Any) -> None:
+        fields.setdefault("state", ImageState.PENDING)
+        super().__init__(**_stamped(fields, "created_at", "updated_at"))
+
+
+class VolumeModel(Base):
+    """A shared volume of an organization. Its storage is an engine volume made when
+    an environment first mounts it and removed after its delete (`pending_delete`)."""
+
+    __tablename__ = "volumes"
+    __table_args__ = (
+        Index(
+            "uq_volumes_org_name_live",
+            "org_id",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index("ix_volumes_state", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[VolumeState] = mapped_column(enum_values(VolumeState))
+    error_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def __init__(self, **fields: Any) -> None:
+        fields.setdefault("state", VolumeState.READY)
+        super().__init__(**_stamped(fields, "created_at", "updated_at"))

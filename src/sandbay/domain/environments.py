@@ -20,6 +20,7 @@ from pydantic import (
 
 from sandbay.domain.metrics import ResourceMetrics
 from sandbay.domain.states import DesiredState, EnvState
+from sandbay.domain.volumes import Mounts, VolumeMount
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _ENV_ID_SHAPE = re.compile(r"^env_[0-9a-f]{32}$")
@@ -130,6 +131,15 @@ Minutes = Annotated[float, Field(ge=0, le=10 * 365 * 24 * 60)]
 DeleteMinutes = Annotated[float, Field(ge=-1, le=10 * 365 * 24 * 60)]
 
 
+class ImageBuild(BaseModel):
+    """An image to build for the environment (a Dockerfile); it starts once built."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dockerfile: str = Field(min_length=1, max_length=256 * 1024)
+    context_hashes: list[str] = Field(default_factory=list)
+
+
 class EnvironmentCreate(BaseModel):
     """Create an environment. It starts at once (desired state `running`)."""
 
@@ -170,6 +180,12 @@ class EnvironmentCreate(BaseModel):
     )
     pre_stop: Command = Field(
         None, description="Runs inside the environment before the stop signal (within the grace)"
+    )
+    volumes: Mounts = Field(
+        default_factory=list, description="Shared volumes of the organization to mount"
+    )
+    build: ImageBuild | None = Field(
+        None, description="Build this Dockerfile and run it (instead of `image`)"
     )
 
 
@@ -269,6 +285,7 @@ class Environment(BaseModel):
     metrics: ResourceMetrics | None = Field(
         None, description="Latest resource sample (live metrics); null before the first"
     )
+    volumes: list[VolumeMount] = Field(default_factory=list, description="Mounted volumes")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
