@@ -6,7 +6,9 @@ routes never build HTTP errors and one handler renders them all.
     │   └── QuotaExceeded       400 invalid_request_error ("quota_exceeded: …")
     ├── AuthenticationFailed    401 authentication_error
     ├── PermissionDenied        403 permission_error
+    │   └── PathDenied          (the environment's user may not touch a path)
     ├── NotFound                404 not_found_error
+    │   └── PathNotFound        (a path inside a running environment)
     ├── WaitTimeout             408 timeout_error
     ├── Conflict                409 conflict_error
     │   ├── InvalidTransition   (state machine refused it)
@@ -56,9 +58,18 @@ class PermissionDenied(SandbayError):
     error_type = "permission_error"
 
 
+class PathDenied(PermissionDenied):
+    """The environment's user may not do this to a path inside it (EACCES, EPERM)."""
+
+
 class NotFound(SandbayError):
     status_code = 404
     error_type = "not_found_error"
+
+
+class PathNotFound(NotFound):
+    """A path inside an environment is missing (the environment itself is there), so
+    a dialect can name it as its platform does (Daytona's FILE_NOT_FOUND)."""
 
 
 class WaitTimeout(SandbayError):

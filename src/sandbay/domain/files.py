@@ -79,3 +79,21 @@ class MoveRequest(BaseModel):
     source: str
     destination: str
     overwrite: bool = Field(False, description="Replace an existing destination file")
+
+
+class ContentMatch(BaseModel):
+    """A line of a file that holds a searched text (its first match on that line)."""
+
+    file: str
+    line: int
+    column: int
+    content: str
+
+
+class ReplaceOutcome(BaseModel):
+    """What a replacement did to one file: how many matches it replaced, or why not."""
+
+    file: str
+    success: bool
+    replacements: int = 0
+    error: str | None = None
