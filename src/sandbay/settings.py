@@ -203,6 +203,24 @@ class AgentSettings(_Section):
     )
 
 
+class HttpSettings(_Section):
+    """How clients reach the API: the base of every URL it hands out (toolbox, preview
+    and SSH addresses of the dialects) when it sits behind a TLS reverse proxy."""
+
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Base URL clients use (e.g. https://sandbay.example.com); wins over "
+        "the request and its forwarded headers",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated peers (IPs or CIDRs, * for any) whose "
+        "X-Forwarded-Proto and X-Forwarded-Host are believed (as uvicorn's "
+        "--forwarded-allow-ips); empty: none",
+    )
+
+
 class DialectSettings(_Section):
     camposcloud_runtime_images: dict[str, str] = Field(
         default_factory=dict,
@@ -288,6 +306,7 @@ class Settings(BaseSettings):
         default_factory=NetworkSettings, description="Network policies of environments"
     )
     agent: AgentSettings = Field(default_factory=AgentSettings, description=AgentSettings.__doc__)
+    http: HttpSettings = Field(default_factory=HttpSettings, description=HttpSettings.__doc__)
     dialects: DialectSettings = Field(
         default_factory=DialectSettings, description="Seed dialects of other platforms' APIs"
     )

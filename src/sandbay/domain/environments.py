@@ -211,6 +211,11 @@ class EnvironmentUpdate(BaseModel):
     network_allow_list: Cidrs | None = Field(
         None, description="Only these CIDRs are reachable ([] lifts the restriction)"
     )
+    env: EnvVars | None = Field(
+        None,
+        description="Replace the variables; processes started afterwards (exec, sessions, "
+        "SSH) see them, the running workload keeps its own",
+    )
 
 
 def _check_signal(value: str | None) -> str | None:
@@ -282,6 +287,9 @@ class Environment(BaseModel):
     stopped_at: datetime | None
     last_activity_at: datetime | None
     archived_at: datetime | None
+    auto_destroy_at: datetime | None = Field(
+        None, description="Deleted at this time whatever its state (a TTL); null: never"
+    )
     metrics: ResourceMetrics | None = Field(
         None, description="Latest resource sample (live metrics); null before the first"
     )
