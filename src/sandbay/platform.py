@@ -136,6 +136,7 @@ class Platform:
             bus=bus,
             runner=runtime.runner,
             files=runtime.files,
+            git=runtime.git,
             logs=runtime.logs,
             processes=ProcessRegistry(
                 runtime.runner,

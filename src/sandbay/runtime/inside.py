@@ -2,11 +2,11 @@
 environment, its files, its workload's logs, and sampling its resource use. A
 provider that cannot do one simply does not offer it."""
 
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
 
 from sandbay.domain.exec import OutputChunk, ProcessSpec
-from sandbay.domain.files import FileInfo
+from sandbay.domain.files import ContentMatch, FileInfo, ReplaceOutcome
 from sandbay.domain.metrics import ContainerSample
 
 
@@ -99,8 +99,11 @@ class FileSystem(Protocol):
         ...
 
     async def list_dir(
-        self, environment_id: str, path: str, *, user: str | None, limit: int
-    ) -> tuple[list[FileInfo], bool]: ...
+        self, environment_id: str, path: str, *, user: str | None, limit: int, depth: int = 1
+    ) -> tuple[list[FileInfo], bool]:
+        """Entries `depth` levels deep (1: the directory's own), directories first at
+        depth 1, each directory's contents right after it when deeper."""
+        ...
 
     async def find(
         self, environment_id: str, root: str, pattern: str, *, user: str | None, limit: int
@@ -117,6 +120,52 @@ class FileSystem(Protocol):
     async def remove(
         self, environment_id: str, path: str, *, recursive: bool, user: str | None
     ) -> None: ...
+
+    async def search_content(
+        self, environment_id: str, root: str, text: str, *, user: str | None, limit: int
+    ) -> tuple[list[ContentMatch], bool]:
+        """Lines holding `text` (literally) in the text files below `root` (or in the
+        file `root`), skipping `.git`."""
+        ...
+
+    async def replace(
+        self,
+        environment_id: str,
+        paths: list[str],
+        pattern: str,
+        value: str,
+        *,
+        user: str | None,
+    ) -> list[ReplaceOutcome]:
+        """Replace every literal `pattern` with `value` in each file; one outcome per
+        file, in order (a file that fails does not stop the others)."""
+        ...
+
+    async def set_permissions(
+        self,
+        environment_id: str,
+        path: str,
+        *,
+        mode: str | None,
+        owner: str | None,
+        group: str | None,
+        user: str | None,
+    ) -> FileInfo:
+        """chmod and chown (None: unchanged); the path's entry afterwards."""
+        ...
+
+
+class GitRepos(Protocol):
+    """The environment's own git, run as its user, one operation a call (the
+    operations and their bodies are envd's, docs/envd.md). Credentials in `body`
+    reach git through its askpass helper, never its command line or config."""
+
+    async def git(
+        self, environment_id: str, operation: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The operation's answer; InvalidRequest with git's own words when git fails,
+        PathNotFound for a repository path that is not there."""
+        ...
 
 
 class LogReader(Protocol):

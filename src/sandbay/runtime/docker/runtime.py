@@ -1,6 +1,6 @@
 """`DockerRuntime`: the Docker Engine provider, the abilities built over its one
 engine connection (logs, stats, archives, host network policy), and everything inside
-an environment (processes, files, ports, file sessions) through the environment's
+an environment (processes, files, git, ports, file sessions) through the environment's
 agent over one channel (docs/envd.md). A second provider is one more object of this
 shape with its own locator."""
 
@@ -15,6 +15,7 @@ from sandbay.runtime.docker.provider import DockerProvider
 from sandbay.runtime.docker.stats import DockerStats
 from sandbay.runtime.envd.channel import Channel
 from sandbay.runtime.envd.files import EnvdFiles
+from sandbay.runtime.envd.git import EnvdGit
 from sandbay.runtime.envd.ports import EnvdFileAgent, EnvdPorts
 from sandbay.runtime.envd.processes import EnvdRunner
 
@@ -26,6 +27,7 @@ class DockerRuntime:
     channel: Channel
     runner: EnvdRunner
     files: EnvdFiles
+    git: EnvdGit
     logs: DockerLogs
     stats: DockerStats
     archiver: DockerArchiver
@@ -58,6 +60,7 @@ class DockerRuntime:
             channel=channel,
             runner=provider.runner,
             files=EnvdFiles(channel),
+            git=EnvdGit(channel),
             logs=DockerLogs(engine),
             stats=DockerStats(engine, use_cgroups=cgroups),
             archiver=DockerArchiver(provider),

@@ -4,12 +4,19 @@ environment with the user's own filesystem identity, so paths, symlinks and
 permissions resolve exactly as they would for a process of that user."""
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbay.domain.errors import InvalidRequest
-from sandbay.domain.files import FileInfo, FileType
+from sandbay.domain.errors import (
+    InvalidRequest,
+    NotFound,
+    PathDenied,
+    PathNotFound,
+    PermissionDenied,
+)
+from sandbay.domain.files import ContentMatch, FileInfo, FileType, ReplaceOutcome
 from sandbay.runtime.envd.channel import Channel
 
 _TYPES = {t.value: t for t in FileType}
@@ -32,11 +39,40 @@ def file_info(raw: dict[str, Any]) -> FileInfo:
     )
 
 
+@contextmanager
+def path_errors() -> Iterator[None]:
+    """The agent's 404 and 403 are about a path (the environment answered), so they
+    become the path's own errors."""
+    try:
+        yield
+    except (PathNotFound, PathDenied):
+        raise
+    except NotFound as exc:
+        raise PathNotFound(exc.message) from exc
+    except PermissionDenied as exc:
+        raise PathDenied(exc.message) from exc
+
+
+class _PathChannel:
+    """The channel, with the agent's path errors named as such."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+
+    async def call(self, environment_id: str, method: str, path: str, **kwargs: Any) -> Any:
+        with path_errors():
+            return await self._channel.call(environment_id, method, path, **kwargs)
+
+    async def request(self, environment_id: str, method: str, path: str, **kwargs: Any) -> Any:
+        with path_errors():
+            return await self._channel.request(environment_id, method, path, **kwargs)
+
+
 class EnvdFiles:
     """`FileSystem` through the environment's agent."""
 
     def __init__(self, channel: Channel) -> None:
-        self._channel = channel
+        self._channel = _PathChannel(channel)
 
     async def stat(self, environment_id: str, path: str) -> FileInfo:
         raw = await self._channel.call(
@@ -94,11 +130,12 @@ class EnvdFiles:
         return [file_info(e) for e in raw.get("entries") or []], bool(raw.get("truncated"))
 
     async def list_dir(
-        self, environment_id: str, path: str, *, user: str | None, limit: int
+        self, environment_id: str, path: str, *, user: str | None, limit: int, depth: int = 1
     ) -> tuple[list[FileInfo], bool]:
-        params = {"path": path, "depth": 1, "limit": limit, "user": user or ""}
+        params = {"path": path, "depth": depth, "limit": limit, "user": user or ""}
         entries, truncated = await self._entries(environment_id, "/v1/files/list", params)
-        entries.sort(key=lambda e: (not e.is_dir, e.name))
+        if depth == 1:
+            entries.sort(key=lambda e: (not e.is_dir, e.name))
         return entries, truncated
 
     async def find(
@@ -127,3 +164,46 @@ class EnvdFiles:
     ) -> None:
         params = {"path": path, "recursive": recursive, "user": user or ""}
         await self._channel.call(environment_id, "DELETE", "/v1/files", params=params)
+
+    async def search_content(
+        self, environment_id: str, root: str, text: str, *, user: str | None, limit: int
+    ) -> tuple[list[ContentMatch], bool]:
+        body = {"path": root, "pattern": text, "limit": limit, "user": user or ""}
+        raw = await self._channel.call(environment_id, "POST", "/v1/files/search", json_body=body)
+        matches = [ContentMatch.model_validate(m) for m in raw.get("matches") or []]
+        return matches, bool(raw.get("truncated"))
+
+    async def replace(
+        self,
+        environment_id: str,
+        paths: list[str],
+        pattern: str,
+        value: str,
+        *,
+        user: str | None,
+    ) -> list[ReplaceOutcome]:
+        body = {"files": paths, "pattern": pattern, "new_value": value, "user": user or ""}
+        raw = await self._channel.call(environment_id, "POST", "/v1/files/replace", json_body=body)
+        return [ReplaceOutcome.model_validate(r) for r in raw.get("results") or []]
+
+    async def set_permissions(
+        self,
+        environment_id: str,
+        path: str,
+        *,
+        mode: str | None,
+        owner: str | None,
+        group: str | None,
+        user: str | None,
+    ) -> FileInfo:
+        body = {
+            "path": path,
+            "mode": mode,
+            "owner": owner or "",
+            "group": group or "",
+            "user": user or "",
+        }
+        raw = await self._channel.call(
+            environment_id, "POST", "/v1/files/permissions", json_body=body
+        )
+        return file_info(raw)

@@ -1,10 +1,10 @@
-"""The inside capability as one object: the runtime abilities (exec, files, logs),
+"""The inside capability as one object: the runtime abilities (exec, files, git, logs),
 this process's background processes and activity holds, and the exec limits."""
 
 from dataclasses import dataclass
 
 from sandbay.db.session import AsyncSession, async_sessionmaker
-from sandbay.runtime.inside import FileSystem, LogReader, ProcessRunner
+from sandbay.runtime.inside import FileSystem, GitRepos, LogReader, ProcessRunner
 from sandbay.services.environments.activity import ActivityHolds
 from sandbay.services.events.bus import EventBus
 from sandbay.services.inside.processes import ProcessRegistry
@@ -26,3 +26,4 @@ class InsideService:
     processes: ProcessRegistry
     limits: ExecLimits
     holds: ActivityHolds
+    git: GitRepos | None = None
