@@ -138,6 +138,7 @@ async def open_terminal(
     user: str | None,
     session: str | None = None,
     offset: int = 0,
+    env: dict[str, str] | None = None,
 ) -> tuple[str, ProcessHandle]:
     """An interactive process on a TTY (the caller pumps it over a WebSocket). It
     outlives the connection: `session` (its id) reattaches to it, replaying what it
@@ -149,7 +150,7 @@ async def open_terminal(
         )
     spec = ProcessSpec(
         argv=command_argv(command) if command else DEFAULT_SHELL,
-        env={**target.env, "TERM": "xterm-256color"},
+        env={**target.env, **(env or {}), "TERM": "xterm-256color"},
         cwd=cwd,
         user=user or target.user,
         tty=True,
