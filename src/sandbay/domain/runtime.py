@@ -28,6 +28,16 @@ class NetworkRules:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedMount:
+    """A shared volume of the organization mounted into the container: all of it,
+    or its directory `subpath`."""
+
+    volume_id: str
+    path: str
+    subpath: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerSpec:
     """Everything a provider needs to create an environment's container."""
 
@@ -47,6 +57,7 @@ class ContainerSpec:
     pids_limit: int = 4096
     #: Enforced after every start (and on updates while it runs); see runtime.access.
     network: NetworkRules = NetworkRules()
+    mounts: tuple[SharedMount, ...] = ()
 
 
 class ContainerStatus(StrEnum):

@@ -26,15 +26,17 @@ from sandbay.domain.environments import (
 from sandbay.domain.errors import Conflict, InvalidRequest, NotFound
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.pools import WarmPoolSpec, claim_key
-from sandbay.domain.runtime import ContainerSpec, NetworkRules
+from sandbay.domain.runtime import ContainerSpec, NetworkRules, SharedMount
 from sandbay.domain.states import EnvState
 from sandbay.kit.clock import utcnow
 from sandbay.runtime.provider import RuntimeProvider
 from sandbay.services.environments import pools
 from sandbay.services.environments.activity import record_activity
 from sandbay.services.events.record import record_environment_event
+from sandbay.services.images.service import plan_image
 from sandbay.services.tenancy.auth import require
 from sandbay.services.tenancy.quotas import admit
+from sandbay.services.volumes.service import resolve_mounts
 
 MIB = 1024 * 1024
 
@@ -93,7 +95,9 @@ async def read_environment(
     return _visible(principal, id_or_name, env)
 
 
-async def _check_fits(provider: RuntimeProvider, body: EnvironmentCreate, image: str) -> None:
+async def _check_fits(
+    provider: RuntimeProvider, body: EnvironmentCreate, image: str | None
+) -> None:
     host = await provider.host_resources()
     if body.cpu > host.cpus:
         raise InvalidRequest(f"cpu {body.cpu:g} exceeds the runner's {host.cpus:g} CPUs")
@@ -103,7 +107,7 @@ async def _check_fits(provider: RuntimeProvider, body: EnvironmentCreate, image:
         )
     if body.gpu > host.gpus:
         raise InvalidRequest(f"gpu {body.gpu} requested; the runner has {host.gpus}")
-    if not await provider.image_available(image):
+    if image is not None and not await provider.image_available(image):
         raise InvalidRequest(f"image {image!r} not found on the runner or its registry")
 
 
@@ -120,13 +124,19 @@ async def create_environment(
     org_id = require(principal, Permission.ENVIRONMENTS_WRITE)
     if principal.environment_ids is not None:
         raise InvalidRequest("a key restricted to given environments cannot create new ones")
-    image = body.image or placement.default_image
-    await _check_fits(provider, body, image)
+    planned = await plan_image(
+        session, org_id, body.image, body.build, default=placement.default_image
+    )
+    image = planned.ref
+    mounts = await resolve_mounts(session, org_id, body.volumes)
+    # An image still to be built is not on the runner yet: the environment waits for it.
+    await _check_fits(provider, body, image if planned.ready else None)
     if body.kind is EnvironmentKind.MANAGED:
         await admit(session, org_id, cpu=body.cpu, memory_mb=body.memory_mb)
     if body.name and await queries.name_taken(session, org_id, body.name):
         raise Conflict(f"an environment named {body.name!r} already exists")
-    key = claim_key(org_id, image, body) if placement.pooled else None
+    pooled = placement.pooled and planned.ready and not mounts
+    key = claim_key(org_id, image, body) if pooled else None
     if key is not None:
         claimed = await pools.claim(session, key, body, body.name, principal.actor)
         if claimed is not None:
@@ -135,13 +145,16 @@ async def create_environment(
     name = body.name or env_id
     # Every field of the request is a column; the model fills in its bookkeeping.
     env = EnvironmentModel(
-        **body.model_dump(exclude={"name", "image"}),
+        **body.model_dump(exclude={"name", "image", "build", "volumes"}),
+        volumes=[m.model_dump() for m in mounts],
         id=env_id,
         org_id=org_id,
         name=name,
         image=image,
         runner_id=placement.runner_id if body.kind is EnvironmentKind.MANAGED else None,
     )
+    if not planned.ready:
+        env.next_attempt_at = None  # not due until the images loop has built its image
     session.add(env)
     record_environment_event(
         session, env, "environment.created", actor=principal.actor, data={"image": image}
@@ -263,6 +276,10 @@ def container_spec(env: EnvironmentModel, *, instance: str) -> ContainerSpec:
         memory_mb=env.memory_mb,
         pids_limit=env.pids_limit,
         network=network_rules(env),
+        mounts=tuple(
+            SharedMount(volume_id=m["volume_id"], path=m["mount_path"], subpath=m.get("subpath"))
+            for m in env.volumes or ()
+        ),
     )
 
 

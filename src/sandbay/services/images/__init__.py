@@ -1,0 +1,1 @@
+"""Built images (Daytona's snapshots): records here, builds in the images loop."""

@@ -1,0 +1,1 @@
+"""Shared volumes of an organization (Daytona's volumes)."""
