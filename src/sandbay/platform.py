@@ -21,9 +21,11 @@ from sandbay.gateway.preview.proxy import PreviewProxy
 from sandbay.gateway.ssh.keys import load_host_key, public_line
 from sandbay.gateway.ssh.server import GatewayConfig, SshGateway
 from sandbay.kit.loops import Hint
+from sandbay.reconciler.images import ImagesLoop
 from sandbay.reconciler.instances import InstanceProvisioningLoop
 from sandbay.reconciler.manager import LoopManager, ReconcilerParts, add_reconciler_loops
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
+from sandbay.runtime.docker.images import DockerImages
 from sandbay.runtime.docker.runtime import DockerRuntime
 from sandbay.services.access.network import NetworkEnforcer
 from sandbay.services.access.preview import PreviewGate
@@ -39,10 +41,13 @@ from sandbay.services.environments.records import Placement
 from sandbay.services.environments.service import EnvironmentsService
 from sandbay.services.events.bus import EventBus
 from sandbay.services.events.service import EventsService
+from sandbay.services.images.service import ImagesService
+from sandbay.services.inside.interpreter import Interpreters
 from sandbay.services.inside.processes import ProcessRegistry
 from sandbay.services.inside.service import ExecLimits, InsideService
 from sandbay.services.tenancy.auth import KeyCache, ensure_bootstrap
 from sandbay.services.tenancy.service import TenancyService
+from sandbay.services.volumes.service import VolumesService
 from sandbay.services.work.service import WorkService
 from sandbay.settings import Settings, env_name
 
@@ -98,6 +103,9 @@ class Platform:
     preview: PreviewProxy
     host_key: asyncssh.SSHKey
     loops: LoopManager
+    images: ImagesService
+    volumes: VolumesService
+    interpreters: Interpreters
 
     @classmethod
     async def open(cls, settings: Settings, role: Role = Role.SERVE) -> "Platform":
@@ -207,6 +215,9 @@ class Platform:
             ),
             host_key=host_key,
             loops=LoopManager(bus),
+            images=ImagesService(sessions, due=Hint()),
+            volumes=VolumesService(removed=Hint()),
+            interpreters=Interpreters(sessions, runtime.runner, holds),
         )
         platform._register(role)
         return platform
@@ -216,6 +227,7 @@ class Platform:
         s, loops = self.settings, self.loops
         for listener in (
             self.inside.processes.on_event,
+            self.interpreters.on_event,
             self.access.gate.on_event,
             self.access.network.on_event,
             self.work.wakeups.on_event,
@@ -231,6 +243,14 @@ class Platform:
                 network=self.access.network,
             )
             add_reconciler_loops(loops, s, parts)
+            images = ImagesLoop(
+                sessions=self.sessions,
+                builder=DockerImages(self.runtime.provider),
+                interval=s.reconciler.interval,
+            )
+            self.images.due.subscribe(images.wake)
+            self.volumes.removed.subscribe(images.wake)
+            loops.add(images)
         if role is Role.SERVE:
             loops.add(
                 InstanceProvisioningLoop(
@@ -266,5 +286,6 @@ class Platform:
         await self.preview.close()
         await self.agents.close()
         await self.inside.processes.close()
+        await self.interpreters.close()
         await self.runtime.close()
         await self.db.dispose()
