@@ -59,12 +59,22 @@ class Transcript:
     def end(self) -> int:
         return self.base + len(self.pieces)
 
-    def add(self, stream: Stream, data: bytes) -> None:
-        self.pieces.append((stream, data))
+    def add(self, stream: Stream, data: bytes) -> tuple[Stream, bytes]:
+        piece = (stream, data)
+        self.pieces.append(piece)
         self.size += len(data)
         while self.size > self.limit and len(self.pieces) > 1:
             self.size -= len(self.pieces.pop(0)[1])
             self.base += 1
+        return piece
+
+    def retract(self, piece: tuple[Stream, bytes]) -> None:
+        """Take back a piece added here (input echoed before it was refused)."""
+        for at, kept in enumerate(self.pieces):
+            if kept is piece:  # emptied, not removed: followers' indexes stay right
+                self.pieces[at] = (piece[0], b"")
+                self.size -= len(piece[1])
+                return
 
     def since(self, index: int) -> list[tuple[Stream, bytes]]:
         return self.pieces[max(0, index - self.base) :]
