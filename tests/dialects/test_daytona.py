@@ -40,7 +40,7 @@ SANDBOX_FIELDS: dict[str, tuple[type, ...]] = {
     "runnerId": (str,),
 }
 API_ERROR_FIELDS = {"path", "timestamp", "statusCode", "error", "message"}
-TOOLBOX_ERROR_FIELDS = {"statusCode", "message", "code", "timestamp", "path", "method"}
+TOOLBOX_ERROR_FIELDS = {"statusCode", "message", "code", "timestamp", "path", "method", "source"}
 
 
 def assert_sandbox(body: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +193,7 @@ def test_toolbox_timeout_and_missing_file_use_the_daemon_shapes(api: httpx.Clien
     )
     assert_toolbox_error(slow, 408, "REQUEST_TIMEOUT")
     info = api.get(f"/toolbox/{env['id']}/files/info", params={"path": "/nope"})
-    assert_toolbox_error(info, 404, "NOT_FOUND")
+    assert_toolbox_error(info, 404, "FILE_NOT_FOUND")
     delete(api, env["id"])
 
 

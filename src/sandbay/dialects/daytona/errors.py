@@ -1,8 +1,12 @@
 """Daytona's two error shapes and its organization header. The API answers
 `{"path", "timestamp", "statusCode", "error", "message"}` (NestJS's exception filter);
 the toolbox (the daemon in each sandbox) answers `{"statusCode", "message", "code",
-"timestamp", "path", "method"}`, both read off the request they answer."""
+"timestamp", "path", "method", "source": "DAYTONA_DAEMON"}`, both read off the request
+they answer. The SDK picks its exception class by (`source`, `code`) first, so the
+toolbox names a missing file `FILE_NOT_FOUND` and a git failure its `GIT_…` code."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated
@@ -12,12 +16,78 @@ from fastapi.responses import JSONResponse
 
 from sandbay.api.deps import current_principal
 from sandbay.dialects.kit import iso_millis
-from sandbay.domain.errors import Conflict, InvalidRequest, PermissionDenied, WrongState
+from sandbay.domain.errors import (
+    Conflict,
+    InvalidRequest,
+    PathDenied,
+    PathNotFound,
+    PermissionDenied,
+    SandbayError,
+    WrongState,
+)
 from sandbay.domain.keys import Principal
 from sandbay.domain.states import TRANSIENT, EnvState
+from sandbay.services.inside.git import GitProblem, git_problem
 
 API_PREFIXES = ("/sandbox", "/config", "/snapshots", "/volumes", "/preview", "/object-storage")
 TOOLBOX_PREFIX = "/toolbox"
+#: The toolbox's `source`, which makes the SDK read `code`.
+DAEMON_SOURCE = "DAYTONA_DAEMON"
+#: Daytona's daemon codes for git failures and the status its toolbox gives each.
+GIT_CODES: dict[GitProblem, tuple[int, str]] = {
+    GitProblem.AUTH_FAILED: (401, "GIT_AUTH_FAILED"),
+    GitProblem.REPO_NOT_FOUND: (404, "GIT_REPO_NOT_FOUND"),
+    GitProblem.BRANCH_NOT_FOUND: (404, "GIT_BRANCH_NOT_FOUND"),
+    GitProblem.BRANCH_EXISTS: (409, "GIT_BRANCH_EXISTS"),
+    GitProblem.PUSH_REJECTED: (409, "GIT_PUSH_REJECTED"),
+    GitProblem.DIRTY_WORKTREE: (409, "GIT_DIRTY_WORKTREE"),
+    GitProblem.MERGE_CONFLICT: (409, "GIT_MERGE_CONFLICT"),
+    GitProblem.TRANSPORT_FAILED: (502, "GIT_TRANSPORT_FAILED"),
+    GitProblem.REMOTE_REJECTED: (422, "GIT_REMOTE_REJECTED"),
+}
+_DAEMON_CODES = frozenset(
+    {code for _, code in GIT_CODES.values()}
+    | {"FILE_NOT_FOUND", "FILE_ACCESS_DENIED", "INVALID_FILE_PATH", "FILE_READ_FAILED"}
+)
+
+
+class DaemonError(SandbayError):
+    """A toolbox failure that Daytona's daemon names with one of its own codes (carried
+    as the error type, which the toolbox renderer reads)."""
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message)
+        self.status_code = status
+        self.error_type = code
+
+
+@contextmanager
+def file_errors() -> Iterator[None]:
+    """A missing or refused path as the daemon names it."""
+    try:
+        yield
+    except PathNotFound as exc:
+        raise DaemonError(exc.message, status=404, code="FILE_NOT_FOUND") from exc
+    except PathDenied as exc:
+        raise DaemonError(exc.message, status=403, code="FILE_ACCESS_DENIED") from exc
+
+
+@contextmanager
+def git_errors() -> Iterator[None]:
+    """A git failure as the daemon names it (its status and `GIT_…` code), from what
+    git said; a repository path that is not there is GIT_REPO_NOT_FOUND."""
+    try:
+        yield
+    except PathNotFound as exc:
+        raise DaemonError(exc.message, status=404, code="GIT_REPO_NOT_FOUND") from exc
+    except PathDenied as exc:
+        raise DaemonError(exc.message, status=403, code="FILE_ACCESS_DENIED") from exc
+    except InvalidRequest as exc:
+        problem = git_problem(exc.message)
+        if problem is None:
+            raise
+        status, code = GIT_CODES[problem]
+        raise DaemonError(exc.message, status=status, code=code) from exc
 
 
 def _phrase(status: int) -> HTTPStatus | None:
@@ -38,13 +108,16 @@ def render_error(request: Request, status: int, error_type: str, message: str) -
     path: str = request.scope["path"]
     known = _phrase(status)
     if path.startswith(TOOLBOX_PREFIX):
+        generic = known.name if known else "ERROR"
+        code = error_type if error_type in _DAEMON_CODES else generic
         body = {
             "statusCode": status,
             "message": message,
-            "code": known.name if known else "ERROR",
+            "code": code,
             "timestamp": _now(),
             "path": path,
             "method": request.method,
+            "source": DAEMON_SOURCE,
         }
     else:
         query = request.scope.get("query_string", b"").decode("latin-1")

@@ -57,6 +57,7 @@ def _error_part(first: bool, path: str, exc: SandbayError) -> bytes:
         "message": exc.message,
         "statusCode": exc.status_code,
         "code": _ERROR_CODES.get(exc.status_code, "FILE_READ_FAILED"),
+        "source": "DAYTONA_DAEMON",
     }
     headers = {
         "Content-Type": "application/json; charset=utf-8",

@@ -1,11 +1,14 @@
 """Daytona's toolbox (what its daemon serves inside each sandbox) at
 `/toolbox/{sandboxId}/…`, as the SDK reaches it through `toolboxProxyUrl`: process
-execute and code run, and the file system (bulk upload and download, list, info,
-folder, move, delete), over the native exec and files services."""
+execute and code run, and the file system (bulk upload and download, download, list
+to any depth, info, folder, move, delete, content find, name search, replace,
+permissions), over the native exec and files services. A missing or refused path
+answers the daemon's FILE_NOT_FOUND or FILE_ACCESS_DENIED."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Path, Query, Request, status
 from fastapi.responses import Response
@@ -14,10 +17,18 @@ from pydantic.alias_generators import to_camel
 from starlette.datastructures import UploadFile
 
 from sandbay.api.deps import InsideDep
+from sandbay.api.sse import ClosingStreamingResponse
 from sandbay.dialects.kit import native
 from sandbay.domain.errors import InvalidRequest, SandbayError, WaitTimeout
 from sandbay.domain.exec import ExecRequest
-from sandbay.domain.files import WORKSPACE, FileInfo, FileType, MkdirRequest, MoveRequest
+from sandbay.domain.files import (
+    MAX_LIST_ENTRIES,
+    WORKSPACE,
+    FileInfo,
+    FileType,
+    MkdirRequest,
+    MoveRequest,
+)
 from sandbay.domain.files import normalize_path as absolute
 from sandbay.domain.keys import Permission, Principal
 from sandbay.services.inside import exec as exec_service
@@ -25,7 +36,7 @@ from sandbay.services.inside import files
 from sandbay.services.inside.service import InsideService
 from sandbay.services.inside.target import open_target
 
-from .errors import DaytonaPrincipal
+from .errors import DaytonaPrincipal, file_errors
 from .multipart import download_response, file_parts
 
 router = APIRouter(prefix="/toolbox/{sandboxId}", tags=["daytona-toolbox"])
@@ -106,6 +117,28 @@ class DaytonaDir(BaseModel):
     dir: str
 
 
+class DaytonaMatch(BaseModel):
+    file: str
+    line: int
+    content: str
+
+
+class DaytonaSearchResult(BaseModel):
+    files: list[str]
+
+
+class DaytonaReplaceRequest(_Camel):
+    files: list[str] = Field(min_length=1, max_length=1000)
+    pattern: str = Field(min_length=1)
+    new_value: str
+
+
+class DaytonaReplaceResult(BaseModel):
+    file: str
+    success: bool
+    error: str | None = None
+
+
 class DaytonaDownloadRequest(BaseModel):
     paths: list[str] = Field(min_length=1, max_length=1000)
 
@@ -183,9 +216,13 @@ async def list_files(
     principal: DaytonaPrincipal,
     toolbox: InsideDep,
     path: Annotated[str, Query(description="Directory; relative to /workspace")] = ".",
+    depth: Annotated[int | None, Query(ge=1, le=64, description="Levels; 1 by default")] = None,
 ) -> list[DaytonaFileInfo]:
-    """The entries of a directory."""
-    listing = await files.list_dir(toolbox, principal, sandbox, path, limit=10_000)
+    """The entries of a directory, and with `depth` theirs, that many levels down."""
+    with file_errors():
+        listing = await files.list_dir(
+            toolbox, principal, sandbox, path, limit=MAX_LIST_ENTRIES, depth=depth or 1
+        )
     return [DaytonaFileInfo.of(entry) for entry in listing.data]
 
 
@@ -194,7 +231,8 @@ async def file_info(
     sandbox: SandboxId, path: str, principal: DaytonaPrincipal, toolbox: InsideDep
 ) -> DaytonaFileInfo:
     """Metadata of one path."""
-    return DaytonaFileInfo.of(await files.stat(toolbox, principal, sandbox, path))
+    with file_errors():
+        return DaytonaFileInfo.of(await files.stat(toolbox, principal, sandbox, path))
 
 
 @router.delete("/files", status_code=status.HTTP_204_NO_CONTENT)
@@ -206,7 +244,8 @@ async def delete_file(
     recursive: bool = False,
 ) -> None:
     """Delete a file, or a directory with `recursive`."""
-    await files.remove(toolbox, principal, sandbox, path, recursive=recursive)
+    with file_errors():
+        await files.remove(toolbox, principal, sandbox, path, recursive=recursive)
 
 
 @router.post("/files/folder", status_code=status.HTTP_201_CREATED)
@@ -218,7 +257,8 @@ async def create_folder(
     mode: str = "0755",
 ) -> None:
     """Create a directory and its parents."""
-    await files.mkdir(toolbox, principal, sandbox, native(MkdirRequest, path=path, mode=mode))
+    with file_errors():
+        await files.mkdir(toolbox, principal, sandbox, native(MkdirRequest, path=path, mode=mode))
 
 
 @router.post("/files/move")
@@ -231,7 +271,8 @@ async def move_file(
 ) -> None:
     """Move or rename a path."""
     body = native(MoveRequest, source=source, destination=destination, overwrite=True)
-    await files.move(toolbox, principal, sandbox, body)
+    with file_errors():
+        await files.move(toolbox, principal, sandbox, body)
 
 
 @router.post("/files/bulk-upload")
@@ -284,6 +325,89 @@ async def download_files(
         return await files.download(toolbox, principal, sandbox, path)
 
     return download_response(body.paths, opener)
+
+
+@router.get("/files/find")
+async def find_in_files(
+    sandbox: SandboxId,
+    path: str,
+    pattern: str,
+    principal: DaytonaPrincipal,
+    toolbox: InsideDep,
+) -> list[DaytonaMatch]:
+    """grep: the lines holding `pattern` (literally) in the files below `path`."""
+    with file_errors():
+        matches, _ = await files.search_content(
+            toolbox, principal, sandbox, path, pattern, limit=MAX_LIST_ENTRIES
+        )
+    return [DaytonaMatch(file=m.file, line=m.line, content=m.content) for m in matches]
+
+
+@router.get("/files/search")
+async def search_files(
+    sandbox: SandboxId,
+    path: str,
+    pattern: str,
+    principal: DaytonaPrincipal,
+    toolbox: InsideDep,
+) -> DaytonaSearchResult:
+    """The files and directories below `path` whose names match the glob `pattern`."""
+    with file_errors():
+        found = await files.search(
+            toolbox, principal, sandbox, path, pattern, limit=MAX_LIST_ENTRIES
+        )
+    return DaytonaSearchResult(files=[entry.path for entry in found.data])
+
+
+@router.post("/files/replace")
+async def replace_in_files(
+    sandbox: SandboxId,
+    body: DaytonaReplaceRequest,
+    principal: DaytonaPrincipal,
+    toolbox: InsideDep,
+) -> list[DaytonaReplaceResult]:
+    """Replace `pattern` (literally) with `newValue` in each file: one result per file
+    (a file that cannot be changed says why and does not stop the others)."""
+    with file_errors():
+        outcomes = await files.replace(
+            toolbox, principal, sandbox, body.files, body.pattern, body.new_value
+        )
+    return [DaytonaReplaceResult(file=o.file, success=o.success, error=o.error) for o in outcomes]
+
+
+@router.post("/files/permissions")
+async def set_file_permissions(
+    sandbox: SandboxId,
+    path: str,
+    principal: DaytonaPrincipal,
+    toolbox: InsideDep,
+    mode: Annotated[str | None, Query(description="Octal, e.g. 755")] = None,
+    owner: Annotated[str | None, Query(description="User name or uid")] = None,
+    group: Annotated[str | None, Query(description="Group name or gid")] = None,
+) -> None:
+    """chmod and chown; what is not given stays as it is."""
+    with file_errors():
+        await files.set_permissions(
+            toolbox, principal, sandbox, path, mode=mode or None, owner=owner, group=group
+        )
+
+
+@router.get(
+    "/files/download",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def download_file(
+    sandbox: SandboxId, path: str, principal: DaytonaPrincipal, toolbox: InsideDep
+) -> Response:
+    """One file's bytes, streamed."""
+    with file_errors():
+        info, chunks = await files.download(toolbox, principal, sandbox, path)
+    headers = {
+        "Content-Length": str(info.size),
+        "Content-Disposition": f"attachment; filename*=utf-8''{quote(info.name)}",
+    }
+    return ClosingStreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
 
 
 @router.get("/work-dir")
