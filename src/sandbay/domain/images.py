@@ -160,3 +160,11 @@ def missing_base_message(image: str) -> str:
         "python:<version>-slim bases (Image.debian_slim) map to sandbay-base:latest "
         "(Debian bookworm with python3)"
     )
+
+
+def image_id_of(ref: str) -> str | None:
+    """The id of the built image `ref` names, if it names one."""
+    repository, _, tag = ref.partition(":")
+    if repository != BUILT_REPOSITORY or not re.fullmatch(r"[0-9a-f]{32}", tag):
+        return None
+    return f"{IMAGE_ID}_{tag}"

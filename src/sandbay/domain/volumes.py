@@ -37,8 +37,8 @@ def _check_name(value: str) -> str:
 
 def _check_mount_path(value: str) -> str:
     normal = posixpath.normpath(value)
-    if not value.startswith("/") or "\x00" in value or len(value) > 1024:
-        raise ValueError("must be an absolute path")
+    if not value.startswith("/") or any(c in value for c in "\x00:,") or len(value) > 1024:
+        raise ValueError("must be an absolute path (without ':' or ',')")
     if any(normal == p or (p != "/" and normal.startswith(p + "/")) for p in RESERVED_PATHS):
         raise ValueError(f"{value!r} is reserved (not one of {', '.join(RESERVED_PATHS)})")
     return normal
@@ -48,7 +48,7 @@ def _check_subpath(value: str | None) -> str | None:
     if value is None or value.strip("/") == "":
         return None
     normal = posixpath.normpath(value.strip("/"))
-    if normal.startswith("..") or "\x00" in value or len(value) > 1024:
+    if normal.startswith("..") or any(c in value for c in "\x00:,") or len(value) > 1024:
         raise ValueError("must be a path inside the volume")
     return normal
 

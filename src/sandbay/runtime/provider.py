@@ -1,6 +1,7 @@
 """The protocol every runtime provider implements, in domain shapes only.
 Providers translate engine errors into `sandbay.domain.errors.RuntimeFailure`."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,4 +83,25 @@ class Archiver(Protocol):
 
     async def restore(self, spec: ContainerSpec, src: Path) -> ContainerInfo:
         """Create the container and volume again with the archived files in place."""
+        ...
+
+
+class ImageBuilder(Protocol):
+    """Optional ability: build images and keep shared volumes' storage on a runner."""
+
+    async def has(self, ref: str) -> bool:
+        """Whether the runner holds the image (no registry is asked)."""
+        ...
+
+    async def build(
+        self, ref: str, dockerfile: str, *, labels: dict[str, str], on_log: Callable[[str], None]
+    ) -> None:
+        """Build `dockerfile` (no context) as `ref`; a failed step raises a permanent
+        `RuntimeFailure`. `on_log` gets the output as it comes, from any thread."""
+        ...
+
+    async def remove(self, ref: str) -> None: ...
+
+    async def remove_volume(self, volume_id: str) -> None:
+        """Remove a shared volume's storage (a 400 while a container mounts it)."""
         ...

@@ -3,7 +3,7 @@ for their storage to be removed, and the live environments that mount one."""
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sandbay.db.models import EnvironmentModel as Env
@@ -45,3 +45,7 @@ async def mounted_by(session: AsyncSession, org_id: str, volume_id: str) -> list
         for row in await session.execute(query)
         if any(m.get("volume_id") == volume_id for m in row[1] or [])
     ]
+
+
+async def set_state(session: AsyncSession, volume_id: str, state: VolumeState) -> None:
+    await session.execute(update(Vol).where(Vol.id == volume_id).values(state=state))

@@ -10,8 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from sandbay.dialects.kit import iso_millis, native, number, whole_up
-from sandbay.domain.environments import Environment, EnvironmentCreate, EnvironmentUpdate
+from sandbay.domain.environments import (
+    Environment,
+    EnvironmentCreate,
+    EnvironmentUpdate,
+    ImageBuild,
+)
 from sandbay.domain.errors import InvalidRequest
+from sandbay.domain.images import local_base
 from sandbay.domain.states import DesiredState, EnvState
 
 S = EnvState
@@ -74,7 +80,9 @@ class DaytonaSandbox(_Camel):
     runner_id: str | None
     kvm: bool = False
     error_reason: str | None = None
+    recoverable: bool = False
     last_activity_at: str | None = None
+    auto_destroy_at: str | None = None
     toolbox_proxy_url: str
 
     @classmethod
@@ -105,7 +113,10 @@ class DaytonaSandbox(_Camel):
             updated_at=iso_millis(env.updated_at) or "",
             runner_id=env.runner_id,
             error_reason=env.error_message,
+            # A start is tried again from `error`: the workspace volume survived.
+            recoverable=env.state is S.ERROR and env.desired_state is not DesiredState.DELETED,
             last_activity_at=iso_millis(env.last_activity_at),
+            auto_destroy_at=iso_millis(env.auto_destroy_at),
             toolbox_proxy_url=toolbox_url,
         )
 
@@ -121,8 +132,8 @@ class DaytonaBuildInfo(_Camel):
 
 
 class DaytonaCreateSandbox(_Camel):
-    """CreateSandbox. Fields for abilities sandbay lacks (volumes, TTL, pause, KVM,
-    GPU types, secrets, domain allow lists, proxies, links) are refused when set."""
+    """CreateSandbox. Fields for abilities sandbay lacks (pause, KVM, GPU types,
+    secrets, domain allow lists, proxies, links) are refused when set."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
@@ -156,9 +167,7 @@ class DaytonaCreateSandbox(_Camel):
     def unsupported(self) -> list[str]:
         """Fields set to something sandbay cannot do yet."""
         asked = {
-            "volumes": bool(self.volumes),
             "autoPauseInterval": bool(self.auto_pause_interval),
-            "ttlMinutes": bool(self.ttl_minutes),
             "kvm": bool(self.kvm),
             "gpuType": bool(self.gpu_type),
             "secrets": bool(self.secrets),
@@ -169,25 +178,42 @@ class DaytonaCreateSandbox(_Camel):
         return [field for field, wanted in asked.items() if wanted]
 
 
-def image_of(body: DaytonaCreateSandbox) -> str | None:
-    """The snapshot, or the image of a build that is only `FROM <image>` (what the SDK
-    sends for `CreateSandboxFromImageParams(image="debian:12")`)."""
+def image_of(body: DaytonaCreateSandbox) -> tuple[str | None, ImageBuild | None]:
+    """The snapshot (a snapshot's name or an image), the image of a build that is only
+    `FROM <image>` (what the SDK sends for `CreateSandboxFromImageParams(image=
+    "debian:12")`; a python slim base maps to the local one), or else the build the
+    sandbox waits for (the SDK's declarative `Image`)."""
     if body.build_info is None:
-        return body.snapshot
+        return body.snapshot, None
     if body.snapshot:
         raise InvalidRequest("Cannot specify a snapshot when using a build info entry")
+    dockerfile = body.build_info.dockerfile_content
     lines = [
         line.strip()
-        for line in body.build_info.dockerfile_content.splitlines()
+        for line in dockerfile.splitlines()
         if line.strip() and not line.strip().startswith("#")
     ]
     match = _FROM.match(lines[0]) if len(lines) == 1 else None
-    if match is None or body.build_info.context_hashes:
-        raise InvalidRequest(
-            "declarative image builds are not supported yet: only a build that is "
-            "`FROM <image>` (an image the runner has or can pull)"
-        )
-    return match.group("image")
+    if match is not None and not body.build_info.context_hashes:
+        return local_base(match.group("image")) or match.group("image"), None
+    if not lines:
+        raise InvalidRequest("buildInfo.dockerfileContent is empty")
+    build = native(
+        ImageBuild, dockerfile=dockerfile, context_hashes=body.build_info.context_hashes or []
+    )
+    return None, build
+
+
+def volumes_of(body: DaytonaCreateSandbox) -> list[dict[str, Any]]:
+    """SandboxVolume entries (`volumeId` is an ID or a name) as native mounts."""
+    return [
+        {
+            "volume_id": v.get("volumeId") or v.get("volume_id"),
+            "mount_path": v.get("mountPath") or v.get("mount_path"),
+            "subpath": v.get("subpath"),
+        }
+        for v in body.volumes or []
+    ]
 
 
 def to_create(body: DaytonaCreateSandbox) -> EnvironmentCreate:
@@ -195,10 +221,13 @@ def to_create(body: DaytonaCreateSandbox) -> EnvironmentCreate:
     if unsupported:
         raise InvalidRequest(f"not supported by this server: {', '.join(unsupported)}")
     allow = [c for c in (body.network_allow_list or "").split(",") if c.strip()]
+    image, build = image_of(body)
     return native(
         EnvironmentCreate,
         name=body.name or None,
-        image=image_of(body),
+        image=image,
+        build=build,
+        volumes=volumes_of(body),
         user=body.user,
         env=body.env,
         labels=body.labels,

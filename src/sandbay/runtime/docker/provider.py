@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import posixpath
 import secrets
 import time
 from collections.abc import Callable
@@ -59,6 +60,15 @@ from sandbay.runtime.envd.processes import EnvdRunner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: A shared volume's label (its storage carries no instance label: the orphan sweep
+#: removes workspace volumes only, and a shared one outlives every environment).
+LABEL_VOLUME = "sandbay.volume"
+
+
+def shared_volume_name(volume_id: str) -> str:
+    """The engine volume that stores a shared volume."""
+    return f"sandbay-vol-{volume_id}"
+
 
 _IMAGE_CACHE_SECONDS = 30.0
 _HOOK_OUTPUT = 4096
@@ -199,6 +209,11 @@ class DockerProvider:
         volume = volume_name(spec.environment_id)
         # Idempotent: creating an existing volume returns it.
         self._api.create_volume(name=volume, labels=labels)
+        binds = [
+            f"{volume}:{WORKSPACE}:rw",
+            f"{self._agent_dir}:{AGENT_DIR}:ro",
+            *self._shared_binds(spec),
+        ]
         host_config = self._api.create_host_config(
             cap_drop=["ALL"],
             cap_add=CAPABILITIES,
@@ -207,10 +222,7 @@ class DockerProvider:
             mem_limit=spec.memory_mb * MIB,
             memswap_limit=spec.memory_mb * MIB,
             nano_cpus=int(spec.cpu * 1e9),
-            binds={
-                volume: {"bind": WORKSPACE, "mode": "rw"},
-                self._agent_dir: {"bind": AGENT_DIR, "mode": "ro"},
-            },
+            binds=binds,
             log_config=LogConfig(
                 type=LogConfig.types.JSON, config={"max-size": "10m", "max-file": "3"}
             ),
@@ -247,6 +259,24 @@ class DockerProvider:
                     raise
                 return str(found["Id"])
         raise RuntimeFailure("unreachable")  # pragma: no cover
+
+    def _shared_binds(self, spec: ContainerSpec) -> list[str]:
+        """Binds of the shared volumes it mounts, their storage made if missing. A
+        subpath is the volume's directory on the engine's host plus the subpath (the
+        engine makes it): Docker 20.10 has no volume subpath option, so this needs
+        the engine's own filesystem (one host), as every runner here has."""
+        binds = []
+        for mount in spec.mounts:
+            name = shared_volume_name(mount.volume_id)
+            # Idempotent: creating an existing volume returns it.
+            created = self._api.create_volume(
+                name=name, labels={LABEL_VOLUME: mount.volume_id, LABEL_ORG: spec.org_id}
+            )
+            source = name
+            if mount.subpath:
+                source = posixpath.join(created["Mountpoint"], mount.subpath)
+            binds.append(f"{source}:{mount.path}:rw")
+        return binds
 
     def _pull(self, image: str) -> None:
         try:

@@ -1,0 +1,176 @@
+"""Daytona's snapshots through the unchanged SDK, sync and async, on real Docker: a
+declarative `Image` built by the runner in the background with its log followed
+(`on_logs`), sandboxes made from the snapshot by name and from an `Image` of their
+own, the bases that cannot be had said so, and the snapshot's delete refused while
+a sandbox runs it."""
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+
+import docker
+import pytest
+from daytona import (
+    AsyncDaytona,
+    CreateSandboxFromImageParams,
+    CreateSandboxFromSnapshotParams,
+    CreateSnapshotParams,
+    Daytona,
+    DaytonaConfig,
+    DaytonaError,
+    DaytonaNotFoundError,
+    Image,
+)
+
+from tests.support.polling import eventually
+from tests.support.server import LiveServer
+
+BUILT_LABEL = "sandbay.image"
+
+
+@pytest.fixture
+def built_images(server: LiveServer) -> Iterator[None]:
+    """Images this test built are removed afterwards, whatever the test left."""
+    engine = docker.from_env()
+    before = {i.id for i in engine.images.list(filters={"label": BUILT_LABEL})}
+    yield
+    for image in engine.images.list(filters={"label": BUILT_LABEL}):
+        if image.id not in before:
+            for tag in image.tags or [image.id]:
+                try:
+                    engine.images.remove(tag, force=True)
+                except docker.errors.APIError:
+                    pass
+    engine.close()
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _marker_image() -> Image:
+    return (
+        Image.base("sandbay-base:latest")
+        .run_commands("echo built > /opt/marker")
+        .env({"BUILT_BY": "sandbay"})
+        .workdir("/opt")
+    )
+
+
+def test_snapshot_built_from_an_image_runs_sandboxes(daytona: Daytona, built_images: None) -> None:
+    name = _name("marker")
+    logs: list[str] = []
+    snapshot = daytona.snapshot.create(
+        CreateSnapshotParams(name=name, image=_marker_image()), on_logs=logs.append, timeout=300
+    )
+    assert snapshot.state == "active" and snapshot.name == name
+    assert snapshot.build_info is not None
+    assert "echo built > /opt/marker" in (snapshot.build_info.dockerfile_content or "")
+    text = "\n".join(logs)
+    # The SDK prints the states as its enum shows them (SnapshotState.PENDING).
+    assert f"Creating snapshot {name} (SnapshotState.PENDING)" in text
+    assert f"Creating snapshot {name} (SnapshotState.BUILDING)" in text
+    assert "echo built > /opt/marker" in text  # the build's own output, followed
+    assert f"Created snapshot {name} (SnapshotState.ACTIVE)" in text
+
+    assert daytona.snapshot.get(name).id == snapshot.id
+    assert daytona.snapshot.get(snapshot.id).name == name
+    assert name in [s.name for s in daytona.snapshot.list(limit=200).items]
+    assert daytona.snapshot.activate(name).state == "active"
+
+    sandbox = daytona.create(
+        CreateSandboxFromSnapshotParams(snapshot=name, auto_stop_interval=0), timeout=120
+    )
+    try:
+        assert sandbox.process.exec("cat /opt/marker").result.strip() == "built"
+        assert sandbox.process.exec("echo $BUILT_BY").result.strip() == "sandbay"
+        # Daytona refuses nothing here; sandbay refuses: a remade container needs it.
+        with pytest.raises(DaytonaError, match="in use"):
+            daytona.snapshot.delete(name)
+    finally:
+        daytona.delete(sandbox, wait=True)
+    daytona.snapshot.delete(name)
+    with pytest.raises(DaytonaNotFoundError):
+        daytona.snapshot.get(name)
+    engine = docker.from_env()
+    try:
+        eventually(
+            lambda: not engine.images.list(filters={"label": f"{BUILT_LABEL}={snapshot.id}"}),
+            what="the built image removed from the runner",
+        )
+    finally:
+        engine.close()
+
+
+def test_failed_build_says_why(daytona: Daytona, built_images: None) -> None:
+    image = Image.base("sandbay-base:latest").run_commands("echo about to fail", "exit 3")
+    logs: list[str] = []
+    with pytest.raises(DaytonaError, match="Failed to create snapshot"):
+        daytona.snapshot.create(
+            CreateSnapshotParams(name=_name("failing"), image=image),
+            on_logs=logs.append,
+            timeout=300,
+        )
+    assert "about to fail" in "\n".join(logs)
+
+
+def test_a_base_the_runner_lacks_is_refused_naming_the_mapping(daytona: Daytona) -> None:
+    with pytest.raises(DaytonaError) as caught:
+        daytona.snapshot.create(
+            CreateSnapshotParams(name=_name("nobase"), image=Image.base("no-such/base:1")),
+            timeout=120,
+        )
+    assert "cannot be pulled" in str(caught.value) and "sandbay-base:latest" in str(caught.value)
+
+
+def test_local_files_need_object_storage_which_is_refused(daytona: Daytona, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    local = tmp_path / "hello.txt"
+    local.write_text("hi")
+    image = Image.base("sandbay-base:latest").add_local_file(local, "/opt/hello.txt")
+    with pytest.raises(DaytonaError, match="object storage"):
+        daytona.snapshot.create(CreateSnapshotParams(name=_name("local"), image=image))
+
+
+def test_sandbox_from_its_own_image_builds_then_starts(
+    daytona: Daytona, built_images: None
+) -> None:
+    image = Image.base("sandbay-base:latest").run_commands(
+        f"echo own-{uuid.uuid4().hex[:6]} > /opt/own"
+    )
+    sandbox = daytona.create(
+        CreateSandboxFromImageParams(image=image, auto_stop_interval=0), timeout=300
+    )
+    try:
+        assert sandbox.state == "started"
+        assert sandbox.process.exec("cat /opt/own").result.startswith("own-")
+    finally:
+        daytona.delete(sandbox, wait=True)
+
+
+def test_snapshot_lifecycle_async(
+    async_config: Callable[[], DaytonaConfig], built_images: None
+) -> None:
+    name = _name("async")
+
+    async def body() -> None:
+        async with AsyncDaytona(async_config()) as client:
+            logs: list[str] = []
+            image = Image.base("sandbay-base:latest").run_commands("echo async > /opt/marker")
+            snapshot = await client.snapshot.create(
+                CreateSnapshotParams(name=name, image=image), on_logs=logs.append, timeout=300
+            )
+            assert snapshot.state == "active"
+            assert any("echo async" in line for line in logs)
+            sandbox = await client.create(
+                CreateSandboxFromSnapshotParams(snapshot=name, auto_stop_interval=0), timeout=120
+            )
+            try:
+                result = await sandbox.process.exec("cat /opt/marker")
+                assert result.result.strip() == "async"
+            finally:
+                await client.delete(sandbox, wait=True)
+            await client.snapshot.delete(name)
+            with pytest.raises(DaytonaNotFoundError):
+                await client.snapshot.get(name)
+
+    asyncio.run(body())
