@@ -22,11 +22,9 @@ from sandbay.gateway.ssh.keys import load_host_key, public_line
 from sandbay.gateway.ssh.server import GatewayConfig, SshGateway
 from sandbay.kit.loops import Hint
 from sandbay.reconciler.images import ImagesLoop
-from sandbay.reconciler.images import ImagesLoop
 from sandbay.reconciler.instances import InstanceProvisioningLoop
 from sandbay.reconciler.manager import LoopManager, ReconcilerParts, add_reconciler_loops
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
-from sandbay.runtime.docker.images import DockerImages
 from sandbay.runtime.docker.images import DockerImages
 from sandbay.runtime.docker.runtime import DockerRuntime
 from sandbay.services.access.network import NetworkEnforcer
@@ -44,13 +42,11 @@ from sandbay.services.environments.service import EnvironmentsService
 from sandbay.services.events.bus import EventBus
 from sandbay.services.events.service import EventsService
 from sandbay.services.images.service import ImagesService
-from sandbay.services.images.service import ImagesService
 from sandbay.services.inside.interpreter import Interpreters
 from sandbay.services.inside.processes import ProcessRegistry
 from sandbay.services.inside.service import ExecLimits, InsideService
 from sandbay.services.tenancy.auth import KeyCache, ensure_bootstrap
 from sandbay.services.tenancy.service import TenancyService
-from sandbay.services.volumes.service import VolumesService
 from sandbay.services.volumes.service import VolumesService
 from sandbay.services.work.service import WorkService
 from sandbay.settings import Settings, env_name
@@ -107,8 +103,6 @@ class Platform:
     preview: PreviewProxy
     host_key: asyncssh.SSHKey
     loops: LoopManager
-    images: ImagesService
-    volumes: VolumesService
     images: ImagesService
     volumes: VolumesService
     interpreters: Interpreters
@@ -223,8 +217,6 @@ class Platform:
             loops=LoopManager(bus),
             images=ImagesService(sessions, due=Hint()),
             volumes=VolumesService(removed=Hint()),
-            images=ImagesService(sessions, due=Hint()),
-            volumes=VolumesService(removed=Hint()),
             interpreters=Interpreters(sessions, runtime.runner, holds),
         )
         platform._register(role)
@@ -251,14 +243,6 @@ class Platform:
                 network=self.access.network,
             )
             add_reconciler_loops(loops, s, parts)
-            images = ImagesLoop(
-                sessions=self.sessions,
-                builder=DockerImages(self.runtime.provider),
-                interval=s.reconciler.interval,
-            )
-            self.images.due.subscribe(images.wake)
-            self.volumes.removed.subscribe(images.wake)
-            loops.add(images)
             images = ImagesLoop(
                 sessions=self.sessions,
                 builder=DockerImages(self.runtime.provider),
