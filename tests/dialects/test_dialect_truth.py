@@ -72,10 +72,18 @@ def test_cloudcli_stop_answers_stopped_once_it_is_and_a_start_right_after_is_ser
     delete(api, env["id"])
 
 
-def test_cloudcli_delete_answers_deleted_once_it_is_gone(
+def test_cloudcli_create_and_delete_answer_what_a_get_then_shows(
     server: LiveServer, api: httpx.Client
 ) -> None:
-    env = running_env(api, name="truth-cloudcli-delete")
+    body = {"name": "Truth", "subdomain": "truth-cloudcli-delete"}
+    created = httpx.post(
+        f"{server.url}{CLOUDCLI}", headers={"X-API-KEY": server.key}, json=body, timeout=60
+    )
+    assert created.status_code == 201, created.text
+    env = created.json()
+    assert env["status"] == "starting"
+    assert cloudcli_status(api, env["id"]) in ("starting", "running")
+    wait_state(api, env["id"], "running")
     assert cloudcli_stop(server, env["id"]).json() == STOPPED_BODY
     removed = api.delete(f"{CLOUDCLI}/{env['id']}")
     assert removed.status_code == 200, removed.text
@@ -224,6 +232,12 @@ def test_daytona_stop_answers_stopping_and_a_start_right_after_is_served(
     created = api.post("/sandbox", json={"name": "truth-daytona"})
     assert created.status_code == 200, created.text
     sandbox = created.json()
+    assert sandbox["state"] in ("creating", "starting")
+    assert api.get(f"/sandbox/{sandbox['id']}").json()["state"] in (
+        "creating",
+        "starting",
+        "started",
+    )
     wait_state(api, sandbox["id"], "running")
     # curl -X POST {host}/sandbox/{id}/stop -H "Authorization: Bearer KEY"
     #   -H "X-Daytona-Organization-ID: ORG"
@@ -242,4 +256,10 @@ def test_daytona_stop_answers_stopping_and_a_start_right_after_is_served(
     assert started.json()["state"] in ("stopping", "stopped", "starting", "started")
     wait_state(api, sandbox["id"], "running")
     assert api.get(f"/sandbox/{sandbox['id']}").json()["state"] == "started"
-    delete(api, sandbox["id"])
+
+    removed = api.delete(f"/sandbox/{sandbox['id']}")
+    assert removed.status_code == 200, removed.text
+    assert (removed.json()["state"], removed.json()["desiredState"]) == ("destroying", "destroyed")
+    after = api.get(f"/sandbox/{sandbox['id']}")
+    assert after.status_code == 404 or after.json()["state"] == "destroying", after.text
+    wait_state(api, sandbox["id"], "deleted")
