@@ -22,9 +22,11 @@ from sandbay.runtime.inside import ProcessHandle
 
 log = logging.getLogger(__name__)
 
-#: Each command's output kept (both streams together), and the commands a session keeps.
+#: Each command's output kept (both streams together); a session forgets its oldest
+#: finished commands past these.
 TRANSCRIPT_LIMIT = 4 * 1024 * 1024
 KEEP_COMMANDS = 200
+SESSION_OUTPUT_BUDGET = 32 * 1024 * 1024
 _RS = b"\x1e"
 #: Runs bash if the image has it (what sandboxes' daemons pick), else sh.
 SESSION_SHELL = ["/bin/sh", "-c", "command -v bash >/dev/null 2>&1 && exec bash || exec sh"]
@@ -218,8 +220,11 @@ class ShellSession:
         ).encode()
 
     def forget_old(self) -> None:
-        finished = [c for c in self.commands.values() if not c.running]
-        for command in finished[: max(0, len(self.commands) - KEEP_COMMANDS)]:
+        total = sum(c.output.size for c in self.commands.values())
+        for command in [c for c in self.commands.values() if not c.running]:
+            if len(self.commands) <= KEEP_COMMANDS and total <= SESSION_OUTPUT_BUDGET:
+                return
+            total -= command.output.size
             self.commands.pop(command.id, None)
 
     async def drain(self) -> None:
@@ -312,7 +317,7 @@ class ShellRegistry:
 
     def add_session(self, session: ShellSession) -> None:
         named = self.sessions.setdefault(session.environment_id, {})
-        if session.name in named:
+        if session.name in named and named[session.name].alive:
             raise Conflict(f"session {session.name!r} already exists")
         named[session.name] = session
         self.run(session.drain(), f"session {session.name}")

@@ -61,7 +61,8 @@ async def create_session(
     if name == ENTRYPOINT:
         raise Conflict("session 'entrypoint' is the sandbox's own")
     target = await open_target(inside.sessions, principal, sandbox, EXEC)
-    if name in inside.shells.sessions.get(target.environment_id, {}):
+    known = inside.shells.sessions.get(target.environment_id, {}).get(name)
+    if known is not None and known.alive:  # one whose shell ended (a stop) is replaced
         raise Conflict(f"session {name!r} already exists")
     spec = ProcessSpec(argv=SESSION_SHELL, env=target.env, user=target.user, stdin=True)
     handle = await inside.runner.spawn(target.environment_id, spec)
