@@ -52,7 +52,9 @@ def test_terminal_outlives_its_connection_resizes_and_is_killed(sandbox: Sandbox
     assert "hi-v1 from /tmp" in read_until(pty, "hi-v1 from /tmp")
 
     # Output made while nobody is connected is there on reconnecting, and only it.
-    pty.send_input("while [ ! -f /tmp/go ]; do sleep 0.1; done; echo later-$((6*7)); touch /tmp/done\n")
+    pty.send_input(
+        "while [ ! -f /tmp/go ]; do sleep 0.1; done; echo later-$((6*7)); touch /tmp/done\n"
+    )
     read_until(pty, "touch /tmp/done")  # the terminal's echo of the line: it was read
     pty.disconnect()
     assert process.exec("touch /tmp/go").exit_code == 0

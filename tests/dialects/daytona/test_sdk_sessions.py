@@ -38,7 +38,8 @@ def test_commands_share_the_sessions_shell_state(sandbox: Sandbox) -> None:
     )
     assert first.exit_code == 0
     second = process.execute_session_command(
-        "state", SessionExecuteRequest(command='echo "$GREETING from $(pwd)"; echo oops >&2; exit_code=7')
+        "state",
+        SessionExecuteRequest(command='echo "$GREETING from $(pwd)"; echo oops >&2'),
     )
     assert (second.stdout, second.stderr) == ("hello from /tmp\n", "oops\n")
     # Both streams together in arrival order (two pipes: which comes first may vary).
@@ -47,15 +48,18 @@ def test_commands_share_the_sessions_shell_state(sandbox: Sandbox) -> None:
     assert failing.exit_code == 1
     broken = process.execute_session_command("state", SessionExecuteRequest(command="if then"))
     assert broken.exit_code == 2 and broken.stderr  # the shell survives a syntax error
-    assert process.execute_session_command(
-        "state", SessionExecuteRequest(command="echo $GREETING")
-    ).stdout == "hello\n"
+    assert (
+        process.execute_session_command(
+            "state", SessionExecuteRequest(command="echo $GREETING")
+        ).stdout
+        == "hello\n"
+    )
 
     session = process.get_session("state")
     assert session.session_id == "state"
     assert [c.command for c in session.commands][:2] == [
         "cd /tmp && export GREETING=hello",
-        'echo "$GREETING from $(pwd)"; echo oops >&2; exit_code=7',
+        'echo "$GREETING from $(pwd)"; echo oops >&2',
     ]
     assert [c.exit_code for c in session.commands] == [0, 0, 1, 2, 0]
     command = process.get_session_command("state", first.cmd_id)
@@ -163,7 +167,9 @@ def test_async_client_runs_session_commands(
             )
             out: list[str] = []
             err: list[str] = []
-            await box.process.get_session_command_logs_async("async", run.cmd_id, out.append, err.append)
+            await box.process.get_session_command_logs_async(
+                "async", run.cmd_id, out.append, err.append
+            )
             command = await box.process.get_session_command("async", run.cmd_id)
             await box.process.delete_session("async")
             return "".join(out), "".join(err), command.exit_code
