@@ -9,7 +9,13 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from daytona import AsyncDaytona, Daytona, DaytonaConfig, Sandbox
-from daytona.common.errors import DaytonaFileNotFoundError, DaytonaNotFoundError
+from daytona.common.errors import (
+    DaytonaFileAccessDeniedError,
+    DaytonaFileNotFoundError,
+    DaytonaNotFoundError,
+)
+
+from tests.support.factories import delete, running_env
 
 TREE = (
     "mkdir -p /workspace/t/src/pkg /workspace/t/.git"
@@ -100,6 +106,21 @@ def test_missing_paths_raise_the_not_found_error(sandbox: Sandbox, api: httpx.Cl
         "FILE_NOT_FOUND",
         "DAYTONA_DAEMON",
     )
+
+
+def test_a_path_the_sandbox_user_may_not_read_is_access_denied(
+    daytona: Daytona, api: httpx.Client
+) -> None:
+    env = running_env(api, name="daytona-nobody", user="nobody")
+    try:
+        box = daytona.get(env["id"])
+        with pytest.raises(DaytonaFileAccessDeniedError):
+            box.fs.list_files("/root")
+        with pytest.raises(DaytonaFileAccessDeniedError):
+            box.fs.set_file_permissions("/etc/hostname", mode="777")
+        assert box.fs.list_files("/tmp") is not None
+    finally:
+        delete(api, env["id"])
 
 
 def test_async_client_finds_searches_replaces_and_sets_permissions(
