@@ -26,8 +26,10 @@ from sandbay.reconciler.instances import InstanceProvisioningLoop
 from sandbay.reconciler.manager import LoopManager, ReconcilerParts, add_reconciler_loops
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
 from sandbay.runtime.docker.images import DockerImages
+from sandbay.runtime.docker.resources import DockerResources
 from sandbay.runtime.docker.runtime import DockerRuntime
 from sandbay.services.access.network import NetworkEnforcer
+from sandbay.services.access.origin import PublicAddress
 from sandbay.services.access.preview import PreviewGate
 from sandbay.services.access.service import AccessService
 from sandbay.services.access.ssh import TtlLimits
@@ -138,6 +140,7 @@ class Platform:
                 default_image=s.default_image,
                 warm_pools=tuple(s.pools.warm),
             ),
+            resources=DockerResources(runtime.provider),
         )
         inside = InsideService(
             sessions=sessions,
@@ -172,6 +175,7 @@ class Platform:
             preview_ttl=TtlLimits(s.preview.token_ttl, s.preview.token_max_ttl),
             preview_domain=s.preview.domain,
             preview_port=s.preview.port,
+            address=PublicAddress.of(s.http.public_url, s.http.forwarded_allow_ips),
         )
         box = SecretBox(load_key(_secret(s.secrets_key), s.data_dir))
         agents = Agents(

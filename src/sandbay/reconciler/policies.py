@@ -1,5 +1,6 @@
 """Lifecycle policies, checked every few seconds: idle auto-stop, maximum lifetime,
-auto-archive, auto-delete, the hang detector, and activity of open sessions.
+auto-archive, auto-delete, TTLs (delete at a time whatever the state), the hang
+detector, and activity of open sessions.
 Policies act through the same services as users do (as `system:<policy>`), so
 they are idempotent and safe to run in every replica at once."""
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import environments as queries
+from sandbay.db.queries.search import ttl_expired
 from sandbay.domain.environments import EnvironmentKind, StopRequest, auto_stop_deadline
 from sandbay.domain.errors import SandbayError
 from sandbay.domain.keys import Principal
@@ -49,6 +51,7 @@ class PolicyLoop(PeriodicLoop):
         await self._touch_held(now)
         await self._auto_stop(now)
         await self._auto_archive_and_delete(now)
+        await self._ttl(now)
         await self._hangs(now)
 
     async def _touch_held(self, now: datetime) -> None:
@@ -124,6 +127,15 @@ class PolicyLoop(PeriodicLoop):
                     "auto-archive",
                     functools.partial(self._lifecycle.request_archive, id_or_name=env.id),
                 )
+
+    async def _ttl(self, now: datetime) -> None:
+        """Past its TTL an environment is deleted, running or not."""
+        async with self._sessions() as session:
+            rows = await ttl_expired(session, now)
+        for env in rows:
+            await self._request(
+                env, "ttl", functools.partial(self._lifecycle.request_delete, id_or_name=env.id)
+            )
 
     async def _hangs(self, now: datetime) -> None:
         """No stuck states: past its deadline a transient state becomes `error` with a

@@ -1,25 +1,32 @@
 """Daytona's sandbox API at the root (`/sandbox…`, `/config`): what its Python SDK
-calls to create, find, list, label, start, stop, archive and delete sandboxes and to
-set their auto-stop, auto-archive and auto-delete intervals."""
+calls to create, find, list (every filter and sort), label, start, stop, recover,
+resize, archive and delete sandboxes, to set their intervals, TTL, public status and
+network policy, and to refresh their activity. Every URL handed out is built from
+the address clients reach the server at (`http.public_url`, or a trusted proxy's
+forwarded scheme and host)."""
 
-import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, Field
 
 import sandbay
-from sandbay.api.deps import EnvironmentsDep, LifecycleDep, SessionDep
+from sandbay.api.deps import AccessDep, EnvironmentsDep, LifecycleDep, SessionDep
 from sandbay.dialects.kit import native
 from sandbay.domain.environments import Environment, EnvironmentUpdate, StopRequest
 from sandbay.domain.errors import InvalidRequest, WrongState
 from sandbay.domain.keys import Principal
+from sandbay.domain.search import EnvironmentSearch
 from sandbay.domain.states import EnvState
+from sandbay.services.access.service import AccessService
+from sandbay.services.environments import adjust
 from sandbay.services.environments import records as envs
+from sandbay.services.environments.search import search_environments
 
 from .errors import DaytonaPrincipal, stop_refused
+from .listing import LIST_PARAMS, list_query
 from .shapes import (
-    NATIVE_STATE,
+    MIB_PER_GB,
     DaytonaCreateSandbox,
     DaytonaSandbox,
     DaytonaSandboxList,
@@ -34,20 +41,36 @@ SandboxIdOrName = Annotated[
     str, Path(alias="sandboxIdOrName", description="ID or name of the sandbox")
 ]
 Minutes = Annotated[int, Path(ge=-1, le=10 * 365 * 24 * 60)]
-#: Query parameters of `GET /sandbox` honoured here; any other filter is refused
-#: rather than silently ignored.
-LIST_PARAMS = frozenset(
-    {"cursor", "limit", "labels", "states", "includeErroredDeleted", "includeWarm", "sort", "order"}
-)
 
 
-def toolbox_url(request: Request) -> str:
+def base_url(request: Request, access: AccessService) -> str:
+    """This server as the client reaches it (no trailing slash)."""
+    client = request.client
+    return access.address.base_url(
+        scheme=request.url.scheme,
+        host=request.headers.get("host") or request.url.netloc,
+        peer=client.host if client else None,
+        forwarded_proto=request.headers.get("x-forwarded-proto"),
+        forwarded_host=request.headers.get("x-forwarded-host"),
+    )
+
+
+async def public_base(request: Request, access: AccessDep) -> str:
+    return base_url(request, access)
+
+
+async def toolbox_base(request: Request, access: AccessDep) -> str:
     """Where the sandboxes' toolbox is served: this server, under `/toolbox`."""
-    return str(request.base_url).rstrip("/") + "/toolbox"
+    return base_url(request, access) + "/toolbox"
 
 
-def _out(request: Request, env: Environment) -> DaytonaSandbox:
-    return DaytonaSandbox.of(env, toolbox_url=toolbox_url(request))
+#: The server's base URL and its toolbox URL, as the client reaches them.
+PublicBase = Annotated[str, Depends(public_base)]
+ToolboxUrl = Annotated[str, Depends(toolbox_base)]
+
+
+def _out(toolbox: str, env: Environment) -> DaytonaSandbox:
+    return DaytonaSandbox.of(env, toolbox_url=toolbox)
 
 
 class DaytonaLabels(BaseModel):
@@ -58,29 +81,39 @@ class DaytonaUrl(BaseModel):
     url: str
 
 
-def _label_filter(raw: str | None) -> list[str] | None:
-    if not raw:
-        return None
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise InvalidRequest("Invalid labels JSON format")
-    return [f"{k}={v}" for k, v in parsed.items()]
+class DaytonaNetworkSettings(BaseModel):
+    network_block_all: bool | None = Field(None, alias="networkBlockAll")
+    network_allow_list: str | None = Field(None, alias="networkAllowList", max_length=4096)
+    domain_allow_list: str | None = Field(None, alias="domainAllowList", max_length=4096)
 
 
-def _state_filter(names: list[str]) -> list[EnvState] | None:
-    unknown = [n for n in names if n not in NATIVE_STATE]
-    if unknown:
-        raise InvalidRequest(f"unknown state {unknown[0]!r}")
-    return [NATIVE_STATE[n] for n in names] or None
+class DaytonaResize(BaseModel):
+    cpu: int | None = Field(None, ge=1, le=1024)
+    memory: int | None = Field(None, ge=1, le=16 * 1024, description="GB")
+    disk: int | None = Field(None, ge=1, le=64 * 1024, description="GB")
+
+
+def network_update(body: DaytonaNetworkSettings) -> EnvironmentUpdate:
+    """Daytona's rules: blocking all clears the allow list; an allow list lifts the
+    block; unblocking without a list clears it; an empty list clears it."""
+    if body.domain_allow_list and body.domain_allow_list.strip():
+        raise InvalidRequest("domainAllowList is not supported by this server: use CIDRs")
+    if body.network_block_all is None and body.network_allow_list is None:
+        if body.domain_allow_list is None:
+            raise InvalidRequest("give networkBlockAll or networkAllowList")
+        return EnvironmentUpdate()
+    block = body.network_block_all
+    allow: list[str] | None = [] if block is not None else None
+    if body.network_allow_list is not None:
+        allow = [c.strip() for c in body.network_allow_list.split(",") if c.strip()]
+        block = False if allow else block
+    return native(EnvironmentUpdate, network_block_all=block, network_allow_list=allow)
 
 
 @router.post("")
 async def create_sandbox(
     body: DaytonaCreateSandbox,
-    request: Request,
+    toolbox: ToolboxUrl,
     session: SessionDep,
     principal: DaytonaPrincipal,
     environments: EnvironmentsDep,
@@ -88,70 +121,65 @@ async def create_sandbox(
     """Create a sandbox from a snapshot (an image) or a `FROM <image>` build; it
     starts at once (state `creating`, then `starting`, then `started`)."""
     env = await environments.create(session, principal, to_create(body))
-    return _out(request, env)
+    if body.ttl_minutes:
+        env = await adjust.set_ttl(session, principal, env.id, body.ttl_minutes)
+    return _out(toolbox, env)
 
 
 @router.get("")
 async def list_sandboxes(
     request: Request,
+    toolbox: ToolboxUrl,
     session: SessionDep,
     principal: DaytonaPrincipal,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 100,
-    labels: Annotated[str | None, Query(description="JSON-encoded labels to match")] = None,
-    states: Annotated[list[str] | None, Query()] = None,
+    search: Annotated[EnvironmentSearch, Depends(list_query)],
 ) -> DaytonaSandboxList:
-    """Sandboxes of the organization, newest first, a page at a time (`nextCursor`)."""
+    """Sandboxes of the organization, filtered (ID and name prefixes, labels, states,
+    snapshots, sizes, public, recoverable, times) and sorted (by default most
+    recently active first), a page at a time (`nextCursor`)."""
     unsupported = sorted(set(request.query_params) - LIST_PARAMS)
     if unsupported:
         raise InvalidRequest(f"filter not supported by this server: {', '.join(unsupported)}")
-    rows, next_cursor = await envs.list_environments(
-        session,
-        principal,
-        states=_state_filter(states or []),
-        labels=_label_filter(labels),
-        limit=limit,
-        cursor=cursor,
-    )
-    return DaytonaSandboxList(items=[_out(request, r) for r in rows], next_cursor=next_cursor)
+    rows, next_cursor = await search_environments(session, principal, search)
+    return DaytonaSandboxList(items=[_out(toolbox, r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/{sandboxIdOrName}")
 async def get_sandbox(
-    sandbox: SandboxIdOrName, request: Request, session: SessionDep, principal: DaytonaPrincipal
+    sandbox: SandboxIdOrName, toolbox: ToolboxUrl, session: SessionDep, principal: DaytonaPrincipal
 ) -> DaytonaSandbox:
     """One sandbox, by ID or name."""
-    return _out(request, await envs.read_environment(session, principal, sandbox))
+    return _out(toolbox, await envs.read_environment(session, principal, sandbox))
 
 
 @router.delete("/{sandboxIdOrName}")
 async def delete_sandbox(
     sandbox: SandboxIdOrName,
-    request: Request,
+    toolbox: ToolboxUrl,
     session: SessionDep,
     principal: DaytonaPrincipal,
     lifecycle: LifecycleDep,
 ) -> DaytonaSandbox:
     """Delete (destroy) a sandbox with its workspace, from any state."""
-    return _out(request, await lifecycle.request_delete(session, principal, sandbox))
+    return _out(toolbox, await lifecycle.request_delete(session, principal, sandbox))
 
 
 @router.post("/{sandboxIdOrName}/start")
 async def start_sandbox(
     sandbox: SandboxIdOrName,
-    request: Request,
+    toolbox: ToolboxUrl,
     session: SessionDep,
     principal: DaytonaPrincipal,
     lifecycle: LifecycleDep,
 ) -> DaytonaSandbox:
     """Start a stopped sandbox (an archived one is restored first)."""
-    return _out(request, await lifecycle.request_start(session, principal, sandbox))
+    return _out(toolbox, await lifecycle.request_start(session, principal, sandbox))
 
 
 @router.post("/{sandboxIdOrName}/stop")
 async def stop_sandbox(
     sandbox: SandboxIdOrName,
-    request: Request,
+    toolbox: ToolboxUrl,
     session: SessionDep,
     principal: DaytonaPrincipal,
     lifecycle: LifecycleDep,
@@ -170,103 +198,215 @@ async def stop_sandbox(
         )
     except WrongState as exc:
         raise stop_refused(exc) from exc
-    return _out(request, env)
+    return _out(toolbox, env)
 
 
 @router.post("/{sandboxIdOrName}/archive")
 async def archive_sandbox(
     sandbox: SandboxIdOrName,
-    request: Request,
+    toolbox: ToolboxUrl,
     session: SessionDep,
     principal: DaytonaPrincipal,
     lifecycle: LifecycleDep,
 ) -> DaytonaSandbox:
     """Archive a stopped sandbox: its filesystem goes to the archive store."""
-    return _out(request, await lifecycle.request_archive(session, principal, sandbox))
+    return _out(toolbox, await lifecycle.request_archive(session, principal, sandbox))
 
 
 @router.put("/{sandboxIdOrName}/labels")
 async def replace_labels(
     sandbox: SandboxIdOrName,
     body: DaytonaLabels,
-    request: Request,
+    toolbox: ToolboxUrl,
     session: SessionDep,
     principal: DaytonaPrincipal,
 ) -> DaytonaSandbox:
     """Replace the sandbox's labels."""
     update = native(EnvironmentUpdate, labels=body.labels)
-    return _out(request, await envs.update_environment(session, principal, sandbox, update))
+    return _out(toolbox, await envs.update_environment(session, principal, sandbox, update))
 
 
 async def _set_interval(
     kind: str,
     sandbox: str,
     minutes: int,
-    request: Request,
+    toolbox: str,
     session: SessionDep,
     principal: Principal,
 ) -> DaytonaSandbox:
     update = interval_update(kind, minutes)
-    return _out(request, await envs.update_environment(session, principal, sandbox, update))
+    return _out(toolbox, await envs.update_environment(session, principal, sandbox, update))
 
 
 @router.post("/{sandboxIdOrName}/autostop/{interval}")
 async def set_autostop_interval(
     sandbox: SandboxIdOrName,
     interval: Minutes,
-    request: Request,
+    toolbox: ToolboxUrl,
     session: SessionDep,
     principal: DaytonaPrincipal,
 ) -> DaytonaSandbox:
     """Minutes without activity before the sandbox stops; 0 never."""
-    return await _set_interval("autostop", sandbox, interval, request, session, principal)
+    return await _set_interval("autostop", sandbox, interval, toolbox, session, principal)
 
 
 @router.post("/{sandboxIdOrName}/autoarchive/{interval}")
 async def set_auto_archive_interval(
     sandbox: SandboxIdOrName,
     interval: Minutes,
-    request: Request,
+    toolbox: ToolboxUrl,
     session: SessionDep,
     principal: DaytonaPrincipal,
 ) -> DaytonaSandbox:
     """Minutes stopped before the sandbox is archived; 0 never."""
-    return await _set_interval("autoarchive", sandbox, interval, request, session, principal)
+    return await _set_interval("autoarchive", sandbox, interval, toolbox, session, principal)
 
 
 @router.post("/{sandboxIdOrName}/autodelete/{interval}")
 async def set_auto_delete_interval(
     sandbox: SandboxIdOrName,
     interval: Minutes,
-    request: Request,
+    toolbox: ToolboxUrl,
     session: SessionDep,
     principal: DaytonaPrincipal,
 ) -> DaytonaSandbox:
     """Minutes stopped before the sandbox is deleted; 0 as soon as it stops; -1 never."""
-    return await _set_interval("autodelete", sandbox, interval, request, session, principal)
+    return await _set_interval("autodelete", sandbox, interval, toolbox, session, principal)
+
+
+@router.post("/{sandboxIdOrName}/autopause/{interval}")
+async def set_auto_pause_interval(
+    sandbox: SandboxIdOrName,
+    interval: Annotated[int, Path(ge=0, le=10 * 365 * 24 * 60)],
+    toolbox: ToolboxUrl,
+    session: SessionDep,
+    principal: DaytonaPrincipal,
+) -> DaytonaSandbox:
+    """Auto-pause: sandbay cannot pause a sandbox (only stop it), so only 0 (never)
+    is accepted; use the auto-stop interval instead."""
+    env = await envs.read_environment(session, principal, sandbox)
+    if interval:
+        raise InvalidRequest(
+            "pausing is not supported by this server: use the auto-stop interval instead"
+        )
+    return _out(toolbox, env)
+
+
+@router.post("/{sandboxIdOrName}/ttl/{ttlMinutes}")
+async def set_ttl(
+    sandbox: SandboxIdOrName,
+    ttl: Annotated[int, Path(alias="ttlMinutes", ge=0, le=adjust.MAX_TTL_MINUTES)],
+    toolbox: ToolboxUrl,
+    session: SessionDep,
+    principal: DaytonaPrincipal,
+) -> DaytonaSandbox:
+    """Destroy the sandbox this many minutes from now, whatever its state; 0 clears it
+    (`autoDestroyAt`)."""
+    return _out(toolbox, await adjust.set_ttl(session, principal, sandbox, ttl))
+
+
+@router.post("/{sandboxIdOrName}/public/{isPublic}")
+async def update_public_status(
+    sandbox: SandboxIdOrName,
+    is_public: Annotated[bool, Path(alias="isPublic")],
+    toolbox: ToolboxUrl,
+    principal: DaytonaPrincipal,
+    access: AccessDep,
+) -> DaytonaSandbox:
+    """Whether its preview URLs open without a token."""
+    update = native(EnvironmentUpdate, public=is_public)
+    return _out(toolbox, await access.update_environment(principal, sandbox, update))
+
+
+@router.post("/{sandboxIdOrName}/network-settings")
+async def update_network_settings(
+    sandbox: SandboxIdOrName,
+    body: DaytonaNetworkSettings,
+    toolbox: ToolboxUrl,
+    principal: DaytonaPrincipal,
+    access: AccessDep,
+) -> DaytonaSandbox:
+    """Block all outbound traffic, or allow only some CIDRs; a running sandbox has the
+    new policy in force when this answers."""
+    update = network_update(body)
+    return _out(toolbox, await access.update_environment(principal, sandbox, update))
+
+
+@router.post("/{sandboxId}/last-activity", status_code=201)
+async def update_last_activity(
+    sandbox: Annotated[str, Path(alias="sandboxId")],
+    session: SessionDep,
+    principal: DaytonaPrincipal,
+) -> Response:
+    """Restart the idle clock that auto-stop counts from."""
+    await adjust.refresh_activity(session, principal, sandbox)
+    return Response(status_code=201)
+
+
+@router.post("/{sandboxIdOrName}/recover")
+async def recover_sandbox(
+    sandbox: SandboxIdOrName,
+    toolbox: ToolboxUrl,
+    session: SessionDep,
+    principal: DaytonaPrincipal,
+    lifecycle: LifecycleDep,
+    skip_start: Annotated[bool, Query(alias="skipStart")] = False,
+) -> DaytonaSandbox:
+    """Out of `error`: started again (the files in its workspace kept), or with
+    `skipStart` left stopped."""
+    if skip_start:
+        env = await envs.read_environment(session, principal, sandbox)
+        if not DaytonaSandbox.of(env, toolbox_url=toolbox).recoverable:
+            raise InvalidRequest("Sandbox is not in a recoverable state")
+        stop = StopRequest()
+        errored = frozenset({EnvState.ERROR})
+        env = await lifecycle.request_stop(session, principal, env.id, stop, only_from=errored)
+        return _out(toolbox, env)
+    return _out(toolbox, await adjust.recover(lifecycle, session, principal, sandbox))
+
+
+@router.post("/{sandboxIdOrName}/resize")
+async def resize_sandbox(
+    sandbox: SandboxIdOrName,
+    body: DaytonaResize,
+    toolbox: ToolboxUrl,
+    principal: DaytonaPrincipal,
+    environments: EnvironmentsDep,
+) -> DaytonaSandbox:
+    """New CPU (cores) and memory (GB): a started sandbox grows at once (the engine
+    changes its limits live), a stopped one may also shrink. The disk cannot change."""
+    env = await environments.resize(
+        principal,
+        sandbox,
+        cpu=body.cpu,
+        memory_mb=body.memory * MIB_PER_GB if body.memory is not None else None,
+        disk_gb=body.disk,
+    )
+    return _out(toolbox, env)
 
 
 @router.get("/{sandboxIdOrName}/toolbox-proxy-url")
 async def get_toolbox_proxy_url(
-    sandbox: SandboxIdOrName, request: Request, session: SessionDep, principal: DaytonaPrincipal
+    sandbox: SandboxIdOrName, toolbox: ToolboxUrl, session: SessionDep, principal: DaytonaPrincipal
 ) -> DaytonaUrl:
     """Base URL of the sandbox's toolbox (file system, processes)."""
     await envs.read_environment(session, principal, sandbox)
-    return DaytonaUrl(url=toolbox_url(request))
+    return DaytonaUrl(url=toolbox)
 
 
 @config_router.get("/config")
-async def get_config(request: Request, environments: EnvironmentsDep) -> dict[str, Any]:
+async def get_config(
+    base: PublicBase, toolbox: ToolboxUrl, environments: EnvironmentsDep
+) -> dict[str, Any]:
     """Daytona's deployment configuration, as far as sandbay has one (no OIDC, no
     analytics service: metrics are the native API's)."""
-    base = str(request.base_url).rstrip("/")
     return {
         "version": sandbay.__version__,
         "oidc": {"issuer": "", "clientId": "", "audience": "", "provider": "none"},
         "linkedAccountsEnabled": False,
         "announcements": {},
         "proxyTemplateUrl": "",
-        "proxyToolboxUrl": toolbox_url(request),
+        "proxyToolboxUrl": toolbox,
         "defaultSnapshot": environments.placement.default_image,
         "dashboardUrl": base,
         "maxAutoArchiveInterval": 10 * 365 * 24 * 60,
@@ -274,3 +414,31 @@ async def get_config(request: Request, environments: EnvironmentsDep) -> dict[st
         "environment": "sandbay",
         "analyticsApiUrl": None,
     }
+
+
+class DaytonaUpdateEnv(BaseModel):
+    set: dict[str, str] | None = None
+    unset: list[str] | None = Field(None, max_length=256)
+    unset_value_prefix: str | None = Field(None, alias="unsetValuePrefix", max_length=1024)
+
+
+@config_router.post("/toolbox/{sandboxId}/env", tags=["daytona-toolbox"])
+async def update_env(
+    sandbox: Annotated[str, Path(alias="sandboxId")],
+    body: DaytonaUpdateEnv,
+    session: SessionDep,
+    principal: DaytonaPrincipal,
+) -> dict[str, str]:
+    """The daemon's environment: `unset` names (and, with `unsetValuePrefix`, every
+    variable whose value starts with it and that `set` does not name), then `set`.
+    Processes started afterwards (exec, sessions, PTYs, SSH) see it; the running
+    workload keeps its own. Answers the variables now in force."""
+    env = await adjust.update_variables(
+        session,
+        principal,
+        sandbox,
+        set_=body.set or {},
+        unset=body.unset or [],
+        unset_value_prefix=body.unset_value_prefix,
+    )
+    return dict(env.env)

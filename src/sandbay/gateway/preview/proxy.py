@@ -6,10 +6,13 @@ Two spellings of one address:
 - path-based, `/preview/{env id}/{port}/…` on the API's own host, for local use
   (apps that use absolute paths may need the host form).
 
-A private environment needs a preview token: the `X-Sandbay-Preview-Token` header,
-or once the `sandbay_preview_token` query parameter, which is exchanged for an
-HttpOnly cookie scoped to that preview (and removed from the URL by a redirect).
-`public: true` opens the previews to anyone. HTTP is streamed both ways; WebSockets
+A private environment needs a preview token: the `X-Sandbay-Preview-Token` header
+(or Daytona's `X-Daytona-Preview-Token`), or once the `sandbay_preview_token` query
+parameter, which is exchanged for an HttpOnly cookie scoped to that preview (and
+removed from the URL by a redirect). `public: true` opens the previews to anyone. A
+signed URL carries its token in place of the environment id
+(`{port}-{token}.{preview_domain}`, `/preview/{token}/{port}/`) and needs nothing
+else until it expires. HTTP is streamed both ways; WebSockets
 are relayed message by message (`preview_ws`). The upstream connection is the
 runtime's port relay (no port is published on the host); connections are pooled
 and kept alive. Refusals are a small HTML page for browsers, the JSON error
@@ -20,7 +23,7 @@ import html
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
 from typing import Any
@@ -34,11 +37,15 @@ from sandbay.domain.errors import Conflict, PortUnreachable, SandbayError
 from sandbay.domain.states import EnvState
 from sandbay.runtime.access import ByteStream, PortConnector
 from sandbay.services.access.preview import PreviewGate
+from sandbay.services.access.signed import looks_signed
 from sandbay.services.environments.activity import ActivityHolds
 
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "x-sandbay-preview-token"  # noqa: S105  (names, not secrets)
+#: Daytona's name for the same header (its SDK's users send this one).
+DAYTONA_TOKEN_HEADER = "x-daytona-preview-token"  # noqa: S105
+_TOKEN_HEADERS = (TOKEN_HEADER.encode(), DAYTONA_TOKEN_HEADER.encode())
 TOKEN_QUERY = "sandbay_preview_token"  # noqa: S105
 COOKIE = "sandbay_preview"
 PATH_PREFIX = "/preview/"
@@ -62,10 +69,11 @@ _HOP_BY_HOP = frozenset(
 class Route:
     """Where a request goes: the environment's port, and the path it asks there."""
 
-    environment_id: str
+    environment_id: str  # "" until a signed URL's token is resolved
     port: int
     path: str  # the upstream path, query string included
     prefix: str  # "" (host form) or "/preview/{id}/{port}" (path form)
+    signed: str | None = None  # a signed URL's token, in place of the environment id
 
 
 class Refusal(Exception):
@@ -89,11 +97,16 @@ def route_of(scope: Scope, domain: str) -> Route | None:
     host = (_header(scope, b"host") or "").rsplit(":", 1)[0].lower().rstrip(".")
     suffix = "." + domain.lower().strip(".")
     if domain and host.endswith(suffix):
-        parsed = parse_preview_label(host[: -len(suffix)])
-        if parsed is not None:
-            path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
-            path = path.split("?", 1)[0]
-            return Route(parsed[0], parsed[1], path + (f"?{query}" if query else ""), "")
+        label = host[: -len(suffix)]
+        parsed = parse_preview_label(label)
+        number, _, token = label.partition("-")
+        by_token = number.isdigit() and 1 <= int(number) <= 65535 and looks_signed(token)
+        if parsed is not None or by_token:
+            target = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
+            target = target.split("?", 1)[0] + (f"?{query}" if query else "")
+            if parsed is None:
+                return Route("", int(number), target, "", signed=token)
+            return Route(parsed[0], parsed[1], target, "")
     path = scope["path"]
     if not path.startswith(PATH_PREFIX):
         return None
@@ -101,10 +114,11 @@ def route_of(scope: Scope, domain: str) -> Route | None:
     if len(parts) < 2 or not parts[1].isdigit():
         return None
     env_id, port = environment_id_from(parts[0]), int(parts[1])
-    if env_id is None or not 1 <= port <= 65535:
+    signed = parts[0] if env_id is None and looks_signed(parts[0]) else None
+    if (env_id is None and signed is None) or not 1 <= port <= 65535:
         return None
-    rest = "/" + (parts[2] if len(parts) > 2 else "")
-    return Route(env_id, port, rest + (f"?{query}" if query else ""), f"/preview/{parts[0]}/{port}")
+    rest = "/" + (parts[2] if len(parts) > 2 else "") + (f"?{query}" if query else "")
+    return Route(env_id or "", port, rest, f"/preview/{parts[0]}/{port}", signed=signed)
 
 
 def _wants_html(scope: Scope) -> bool:
@@ -194,15 +208,26 @@ class PreviewProxy:
     async def close(self) -> None:
         await self._pool.aclose()
 
+    async def resolve(self, route: Route) -> Route:
+        """A signed URL's route with the environment its token opens (Refusal when
+        the token is unknown, expired or expired early); others as they are."""
+        if route.signed is None:
+            return route
+        found = await self.gate.signed(route.signed, route.port)
+        if found is None:
+            raise Refusal(403, "permission_error", "the signed preview URL is invalid or expired")
+        return replace(route, environment_id=found[0])
+
     async def authorise(self, scope: Scope, route: Route) -> tuple[str | None, datetime | None]:
-        """Check the request may reach the preview; returns the token it brought and
-        when that token expires, if it brought one. Raises `Refusal`."""
+        """Check the request may reach the preview (a `resolve`d route); returns the
+        token it brought and when that token expires, if it brought one. Raises
+        `Refusal`."""
         target = await self.gate.target(route.environment_id)
         if target is None or not target.managed:
             raise Refusal(404, "not_found_error", f"no environment {route.environment_id}")
-        token = _token_of(scope)
+        token = None if route.signed else _token_of(scope)
         expires: datetime | None = None
-        if not target.public:
+        if not target.public and route.signed is None:
             if token is None:
                 raise Refusal(
                     401,
@@ -225,11 +250,16 @@ class PreviewProxy:
 
     async def http(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         try:
+            route = await self.resolve(route)
             token, expires = await self.authorise(scope, route)
         except Refusal as refusal:
             await _send_refusal(scope, send, refusal)
             return
-        if _query_token(scope) is not None and scope["method"] in ("GET", "HEAD"):
+        if (
+            route.signed is None
+            and _query_token(scope) is not None
+            and scope["method"] in ("GET", "HEAD")
+        ):
             await _redirect_with_cookie(scope, send, route, token, expires)
             return
         await self._forward(scope, receive, send, route)
@@ -299,7 +329,11 @@ async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
 
 
 def _token_of(scope: Scope) -> str | None:
-    token = _header(scope, TOKEN_HEADER.encode()) or _query_token(scope)
+    token = (
+        _header(scope, _TOKEN_HEADERS[0])
+        or _header(scope, _TOKEN_HEADERS[1])
+        or _query_token(scope)
+    )
     if token:
         return token
     cookie = SimpleCookie()
@@ -333,7 +367,7 @@ def upstream_headers(scope: Scope, route: Route) -> list[tuple[bytes, bytes]]:
     host = b""
     for key, value in scope.get("headers", ()):
         name = key.lower()
-        if name in _HOP_BY_HOP or name == TOKEN_HEADER.encode():
+        if name in _HOP_BY_HOP or name in _TOKEN_HEADERS:
             continue
         if name == b"host":
             host = value

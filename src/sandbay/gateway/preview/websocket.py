@@ -133,6 +133,7 @@ async def relay_websocket(
     if (await receive())["type"] != "websocket.connect":
         return
     try:
+        route = await proxy.resolve(route)
         await proxy.authorise(scope, route)
         stream = await proxy.ports.connect(route.environment_id, route.port)
     except Refusal as refusal:

@@ -1,6 +1,7 @@
 """The SSH gateway (asyncssh): one port for every environment. The username is the
 environment id; a short-lived credential (its password token, or its one-time key)
-logs in while the environment runs. A login is refused with the reason while it
+logs in while the environment runs. A Daytona SSH token is itself the user name and
+needs nothing else. A login is refused with the reason while it
 does not run, and open connections are closed when it stops or the credential is
 revoked: at once through the event bus, and within `sweep_interval` through a
 database sweep (which also covers changes made by other processes).
@@ -24,6 +25,7 @@ from sandbay.kit.loops import PeriodicLoop
 from sandbay.runtime.access import FileAgent, PortConnector
 from sandbay.runtime.inside import ProcessRunner
 from sandbay.services.access import ssh as creds
+from sandbay.services.access import ssh_tokens as tokens
 from sandbay.services.access.ssh import Login
 from sandbay.services.environments.activity import ActivityHolds
 from sandbay.services.inside.target import touch
@@ -66,8 +68,13 @@ class _Connection(asyncssh.SSHServer):
         if self._hold is not None:
             self._hold.close()
 
-    def begin_auth(self, username: str) -> bool:
-        return True
+    async def begin_auth(self, username: str) -> bool:
+        """A Daytona SSH token as the user name logs in without any method (False:
+        no authentication needed); every other user name authenticates."""
+        login = await tokens.check_token(self._gateway.sessions, username)
+        if login is None:
+            return True
+        return not self._accept(login, "token")
 
     def password_auth_supported(self) -> bool:
         return True

@@ -130,6 +130,7 @@ class _TokenGrant:
     port: int | None
     expires_at: datetime
     revoked: bool
+    signed: bool = False
 
 
 class PreviewGate:
@@ -168,8 +169,7 @@ class PreviewGate:
         self._targets[environment_id] = (now, found)
         return found
 
-    async def allows(self, token: str, environment_id: str, port: int) -> datetime | None:
-        """When `token` expires if it opens `port` of the environment now, else None."""
+    async def _grant(self, token: str) -> _TokenGrant | None:
         digest = hash_key(token)
         now = time.monotonic()
         cached = self._tokens.get(digest)
@@ -178,7 +178,11 @@ class PreviewGate:
                 row = await queries.preview_token(session, digest)
                 grant = (
                     _TokenGrant(
-                        row.environment_id, row.port, row.expires_at, row.revoked_at is not None
+                        row.environment_id,
+                        row.port,
+                        row.expires_at,
+                        row.revoked_at is not None,
+                        bool(row.signed),
                     )
                     if row
                     else None
@@ -186,9 +190,15 @@ class PreviewGate:
             if len(self._tokens) > 10_000:
                 self._tokens.clear()
             self._tokens[digest] = cached = (now, grant)
-        grant = cached[1]
+        return cached[1]
+
+    async def allows(self, token: str, environment_id: str, port: int) -> datetime | None:
+        """When `token` expires if it opens `port` of the environment now, else None
+        (a signed URL's token is not a header token)."""
+        grant = await self._grant(token)
         if (
             grant is None
+            or grant.signed
             or grant.revoked
             or grant.environment_id != environment_id
             or grant.port not in (None, port)
@@ -196,6 +206,24 @@ class PreviewGate:
         ):
             return None
         return grant.expires_at
+
+    async def signed(self, token: str, port: int) -> tuple[str, datetime] | None:
+        """The environment a signed URL's token opens `port` of now, and when it
+        expires; None when it is not one, or expired, or expired early."""
+        grant = await self._grant(token)
+        if (
+            grant is None
+            or not grant.signed
+            or grant.revoked
+            or grant.port != port
+            or grant.expires_at <= utcnow()
+        ):
+            return None
+        return grant.environment_id, grant.expires_at
+
+    def forget_token(self, token: str) -> None:
+        """Drop a cached answer (a token expired by this process is refused at once)."""
+        self._tokens.pop(hash_key(token), None)
 
     async def touch(self, environment_id: str) -> None:
         """Preview traffic is activity (at most one write per ACTIVITY_EVERY_S)."""

@@ -1,13 +1,15 @@
 """The access capability as one object: SSH credential and preview token limits,
 how the gateway and previews are addressed, and the network policy enforcer."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.environments import Environment, EnvironmentUpdate
 from sandbay.domain.keys import Principal
 from sandbay.services.access import network
 from sandbay.services.access.network import NetworkEnforcer
+from sandbay.services.access.origin import PublicAddress
 from sandbay.services.access.preview import PreviewGate, PreviewUrls
 from sandbay.services.access.ssh import SshEndpoint, TtlLimits
 
@@ -20,6 +22,12 @@ class Origin:
     host: str | None
     port: int | None
     netloc: str
+
+
+def origin_of(base_url: str) -> Origin:
+    """The `Origin` of a base URL (`PublicAddress.base_url`)."""
+    parts = urlsplit(base_url)
+    return Origin(scheme=parts.scheme, host=parts.hostname, port=parts.port, netloc=parts.netloc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,8 @@ class AccessService:
     preview_ttl: TtlLimits
     preview_domain: str
     preview_port: int | None
+    #: Where clients reach the API (configured, or as a trusted proxy forwards it).
+    address: PublicAddress = field(default_factory=PublicAddress)
 
     def ssh_endpoint(self, origin: Origin) -> SshEndpoint:
         """The gateway as the caller reaches it: the configured public host, else the

@@ -160,7 +160,7 @@ async def revoke_credentials(
     return [SshCredentialInfo.model_validate(c) for c in rows]
 
 
-def _usable(cred: SshCredentialModel | None, environment_id: str) -> bool:
+def usable(cred: SshCredentialModel | None, environment_id: str) -> bool:
     return (
         cred is not None
         and cred.environment_id == environment_id
@@ -169,7 +169,7 @@ def _usable(cred: SshCredentialModel | None, environment_id: str) -> bool:
     )
 
 
-async def _login(session: AsyncSession, cred: SshCredentialModel) -> Login | None:
+async def login_of(session: AsyncSession, cred: SshCredentialModel) -> Login | None:
     env = await session.get(EnvironmentModel, cred.environment_id)
     if env is None or env.deleted_at is not None:
         return None
@@ -182,7 +182,7 @@ async def check_password(
     """The login a password opens for `username` (an environment id), if any."""
     async with sessions() as session:
         cred = await queries.credential_by_password(session, hash_key(password))
-        return await _login(session, cred) if cred and _usable(cred, username) else None
+        return await login_of(session, cred) if cred and usable(cred, username) else None
 
 
 async def check_key(
@@ -191,8 +191,8 @@ async def check_key(
     """The login a one-time key (by fingerprint) opens for `username`, if any."""
     async with sessions() as session:
         for cred in await queries.credentials_by_key(session, username, fingerprint):
-            if _usable(cred, username):
-                return await _login(session, cred)
+            if usable(cred, username):
+                return await login_of(session, cred)
     return None
 
 

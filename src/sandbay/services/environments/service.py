@@ -10,7 +10,8 @@ from sandbay.domain.keys import Principal
 from sandbay.domain.pools import WarmPoolStatus
 from sandbay.domain.states import EnvState
 from sandbay.runtime.provider import RuntimeProvider
-from sandbay.services.environments import pools
+from sandbay.runtime.resources import Resizer
+from sandbay.services.environments import adjust, pools
 from sandbay.services.environments.lifecycle import Lifecycle
 from sandbay.services.environments.records import (
     Placement,
@@ -25,6 +26,7 @@ class EnvironmentsService:
     lifecycle: Lifecycle
     provider: RuntimeProvider
     placement: Placement
+    resources: Resizer | None = None
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -67,3 +69,19 @@ class EnvironmentsService:
         return await pools.status(
             session, principal, list(self.placement.warm_pools), self.placement.default_image
         )
+
+    async def resize(
+        self,
+        principal: Principal,
+        id_or_name: str,
+        *,
+        cpu: float | None,
+        memory_mb: int | None,
+        disk_gb: int | None,
+    ) -> Environment:
+        """New CPU and memory limits, applied by the engine before they are recorded
+        (live on a running environment); its own sessions, none held meanwhile."""
+        return await adjust.resize(
+            self.sessions, self.provider, self.resources, principal, id_or_name,
+            cpu=cpu, memory_mb=memory_mb, disk_gb=disk_gb,
+        )  # fmt: skip
