@@ -61,6 +61,7 @@ class Call:
 
 
 PAUSE = "pausing (freezing a running sandbox in memory) is a later issue; stop keeps its files"
+AUTO_PAUSE = "only 0 (never) is accepted: sandbay cannot pause (a later issue); use auto-stop"
 FORK = "forking a sandbox (a copy of its disk and state) is a later issue"
 OBJECT_STORE = (
     "uploads a build context to an S3 object store with credentials from "
@@ -129,7 +130,7 @@ CALLS: dict[str, Call] = {
     "Sandbox.set_autostop_interval": Call(("POST /sandbox/{sandboxIdOrName}/autostop/{interval}",)),
     "Sandbox.set_public": Call(("POST /sandbox/{sandboxIdOrName}/public/{isPublic}",)),
     "Sandbox.set_auto_pause_interval": Call(
-        ("POST /sandbox/{sandboxIdOrName}/autopause/{interval}",), refused=PAUSE
+        ("POST /sandbox/{sandboxIdOrName}/autopause/{interval}",), refused=AUTO_PAUSE
     ),
     "Sandbox.set_ttl": Call(("POST /sandbox/{sandboxIdOrName}/ttl/{ttlMinutes}",)),
     "Sandbox.set_auto_archive_interval": Call(
