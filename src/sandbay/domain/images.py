@@ -142,13 +142,26 @@ def uses_context(dockerfile: str) -> bool:
     return any(_COPY.match(line) for line in dockerfile.splitlines())
 
 
+#: What a python image has and the local base lacks: `python` and `pip` (Debian's,
+#: allowed to install into the system's Python as the python image's pip does).
+PYTHON_SHIM = (
+    "ENV PIP_BREAK_SYSTEM_PACKAGES=1",
+    "RUN command -v pip >/dev/null || (apt-get update && apt-get install -y "
+    "--no-install-recommends python3-pip python-is-python3 && rm -rf /var/lib/apt/lists/*)",
+)
+
+
 def localize(dockerfile: str) -> str:
-    """The Dockerfile with each base the runner cannot pull mapped to its local one."""
+    """The Dockerfile with each base the runner cannot pull mapped to its local one
+    (a python base then gets `python` and `pip`, as the SDK's steps expect)."""
     out = []
     for line in dockerfile.splitlines():
         m = _FROM.match(line)
         mapped = local_base(m.group("image")) if m else None
-        out.append(f"{m.group('head')}{mapped}{m.group('tail')}" if m and mapped else line)
+        if m is None or mapped is None:
+            out.append(line)
+            continue
+        out.extend((f"{m.group('head')}{mapped}{m.group('tail')}", *PYTHON_SHIM))
     return "\n".join(out) + "\n"
 
 

@@ -5,8 +5,10 @@ own, the bases that cannot be had said so, and the snapshot's delete refused whi
 a sandbox runs it."""
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -22,6 +24,7 @@ from daytona import (
     Image,
 )
 
+from sandbay.domain.images import PYTHON_SHIM, from_images, localize
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
@@ -36,11 +39,9 @@ def built_images(server: LiveServer) -> Iterator[None]:
     yield
     for image in engine.images.list(filters={"label": BUILT_LABEL}):
         if image.id not in before:
-            for tag in image.tags or [image.id]:
-                try:
+            for tag in image.tags or [str(image.id)]:
+                with contextlib.suppress(docker.errors.APIError):
                     engine.images.remove(tag, force=True)
-                except docker.errors.APIError:
-                    pass
     engine.close()
 
 
@@ -123,7 +124,7 @@ def test_a_base_the_runner_lacks_is_refused_naming_the_mapping(daytona: Daytona)
     assert "cannot be pulled" in str(caught.value) and "sandbay-base:latest" in str(caught.value)
 
 
-def test_local_files_need_object_storage_which_is_refused(daytona: Daytona, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_local_files_need_object_storage_which_is_refused(daytona: Daytona, tmp_path: Path) -> None:
     local = tmp_path / "hello.txt"
     local.write_text("hi")
     image = Image.base("sandbay-base:latest").add_local_file(local, "/opt/hello.txt")
@@ -174,3 +175,13 @@ def test_snapshot_lifecycle_async(
                 await client.snapshot.get(name)
 
     asyncio.run(body())
+
+
+def test_debian_slim_maps_to_the_local_base_with_python_and_pip() -> None:
+    dockerfile = Image.debian_slim("3.12").pip_install("six").dockerfile()
+    local = localize(dockerfile)
+    assert "FROM python:" not in local
+    assert local.startswith("FROM sandbay-base:latest\n" + "\n".join(PYTHON_SHIM) + "\n")
+    assert "RUN python -m pip install six" in local  # the SDK's own steps follow
+    assert from_images(local) == ["sandbay-base:latest"]
+    assert from_images("FROM a:1 AS build\nRUN x\nFROM build\n") == ["a:1"]

@@ -4,6 +4,7 @@ subpath seeing only its directory), delete refused while a sandbox that is not
 destroyed mounts it and allowed after, and create, get (create=True), list."""
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -33,10 +34,8 @@ def engine_volumes(server: LiveServer) -> Iterator[docker.DockerClient]:
     yield engine
     for volume in engine.volumes.list(filters={"label": VOLUME_LABEL}):
         if volume.name not in before:
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 volume.remove(force=True)
-            except docker.errors.APIError:
-                pass
     engine.close()
 
 
