@@ -27,7 +27,7 @@ def sandbox(server: LiveServer) -> Iterator[Sandbox]:
     client = Daytona(DaytonaConfig(api_key=server.key, api_url=server.url))
     box = client.create(CreateSandboxFromSnapshotParams(auto_stop_interval=0), timeout=120)
     yield box
-    client.delete(box)
+    client.delete(box, wait=True)  # gone before the server's own cleanup
 
 
 def read_until(handle: PtyHandle, text: str) -> str:
@@ -87,7 +87,11 @@ def test_terminal_exit_code_reaches_the_client(sandbox: Sandbox) -> None:
     pty.send_input("exit 3\n")
     result = pty.wait(timeout=20)
     assert result.exit_code == 3
-    assert not sandbox.process.get_pty_session_info("leaving").active
+
+    def inactive() -> bool:
+        return not sandbox.process.get_pty_session_info("leaving").active
+
+    eventually(inactive, what="the terminal to show it ended")
     sandbox.process.kill_pty_session("leaving")
 
 

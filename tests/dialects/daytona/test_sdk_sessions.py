@@ -27,7 +27,7 @@ def sandbox(server: LiveServer) -> Iterator[Sandbox]:
     client = Daytona(DaytonaConfig(api_key=server.key, api_url=server.url))
     box = client.create(CreateSandboxFromSnapshotParams(auto_stop_interval=0), timeout=120)
     yield box
-    client.delete(box)
+    client.delete(box, wait=True)  # gone before the server's own cleanup
 
 
 def test_commands_share_the_sessions_shell_state(sandbox: Sandbox) -> None:
@@ -110,15 +110,20 @@ def test_input_reaches_a_command_reading_stdin(sandbox: Sandbox) -> None:
         "input",
         SessionExecuteRequest(command='read name; echo "hello $name"', run_async=True),
     )
-    # The command reads from its own input: the next command queued is not eaten.
+    # The command reads its own input: a command queued behind it is not read as input.
+    queued = process.execute_session_command(
+        "input", SessionExecuteRequest(command="echo next", run_async=True)
+    )
     process.send_session_command_input("input", asked.cmd_id, "world")
 
     def finished() -> bool:
-        return process.get_session_command("input", asked.cmd_id).exit_code == 0
+        return process.get_session_command("input", queued.cmd_id).exit_code == 0
 
-    eventually(finished, what="the command to read its input and end")
+    eventually(finished, what="both commands to end")
+    assert process.get_session_command("input", asked.cmd_id).exit_code == 0
+    assert process.get_session_command_logs("input", queued.cmd_id).stdout == "next\n"
     logs = process.get_session_command_logs("input", asked.cmd_id)
-    assert logs.stdout.endswith("hello world\n")
+    assert logs.stdout == "world\nhello world\n"  # the input is echoed, as the daemon does
     with pytest.raises(DaytonaError):  # it has ended: nothing reads input any more
         process.send_session_command_input("input", asked.cmd_id, "late")
     process.delete_session("input")

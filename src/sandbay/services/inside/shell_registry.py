@@ -95,6 +95,7 @@ class SessionCommand:
     output: Transcript = field(default_factory=Transcript)
     exit_code: int | None = None
     ends: set[str] = field(default_factory=set)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     hold: contextlib.AbstractContextManager[None] | None = None
 
@@ -106,6 +107,7 @@ class SessionCommand:
         if self.done.is_set():
             return
         self.exit_code = code
+        self.started.set()
         self.done.set()
         if self.hold is not None:
             self.hold.__exit__(None, None, None)
@@ -212,8 +214,8 @@ class ShellSession:
         end = f"\\036{self.token}:e:{command.id}:%d\\036"
         fifo = shlex.quote(command.fifo)
         return (
-            f"printf '{start}'; printf '{start}' >&2; rm -f {fifo}; "
-            f"mkfifo -m 600 {fifo} 2>/dev/null; "
+            f"rm -f {fifo}; mkfifo -m 600 {fifo} 2>/dev/null; "
+            f"printf '{start}'; printf '{start}' >&2; "
             f"{{ eval {shlex.quote(command.command)}; }} <>{fifo}; "
             f"__sandbay_rc=$?; rm -f {fifo}; printf '{end}' \"$__sandbay_rc\"; "
             f"printf '{end}' \"$__sandbay_rc\" >&2; unset __sandbay_rc\n"
@@ -257,7 +259,9 @@ class ShellSession:
             return
         if isinstance(item, Piece):
             command.output.add(stream, item.data)
-        elif item.exit_code is not None:
+        elif item.exit_code is None:
+            command.started.set()  # its FIFO exists from now on
+        else:
             command.ends.add(stream)
             if command.ends >= {"stdout", "stderr"}:
                 command.finish(item.exit_code)

@@ -187,6 +187,10 @@ async def send_input(
     """Write to a running command's input (a newline is added if missing, as for
     `read`); shown in its stdout unless it was started with echo suppressed."""
     session, command = await get_command(inside, principal, sandbox, name, command_id)
+    try:  # a command queued behind another has no input yet
+        await asyncio.wait_for(command.started.wait(), _INPUT_TIMEOUT_S)
+    except TimeoutError:
+        raise Conflict("the command has not started yet: an earlier one still runs") from None
     if not command.running:
         raise Conflict(f"command has already completed with exit code {command.exit_code}")
     if not data.endswith("\n"):
