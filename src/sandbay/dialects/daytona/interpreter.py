@@ -164,11 +164,13 @@ async def _relay(socket: WebSocket, run: Run) -> None:
 async def _request(socket: WebSocket) -> DaytonaExecute | None:
     """The execute request, or None once the socket is closed saying why not."""
     try:
-        text = await socket.receive_text()
-    except (WebSocketDisconnect, KeyError, RuntimeError):
+        message = await socket.receive()
+    except (WebSocketDisconnect, RuntimeError):
+        return None
+    if message["type"] == "websocket.disconnect":
         return None
     try:
-        return DaytonaExecute.model_validate_json(text)
+        return DaytonaExecute.model_validate_json(message.get("text") or message.get("bytes") or "")
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
