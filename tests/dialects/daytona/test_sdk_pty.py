@@ -84,6 +84,10 @@ def test_terminal_outlives_its_connection_resizes_and_is_killed(sandbox: Sandbox
 
 def test_terminal_exit_code_reaches_the_client(sandbox: Sandbox) -> None:
     pty = sandbox.process.create_pty_session("leaving")
+    info = sandbox.process.get_pty_session_info("leaving")
+    assert info.active and info.cwd == "/workspace"
+    pty.send_input("pwd\n")
+    read_until(pty, "/workspace\r\n")  # started where its info says
     pty.send_input("exit 3\n")
     result = pty.wait(timeout=20)
     assert result.exit_code == 3

@@ -21,7 +21,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from sandbay.api.deps import InsideDep
 from sandbay.domain.errors import InvalidRequest, SandbayError
-from sandbay.domain.files import normalize_path
+from sandbay.domain.files import WORKSPACE, normalize_path
 from sandbay.runtime.inside import ProcessHandle
 from sandbay.services.inside import shell_sessions as shells
 from sandbay.services.inside.service import InsideService
@@ -82,7 +82,7 @@ class PtySessionInfo(_Camel):
             cols=terminal.cols,
             rows=terminal.rows,
             created_at=moment,
-            cwd=terminal.cwd or "",
+            cwd=terminal.cwd or WORKSPACE,  # where the agent starts it
             envs=terminal.envs,
             lazy_start=terminal.lazy,
         )
