@@ -96,7 +96,8 @@ def test_snapshot_built_from_an_image_runs_sandboxes(daytona: Daytona, built_ima
     engine = docker.from_env()
     try:
         eventually(
-            lambda: not engine.images.list(filters={"label": f"{BUILT_LABEL}={snapshot.id}"}),
+            # The low-level list: the high-level one inspects each image, racing the removal.
+            lambda: not engine.api.images(filters={"label": f"{BUILT_LABEL}={snapshot.id}"}),
             what="the built image removed from the runner",
         )
     finally:
