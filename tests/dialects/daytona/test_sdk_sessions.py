@@ -180,3 +180,23 @@ def test_async_client_runs_session_commands(
             return "".join(out), "".join(err), command.exit_code
 
     assert asyncio.run(scenario()) == ("42\n", "e\n", 0)
+
+
+def test_sessions_need_a_running_sandbox_and_a_restart_starts_them_afresh(
+    daytona: Daytona,
+) -> None:
+    box = daytona.create(CreateSandboxFromSnapshotParams(auto_stop_interval=0), timeout=120)
+    box.process.create_session("survivor")
+    box.process.execute_session_command("survivor", SessionExecuteRequest(command="export X=1"))
+    box.stop(timeout=60)
+    with pytest.raises(DaytonaError) as refused:
+        box.process.list_sessions()
+    assert refused.value.status_code == 409
+    box.start(timeout=60)
+    # Its shell ended with the sandbox: the name can be used again, for a new shell.
+    box.process.create_session("survivor")
+    fresh = box.process.execute_session_command(
+        "survivor", SessionExecuteRequest(command='echo "[$X]"')
+    )
+    assert fresh.stdout == "[]\n"
+    daytona.delete(box, wait=True)
