@@ -35,11 +35,12 @@ BUILT_LABEL = "sandbay.image"
 def built_images(server: LiveServer) -> Iterator[None]:
     """Images this test built are removed afterwards, whatever the test left."""
     engine = docker.from_env()
-    before = {i.id for i in engine.images.list(filters={"label": BUILT_LABEL})}
+    # Low-level lists: the high-level one inspects each image, racing the images loop.
+    before = {i["Id"] for i in engine.api.images(filters={"label": BUILT_LABEL})}
     yield
-    for image in engine.images.list(filters={"label": BUILT_LABEL}):
-        if image.id not in before:
-            for tag in image.tags or [str(image.id)]:
+    for image in engine.api.images(filters={"label": BUILT_LABEL}):
+        if image["Id"] not in before:
+            for tag in image.get("RepoTags") or [image["Id"]]:
                 with contextlib.suppress(docker.errors.APIError):
                     engine.images.remove(tag, force=True)
     engine.close()
