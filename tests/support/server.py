@@ -1,6 +1,7 @@
 """A real sandbay server in a subprocess (real HTTP, real Docker, real database),
 and the clean-up of every container and volume it made."""
 
+import contextlib
 import os
 import random
 import signal
@@ -168,7 +169,9 @@ def remove_engine_objects(instance: str) -> None:
     try:
         label = f"sandbay.instance={instance}"
         for c in client.api.containers(all=True, filters={"label": label}):
-            client.api.remove_container(c["Id"], force=True)
+            # The server's last delete may be removing it right now.
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_container(c["Id"], force=True)
         for v in client.volumes.list(filters={"label": label}):
             v.remove(force=True)
     finally:
