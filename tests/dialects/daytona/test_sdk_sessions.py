@@ -18,6 +18,7 @@ from daytona import (
     SessionExecuteRequest,
 )
 
+from sandbay.services.inside.shell_registry import Mark, MarkerReader, Piece
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
@@ -200,3 +201,15 @@ def test_sessions_need_a_running_sandbox_and_a_restart_starts_them_afresh(
     )
     assert fresh.stdout == "[]\n"
     daytona.delete(box, wait=True)
+
+
+def test_markers_split_across_chunks_still_delimit_commands() -> None:
+    reader = MarkerReader("tok")
+    stream = b"stray\x1etok:s:c1\x1eout\x1e not ours\x1etok:e:c1:3\x1eafter\x1etok:s:c2\x1ex"
+    items = [item for byte in stream for item in reader.feed(bytes([byte]))]
+    text = b"".join(i.data for i in items if isinstance(i, Piece) and i.command_id == "c1")
+    assert text == b"out\x1e not ours"
+    assert [i for i in items if isinstance(i, Mark)] == [Mark("c1"), Mark("c1", 3), Mark("c2")]
+    assert [i for i in items if isinstance(i, Piece) and i.command_id == "c2"] == [
+        Piece("c2", b"x")
+    ]
