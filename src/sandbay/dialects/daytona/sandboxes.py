@@ -35,7 +35,8 @@ from .shapes import (
 )
 
 router = APIRouter(prefix="/sandbox", tags=["daytona"])
-config_router = APIRouter(tags=["daytona"])
+#: The daemon's generated client posts JSON bodies without a Content-Type.
+config_router = APIRouter(tags=["daytona"], strict_content_type=False)
 
 SandboxIdOrName = Annotated[
     str, Path(alias="sandboxIdOrName", description="ID or name of the sandbox")
@@ -295,13 +296,13 @@ async def set_auto_pause_interval(
 @router.post("/{sandboxIdOrName}/ttl/{ttlMinutes}")
 async def set_ttl(
     sandbox: SandboxIdOrName,
-    ttl: Annotated[int, Path(alias="ttlMinutes", ge=0, le=adjust.MAX_TTL_MINUTES)],
+    ttl: Annotated[float, Path(alias="ttlMinutes", ge=0, le=adjust.MAX_TTL_MINUTES)],
     toolbox: ToolboxUrl,
     session: SessionDep,
     principal: DaytonaPrincipal,
 ) -> DaytonaSandbox:
     """Destroy the sandbox this many minutes from now, whatever its state; 0 clears it
-    (`autoDestroyAt`)."""
+    (`autoDestroyAt`). Fractions of a minute are taken too."""
     return _out(toolbox, await adjust.set_ttl(session, principal, sandbox, ttl))
 
 
