@@ -50,10 +50,16 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def _fresh() -> str:
+    """A step no earlier build cached, that lasts long enough for the SDK's once-a-second
+    look to see the build running (it follows the log only from then on)."""
+    return f"echo fresh {uuid.uuid4().hex} && sleep 2"
+
+
 def _marker_image() -> Image:
     return (
         Image.base("sandbay-base:latest")
-        .run_commands("echo built > /opt/marker")
+        .run_commands(_fresh(), "echo built > /opt/marker")
         .env({"BUILT_BY": "sandbay"})
         .workdir("/opt")
     )
@@ -106,7 +112,7 @@ def test_snapshot_built_from_an_image_runs_sandboxes(daytona: Daytona, built_ima
 
 
 def test_failed_build_says_why(daytona: Daytona, built_images: None) -> None:
-    image = Image.base("sandbay-base:latest").run_commands("echo about to fail", "exit 3")
+    image = Image.base("sandbay-base:latest").run_commands(_fresh(), "echo about to fail", "exit 3")
     logs: list[str] = []
     with pytest.raises(DaytonaError, match="Failed to create snapshot"):
         daytona.snapshot.create(
@@ -158,7 +164,9 @@ def test_snapshot_lifecycle_async(
     async def body() -> None:
         async with AsyncDaytona(async_config()) as client:
             logs: list[str] = []
-            image = Image.base("sandbay-base:latest").run_commands("echo async > /opt/marker")
+            image = Image.base("sandbay-base:latest").run_commands(
+                _fresh(), "echo async > /opt/marker"
+            )
             snapshot = await client.snapshot.create(
                 CreateSnapshotParams(name=name, image=image), on_logs=logs.append, timeout=300
             )
