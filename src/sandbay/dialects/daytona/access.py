@@ -16,12 +16,14 @@ path-based on the API's own address (`{base}/preview/{id}/{port}`)."""
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from sandbay.api.deps import AccessDep, SessionDep
+from sandbay.api.deps import AccessDep, SessionDep, current_principal
 from sandbay.domain.access import MAX_PORT, PreviewTokenCreate, preview_label
+from sandbay.domain.errors import PermissionDenied
+from sandbay.domain.keys import Principal
 from sandbay.services.access import preview, signed, ssh_tokens
 from sandbay.services.access.service import AccessService, origin_of
 from sandbay.services.environments.records import read_environment
@@ -64,7 +66,9 @@ class DaytonaSshAccess(_Camel):
 
 class DaytonaSshAccessValidation(_Camel):
     valid: bool
-    sandbox_id: str | None
+    #: "" when not valid: Daytona's server says null, which its own SDK's model
+    #: (a required string) cannot read.
+    sandbox_id: str
 
 
 def preview_url(access: AccessService, base: str, key: str, port: int) -> str:
@@ -164,11 +168,22 @@ async def revoke_ssh_access(
     sandbox: SandboxIdOrName,
     toolbox: ToolboxUrl,
     session: SessionDep,
-    principal: DaytonaPrincipal,
+    principal: Annotated[Principal, Depends(current_principal)],
     token: Annotated[str | None, Query(max_length=128)] = None,
+    organization: Annotated[
+        str | None, Header(alias="X-Daytona-Organization-ID", max_length=128)
+    ] = None,
 ) -> DaytonaSandbox:
     """Revoke one token (or, with none, all the sandbox's SSH access); open
-    sessions it logged in are closed."""
+    sessions it logged in are closed. The SDK's `revoke_ssh_access(token)` passes
+    its token positionally into the organization header's slot of the generated
+    client: a header that is not the caller's organization, with no `token`, is
+    taken as the token (refusing it, as other routes do, would make the SDK call
+    fail; ignoring it would revoke every token)."""
+    if organization and organization != principal.org_id:
+        if token is not None or not ssh_tokens.looks_like_token(organization):
+            raise PermissionDenied("Invalid authentication context")
+        token = organization
     await ssh_tokens.revoke_tokens(session, principal, sandbox, token)
     return _out(toolbox, await read_environment(session, principal, sandbox))
 
@@ -181,4 +196,6 @@ async def validate_ssh_access(
 ) -> DaytonaSshAccessValidation:
     """Whether a token logs in now, and to which sandbox."""
     environment_id = await ssh_tokens.validate_token(session, principal, token)
-    return DaytonaSshAccessValidation(valid=environment_id is not None, sandbox_id=environment_id)
+    return DaytonaSshAccessValidation(
+        valid=environment_id is not None, sandbox_id=environment_id or ""
+    )
