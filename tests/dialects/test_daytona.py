@@ -158,7 +158,7 @@ def test_errors_of_ids_keys_and_states_are_daytona_errors(
     with server.client(key="") as anonymous:
         assert_api_error(anonymous.get("/sandbox/x"), 401, "/sandbox/x")
     assert_api_error(api.post("/sandbox", json={"volumes": [{"volumeId": "v"}]}), 400, "/sandbox")
-    assert_api_error(api.get("/sandbox", params={"minCpu": 2}), 400, "/sandbox?minCpu=2")
+    assert_api_error(api.get("/sandbox", params={"verbose": 1}), 400, "/sandbox?verbose=1")
 
     env = running_env(api, name="daytona-state")
     assert api.post(f"/sandbox/{env['id']}/stop").status_code == 200
