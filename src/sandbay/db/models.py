@@ -138,9 +138,7 @@ class EnvironmentModel(Base):
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Daytona's TTL: deleted at this wall-clock time whatever its state (policies).
-    auto_destroy_at: Mapped[datetime | None] = mapped_column(
-        UTCDateTime, nullable=True, index=True
-    )
+    auto_destroy_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
 
     # Set while the environment is an unclaimed warm-pool member (hidden from users).
     pool_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
@@ -330,6 +328,9 @@ class PreviewTokenModel(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A signed preview URL's token (it is the URL's host label or path segment, and
+    # opens its port without a header); never accepted as a header token.
+    signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # A signed preview URL's token (it is the URL's host label or path segment, and
     # opens its port without a header); never accepted as a header token.
     signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
