@@ -331,9 +331,6 @@ class PreviewTokenModel(Base):
     # A signed preview URL's token (it is the URL's host label or path segment, and
     # opens its port without a header); never accepted as a header token.
     signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
-    # A signed preview URL's token (it is the URL's host label or path segment, and
-    # opens its port without a header); never accepted as a header token.
-    signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class ModelProviderModel(Base):
