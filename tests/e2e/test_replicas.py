@@ -70,7 +70,9 @@ def test_two_replicas_never_act_on_one_environment_at_once(
             replicas |= {r for _, _, r in spans}
             for (_, end, who), (start, _, other) in itertools.pairwise(spans):
                 assert start >= end, (env_id, who, other)
-        assert actions >= 60
+        # Every environment's first start, then the churn: some of it refused when it
+        # found an environment already there, so no fixed count.
+        assert actions > len(ids)
         assert len(replicas) == 2, replicas  # both replicas did work
         for client in clients:
             client.close()
