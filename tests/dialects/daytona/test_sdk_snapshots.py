@@ -144,13 +144,18 @@ def test_sandbox_from_its_own_image_builds_then_starts(
     daytona: Daytona, built_images: None
 ) -> None:
     image = Image.base("sandbay-base:latest").run_commands(
-        f"echo own-{uuid.uuid4().hex[:6]} > /opt/own"
+        _fresh(), f"echo own-{uuid.uuid4().hex[:6]} > /opt/own"
     )
+    logs: list[str] = []
     sandbox = daytona.create(
-        CreateSandboxFromImageParams(image=image, auto_stop_interval=0), timeout=300
+        CreateSandboxFromImageParams(image=image, auto_stop_interval=0),
+        timeout=300,
+        on_snapshot_create_logs=logs.append,
     )
     try:
         assert sandbox.state == "started"
+        # The SDK followed the build's log: the sandbox showed `pending_build`.
+        assert any("echo own-" in line for line in logs), logs
         assert sandbox.process.exec("cat /opt/own").result.startswith("own-")
     finally:
         daytona.delete(sandbox, wait=True)

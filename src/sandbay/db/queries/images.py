@@ -22,6 +22,12 @@ async def get_live(session: AsyncSession, org_id: str, id_or_name: str) -> Img |
     return found
 
 
+async def build_state(session: AsyncSession, org_id: str, ref: str) -> ImageState | None:
+    """The state of the organization's build that makes `ref`, if one does."""
+    query = select(Img.state).where(Img.org_id == org_id, Img.ref == ref, Img.deleted_at.is_(None))
+    return (await session.execute(query.limit(1))).scalars().first()
+
+
 async def page(
     session: AsyncSession, org_id: str, *, offset: int, limit: int, name: str | None
 ) -> tuple[Sequence[Img], int]:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 import sandbay
 from sandbay.api.deps import AccessDep, EnvironmentsDep, LifecycleDep, SessionDep
+from sandbay.db.session import AsyncSession
 from sandbay.dialects.kit import native
 from sandbay.domain.environments import Environment, EnvironmentUpdate, StopRequest
 from sandbay.domain.errors import InvalidRequest, WrongState
@@ -22,6 +23,7 @@ from sandbay.services.access.service import AccessService
 from sandbay.services.environments import adjust
 from sandbay.services.environments import records as envs
 from sandbay.services.environments.search import search_environments
+from sandbay.services.images.service import waiting_build
 
 from .errors import DaytonaPrincipal, stop_refused
 from .listing import LIST_PARAMS, list_query
@@ -74,6 +76,13 @@ def _out(toolbox: str, env: Environment) -> DaytonaSandbox:
     return DaytonaSandbox.of(env, toolbox_url=toolbox)
 
 
+async def _shown(session: AsyncSession, toolbox: str, env: Environment) -> DaytonaSandbox:
+    """The sandbox, showing `pending_build`/`building_snapshot` while it waits for
+    its own image (the SDK follows the build's log only from those states)."""
+    build = await waiting_build(session, env)
+    return DaytonaSandbox.of(env, toolbox_url=toolbox, build=build)
+
+
 class DaytonaLabels(BaseModel):
     labels: dict[str, str]
 
@@ -124,7 +133,7 @@ async def create_sandbox(
     env = await environments.create(session, principal, to_create(body))
     if body.ttl_minutes:
         env = await adjust.set_ttl(session, principal, env.id, body.ttl_minutes)
-    return _out(toolbox, env)
+    return await _shown(session, toolbox, env)
 
 
 @router.get("")
@@ -150,7 +159,7 @@ async def get_sandbox(
     sandbox: SandboxIdOrName, toolbox: ToolboxUrl, session: SessionDep, principal: DaytonaPrincipal
 ) -> DaytonaSandbox:
     """One sandbox, by ID or name."""
-    return _out(toolbox, await envs.read_environment(session, principal, sandbox))
+    return await _shown(session, toolbox, await envs.read_environment(session, principal, sandbox))
 
 
 @router.delete("/{sandboxIdOrName}")

@@ -17,7 +17,7 @@ from sandbay.domain.environments import (
     ImageBuild,
 )
 from sandbay.domain.errors import InvalidRequest
-from sandbay.domain.images import local_base
+from sandbay.domain.images import ImageState, local_base
 from sandbay.domain.states import DesiredState, EnvState
 
 S = EnvState
@@ -34,6 +34,9 @@ STATE: dict[EnvState, str] = {
     S.DELETED: "destroyed",
     S.ERROR: "error",
 }
+#: A sandbox waiting for its own image: Daytona's states while the build is queued
+#: and while it runs (the SDK follows the build's log from these).
+BUILD_STATE = {ImageState.PENDING: "pending_build", ImageState.BUILDING: "building_snapshot"}
 NATIVE_STATE = {shown: state for state, shown in STATE.items()}
 DESIRED: dict[DesiredState, str] = {
     DesiredState.RUNNING: "started",
@@ -86,7 +89,10 @@ class DaytonaSandbox(_Camel):
     toolbox_proxy_url: str
 
     @classmethod
-    def of(cls, env: Environment, *, toolbox_url: str) -> "DaytonaSandbox":
+    def of(
+        cls, env: Environment, *, toolbox_url: str, build: ImageState | None = None
+    ) -> "DaytonaSandbox":
+        """`build`: the state of the image build a `creating` sandbox waits for."""
         return cls(
             id=env.id,
             organization_id=env.org_id,
@@ -103,12 +109,15 @@ class DaytonaSandbox(_Camel):
             gpu=env.gpu,
             memory=whole_up(env.memory_mb / MIB_PER_GB),
             disk=env.disk_gb,
-            state=STATE[env.state],
+            state=BUILD_STATE.get(build, "") if build else STATE[env.state],
             desired_state=DESIRED[env.desired_state],
             auto_stop_interval=number(env.auto_stop_interval),
             auto_archive_interval=number(env.auto_archive_interval),
             auto_delete_interval=number(env.auto_delete_interval),
-            volumes=[],
+            volumes=[
+                {"volumeId": v.volume_id, "mountPath": v.mount_path, "subpath": v.subpath}
+                for v in env.volumes
+            ],
             created_at=iso_millis(env.created_at) or "",
             updated_at=iso_millis(env.updated_at) or "",
             runner_id=env.runner_id,

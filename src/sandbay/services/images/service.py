@@ -13,7 +13,7 @@ from sandbay.db.models import ImageModel
 from sandbay.db.queries import images as queries
 from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain import ids
-from sandbay.domain.environments import ImageBuild
+from sandbay.domain.environments import Environment, ImageBuild
 from sandbay.domain.errors import Conflict, InvalidRequest, NotFound
 from sandbay.domain.images import (
     IMAGE_ID,
@@ -26,6 +26,7 @@ from sandbay.domain.images import (
     uses_context,
 )
 from sandbay.domain.keys import Permission, Principal
+from sandbay.domain.states import EnvState
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import Hint
 from sandbay.services.tenancy.auth import require
@@ -138,6 +139,14 @@ class ImagesService:
             if done or not follow:
                 return
             await asyncio.sleep(FOLLOW_POLL)
+
+
+async def waiting_build(session: AsyncSession, env: Environment) -> ImageState | None:
+    """The build a `creating` environment waits for (pending or building), if any."""
+    if env.state is not EnvState.CREATING:
+        return None
+    state = await queries.build_state(session, env.org_id, env.image)
+    return state if state in (ImageState.PENDING, ImageState.BUILDING) else None
 
 
 async def _get(
