@@ -6,7 +6,21 @@ unchanged. A thin adapter over the native services."""
 
 from sandbay.dialects.kit import Dialect
 
-from . import access, git, interpreter, pty, sessions, snapshots, volumes
+from . import (
+    access,
+    git,
+    interpreter,
+    lsp,
+    metrics,
+    pools,
+    pty,
+    refused,
+    sessions,
+    signing,
+    snapshots,
+    storage,
+    volumes,
+)
 from .errors import API_PREFIXES, TOOLBOX_PREFIX, render_error
 from .events import socket_io
 from .sandboxes import config_router, router
@@ -17,15 +31,21 @@ DIALECT = Dialect(
     prefixes=(*API_PREFIXES, TOOLBOX_PREFIX),
     routers=(
         access.router,
+        signing.router,
+        metrics.router,
         router,
         config_router,
         snapshots.router,
         volumes.router,
+        pools.router,
+        storage.router,
         sessions.router,
         pty.router,
         interpreter.router,
         git.router,
+        lsp.router,
         toolbox_router,
+        refused.router,
     ),
     renderer=render_error,
     middleware=(socket_io,),

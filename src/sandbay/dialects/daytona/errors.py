@@ -29,7 +29,16 @@ from sandbay.domain.keys import Principal
 from sandbay.domain.states import TRANSIENT, EnvState
 from sandbay.services.inside.git import GitProblem, git_problem
 
-API_PREFIXES = ("/sandbox", "/config", "/snapshots", "/volumes", "/preview", "/object-storage")
+API_PREFIXES = (
+    "/sandbox",
+    "/config",
+    "/snapshots",
+    "/volumes",
+    "/preview",
+    "/object-storage",
+    "/warm-pools",
+    "/secret",
+)
 TOOLBOX_PREFIX = "/toolbox"
 #: The toolbox's `source`, which makes the SDK read `code`.
 DAEMON_SOURCE = "DAYTONA_DAEMON"
