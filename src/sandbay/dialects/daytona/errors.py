@@ -34,7 +34,6 @@ API_PREFIXES = (
     "/config",
     "/snapshots",
     "/volumes",
-    "/preview",
     "/object-storage",
     "/warm-pools",
     "/secret",
