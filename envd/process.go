@@ -506,6 +506,7 @@ func signalName(sig syscall.Signal) string {
 type startRequest struct {
 	Argv  []string          `json:"argv"`
 	Env   map[string]string `json:"env"`
+	Unset []string          `json:"unset"`
 	Cwd   *string           `json:"cwd"`
 	User  string            `json:"user"`
 	TTY   bool              `json:"tty"`
@@ -532,6 +533,29 @@ func setEnv(env []string, key, value string) []string {
 		}
 	}
 	return append(env, prefix+value)
+}
+
+// unsetEnv drops the named variables: ones the environment was created with that
+// have since been unset must not reach a child through envd's own environment.
+func unsetEnv(env []string, names []string) []string {
+	if len(names) == 0 {
+		return env
+	}
+	drop := make(map[string]bool, len(names))
+	for _, n := range names {
+		drop[n] = true
+	}
+	kept := env[:0]
+	for _, kv := range env {
+		name := kv
+		if i := strings.IndexByte(kv, '='); i >= 0 {
+			name = kv[:i]
+		}
+		if !drop[name] {
+			kept = append(kept, kv)
+		}
+	}
+	return kept
 }
 
 func newID() string {
@@ -593,7 +617,12 @@ func (t *processTable) start(req *startRequest) (*process, error) {
 	} else {
 		pid = newID()
 	}
-	env := os.Environ()
+	for _, k := range req.Unset {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return nil, errorf(http.StatusBadRequest, "invalid", "invalid environment variable name %q", k)
+		}
+	}
+	env := unsetEnv(os.Environ(), req.Unset)
 	env = setEnv(env, "HOME", id.Home)
 	if req.TTY {
 		env = setEnv(env, "TERM", "xterm")
