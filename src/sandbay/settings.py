@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -84,6 +84,46 @@ class ArchiveSettings(_Section):
     )
     s3_endpoint: str | None = Field(None, description="S3 endpoint (MinIO, Ceph, …)")
     s3_region: str | None = Field(None, description="S3 region; default the client's")
+
+
+class ObjectStorageSettings(_Section):
+    """S3-compatible object storage that receives build contexts: the local files of
+    the Daytona SDK's `Image.add_local_file`, `add_local_dir`,
+    `pip_install_from_requirements` and a Dockerfile's COPY/ADD. The SDK is handed
+    this key at `/object-storage/push-access` and uploads to
+    `{bucket}/{prefix}{org}/{hash}/context.tar`; the builder reads the same objects.
+    Give a key allowed only s3:PutObject, s3:GetObject and s3:ListBucket on that
+    bucket and prefix: every caller that may build gets it. Unset `bucket`: such
+    builds are refused (400). Endpoint and region default to the archive's."""
+
+    bucket: str | None = Field(
+        None, description="Bucket for build contexts; unset: builds with local files are refused"
+    )
+    prefix: str = Field(
+        "build-contexts/",
+        pattern=r"^([A-Za-z0-9._-]+/)*$",
+        description="Key prefix in the bucket (empty or ending in /)",
+    )
+    endpoint: str | None = Field(
+        None, description="S3 endpoint the server uses; default `archive.s3_endpoint`, else AWS"
+    )
+    public_endpoint: str | None = Field(
+        None, description="S3 endpoint handed to SDK clients; default `endpoint`"
+    )
+    region: str | None = Field(
+        None, description="S3 region; default `archive.s3_region`, else us-east-1"
+    )
+    access_key_id: str | None = Field(
+        None, description="Key handed to SDK clients and used by the builder"
+    )
+    secret_access_key: SecretStr | None = Field(None, description="… its secret")
+
+    @model_validator(mode="after")
+    def _key_with_bucket(self) -> "ObjectStorageSettings":
+        # The key is handed out: never fall back to the server's own credentials.
+        if self.bucket and not (self.access_key_id and self.secret_access_key):
+            raise ValueError("a bucket needs access_key_id and secret_access_key (given to SDKs)")
+        return self
 
 
 class WorkSettings(_Section):
@@ -290,6 +330,9 @@ class Settings(BaseSettings):
     pools: PoolSettings = Field(default_factory=PoolSettings, description="Warm pools")
     archive: ArchiveSettings = Field(
         default_factory=ArchiveSettings, description="Where archived workspaces go"
+    )
+    object_storage: ObjectStorageSettings = Field(
+        default_factory=ObjectStorageSettings, description=ObjectStorageSettings.__doc__
     )
     work: WorkSettings = Field(default_factory=WorkSettings, description=WorkSettings.__doc__)
     inside: InsideSettings = Field(
