@@ -95,6 +95,9 @@ class EnvironmentModel(Base):
     command: Mapped[Any] = mapped_column(JSONType, nullable=True)
     install_command: Mapped[Any] = mapped_column(JSONType, nullable=True)
     env: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    # Names removed in place (Daytona's update_env): the container still holds them,
+    # so every process is spawned without them (domain.variables).
+    env_unset: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default="[]")
     labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     user: Mapped[str | None] = mapped_column(String(64), nullable=True)
     cpu: Mapped[float] = mapped_column(Float)
