@@ -165,6 +165,9 @@ class ProcessSpec:
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    #: Names the process must not inherit from the container's own environment (ones
+    #: removed in place since it was created); `env` wins over them.
+    unset: tuple[str, ...] = ()
     cwd: str | None = None
     user: str | None = None
     tty: bool = False

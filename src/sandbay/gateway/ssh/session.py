@@ -36,6 +36,7 @@ def _spec(process: asyncssh.SSHServerProcess[bytes], login: Login) -> ProcessSpe
     return ProcessSpec(
         argv=["/bin/sh", "-c", command] if command else list(DEFAULT_SHELL),
         env={str(k): str(v) for k, v in env.items()},
+        unset=login.unset,
         user=login.user,
         tty=tty,
         stdin=True,

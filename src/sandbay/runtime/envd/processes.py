@@ -192,6 +192,7 @@ class EnvdRunner:
         body = {
             "argv": list(spec.argv),
             "env": dict(spec.env),
+            "unset": list(spec.unset),
             "cwd": spec.cwd,
             "user": spec.user or "",
             "tty": spec.tty,

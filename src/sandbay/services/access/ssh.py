@@ -68,6 +68,8 @@ class Login:
     state: EnvState
     user: str | None
     env: dict[str, str]
+    #: Variables removed in place: the login's processes do not inherit them.
+    unset: tuple[str, ...] = ()
 
 
 async def issue_credential(
@@ -173,7 +175,8 @@ async def login_of(session: AsyncSession, cred: SshCredentialModel) -> Login | N
     env = await session.get(EnvironmentModel, cred.environment_id)
     if env is None or env.deleted_at is not None:
         return None
-    return Login(cred.id, env.id, env.org_id, env.state, env.user, dict(env.env))
+    unset = tuple(env.env_unset or ())
+    return Login(cred.id, env.id, env.org_id, env.state, env.user, dict(env.env), unset)
 
 
 async def check_password(

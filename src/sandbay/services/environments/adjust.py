@@ -5,6 +5,8 @@ clock, and recovery from `error` (a start: the workspace volume survived)."""
 
 from datetime import timedelta
 
+from pydantic import ValidationError
+
 from sandbay.db.cas import commit_or_conflict, with_cas_retry
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries.environments import environment_from_model
@@ -14,12 +16,13 @@ from sandbay.domain.errors import InvalidRequest, RuntimeFailure
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.resize import Size, plan_resize
 from sandbay.domain.states import DesiredState, EnvState
+from sandbay.domain.variables import change_variables
 from sandbay.kit.clock import utcnow
 from sandbay.runtime.provider import RuntimeProvider
 from sandbay.runtime.resources import Resizer
 from sandbay.services.environments.activity import record_activity
 from sandbay.services.environments.lifecycle import Lifecycle
-from sandbay.services.environments.records import get_environment, update_environment
+from sandbay.services.environments.records import get_environment
 from sandbay.services.events.record import record_environment_event
 from sandbay.services.tenancy.quotas import admit
 
@@ -64,16 +67,32 @@ async def update_variables(
     unset_value_prefix: str | None,
 ) -> Environment:
     """Unset names (and, with a prefix, every variable whose value starts with it and
-    that `set_` does not name), then set; processes started afterwards see them."""
-    env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
-    merged = {k: v for k, v in env.env.items() if k not in unset}
-    if unset_value_prefix:
-        merged = {
-            k: v for k, v in merged.items() if k in set_ or not v.startswith(unset_value_prefix)
-        }
-    merged.update(set_)
-    update = EnvironmentUpdate.model_validate({"env": merged})
-    return await update_environment(session, principal, env.id, update)
+    that `set_` does not name), then set; processes started afterwards see them, and
+    no longer inherit an unset one from the container (`env_unset`)."""
+
+    async def attempt() -> EnvironmentModel:
+        env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
+        change = change_variables(
+            dict(env.env),
+            list(env.env_unset or ()),
+            set_=set_,
+            unset=unset,
+            unset_value_prefix=unset_value_prefix,
+        )
+        try:
+            EnvironmentUpdate.model_validate({"env": change.env})
+        except ValidationError as exc:
+            raise InvalidRequest(exc.errors()[0]["msg"]) from exc
+        env.env, env.env_unset = change.env, change.unset
+        record_environment_event(
+            session, env, "environment.updated", actor=principal.actor, data={"fields": ["env"]}
+        )
+        await session.flush()
+        return env
+
+    env = await with_cas_retry(session, attempt)
+    await record_activity(session, env.id)
+    return environment_from_model(env)
 
 
 async def refresh_activity(session: AsyncSession, principal: Principal, id_or_name: str) -> None:

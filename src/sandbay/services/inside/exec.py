@@ -39,6 +39,7 @@ def exec_spec(target: Target, body: ExecRequest) -> ProcessSpec:
         # The environment's own variables (a warm-pool container was created without
         # them), then the request's.
         env={**target.env, **body.env},
+        unset=target.unset,
         cwd=body.cwd,
         user=body.user or target.user,
         stdin=body.stdin is not None,

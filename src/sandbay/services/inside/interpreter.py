@@ -211,6 +211,7 @@ class Context:
             spec = ProcessSpec(
                 argv=["python3", "-u", "-c", driver_source()],
                 env=dict(target.env),
+                unset=target.unset,
                 cwd=self.cwd,
                 user=target.user,
                 stdin=True,

@@ -33,7 +33,11 @@ async def start_process(
 ) -> Process:
     target = await open_target(inside.sessions, principal, id_or_name, EXEC)
     entry = await inside.processes.start(
-        target.environment_id, body, user=body.user or target.user, env=target.env
+        target.environment_id,
+        body,
+        user=body.user or target.user,
+        env=target.env,
+        unset=target.unset,
     )
     return entry.view()
 
@@ -151,6 +155,7 @@ async def open_terminal(
     spec = ProcessSpec(
         argv=command_argv(command) if command else DEFAULT_SHELL,
         env={**target.env, **(env or {}), "TERM": "xterm-256color"},
+        unset=target.unset,
         cwd=cwd,
         user=user or target.user,
         tty=True,

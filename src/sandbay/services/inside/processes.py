@@ -137,10 +137,12 @@ class ProcessRegistry:
         *,
         user: str | None,
         env: dict[str, str] | None = None,
+        unset: tuple[str, ...] = (),
     ) -> ProcessEntry:
         spec = ProcessSpec(
             argv=command_argv(body.command),
             env={**(env or {}), **body.env},
+            unset=unset,
             cwd=body.cwd,
             user=user,
             stdin=body.stdin,

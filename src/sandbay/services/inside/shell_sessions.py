@@ -64,7 +64,9 @@ async def create_session(
     known = inside.shells.sessions.get(target.environment_id, {}).get(name)
     if known is not None and known.alive:  # one whose shell ended (a stop) is replaced
         raise Conflict(f"session {name!r} already exists")
-    spec = ProcessSpec(argv=SESSION_SHELL, env=target.env, user=target.user, stdin=True)
+    spec = ProcessSpec(
+        argv=SESSION_SHELL, env=target.env, unset=target.unset, user=target.user, stdin=True
+    )
     handle = await inside.runner.spawn(target.environment_id, spec)
     if await handle.started() is None:
         await handle.wait()  # says why it could not start

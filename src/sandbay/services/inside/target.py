@@ -29,6 +29,8 @@ class Target:
     user: str | None
     memory_mb: int
     env: dict[str, str]
+    #: Variables removed in place: every process is spawned without them.
+    unset: tuple[str, ...] = ()
 
 
 async def open_target(
@@ -52,7 +54,8 @@ async def open_target(
         if activity:
             await record_activity(session, env.id)
         await session.commit()
-    return Target(env.id, env.org_id, env.user, env.memory_mb, dict(env.env))
+    unset = tuple(env.env_unset or ())
+    return Target(env.id, env.org_id, env.user, env.memory_mb, dict(env.env), unset)
 
 
 async def touch(sessions: async_sessionmaker[AsyncSession], environment_id: str) -> None:
