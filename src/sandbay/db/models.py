@@ -481,3 +481,37 @@ class VolumeModel(Base):
     def __init__(self, **fields: Any) -> None:
         fields.setdefault("state", VolumeState.READY)
         super().__init__(**_stamped(fields, "created_at", "updated_at"))
+
+
+class SigningKeyModel(Base):
+    """An environment's key for signed file URLs (Daytona's `download_url`): the
+    client signs with it, so the server must read it back; stored as Fernet
+    ciphertext only. Rotating replaces it, ending every URL signed before."""
+
+    __tablename__ = "signing_keys"
+
+    environment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(64))
+    key_ciphertext: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    rotated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WarmPoolModel(Base):
+    """A warm pool made through the API (Daytona's `/warm-pools`), kept filled like
+    the configured ones: `size` members of `image` in the native default shape."""
+
+    __tablename__ = "warm_pools"
+    __table_args__ = (Index("ix_warm_pools_org_id", "org_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    snapshot: Mapped[str] = mapped_column(String(512))
+    image: Mapped[str] = mapped_column(String(512))
+    cpu: Mapped[float] = mapped_column(Float)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer)
+    pids_limit: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
