@@ -108,6 +108,8 @@ class Platform:
     images: ImagesService
     volumes: VolumesService
     interpreters: Interpreters
+    #: Encrypts what the server must read back (credentials, file-URL signing keys).
+    secrets: SecretBox
 
     @classmethod
     async def open(cls, settings: Settings, role: Role = Role.SERVE) -> "Platform":
@@ -222,6 +224,7 @@ class Platform:
             images=ImagesService(sessions, due=Hint()),
             volumes=VolumesService(removed=Hint()),
             interpreters=Interpreters(sessions, runtime.runner, holds),
+            secrets=box,
         )
         platform._register(role)
         return platform
