@@ -235,6 +235,7 @@ class Platform:
         for listener in (
             self.inside.processes.on_event,
             self.interpreters.on_event,
+            self.inside.shells.on_event,
             self.access.gate.on_event,
             self.access.network.on_event,
             self.work.wakeups.on_event,
