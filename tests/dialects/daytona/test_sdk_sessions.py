@@ -203,6 +203,25 @@ def test_sessions_need_a_running_sandbox_and_a_restart_starts_them_afresh(
     daytona.delete(box, wait=True)
 
 
+def test_a_stopped_sandbox_loses_its_sessions_and_terminals(daytona: Daytona) -> None:
+    box = daytona.create(CreateSandboxFromSnapshotParams(auto_stop_interval=0), timeout=120)
+    box.process.create_session("held")
+    box.process.execute_session_command(
+        "held", SessionExecuteRequest(command="sleep 600", run_async=True)
+    )
+    box.process.create_pty_session("tty").disconnect()
+    assert [s.session_id for s in box.process.list_sessions()] == ["held"]
+    assert [t.id for t in box.process.list_pty_sessions()] == ["tty"]
+    box.stop(timeout=60)
+    box.start(timeout=60)
+    # Dropped when it stopped (as its interpreter contexts are), not kept as ended.
+    assert box.process.list_sessions() == []
+    assert box.process.list_pty_sessions() == []
+    with pytest.raises(DaytonaNotFoundError):
+        box.process.get_session("held")
+    daytona.delete(box, wait=True)
+
+
 def test_markers_split_across_chunks_still_delimit_commands() -> None:
     reader = MarkerReader("tok")
     stream = b"stray\x1etok:s:c1\x1eout\x1e not ours\x1etok:e:c1:3\x1eafter\x1etok:s:c2\x1ex"

@@ -21,15 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from sandbay.db.session import AsyncSession, async_sessionmaker
-from sandbay.domain.environments import Event
 from sandbay.domain.errors import InvalidRequest, NotFound, SandbayError
 from sandbay.domain.exec import ProcessSpec
 from sandbay.domain.files import normalize_path
 from sandbay.domain.keys import Permission, Principal
-from sandbay.domain.states import EnvState
 from sandbay.kit.clock import utcnow
 from sandbay.runtime.inside import ProcessHandle, ProcessRunner
 from sandbay.services.environments.activity import ActivityHolds
+from sandbay.services.inside.held import HeldWhileRunning
 from sandbay.services.inside.target import RUNNING_ONLY, Target, open_target
 
 log = logging.getLogger(__name__)
@@ -41,18 +40,6 @@ DEFAULT_TIMEOUT_S = 600
 _GRACE_S = 2.0  # how long an interrupted cell has to stop before its context is killed
 _READY_S = 20.0
 _FRAMES = 256
-#: States in which an environment's interpreters are gone (or going).
-_GONE = frozenset(
-    {
-        EnvState.STOPPING,
-        EnvState.STOPPED,
-        EnvState.ARCHIVING,
-        EnvState.ARCHIVED,
-        EnvState.DELETING,
-        EnvState.DELETED,
-        EnvState.ERROR,
-    }
-)
 
 
 @cache
@@ -281,7 +268,7 @@ async def _cell(
             return
 
 
-class Interpreters:
+class Interpreters(HeldWhileRunning):
     """Every interpreter context this server runs, by environment."""
 
     def __init__(
@@ -383,12 +370,10 @@ class Interpreters:
             log.exception("interpreter cell failed")
             await run.put(Finished(RunEnd.ENDED, "the interpreter failed"))
 
-    def on_event(self, event: Event) -> None:
-        """Bus listener: an environment that leaves running loses its contexts (its
-        processes end with its workload, as Daytona's end with its daemon)."""
-        if not event.environment_id or event.to_state not in _GONE:
-            return
-        contexts = self._by_env.pop(event.environment_id, None)
+    def drop_environment(self, environment_id: str) -> None:
+        """An environment that leaves running loses its contexts (their processes end
+        with its workload, as Daytona's end with its daemon)."""
+        contexts = self._by_env.pop(environment_id, None)
         if contexts:
             task = asyncio.create_task(self._stop_all(list(contexts.values())))
             self._tasks.add(task)

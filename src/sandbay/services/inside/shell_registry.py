@@ -19,6 +19,7 @@ from sandbay.domain.errors import Conflict, NotFound, SandbayError
 from sandbay.domain.exec import Stream
 from sandbay.kit.clock import utcnow
 from sandbay.runtime.inside import ProcessHandle
+from sandbay.services.inside.held import HeldWhileRunning
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +307,7 @@ class Terminal:
                 await self.monitor.close()
 
 
-class ShellRegistry:
+class ShellRegistry(HeldWhileRunning):
     """Every process session and named terminal of this server, by environment."""
 
     def __init__(self) -> None:
@@ -349,3 +350,21 @@ class ShellRegistry:
 
     def drop_terminal(self, terminal: Terminal) -> None:
         self.terminals.get(terminal.environment_id, {}).pop(terminal.name, None)
+
+    def drop_environment(self, environment_id: str) -> None:
+        """An environment that leaves running loses its sessions and terminals: their
+        processes end with its workload; what is left of them is killed here."""
+        sessions = self.sessions.pop(environment_id, {}).values()
+        terminals = self.terminals.pop(environment_id, {}).values()
+        handles = [s.handle for s in sessions if s.alive]
+        handles += [t.monitor for t in terminals if t.active and t.monitor is not None]
+        if handles:
+            self.run(_kill_all(handles), f"drop shells of {environment_id}")
+
+
+async def _kill_all(handles: list[ProcessHandle]) -> None:
+    async def kill(handle: ProcessHandle) -> None:
+        with contextlib.suppress(Exception):  # the container may be gone already
+            await asyncio.wait_for(handle.kill(), 10)
+
+    await asyncio.gather(*(kill(h) for h in handles))
