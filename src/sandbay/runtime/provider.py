@@ -1,7 +1,7 @@
 """The protocol every runtime provider implements, in domain shapes only.
 Providers translate engine errors into `sandbay.domain.errors.RuntimeFailure`."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -94,10 +94,17 @@ class ImageBuilder(Protocol):
         ...
 
     async def build(
-        self, ref: str, dockerfile: str, *, labels: dict[str, str], on_log: Callable[[str], None]
+        self,
+        ref: str,
+        dockerfile: str,
+        *,
+        labels: dict[str, str],
+        on_log: Callable[[str], None],
+        contexts: Sequence[Path] = (),
     ) -> None:
-        """Build `dockerfile` (no context) as `ref`; a failed step raises a permanent
-        `RuntimeFailure`. `on_log` gets the output as it comes, from any thread."""
+        """Build `dockerfile` as `ref`, with the files of the `contexts` tars as its
+        context; a failed step raises a permanent `RuntimeFailure`. `on_log` gets the
+        output as it comes, from any thread."""
         ...
 
     async def remove(self, ref: str) -> None: ...
