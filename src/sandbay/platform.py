@@ -45,6 +45,7 @@ from sandbay.services.events.bus import EventBus
 from sandbay.services.events.service import EventsService
 from sandbay.services.images.service import ImagesService
 from sandbay.services.inside.interpreter import Interpreters
+from sandbay.services.inside.lsp import LanguageServers
 from sandbay.services.inside.processes import ProcessRegistry
 from sandbay.services.inside.service import ExecLimits, InsideService
 from sandbay.services.tenancy.auth import KeyCache, ensure_bootstrap
@@ -108,6 +109,7 @@ class Platform:
     images: ImagesService
     volumes: VolumesService
     interpreters: Interpreters
+    language_servers: LanguageServers
     #: Encrypts what the server must read back (credentials, file-URL signing keys).
     secrets: SecretBox
 
@@ -224,6 +226,7 @@ class Platform:
             images=ImagesService(sessions, due=Hint()),
             volumes=VolumesService(removed=Hint()),
             interpreters=Interpreters(sessions, runtime.runner, holds),
+            language_servers=LanguageServers(sessions, runtime.runner, runtime.files),
             secrets=box,
         )
         platform._register(role)
@@ -235,6 +238,7 @@ class Platform:
         for listener in (
             self.inside.processes.on_event,
             self.interpreters.on_event,
+            self.language_servers.on_event,
             self.inside.shells.on_event,
             self.access.gate.on_event,
             self.access.network.on_event,
@@ -295,5 +299,6 @@ class Platform:
         await self.agents.close()
         await self.inside.processes.close()
         await self.interpreters.close()
+        await self.language_servers.close()
         await self.runtime.close()
         await self.db.dispose()
