@@ -25,6 +25,7 @@ from sandbay.reconciler.images import ImagesLoop
 from sandbay.reconciler.instances import InstanceProvisioningLoop
 from sandbay.reconciler.manager import LoopManager, ReconcilerParts, add_reconciler_loops
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
+from sandbay.runtime.build_contexts import BuildContextStore, S3BuildContexts
 from sandbay.runtime.docker.images import DockerImages
 from sandbay.runtime.docker.resources import DockerResources
 from sandbay.runtime.docker.runtime import DockerRuntime
@@ -88,6 +89,23 @@ def archive_store(settings: Settings) -> ArchiveStore:
     return DirectoryArchiveStore(archive.dir or settings.data_dir / "archives")
 
 
+def build_context_store(settings: Settings) -> BuildContextStore | None:
+    """The bucket that receives builds' local files, if one is configured; its
+    endpoint and region default to the archive's (one S3 service)."""
+    storage, archive = settings.object_storage, settings.archive
+    if not storage.bucket or not storage.access_key_id or not storage.secret_access_key:
+        return None
+    return S3BuildContexts(
+        bucket=storage.bucket,
+        prefix=storage.prefix,
+        access_key_id=storage.access_key_id,
+        secret_access_key=storage.secret_access_key.get_secret_value(),
+        endpoint=storage.endpoint or archive.s3_endpoint,
+        public_endpoint=storage.public_endpoint,
+        region=storage.region or archive.s3_region or "us-east-1",
+    )
+
+
 @dataclass
 class Platform:
     settings: Settings
@@ -136,6 +154,7 @@ class Platform:
             agent_ready_timeout=s.inside.agent_ready_timeout,
         )
         holds = ActivityHolds()
+        contexts = build_context_store(s)
         environments = EnvironmentsService(
             lifecycle=Lifecycle(sessions, bus, stop_timeout=s.default_stop_timeout),
             provider=runtime.provider,
@@ -143,6 +162,7 @@ class Platform:
                 runner_id=s.runner_id,
                 default_image=s.default_image,
                 warm_pools=tuple(s.pools.warm),
+                build_contexts=contexts is not None,
             ),
             resources=DockerResources(runtime.provider),
         )
@@ -223,7 +243,7 @@ class Platform:
             ),
             host_key=host_key,
             loops=LoopManager(bus),
-            images=ImagesService(sessions, due=Hint()),
+            images=ImagesService(sessions, due=Hint(), contexts=contexts),
             volumes=VolumesService(removed=Hint()),
             interpreters=Interpreters(sessions, runtime.runner, holds),
             language_servers=LanguageServers(sessions, runtime.runner, runtime.files),
@@ -259,6 +279,7 @@ class Platform:
                 sessions=self.sessions,
                 builder=DockerImages(self.runtime.provider),
                 interval=s.reconciler.interval,
+                contexts=self.images.contexts,
             )
             self.images.due.subscribe(images.wake)
             self.volumes.removed.subscribe(images.wake)

@@ -2,13 +2,16 @@
 builder's work is taken up again), checks that a named image is on the runner,
 writes each build's log as it grows, then lets the environments that waited for a
 build go on (or fails them with its reason); and removes what deletes left on the
-runner (built images, shared volumes' storage)."""
+runner (built images, shared volumes' storage). A build that copies local files
+first downloads its organization's context tars from object storage."""
 
 import asyncio
 import contextlib
 import logging
 import secrets
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 from sandbay.db.cas import commit_unless_stale
 from sandbay.db.models import ImageModel
@@ -27,6 +30,7 @@ from sandbay.domain.states import EnvState
 from sandbay.domain.volumes import VolumeState
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import PeriodicLoop
+from sandbay.runtime.build_contexts import BuildContextStore
 from sandbay.runtime.provider import ImageBuilder
 from sandbay.services.environments.transitions import transition
 from sandbay.services.events.record import record_environment_event
@@ -36,6 +40,7 @@ ACTOR = "system:images"
 LEASE = timedelta(seconds=30)
 FLUSH_SECONDS = 0.5
 BUILDS_AT_ONCE = 2
+NO_STORE = "this build copies local files but this server has no object storage for them"
 
 
 class BuildLog:
@@ -52,6 +57,10 @@ class BuildLog:
         return "".join(self._parts)[-MAX_BUILD_LOG:]
 
 
+class _Permanent(RuntimeFailure):
+    permanent = True
+
+
 class ImagesLoop(PeriodicLoop):
     name = "images"
 
@@ -61,10 +70,12 @@ class ImagesLoop(PeriodicLoop):
         sessions: async_sessionmaker[AsyncSession],
         builder: ImageBuilder,
         interval: float,
+        contexts: BuildContextStore | None = None,
     ) -> None:
         super().__init__(interval)
         self._sessions = sessions
         self._builder = builder
+        self._contexts = contexts
 
     async def sweep(self) -> None:
         async with self._sessions() as session:
@@ -83,6 +94,7 @@ class ImagesLoop(PeriodicLoop):
             row = await session.get(ImageModel, image_id)
             assert row is not None
             ref, dockerfile, org_id = row.ref, row.dockerfile, row.org_id
+            hashes = list(row.context_hashes or [])
         output = BuildLog()
         error: str | None = None
         try:
@@ -90,7 +102,11 @@ class ImagesLoop(PeriodicLoop):
                 if not await self._builder.has(ref):
                     error = f"image {ref!r} is not on the runner and images cannot be pulled here"
             else:
-                error = await self._build_with_log(image_id, token, ref, dockerfile, org_id, output)
+                with tempfile.TemporaryDirectory(prefix="sandbay-context-") as scratch:
+                    contexts = await self._fetch_contexts(org_id, hashes, Path(scratch), output)
+                    error = await self._build_with_log(
+                        image_id, token, ref, dockerfile, org_id, output, contexts
+                    )
         except RuntimeFailure as exc:
             if not exc.permanent:
                 raise  # the lease runs out and the build is tried again
@@ -112,8 +128,32 @@ class ImagesLoop(PeriodicLoop):
                 await self._settle_waiting(session, ref, error)
             await commit_unless_stale(session)
 
+    async def _fetch_contexts(
+        self, org_id: str, hashes: list[str], dest: Path, output: BuildLog
+    ) -> list[Path]:
+        """The build's context tars, downloaded from the organization's prefix only
+        (another organization's hash is not found there)."""
+        if not hashes:
+            return []
+        if self._contexts is None:
+            raise _Permanent(NO_STORE)
+        output.add(f"Fetching {len(hashes)} build context(s) from object storage\n")
+        try:
+            return await self._contexts.fetch(org_id, hashes, dest)
+        except RuntimeFailure as exc:
+            if exc.permanent:
+                output.add(exc.message + "\n")
+            raise
+
     async def _build_with_log(
-        self, image_id: str, token: str, ref: str, dockerfile: str, org_id: str, output: BuildLog
+        self,
+        image_id: str,
+        token: str,
+        ref: str,
+        dockerfile: str,
+        org_id: str,
+        output: BuildLog,
+        contexts: list[Path] | None = None,
     ) -> str | None:
         """Build, flushing the log (and renewing the lease) while it runs; the reason
         it cannot be built, or None once built."""
@@ -130,6 +170,7 @@ class ImagesLoop(PeriodicLoop):
                 local,
                 labels={"sandbay.image": image_id, "sandbay.org": org_id},
                 on_log=output.add,
+                contexts=contexts or (),
             )
         )
         while not build.done():

@@ -1,8 +1,8 @@
 """Daytona's snapshots (`/snapshots…`): images the runner has or builds from the
 SDK's declarative `Image` (a Dockerfile) in the background (`pending`, `building`,
 then `active` or `build_failed`), with the build's log followed while it runs; the
-build logs of a sandbox made from an `Image` (`/sandbox/{id}/build-logs…`); and the
-object-storage push the SDK needs for local files, which sandbay does not offer."""
+build logs of a sandbox made from an `Image` (`/sandbox/{id}/build-logs…`). The
+object-storage push for local files is in `storage`."""
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -19,7 +19,7 @@ from sandbay.domain.errors import InvalidRequest, NotFound
 from sandbay.domain.images import Image, ImageCreate, image_id_of
 from sandbay.domain.keys import Principal
 from sandbay.services.environments import records as envs
-from sandbay.services.images.service import NO_CONTEXT, ImagesService
+from sandbay.services.images.service import ImagesService
 
 from .errors import DaytonaPrincipal
 from .shapes import TARGET, DaytonaBuildInfo
@@ -275,10 +275,3 @@ async def get_build_logs(
     image_id = await _sandbox_image(session, principal, sandbox)
     await images.read(session, principal, image_id)
     return _text(images.follow_log(principal, image_id, follow=follow))
-
-
-@router.get("/object-storage/push-access")
-async def get_push_access(principal: DaytonaPrincipal) -> None:
-    """The SDK asks this before sending local files for a build; there is no object
-    storage here, so such builds are refused, saying so."""
-    raise InvalidRequest(NO_CONTEXT)

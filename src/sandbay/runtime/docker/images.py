@@ -1,12 +1,16 @@
-"""Images on the Docker engine: build one from a Dockerfile alone (an in-memory
-context, no registry, never a pull: bases must be on the engine), look one up,
-remove one; and the storage of shared volumes. Blocking SDK calls run on the
-provider's thread pool; a build's output is handed to `on_log` as it comes."""
+"""Images on the Docker engine: build one from a Dockerfile (with the files of the
+build's context tars, if any; no registry, never a pull: bases must be on the
+engine), look one up, remove one; and the storage of shared volumes. Blocking SDK
+calls run on the provider's thread pool; a build's output is handed to `on_log` as
+it comes."""
 
 import contextlib
 import io
 import tarfile
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import IO
 
 from docker.errors import APIError, ImageNotFound, NotFound
 
@@ -14,6 +18,10 @@ from sandbay.domain.errors import InvalidRequest, RuntimeFailure
 from sandbay.runtime.docker.provider import DockerProvider, shared_volume_name
 
 LABEL_IMAGE = "sandbay.image"
+#: The Dockerfile's name in a context that has files: a context may hold a `Dockerfile`.
+CONTEXT_DOCKERFILE = ".sandbay.Dockerfile"
+#: Bytes of a merged context kept in memory before it spills to a temporary file.
+SPOOL_BYTES = 16 * 1024 * 1024
 
 
 class BuildFailed(RuntimeFailure):
@@ -31,6 +39,36 @@ def _context(dockerfile: str) -> io.BytesIO:
         tar.addfile(info, io.BytesIO(data))
     buffer.seek(0)
     return buffer
+
+
+def _member_name(name: str) -> str:
+    """A context member's path, relative and without `..` (else the build fails)."""
+    path = PurePosixPath(name.removeprefix("./"))
+    if path.is_absolute() or ".." in path.parts:
+        raise BuildFailed(f"build context entry {name!r} points outside the context")
+    return str(path)
+
+
+def _merged_context(dockerfile: str, contexts: Sequence[Path]) -> IO[bytes]:
+    """One build context: every context tar's entries (a later one wins on a shared
+    path, as the engine extracts in order) and the Dockerfile under its own name."""
+    out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+    with tarfile.open(fileobj=out, mode="w") as merged:
+        for path in contexts:
+            try:
+                with tarfile.open(path, mode="r:*") as source:
+                    for member in source:
+                        member.name = _member_name(member.name)
+                        content = source.extractfile(member) if member.isfile() else None
+                        merged.addfile(member, content)
+            except tarfile.TarError as exc:
+                raise BuildFailed(f"a build context is not a readable tar: {exc}") from exc
+        data = dockerfile.encode()
+        info = tarfile.TarInfo(CONTEXT_DOCKERFILE)
+        info.size = len(data)
+        merged.addfile(info, io.BytesIO(data))
+    out.seek(0)
+    return out
 
 
 class DockerImages:
@@ -52,10 +90,19 @@ class DockerImages:
             return False
 
     async def build(
-        self, ref: str, dockerfile: str, *, labels: dict[str, str], on_log: Callable[[str], None]
+        self,
+        ref: str,
+        dockerfile: str,
+        *,
+        labels: dict[str, str],
+        on_log: Callable[[str], None],
+        contexts: Sequence[Path] = (),
     ) -> None:
-        """Build and tag `ref`; `on_log` gets the output (from the pool's thread)."""
-        await self._provider.call(lambda api: self._build(api, ref, dockerfile, labels, on_log))
+        """Build and tag `ref`; `on_log` gets the output (from the pool's thread).
+        `contexts` are tars whose files the Dockerfile's COPY/ADD read."""
+        await self._provider.call(
+            lambda api: self._build(api, ref, dockerfile, labels, on_log, contexts)
+        )
 
     @staticmethod
     def _build(
@@ -64,10 +111,27 @@ class DockerImages:
         dockerfile: str,
         labels: dict[str, str],
         on_log: Callable[[str], None],
+        contexts: Sequence[Path] = (),
+    ) -> None:
+        if contexts:
+            with _merged_context(dockerfile, contexts) as fileobj:
+                DockerImages._run_build(api, ref, fileobj, CONTEXT_DOCKERFILE, labels, on_log)
+        else:
+            DockerImages._run_build(api, ref, _context(dockerfile), None, labels, on_log)
+
+    @staticmethod
+    def _run_build(
+        api: object,
+        ref: str,
+        fileobj: IO[bytes],
+        dockerfile_name: str | None,
+        labels: dict[str, str],
+        on_log: Callable[[str], None],
     ) -> None:
         stream = api.build(  # type: ignore[attr-defined]
-            fileobj=_context(dockerfile),
+            fileobj=fileobj,
             custom_context=True,
+            dockerfile=dockerfile_name,
             tag=ref,
             rm=True,
             forcerm=True,

@@ -50,6 +50,8 @@ class Placement:
     runner_id: str
     default_image: str
     warm_pools: tuple[WarmPoolSpec, ...] = ()
+    #: Object storage receives builds' local files (else such builds are refused).
+    build_contexts: bool = False
 
     @property
     def pooled(self) -> bool:
@@ -125,7 +127,12 @@ async def create_environment(
     if principal.environment_ids is not None:
         raise InvalidRequest("a key restricted to given environments cannot create new ones")
     planned = await plan_image(
-        session, org_id, body.image, body.build, default=placement.default_image
+        session,
+        org_id,
+        body.image,
+        body.build,
+        default=placement.default_image,
+        contexts=placement.build_contexts,
     )
     image = planned.ref
     mounts = await resolve_mounts(session, org_id, body.volumes)

@@ -2,7 +2,8 @@
 checks the runner has it), read, list, delete, activate, the build's log (followed
 as it grows), and the image an environment create names: a built image of the
 organization by name, a Dockerfile to build (the environment waits for it), or an
-image the runner has."""
+image the runner has. Builds that copy local files need object storage: the
+credentials a client uploads its contexts with come from here."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from sandbay.db.models import ImageModel
 from sandbay.db.queries import images as queries
 from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain import ids
+from sandbay.domain.build_contexts import PushAccess, check_context_hashes
 from sandbay.domain.environments import Environment, ImageBuild
 from sandbay.domain.errors import Conflict, InvalidRequest, NotFound
 from sandbay.domain.images import (
@@ -29,6 +31,7 @@ from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.states import EnvState
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import Hint
+from sandbay.runtime.build_contexts import BuildContextStore
 from sandbay.services.tenancy.auth import require
 
 #: How often a follower looks for more of a build's log.
@@ -48,9 +51,18 @@ class PlannedImage:
     ready: bool
 
 
-def _check_buildable(dockerfile: str, context_hashes: list[str]) -> None:
-    if context_hashes or uses_context(dockerfile):
+def _check_buildable(dockerfile: str, context_hashes: list[str], *, contexts: bool) -> None:
+    """Local files need object storage (`contexts`); their hashes must be plain names."""
+    if not contexts and (context_hashes or uses_context(dockerfile)):
         raise InvalidRequest(NO_CONTEXT)
+    check_context_hashes(context_hashes)
+
+
+def _build_name(dockerfile: str, context_hashes: list[str]) -> str:
+    """One build per Dockerfile and set of contexts (files changed: built again)."""
+    if not context_hashes:
+        return build_name(dockerfile)
+    return build_name(dockerfile + "\n#contexts " + " ".join(context_hashes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +70,19 @@ class ImagesService:
     sessions: async_sessionmaker[AsyncSession]
     #: Wakes the images loop (a build or a removal is due).
     due: Hint
+    #: Object storage for build contexts; None: builds with local files are refused.
+    contexts: BuildContextStore | None = None
 
     async def create(self, session: AsyncSession, principal: Principal, body: ImageCreate) -> Image:
         org_id = require(principal, Permission.ENVIRONMENTS_WRITE)
         if (body.image is None) == (body.dockerfile is None):
             raise InvalidRequest("give either an image name or a build (Dockerfile), not both")
         if body.dockerfile is not None:
-            _check_buildable(body.dockerfile, body.context_hashes)
+            _check_buildable(
+                body.dockerfile, body.context_hashes, contexts=self.contexts is not None
+            )
+        elif body.context_hashes:
+            raise InvalidRequest("context hashes come with a build (Dockerfile), not an image")
         if await queries.get_live(session, org_id, body.name) is not None:
             raise Conflict(f"Snapshot with name {body.name} already exists")
         image_id = ids.new_id(IMAGE_ID)
@@ -78,6 +96,13 @@ class ImagesService:
         await flush_unique(session, f"Snapshot with name {body.name} already exists")
         self.due()
         return Image.model_validate(row)
+
+    def push_access(self, principal: Principal) -> PushAccess:
+        """Where the principal's organization uploads build contexts, and the key."""
+        org_id = require(principal, Permission.ENVIRONMENTS_WRITE)
+        if self.contexts is None:
+            raise InvalidRequest(NO_CONTEXT)
+        return self.contexts.push_access(org_id)
 
     async def read(self, session: AsyncSession, principal: Principal, id_or_name: str) -> Image:
         return Image.model_validate(await _get(session, principal, id_or_name))
@@ -169,14 +194,16 @@ async def plan_image(
     build: ImageBuild | None,
     *,
     default: str,
+    contexts: bool = False,
 ) -> PlannedImage:
     """What an environment create runs: its own build (one per distinct Dockerfile
-    per organization, built again if it failed), a built image of the organization
-    by name (it must be active), or `image` as the runner knows it."""
+    and contexts per organization, built again if it failed), a built image of the
+    organization by name (it must be active), or `image` as the runner knows it.
+    `contexts`: whether object storage receives builds' local files."""
     now = utcnow()
     if build is not None:
-        _check_buildable(build.dockerfile, build.context_hashes)
-        name = build_name(build.dockerfile)
+        _check_buildable(build.dockerfile, build.context_hashes, contexts=contexts)
+        name = _build_name(build.dockerfile, build.context_hashes)
         row = await queries.get_live(session, org_id, name)
         if row is None:
             image_id = ids.new_id(IMAGE_ID)
@@ -186,6 +213,7 @@ async def plan_image(
                 name=name,
                 ref=built_ref(image_id),
                 dockerfile=build.dockerfile,
+                context_hashes=list(build.context_hashes),
                 cpu=1,
                 memory_gb=1,
                 disk_gb=3,
