@@ -27,6 +27,7 @@ _STATUS_TYPES = {
     405: "invalid_request_error",
     408: "timeout_error",
     409: "conflict_error",
+    410: "gone_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
     429: "rate_limit_error",

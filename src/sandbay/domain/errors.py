@@ -14,6 +14,7 @@ routes never build HTTP errors and one handler renders them all.
     │   ├── InvalidTransition   (state machine refused it)
     │   │   └── WrongState      (a strict request met a state it refuses)
     │   └── ConcurrentUpdate    (compare-and-set lost too many times)
+    ├── Gone                    410 gone_error (it existed and has ended for good)
     ├── PreconditionFailed      412 precondition_failed_error (a worker lost its lease)
     ├── PayloadTooLarge         413 invalid_request_error
     ├── FailedDependency        424 failed_dependency_error (an agent cannot run there)
@@ -97,6 +98,14 @@ class WrongState(InvalidTransition):
 
 class ConcurrentUpdate(Conflict):
     """Another writer kept winning the compare-and-set; the caller may retry."""
+
+
+class Gone(SandbayError):
+    """What was asked of has ended and cannot take it any more (input to a finished
+    command), as opposed to never having existed (404)."""
+
+    status_code = 410
+    error_type = "gone_error"
 
 
 class PayloadTooLarge(SandbayError):
