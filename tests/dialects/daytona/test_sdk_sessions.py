@@ -222,6 +222,18 @@ def test_a_stopped_sandbox_loses_its_sessions_and_terminals(daytona: Daytona) ->
     daytona.delete(box, wait=True)
 
 
+def test_input_to_a_finished_command_is_gone(sandbox: Sandbox) -> None:
+    process = sandbox.process
+    process.create_session("finished")
+    done = process.execute_session_command("finished", SessionExecuteRequest(command="true"))
+    assert done.exit_code == 0 and done.cmd_id
+    with pytest.raises(DaytonaError) as refused:
+        process.send_session_command_input("finished", done.cmd_id, "late")
+    assert refused.value.status_code == 410
+    assert "already completed with exit code 0" in str(refused.value)
+    process.delete_session("finished")
+
+
 def test_markers_split_across_chunks_still_delimit_commands() -> None:
     reader = MarkerReader("tok")
     stream = b"stray\x1etok:s:c1\x1eout\x1e not ours\x1etok:e:c1:3\x1eafter\x1etok:s:c2\x1ex"

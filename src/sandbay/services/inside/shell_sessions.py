@@ -20,7 +20,7 @@ import shlex
 import uuid
 from collections.abc import AsyncIterator
 
-from sandbay.domain.errors import Conflict, InvalidRequest, NotFound, WaitTimeout
+from sandbay.domain.errors import Conflict, Gone, InvalidRequest, NotFound, WaitTimeout
 from sandbay.domain.exec import MAX_STDIN_CHARS, ExecRequest, ProcessSpec, Stream
 from sandbay.domain.keys import Permission, Principal
 from sandbay.runtime.inside import ProcessHandle
@@ -194,7 +194,7 @@ async def send_input(
     except TimeoutError:
         raise Conflict("the command has not started yet: an earlier one still runs") from None
     if not command.running:
-        raise Conflict(f"command has already completed with exit code {command.exit_code}")
+        raise _ended(command)
     if not data.endswith("\n"):
         data += "\n"
     if len(data) > MAX_STDIN_CHARS:
@@ -213,7 +213,16 @@ async def send_input(
     if result.exit_code != 0:
         if echo is not None:
             command.output.retract(echo)
+        with contextlib.suppress(TimeoutError):  # its FIFO went with its end: let it land
+            await asyncio.wait_for(command.done.wait(), 1.0)
+        if not command.running:
+            raise _ended(command)
         raise Conflict("the command has not started yet or no longer reads input")
+
+
+def _ended(command: SessionCommand) -> Gone:
+    """Input for a command that has ended: 410, as Daytona's daemon answers it."""
+    return Gone(f"command has already completed with exit code {command.exit_code}")
 
 
 async def entrypoint_command(inside: InsideService, principal: Principal, sandbox: str) -> str:
