@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 IMAGE="${1:-sandbay-base:latest}"
 RECIPE="${SANDBAY_IMAGE_RECIPE:-$(sha256sum scripts/build-base-image.sh | cut -c1-16)}"
 SUITE="${SANDBAY_IMAGE_SUITE:-bookworm}"
-PACKAGES="python3,bash,coreutils,procps,ca-certificates,findutils,tar,gzip,iproute2,curl,git,python3-pylsp"
+PACKAGES="python3,bash,coreutils,procps,ca-certificates,findutils,tar,gzip,iproute2,curl,git,python3-pylsp,python3-setuptools"
 PACKAGES="$PACKAGES${SANDBAY_IMAGE_EXTRA_PACKAGES:+,$SANDBAY_IMAGE_EXTRA_PACKAGES}"
 
 command -v mmdebstrap >/dev/null 2>&1 || {
