@@ -1,8 +1,10 @@
 """Every user-facing call of Daytona's official Python SDK (`daytona` 0.226.1) and the
-HTTP routes it reaches, kept by hand from the SDK's source, with the reasons for the
-calls sandbay answers with a deliberate 400. `docs/daytona-sdk.md` is generated from
-this map and the running app's route table; tests/dialects/daytona/test_sdk_coverage.py
-fails when the SDK has a call the map lacks or when the document is stale.
+HTTP routes it reaches, kept by hand from the SDK's source. `docs/daytona-sdk.md` is
+generated from this map and the running app's route table; the reasons of the routes
+sandbay refuses on purpose (a 400 saying why) are the server's own, read from
+`sandbay.dialects.daytona.refused.REFUSED`, the table those routes are built from.
+tests/dialects/daytona/test_sdk_coverage.py fails when the SDK has a call the map
+lacks or when the document is stale.
 
 Regenerate the document: `.venv/bin/python -m tests.support.daytona_calls`.
 
@@ -50,7 +52,8 @@ NOT_CALLS = frozenset({"Sandbox.model_post_init"})
 @dataclass(frozen=True)
 class Call:
     """What one SDK call reaches: `routes` on the default path of the call; `refused`
-    says why sandbay answers it with a clear 400 although the route is served;
+    says why sandbay answers it with a clear 400 although the route is served for
+    other values (routes refused whole carry their reason in the server's table);
     `outside` why it reaches something other than sandbay; `note` what else it may
     reach or does client side."""
 
@@ -60,9 +63,7 @@ class Call:
     note: str | None = None
 
 
-PAUSE = "pausing (freezing a running sandbox in memory) is a later issue; stop keeps its files"
 AUTO_PAUSE = "only 0 (never) is accepted: sandbay cannot pause (a later issue); use auto-stop"
-FORK = "forking a sandbox (a copy of its disk and state) is a later issue"
 OBJECT_STORE = (
     "uploads a build context to an S3 object store with credentials from "
     "GET /object-storage/push-access; sandbay runs no object store"
@@ -160,13 +161,12 @@ CALLS: dict[str, Call] = {
     "Sandbox.revoke_ssh_access": Call(("DELETE /sandbox/{sandboxIdOrName}/ssh-access",)),
     "Sandbox.validate_ssh_access": Call(("GET /sandbox/ssh-access/validate",)),
     "Sandbox.refresh_activity": Call(("POST /sandbox/{sandboxId}/last-activity",)),
-    "Sandbox.fork": Call(("POST /sandbox/{sandboxIdOrName}/fork",), refused=FORK),
+    "Sandbox.fork": Call(("POST /sandbox/{sandboxIdOrName}/fork",)),
     "Sandbox.create_snapshot": Call(
         ("POST /sandbox/{sandboxIdOrName}/snapshot", "GET /sandbox/{sandboxIdOrName}")
     ),
     "Sandbox.pause": Call(
-        ("POST /sandbox/{sandboxIdOrName}/pause", "GET /sandbox/{sandboxIdOrName}"),
-        refused=PAUSE,
+        ("POST /sandbox/{sandboxIdOrName}/pause", "GET /sandbox/{sandboxIdOrName}")
     ),
     # ---- Process ---------------------------------------------------------------
     "Process.exec": Call(("POST /toolbox/{sandboxId}/process/execute",)),
@@ -443,6 +443,36 @@ def served_routes() -> frozenset[str]:
     return frozenset(_shape(r) for r in _walk(app.routes))
 
 
+def _pattern(path: str) -> re.Pattern[str]:
+    """A FastAPI path as a regex over the SDK's paths (`{x:path}` spans segments)."""
+    parts = re.split(r"(\{[^}]*\})", path)
+    return re.compile(
+        "".join(
+            (".+" if p.endswith(":path}") else "[^/]+") if p.startswith("{") else re.escape(p)
+            for p in parts
+        )
+        + "$"
+    )
+
+
+def refusals(served: frozenset[str]) -> list[tuple[str, re.Pattern[str], str]]:
+    """(method, path pattern, reason) of every route the server refuses on purpose and
+    serves (so the refusal is really answered), from its own table."""
+    from sandbay.dialects.daytona.refused import REFUSED
+
+    return [
+        (method, _pattern(r.path), r.reason)
+        for r in REFUSED
+        for method in r.methods
+        if _shape(f"{method} {r.path}") in served
+    ]
+
+
+def refusal(route: str, refused: list[tuple[str, re.Pattern[str], str]]) -> str | None:
+    method, path = route.split(" ", 1)
+    return next((why for m, p, why in refused if m == method and p.match(path)), None)
+
+
 # ---- the document --------------------------------------------------------------------------
 
 
@@ -450,6 +480,10 @@ def verdict(call: Call, served: frozenset[str]) -> tuple[bool, str]:
     """Whether sandbay answers the call, and why (or what it does)."""
     if call.outside is not None:
         return False, call.outside
+    refused = refusals(served)
+    for route in call.routes:
+        if (why := refusal(route, refused)) is not None:
+            return False, "400: " + why
     missing = [r for r in call.routes if _shape(r) not in served]
     if missing:
         return False, "not served: " + ", ".join(f"`{r}`" for r in missing)

@@ -1,5 +1,66 @@
-"""The Daytona SDK's routes sandbay refuses on purpose, each a clear 400 saying why: to be built."""
+"""The Daytona SDK's routes sandbay refuses on purpose: each answers a clear 400 in
+Daytona's error shape saying why, not a bare 404 (a caller learns it is not coming
+from a typo). `REFUSED` is the one place the reasons live: the routes are built from
+it, and the SDK coverage map (tests/support/daytona_calls.py) reads it. Registered
+last, so a route served for real always wins."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from fastapi import APIRouter
 
+from sandbay.domain.errors import InvalidRequest
+
+from .errors import DaytonaPrincipal
+
+SNAPSHOTS = (
+    "not supported by this server yet: snapshots, fork and pause of sandboxes come with "
+    "sandbay's snapshot work"
+)
+SECRETS = "not supported yet: secrets come with the egress proxy"
+COMPUTER_USE = (
+    "computer use (desktop, mouse, keyboard, screenshots) is not supported by this server"
+)
+_ANY = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Routes (`methods` on `path`, as FastAPI writes it) refused with `reason`."""
+
+    methods: tuple[str, ...]
+    path: str
+    reason: str
+
+
+REFUSED: tuple[Refusal, ...] = (
+    Refusal(("POST",), "/sandbox/{sandboxIdOrName}/pause", SNAPSHOTS),
+    Refusal(("POST",), "/sandbox/{sandboxIdOrName}/fork", SNAPSHOTS),
+    Refusal(("GET",), "/sandbox/{sandboxIdOrName}/forks", SNAPSHOTS),
+    Refusal(("POST",), "/sandbox/{sandboxIdOrName}/snapshot", SNAPSHOTS),
+    Refusal(("PUT",), "/sandbox/{sandboxIdOrName}/secrets", SECRETS),
+    Refusal(("GET", "POST"), "/secret", SECRETS),
+    Refusal(("GET",), "/secret/paginated", SECRETS),
+    Refusal(("GET", "PATCH", "DELETE"), "/secret/{secretId}", SECRETS),
+    Refusal(_ANY, "/toolbox/{sandboxId}/computeruse/{rest:path}", COMPUTER_USE),
+)
+
 router = APIRouter(prefix="", tags=["daytona"])
+
+
+def _refuse(reason: str) -> Callable[[DaytonaPrincipal], Awaitable[None]]:
+    async def refuse(principal: DaytonaPrincipal) -> None:
+        raise InvalidRequest(reason)
+
+    return refuse
+
+
+for _refusal in REFUSED:
+    router.add_api_route(
+        _refusal.path,
+        _refuse(_refusal.reason),
+        methods=list(_refusal.methods),
+        summary="Refused on purpose",
+        description=f"Answers 400: {_refusal.reason}.",
+        tags=["daytona-toolbox"] if _refusal.path.startswith("/toolbox") else ["daytona"],
+    )
