@@ -10,8 +10,10 @@ import contextlib
 import logging
 import secrets
 import tempfile
+from collections.abc import Awaitable
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from sandbay.db.cas import commit_unless_stale
 from sandbay.db.models import ImageModel
@@ -40,6 +42,7 @@ ACTOR = "system:images"
 LEASE = timedelta(seconds=30)
 FLUSH_SECONDS = 0.5
 BUILDS_AT_ONCE = 2
+_T = TypeVar("_T")
 NO_STORE = "this build copies local files but this server has no object storage for them"
 
 
@@ -102,11 +105,9 @@ class ImagesLoop(PeriodicLoop):
                 if not await self._builder.has(ref):
                     error = f"image {ref!r} is not on the runner and images cannot be pulled here"
             else:
-                with tempfile.TemporaryDirectory(prefix="sandbay-context-") as scratch:
-                    contexts = await self._fetch_contexts(org_id, hashes, Path(scratch), output)
-                    error = await self._build_with_log(
-                        image_id, token, ref, dockerfile, org_id, output, contexts
-                    )
+                error = await self._build_with_log(
+                    image_id, token, ref, dockerfile, org_id, hashes, output
+                )
         except RuntimeFailure as exc:
             if not exc.permanent:
                 raise  # the lease runs out and the build is tried again
@@ -133,8 +134,6 @@ class ImagesLoop(PeriodicLoop):
     ) -> list[Path]:
         """The build's context tars, downloaded from the organization's prefix only
         (another organization's hash is not found there)."""
-        if not hashes:
-            return []
         if self._contexts is None:
             raise _Permanent(NO_STORE)
         output.add(f"Fetching {len(hashes)} build context(s) from object storage\n")
@@ -152,11 +151,11 @@ class ImagesLoop(PeriodicLoop):
         ref: str,
         dockerfile: str,
         org_id: str,
+        hashes: list[str],
         output: BuildLog,
-        contexts: list[Path] | None = None,
     ) -> str | None:
-        """Build, flushing the log (and renewing the lease) while it runs; the reason
-        it cannot be built, or None once built."""
+        """Fetch the contexts and build, flushing the log (and renewing the lease)
+        meanwhile; the reason it cannot be built, or None once built."""
         local = localize(dockerfile)
         for base in from_images(local):
             if not await self._builder.has(base):
@@ -164,25 +163,39 @@ class ImagesLoop(PeriodicLoop):
                 return missing_base_message(base)
         if local != dockerfile:
             output.add("Bases mapped to local images (this runner cannot pull):\n" + local)
-        build = asyncio.ensure_future(
-            self._builder.build(
-                ref,
-                local,
-                labels={"sandbay.image": image_id, "sandbay.org": org_id},
-                on_log=output.add,
-                contexts=contexts or (),
+        with tempfile.TemporaryDirectory(prefix="sandbay-context-") as scratch:
+            contexts: list[Path] = []
+            if hashes:
+                fetch = self._fetch_contexts(org_id, hashes, Path(scratch), output)
+                contexts = await self._renewing(image_id, token, output, fetch)
+            await self._renewing(
+                image_id,
+                token,
+                output,
+                self._builder.build(
+                    ref,
+                    local,
+                    labels={"sandbay.image": image_id, "sandbay.org": org_id},
+                    on_log=output.add,
+                    contexts=contexts,
+                ),
             )
-        )
-        while not build.done():
+        return None
+
+    async def _renewing(
+        self, image_id: str, token: str, output: BuildLog, work: Awaitable[_T]
+    ) -> _T:
+        """`work`'s result, the log flushed and the lease renewed while it runs."""
+        task = asyncio.ensure_future(work)
+        while not task.done():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(build), FLUSH_SECONDS)
+                await asyncio.wait_for(asyncio.shield(task), FLUSH_SECONDS)
             async with self._sessions() as session:
                 await queries.append_log(
                     session, image_id, token=token, log=output.text(), until=utcnow() + LEASE
                 )
                 await session.commit()
-        await build
-        return None
+        return await task
 
     async def _settle_waiting(self, session: AsyncSession, ref: str, error: str | None) -> None:
         """Environments created to run this build go on, or fail with its reason."""
