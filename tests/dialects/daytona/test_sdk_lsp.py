@@ -191,3 +191,42 @@ def test_async_client_lists_symbols_and_completes(
                 await daytona.delete(box)
 
     asyncio.run(scenario())
+
+
+def test_a_server_that_died_is_reported_and_starts_again(sandbox: Sandbox) -> None:
+    lsp = sandbox.create_lsp_server("python", PROJECT)
+    lsp.start()
+    sandbox.process.exec("pkill -KILL -x pylsp")
+
+    def refused_as_exited() -> bool:
+        try:
+            lsp.document_symbols(MAIN)
+        except DaytonaError as exc:
+            return "has exited" in str(exc) and exc.status_code == 400
+        return False
+
+    eventually(refused_as_exited, what="the dead server reported")
+    with pytest.raises(DaytonaError, match="start it again"):
+        lsp.completions(MAIN, AFTER_DOT)
+    lsp.start()
+    assert "Greeter" in {s.name for s in lsp.document_symbols(MAIN)}
+    lsp.stop()
+
+
+def test_odd_documents_and_positions_answer_without_server_errors(sandbox: Sandbox) -> None:
+    sandbox.fs.upload_file(bytes(range(256)) * 4, f"{PROJECT}/blob.py")
+    sandbox.fs.create_folder(f"{PROJECT}/adir", "755")
+    lsp = sandbox.create_lsp_server("python", PROJECT)
+    lsp.start()
+    lsp.did_open(f"{PROJECT}/blob.py")
+    assert isinstance(lsp.document_symbols(f"{PROJECT}/blob.py"), list)
+    with pytest.raises(DaytonaError) as directory:
+        lsp.did_open(f"{PROJECT}/adir")
+    assert directory.value.status_code is not None and directory.value.status_code < 500
+    far = LspCompletionPosition(line=10_000, character=3)
+    assert lsp.completions(MAIN, far).items == []  # past the end: nothing to offer
+    with pytest.raises(DaytonaError) as negative:
+        lsp.completions(MAIN, LspCompletionPosition(line=-1, character=0))
+    assert negative.value.status_code == 400
+    assert lsp.sandbox_symbols("") is not None  # every symbol of the project
+    lsp.stop()

@@ -209,8 +209,7 @@ class LanguageServers:
             raise InvalidRequest(
                 f"no {key.language} language server is started for {key.project}; start it first"
             )
-        if not server.connection.alive:
-            servers.pop(key, None)
+        if not server.connection.alive:  # it stays known, so it is named until restarted
             raise server.connection.gone()
         return server, target
 

@@ -43,7 +43,8 @@ class Connection:
     def gone(self) -> ServerGone:
         said = self._stderr.decode(errors="replace").strip().splitlines()[-3:]
         tail = f": {' / '.join(said)}" if said else ""
-        return ServerGone(f"the {self.name} language server {self._ended or 'ended'}{tail}")
+        ended = self._ended or "ended"
+        return ServerGone(f"the {self.name} language server {ended}{tail}; start it again")
 
     async def _read(self) -> None:
         reader = MessageReader()
