@@ -92,3 +92,48 @@ def offline(at: datetime, memory_limit_bytes: int) -> ResourceMetrics:
         network_tx_bytes=0,
         pids=0,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class InsideUsage:
+    """What only the environment itself can tell: bytes its files take (the root
+    file system and /workspace) and the page cache its memory cgroup holds."""
+
+    disk_used_bytes: int
+    memory_cache_bytes: int
+
+
+#: Run as root inside the environment: `du` of / and /workspace (each on its own file
+#: system), a separator, then the memory cgroup's stat file (v2, else v1).
+USAGE_PROBE = [
+    "/bin/sh",
+    "-c",
+    "du -skx / /workspace 2>/dev/null; echo --;"
+    " cat /sys/fs/cgroup/memory.stat 2>/dev/null || cat /sys/fs/cgroup/memory/memory.stat",
+]
+
+
+def parse_usage(output: str) -> InsideUsage:
+    """Read USAGE_PROBE's output (what it could not read counts as 0)."""
+    disk, _, memory = output.partition("--")
+    used_kib = sum(
+        int(fields[0])
+        for fields in (line.split() for line in disk.splitlines())
+        if fields and fields[0].isdigit()
+    )
+    stat = {
+        fields[0]: int(fields[1])
+        for fields in (line.split() for line in memory.splitlines())
+        if len(fields) == 2 and fields[1].isdigit()
+    }
+    # v2 names the page cache `file`; v1 `cache` (`total_cache` counting children).
+    cache = stat.get("file", stat.get("total_cache", stat.get("cache", 0)))
+    return InsideUsage(disk_used_bytes=used_kib * 1024, memory_cache_bytes=cache)
+
+
+def thin(samples: list[ResourceMetrics], most: int) -> list[ResourceMetrics]:
+    """At most `most` samples spread evenly over the list (first and last kept)."""
+    if len(samples) <= most or most < 2:
+        return samples[:most] if most < 2 else samples
+    step = (len(samples) - 1) / (most - 1)
+    return [samples[round(i * step)] for i in range(most)]

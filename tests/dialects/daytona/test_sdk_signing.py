@@ -10,6 +10,7 @@ import httpx
 import pytest
 from daytona import AsyncDaytona, CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig, Sandbox
 
+from tests.support.factories import delete
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
@@ -24,7 +25,8 @@ def sandbox(server: LiveServer) -> Iterator[Sandbox]:
     try:
         yield box
     finally:
-        daytona.delete(box)
+        with server.client() as api:
+            delete(api, box.id)  # waits until its container is gone
 
 
 @pytest.fixture

@@ -70,3 +70,22 @@ async def history(
         .limit(limit + 1)
     )
     return list((await session.execute(query)).scalars())
+
+
+async def between(
+    session: AsyncSession, environment_id: str, *, start: datetime, end: datetime, limit: int
+) -> list[Metric]:
+    """The newest `limit` samples taken from `start` to `end` while the workload ran,
+    newest first."""
+    query = (
+        select(Metric)
+        .where(
+            Metric.environment_id == environment_id,
+            Metric.timestamp >= start,
+            Metric.timestamp <= end,
+            Metric.online.is_(True),
+        )
+        .order_by(Metric.timestamp.desc(), Metric.id.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
