@@ -65,8 +65,9 @@ class Call:
 
 AUTO_PAUSE = "only 0 (never) is accepted: sandbay cannot pause (a later issue); use auto-stop"
 OBJECT_STORE = (
-    "uploads a build context to an S3 object store with credentials from "
-    "GET /object-storage/push-access; sandbay runs no object store"
+    "uploads a build context (HTTPS only) to the S3-compatible bucket and organization "
+    "prefix GET /object-storage/push-access names: the server's SANDBAY_OBJECT_STORAGE__* "
+    "(without one that route, and builds with local files, answer 400)"
 )
 PTY_HANDLE = (
     "the handle resizes and kills through resize_pty_session's and kill_pty_session's routes"
@@ -314,7 +315,7 @@ CALLS: dict[str, Call] = {
     "WarmPoolService.update": Call(("PATCH /warm-pools/{id}",)),
     "WarmPoolService.delete": Call(("DELETE /warm-pools/{id}",)),
     # ---- ObjectStorage ---------------------------------------------------------
-    "ObjectStorage.upload": Call((), outside=OBJECT_STORE),
+    "ObjectStorage.upload": Call(("GET /object-storage/push-access",), note=OBJECT_STORE),
     # ---- ComputerUse -----------------------------------------------------------
     "ComputerUse.start": Call(("POST /toolbox/{sandboxId}/computeruse/start",)),
     "ComputerUse.stop": Call(("POST /toolbox/{sandboxId}/computeruse/stop",)),
