@@ -93,8 +93,10 @@ class ObjectStorageSettings(_Section):
     this key at `/object-storage/push-access` and uploads to
     `{bucket}/{prefix}{org}/{hash}/context.tar`; the builder reads the same objects.
     Give a key allowed only s3:PutObject, s3:GetObject and s3:ListBucket on that
-    bucket and prefix: every caller that may build gets it. Unset `bucket`: such
-    builds are refused (400). Endpoint and region default to the archive's."""
+    bucket and prefix: every caller that may build gets it, unless
+    `scoped_credentials` mints each organization a temporary key limited to its own
+    prefix. Unset `bucket`: such builds are refused (400). Endpoint and region
+    default to the archive's."""
 
     bucket: str | None = Field(
         None, description="Bucket for build contexts; unset: builds with local files are refused"
@@ -117,6 +119,21 @@ class ObjectStorageSettings(_Section):
         None, description="Key handed to SDK clients and used by the builder"
     )
     secret_access_key: SecretStr | None = Field(None, description="… its secret")
+    scoped_credentials: bool = Field(
+        False,
+        description="Hand each organization temporary credentials (STS AssumeRole with a "
+        "session policy limited to its prefix: AWS, MinIO) instead of the key itself",
+    )
+    role_arn: str = Field(
+        "arn:aws:iam::000000000000:role/sandbay-build-contexts",
+        description="Role the key assumes for scoped credentials (AWS; MinIO ignores it)",
+    )
+    sts_endpoint: str | None = Field(
+        None, description="STS endpoint for scoped credentials; default `endpoint` (MinIO's)"
+    )
+    session_seconds: int = Field(
+        3600, ge=900, le=43200, description="Lifetime of scoped credentials"
+    )
 
     @model_validator(mode="after")
     def _key_with_bucket(self) -> "ObjectStorageSettings":
