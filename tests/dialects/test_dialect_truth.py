@@ -5,6 +5,8 @@ through the native API. An answer may report a state on its way ("stopping"), ne
 one not reached yet ("stopped" while stopping); and a client that starts an
 environment right after a stop's answer is served."""
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import docker
@@ -13,6 +15,7 @@ import pytest
 
 from tests.support.agents import put_provider, require_agent_image
 from tests.support.factories import delete, running_env, wait_state
+from tests.support.polling import eventually
 from tests.support.server import LiveServer
 from tests.support.work import item_in_state, self_hosted_env
 
@@ -221,6 +224,51 @@ def test_chowder_stop_answers_stopped_once_it_is_and_a_start_right_after_is_serv
     assert api.get(f"/v1/instances/{iid}").status_code == 404
     wait_state(api, iid, "deleted", timeout=120)
     api.delete("/v1/model-providers/truth-llm")
+
+
+@pytest.mark.timeout(900)
+def test_chowder_stop_longer_than_a_minute_shows_stopping_until_it_is_stopped(
+    make_server: Callable[..., LiveServer],
+    database_url: str | None,
+    docker_client: docker.DockerClient,
+) -> None:
+    """A grace period past the minute a stop used to be waited for: while the gateway
+    shuts down the instance is `stopping` (never `stopped` early), and the stop's
+    answer comes once it is stopped."""
+    require_agent_image(docker_client)
+    grace = {"SANDBAY_DEFAULT_STOP_TIMEOUT": "90"}
+    live = make_server(postgres=database_url is not None, extra_env=grace).start()
+    with live.client() as api, ThreadPoolExecutor(1) as pool:
+        put_provider(
+            api,
+            "truth-llm",
+            kind="openai-compatible",
+            base_url="http://127.0.0.1:9/v1",
+            secret="sk-truth-not-used",
+            models=["scripted-model"],
+        )
+        created = api.post("/v1/instances", json={"name": "slow", "model_provider": "truth-llm"})
+        assert created.status_code == 201, created.text
+        iid = created.json()["id"]
+        wait_state(api, iid, "running", timeout=300)
+        # Its stop lasts past a minute: a pre-stop hook within the 90 s grace period.
+        hooked = api.patch(f"/v1/environments/{iid}", json={"pre_stop": "sleep 70"})
+        assert hooked.status_code == 200, hooked.text
+
+        answer = pool.submit(
+            httpx.post, f"{live.url}/v1/instances/{iid}/stop", headers=bearer(live), timeout=300
+        )
+        eventually(lambda: native_state(api, iid) == "stopping", what="the stop to begin")
+        assert api.get(f"/v1/instances/{iid}").json()["status"] == "stopping"
+        assert api.get(f"/v1/instances/{iid}/status").json()["status"] == "stopping"
+
+        stopped = answer.result()
+        assert stopped.status_code == 200, stopped.text
+        assert stopped.json()["status"] == "stopped"
+        assert native_state(api, iid) == "stopped"
+        assert api.get(f"/v1/instances/{iid}").json()["status"] == "stopped"
+        assert api.delete(f"/v1/instances/{iid}").status_code == 204
+        wait_state(api, iid, "deleted", timeout=120)
 
 
 # ---- Daytona (brief 004) ----------------------------------------------------------------

@@ -43,7 +43,7 @@ class Instance(BaseModel):
     id: str
     organization_id: str
     name: str
-    status: str = Field(description="provisioning, running, stopped, error or terminated")
+    status: str = Field(description="provisioning, running, stopping, stopped, error or terminated")
     model_provider: str
     sandbox_provider: str = "sandbox"
     sandbox_id: str | None
@@ -135,8 +135,9 @@ async def instance_status(
 async def stop_instance(
     instance_id: InstanceId, request: Request, principal: PrincipalDep, agents: AgentsDep
 ) -> Instance:
-    """Shut the gateway down and hibernate the sandbox (files and state are kept).
-    409 unless running. Organization keys only: scoped keys get 403."""
+    """Shut the gateway down and hibernate the sandbox (files and state are kept);
+    answers once it is stopped (`stopping` if its grace period and a margin passed
+    first). 409 unless running. Organization keys only: scoped keys get 403."""
     view = await instances.stop_instance(agents, principal, instance_id, _base(request))
     return Instance.of(view)
 

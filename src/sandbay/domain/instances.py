@@ -62,17 +62,19 @@ GATEWAY_ENV = {
 PROVISIONING_STATES = frozenset(
     {EnvState.CREATING, EnvState.STARTING, EnvState.RESTORING, EnvState.RUNNING}
 )
-STOPPED_STATES = frozenset(
-    {EnvState.STOPPING, EnvState.STOPPED, EnvState.ARCHIVING, EnvState.ARCHIVED}
-)
+STOPPED_STATES = frozenset({EnvState.STOPPED, EnvState.ARCHIVING, EnvState.ARCHIVED})
 
 
 def instance_status(state: EnvState, *, provisioned: bool, gateway_ready: bool) -> str:
-    """Chowder's status: provisioning, running, stopped, error or terminated."""
+    """Chowder's status: provisioning, running, stopping, stopped, error or terminated.
+    `stopping` while the gateway shuts down (its grace period): never `stopped`
+    before it is."""
     if state in (EnvState.DELETING, EnvState.DELETED):
         return "terminated"
     if state is EnvState.ERROR:
         return "error"
+    if state is EnvState.STOPPING:
+        return "stopping"
     if state in STOPPED_STATES:
         return "stopped"
     if state is EnvState.RUNNING and provisioned and gateway_ready:

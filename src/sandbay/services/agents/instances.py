@@ -5,7 +5,6 @@ messages relayed to the gateway. Organization keys may do everything; scoped key
 only read (`instances:read`) and talk (`instances:interact`) on their instances."""
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from sandbay.domain.errors import (
     NotFound,
     PermissionDenied,
     WaitTimeout,
+    WrongState,
 )
 from sandbay.domain.instances import (
     GATEWAY_ENV,
@@ -40,7 +40,7 @@ from sandbay.services.environments.records import read_environment
 
 INSTANCE_MEMORY_MB = 2048
 START_WAIT_S = 180.0
-STOP_WAIT_S = 60.0
+_RUNNING = frozenset({EnvState.RUNNING})
 RESPONSE_TIMEOUT_S = 600.0
 
 
@@ -209,21 +209,24 @@ async def _wait_ready(agents: Agents, principal: Principal, env_id: str, timeout
 async def stop_instance(
     agents: Agents, principal: Principal, instance_id: str, base_url: str
 ) -> InstanceView:
-    """Gateway shut down, environment stopped (files kept); 409 unless running."""
+    """Gateway shut down, environment stopped (files kept); 409 unless running.
+    Answers once stopped, or after its grace period and a margin as it then is
+    (`stopping`): the answer never claims a stop not reached."""
     require_org_key(principal)
     async with agents.sessions() as session:
         instance, env = await _load(
             session, principal, instance_id, Permission.ENVIRONMENTS_LIFECYCLE
         )
-        if env.state is not EnvState.RUNNING:
-            shown = _view(agents, instance, env, base_url, ready=False).status
-            raise Conflict(f"Instance is not running (it is {shown}).")
-        await agents.environments.lifecycle.request_stop(session, principal, env.id, StopRequest())
-        await session.commit()
-    with contextlib.suppress(WaitTimeout, Conflict):
-        await agents.environments.lifecycle.wait_for_state(
-            principal, env.id, EnvState.STOPPED, STOP_WAIT_S
+    if env.state is not EnvState.RUNNING:
+        shown = _view(agents, instance, env, base_url, ready=False).status
+        raise Conflict(f"Instance is not running (it is {shown}).")
+    try:
+        await agents.environments.lifecycle.stop_settled(
+            principal, env.id, StopRequest(), only_from=_RUNNING
         )
+    except WrongState as exc:  # it left running since it was read
+        shown = instance_status(EnvState(exc.state), provisioned=True, gateway_ready=False)
+        raise Conflict(f"Instance is not running (it is {shown}).") from exc
     return await _current(agents, principal, env.id, Permission.ENVIRONMENTS_LIFECYCLE, base_url)
 
 
