@@ -25,7 +25,7 @@ from sandbay.reconciler.images import ImagesLoop
 from sandbay.reconciler.instances import InstanceProvisioningLoop
 from sandbay.reconciler.manager import LoopManager, ReconcilerParts, add_reconciler_loops
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
-from sandbay.runtime.build_contexts import BuildContextStore, S3BuildContexts
+from sandbay.runtime.build_contexts import BuildContextStore, S3BuildContexts, ScopedKeys
 from sandbay.runtime.docker.images import DockerImages
 from sandbay.runtime.docker.resources import DockerResources
 from sandbay.runtime.docker.runtime import DockerRuntime
@@ -103,6 +103,13 @@ def build_context_store(settings: Settings) -> BuildContextStore | None:
         endpoint=storage.endpoint or archive.s3_endpoint,
         public_endpoint=storage.public_endpoint,
         region=storage.region or archive.s3_region or "us-east-1",
+        scoped=ScopedKeys(
+            role_arn=storage.role_arn,
+            endpoint=storage.sts_endpoint,
+            seconds=storage.session_seconds,
+        )
+        if storage.scoped_credentials
+        else None,
     )
 
 

@@ -3,6 +3,7 @@
 named by a hash, under its organization's key prefix. The pure rules: which hashes a
 build may name and where each one lives."""
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -47,3 +48,32 @@ def owner_prefix(prefix: str, org_id: str) -> str:
 def context_key(prefix: str, org_id: str, context_hash: str) -> str:
     """The object a context hash of the organization names."""
     return f"{owner_prefix(prefix, org_id)}/{context_hash}/{CONTEXT_FILE}"
+
+
+def session_policy(bucket: str, owner: str) -> str:
+    """The session policy of an organization's temporary key: its own prefix only.
+    ListBucket is on the bucket as a whole because a HEAD of a missing object
+    answers 404 (not 403) only with it, and the SDK checks with HEAD before it
+    uploads; it reveals key names, never contents."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "s3:PutObject",
+                        "s3:GetObject",
+                        "s3:AbortMultipartUpload",
+                        "s3:ListMultipartUploadParts",
+                    ],
+                    "Resource": [f"arn:aws:s3:::{bucket}/{owner}/*"],
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket"],
+                    "Resource": [f"arn:aws:s3:::{bucket}"],
+                },
+            ],
+        }
+    )

@@ -37,6 +37,7 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.sts.models import sts_backends
 from werkzeug.serving import make_server
 
 from tests.support.polling import eventually
@@ -45,6 +46,8 @@ from tests.support.server import ADMIN_KEY, LiveServer, free_port, new_server, r
 
 BUCKET = "sandbay-build-contexts"
 KEY_ID, SECRET = "sandbay-contexts", "sandbay-contexts-secret"
+ACCOUNT = "123456789012"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/sandbay-build-contexts"
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 #: Organizations seen per server instance: the images built for them are removed after.
 _ORGS: dict[str, set[str]] = {}
@@ -66,7 +69,8 @@ snapshot = daytona.snapshot.create(CreateSnapshotParams(name=name, image=image),
 sandbox = daytona.create(
     CreateSandboxFromImageParams(image=Image.from_dockerfile(dockerfile)), timeout=180
 )
-print(json.dumps({"state": str(snapshot.state), "error": snapshot.error_reason, "sandbox": sandbox.id}))
+answer = {"state": str(snapshot.state), "error": snapshot.error_reason, "sandbox": sandbox.id}
+print(json.dumps(answer))
 """
 
 
@@ -178,14 +182,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         thread.join()
 
 
-@pytest.fixture(scope="module")
-def s3_server(
-    tmp_path_factory: pytest.TempPathFactory, database_url: str | None, store: Store
+@contextlib.contextmanager
+def _live_with_store(
+    base: Path, database_url: str | None, store: Store, **extra: str
 ) -> Iterator[LiveServer]:
     """A server whose object storage is the bucket (its own database on PostgreSQL)."""
     own_url = create_database() if database_url else None
     live = new_server(
-        tmp_path_factory.mktemp("s3-servers"),
+        base,
         database_url=own_url,
         extra_env={
             "SANDBAY_OBJECT_STORAGE__BUCKET": BUCKET,
@@ -194,6 +198,7 @@ def s3_server(
             "SANDBAY_OBJECT_STORAGE__SECRET_ACCESS_KEY": SECRET,
             "SANDBAY_OBJECT_STORAGE__REGION": "us-east-1",
             "AWS_CA_BUNDLE": str(store.ca),
+            **extra,
         },
     )
     try:
@@ -205,6 +210,30 @@ def s3_server(
         _remove_built_images(live)
         if own_url:
             drop_database(own_url)
+
+
+@pytest.fixture(scope="module")
+def s3_server(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str | None, store: Store
+) -> Iterator[LiveServer]:
+    """Object storage with the plain key handed out."""
+    with _live_with_store(tmp_path_factory.mktemp("s3-servers"), database_url, store) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def scoped_server(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str | None, store: Store
+) -> Iterator[LiveServer]:
+    """Object storage handing out per-organization keys from STS (moto's, same endpoint)."""
+    with _live_with_store(
+        tmp_path_factory.mktemp("s3-scoped-servers"),
+        database_url,
+        store,
+        SANDBAY_OBJECT_STORAGE__SCOPED_CREDENTIALS="true",
+        SANDBAY_OBJECT_STORAGE__ROLE_ARN=ROLE_ARN,
+    ) as live:
+        yield live
 
 
 def _remove_built_images(live: LiveServer) -> None:
@@ -245,6 +274,38 @@ def _can_unshare_mounts() -> bool:
     return probe.returncode == 0
 
 
+def _run_sdk(live: LiveServer, store: Store, name: str, *paths: Path) -> dict[str, str]:
+    """SDK_SCRIPT's answer, run where the test CA is in the system bundle."""
+    command = [
+        "unshare", "--mount", "--propagation", "private", "sh", "-c",
+        'mount --bind "$1" /etc/ssl/certs/ca-certificates.crt && shift && exec "$@"',
+        "sh", str(store.bundle),
+        sys.executable, "-c", SDK_SCRIPT, live.url, live.key, name, *map(str, paths),
+    ]  # fmt: skip
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:] + live.tail()
+    result: dict[str, str] = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert result["state"].lower().endswith("active"), result
+    return result
+
+
+def _local_files(where: Path) -> tuple[Path, Path, Path]:
+    """A file, a folder (with a subfolder) and a Dockerfile whose COPY reads a file."""
+    file = where / "x.txt"
+    file.write_text("hello from a local file")
+    folder = where / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("alpha")
+    (folder / "sub" / "b.txt").write_text("beta")
+    project = where / "project"
+    project.mkdir()
+    (project / "data.txt").write_text("copied by the Dockerfile")
+    (project / "Dockerfile").write_text(
+        "FROM sandbay-base:latest\nCOPY data.txt /opt/df/data.txt\n"
+    )
+    return file, folder, project / "Dockerfile"
+
+
 def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -254,13 +315,10 @@ def _snapshot_failure(daytona: Daytona, name: str) -> str:
 
     def failed() -> str | None:
         snapshot = daytona.snapshot.get(name)
-        return (
-            snapshot.error_reason if str(snapshot.state).lower().endswith("build_failed") else None
-        )  # type: ignore[no-any-return]
+        done = str(snapshot.state).lower().endswith("build_failed")
+        return str(snapshot.error_reason) if done else None
 
-    reason = eventually(failed, what=f"snapshot {name} to fail", timeout=120)
-    assert reason is not None
-    return reason
+    return str(eventually(failed, what=f"snapshot {name} to fail", timeout=120))
 
 
 def _context_tar(archive_path: str, data: bytes) -> bytes:
@@ -301,29 +359,9 @@ def test_local_files_and_a_dockerfile_copy_are_built_into_the_image(
     s3_server: LiveServer, store: Store, tmp_path: Path
 ) -> None:
     _push_access(s3_server)
-    file = tmp_path / "x.txt"
-    file.write_text("hello from a local file")
-    folder = tmp_path / "folder"
-    (folder / "sub").mkdir(parents=True)
-    (folder / "a.txt").write_text("alpha")
-    (folder / "sub" / "b.txt").write_text("beta")
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "data.txt").write_text("copied by the Dockerfile")
-    (project / "Dockerfile").write_text(
-        "FROM sandbay-base:latest\nCOPY data.txt /opt/df/data.txt\n"
-    )
+    file, folder, dockerfile = _local_files(tmp_path)
     name = _name("local-files")
-    command = [
-        "unshare", "--mount", "--propagation", "private", "sh", "-c",
-        'mount --bind "$1" /etc/ssl/certs/ca-certificates.crt && shift && exec "$@"',
-        "sh", str(store.bundle),
-        sys.executable, "-c", SDK_SCRIPT,
-        s3_server.url, s3_server.key, name, str(file), str(folder), str(project / "Dockerfile"),
-    ]  # fmt: skip
-    ran = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert ran.returncode == 0, ran.stderr[-3000:] + s3_server.tail()
-    result = json.loads(ran.stdout.strip().splitlines()[-1])
+    result = _run_sdk(s3_server, store, name, file, folder, dockerfile)
     assert result["state"].lower().endswith("active"), result
     # The contexts are in the organization's prefix, where the SDK put them.
     org_prefix = _push_access(s3_server)["organizationId"]
@@ -399,3 +437,25 @@ def test_another_organizations_context_is_not_usable(s3_server: LiveServer, stor
     )
     reason = _snapshot_failure(other, theirs_name)
     assert context_hash in reason and "not in this organization's object storage" in reason
+
+
+@pytest.mark.skipif(not _can_unshare_mounts(), reason="needs a private mount namespace (unshare)")
+def test_scoped_credentials_are_a_temporary_key_limited_to_the_organizations_prefix(
+    scoped_server: LiveServer, store: Store, tmp_path: Path
+) -> None:
+    access = _push_access(scoped_server)
+    assert access["accessKey"] != KEY_ID and access["sessionToken"]
+    assumed = sts_backends[ACCOUNT]["aws"].get_assumed_role_from_access_key(access["accessKey"])
+    assert assumed is not None and assumed.role_arn == ROLE_ARN
+    allowed = json.loads(assumed.policy)["Statement"][0]
+    assert allowed["Resource"] == [f"arn:aws:s3:::{BUCKET}/{access['organizationId']}/*"]
+    assert "s3:PutObject" in allowed["Action"] and "s3:DeleteObject" not in allowed["Action"]
+    # The SDK uploads with the temporary key (and its session token) and the build works.
+    name = _name("scoped")
+    result = _run_sdk(scoped_server, store, name, *_local_files(tmp_path))
+    daytona = Daytona(DaytonaConfig(api_key=scoped_server.key, api_url=scoped_server.url))
+    sandbox = daytona.get(result["sandbox"])
+    try:
+        assert sandbox.fs.download_file("/opt/df/data.txt") == b"copied by the Dockerfile"
+    finally:
+        daytona.delete(sandbox, timeout=120)

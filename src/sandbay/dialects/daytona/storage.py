@@ -51,4 +51,4 @@ async def get_push_access(
     principal: DaytonaPrincipal, images: Annotated[ImagesService, Depends(get_images)]
 ) -> DaytonaStorageAccess:
     """Credentials to upload build contexts to this organization's prefix."""
-    return DaytonaStorageAccess.of(images.push_access(principal))
+    return DaytonaStorageAccess.of(await images.push_access(principal))

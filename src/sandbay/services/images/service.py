@@ -97,12 +97,12 @@ class ImagesService:
         self.due()
         return Image.model_validate(row)
 
-    def push_access(self, principal: Principal) -> PushAccess:
+    async def push_access(self, principal: Principal) -> PushAccess:
         """Where the principal's organization uploads build contexts, and the key."""
         org_id = require(principal, Permission.ENVIRONMENTS_WRITE)
         if self.contexts is None:
             raise InvalidRequest(NO_CONTEXT)
-        return self.contexts.push_access(org_id)
+        return await self.contexts.push_access(org_id)
 
     async def read(self, session: AsyncSession, principal: Principal, id_or_name: str) -> Image:
         return Image.model_validate(await _get(session, principal, id_or_name))
