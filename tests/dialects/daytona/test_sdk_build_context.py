@@ -73,6 +73,26 @@ answer = {"state": str(snapshot.state), "error": snapshot.error_reason, "sandbox
 print(json.dumps(answer))
 """
 
+#: The same with the async SDK: a snapshot from a local file, a sandbox from a local folder.
+ASYNC_SDK_SCRIPT = """
+import asyncio, json, sys
+from daytona import AsyncDaytona, CreateSandboxFromImageParams, CreateSnapshotParams
+from daytona import DaytonaConfig, Image
+url, key, name, file, folder = sys.argv[1:]
+
+async def main() -> None:
+    async with AsyncDaytona(DaytonaConfig(api_key=key, api_url=url)) as daytona:
+        image = Image.base("sandbay-base:latest").add_local_file(file, "/opt/async/x.txt")
+        snapshot = await daytona.snapshot.create(
+            CreateSnapshotParams(name=name, image=image), timeout=180
+        )
+        own = Image.base("sandbay-base:latest").add_local_dir(folder, "/opt/async/d")
+        sandbox = await daytona.create(CreateSandboxFromImageParams(image=own), timeout=180)
+        print(json.dumps({"state": str(snapshot.state), "sandbox": sandbox.id}))
+
+asyncio.run(main())
+"""
+
 
 @dataclass
 class Store:
@@ -274,13 +294,16 @@ def _can_unshare_mounts() -> bool:
     return probe.returncode == 0
 
 
-def _run_sdk(live: LiveServer, store: Store, name: str, *paths: Path) -> dict[str, str]:
-    """SDK_SCRIPT's answer, run where the test CA is in the system bundle."""
+def _run_sdk(
+    live: LiveServer, store: Store, name: str, *paths: Path, script: str = SDK_SCRIPT
+) -> dict[str, str]:
+    """The script's answer (SDK_SCRIPT's by default), run where the test CA is in the
+    system bundle."""
     command = [
         "unshare", "--mount", "--propagation", "private", "sh", "-c",
         'mount --bind "$1" /etc/ssl/certs/ca-certificates.crt && shift && exec "$@"',
         "sh", str(store.bundle),
-        sys.executable, "-c", SDK_SCRIPT, live.url, live.key, name, *map(str, paths),
+        sys.executable, "-c", script, live.url, live.key, name, *map(str, paths),
     ]  # fmt: skip
     ran = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stderr[-3000:] + live.tail()
@@ -377,6 +400,25 @@ def test_local_files_and_a_dockerfile_copy_are_built_into_the_image(
         assert from_snapshot.fs.download_file("/opt/app/d/a.txt") == b"alpha"
         assert from_snapshot.fs.download_file("/opt/app/d/sub/b.txt") == b"beta"
         assert from_image.fs.download_file("/opt/df/data.txt") == b"copied by the Dockerfile"
+    finally:
+        daytona.delete(from_snapshot, timeout=120)
+        daytona.delete(from_image, timeout=120)
+
+
+@pytest.mark.skipif(not _can_unshare_mounts(), reason="needs a private mount namespace (unshare)")
+def test_the_async_sdk_builds_with_local_files_too(
+    s3_server: LiveServer, store: Store, tmp_path: Path
+) -> None:
+    _push_access(s3_server)
+    file, folder, _ = _local_files(tmp_path)
+    name = _name("async-local")
+    result = _run_sdk(s3_server, store, name, file, folder, script=ASYNC_SDK_SCRIPT)
+    daytona = Daytona(DaytonaConfig(api_key=s3_server.key, api_url=s3_server.url))
+    from_snapshot = daytona.create(CreateSandboxFromSnapshotParams(snapshot=name), timeout=120)
+    from_image = daytona.get(result["sandbox"])
+    try:
+        assert from_snapshot.fs.download_file("/opt/async/x.txt") == b"hello from a local file"
+        assert from_image.fs.download_file("/opt/async/d/sub/b.txt") == b"beta"
     finally:
         daytona.delete(from_snapshot, timeout=120)
         daytona.delete(from_image, timeout=120)
