@@ -434,6 +434,24 @@ def test_a_context_not_in_the_store_fails_the_build_naming_it(s3_server: LiveSer
     assert missing in reason and "not in this organization's object storage" in reason
 
 
+def test_a_context_with_an_entry_outside_it_fails_the_build(
+    s3_server: LiveServer, store: Store
+) -> None:
+    access = _push_access(s3_server)
+    daytona = Daytona(DaytonaConfig(api_key=s3_server.key, api_url=s3_server.url))
+    name, context_hash = _name("escape"), uuid.uuid4().hex
+    store.client().put_object(  # type: ignore[attr-defined]
+        Bucket=BUCKET,
+        Key=f"{access['organizationId']}/{context_hash}/context.tar",
+        Body=_context_tar("../escape.txt", b"out"),
+    )
+    with s3_server.client() as client:
+        _create_snapshot(
+            client, name, "FROM sandbay-base:latest\nCOPY escape.txt /opt/x\n", [context_hash]
+        )
+    assert "points outside the context" in _snapshot_failure(daytona, name)
+
+
 def test_a_context_hash_that_is_a_path_is_refused(s3_server: LiveServer) -> None:
     with s3_server.client() as client:
         answer = client.post(
