@@ -3,6 +3,7 @@ created and started, unassigned, so that a matching create answers `running` at
 once. Members are fresh (never recycled) and belong to one organization."""
 
 import hashlib
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +29,30 @@ class WarmPoolSpec(BaseModel):
     disk_gb: int = DEFAULT_DISK_GB
     pids_limit: int = DEFAULT_PIDS_LIMIT
     size: int = Field(0, ge=0, le=1000)
+
+
+#: Prefix of the ids of pools made through the API.
+WARM_POOL_ID = "pool"
+MAX_POOL_SIZE = 1000
+
+
+class WarmPool(BaseModel):
+    """A pool made through the API (Daytona's `/warm-pools`): members of `image` in
+    the shape a create that names no resources gets, and how full it is."""
+
+    id: str
+    org_id: str
+    snapshot: str = Field(description="The image or snapshot as asked for")
+    image: str
+    cpu: float
+    memory_mb: int
+    disk_gb: int
+    pids_limit: int
+    size: int = Field(ge=0, le=MAX_POOL_SIZE)
+    ready: int
+    warming: int
+    created_at: datetime
+    updated_at: datetime
 
 
 class WarmPoolStatus(BaseModel):

@@ -1,7 +1,7 @@
-"""Keeps each configured warm pool at its size: creates fresh members (the
-reconciler builds them like any environment), replaces members that failed, and
-hands them out only through the claim in `services.environments.pools`, so any
-process may claim what this one warmed."""
+"""Keeps each warm pool (configured, or made through the API) at its size: creates
+fresh members (the reconciler builds them like any environment), replaces members
+that failed, and hands them out only through the claim in
+`services.environments.pools`, so any process may claim what this one warmed."""
 
 import logging
 
@@ -13,7 +13,7 @@ from sandbay.domain.environments import Event
 from sandbay.domain.pools import WarmPoolSpec
 from sandbay.domain.states import DesiredState, EnvState
 from sandbay.kit.loops import PeriodicLoop
-from sandbay.services.environments import pools
+from sandbay.services.environments import made_pools, pools
 from sandbay.services.environments.records import Placement
 from sandbay.services.environments.transitions import transition
 from sandbay.services.events.record import record_environment_event
@@ -43,7 +43,7 @@ class PoolLoop(PeriodicLoop):
             self.wake()
 
     def enabled(self) -> bool:
-        return bool(self._specs)
+        return True  # pools may be made through the API at any time
 
     async def sweep(self) -> None:
         async with self._sessions() as session:
@@ -52,6 +52,8 @@ class PoolLoop(PeriodicLoop):
                 if resolved is None:
                     continue
                 org_id, key = resolved
+                await self._refill(session, spec, org_id, key)
+            for org_id, key, spec in await made_pools.pools_to_fill(session):
                 await self._refill(session, spec, org_id, key)
             await session.commit()
 

@@ -5,6 +5,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sandbay.db.models import EnvironmentModel as Env
+from sandbay.db.models import WarmPoolModel
 from sandbay.domain.states import DesiredState, EnvState
 
 
@@ -47,3 +48,16 @@ async def take_member(session: AsyncSession, env_id: str, key: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def made_pools(session: AsyncSession, org_id: str | None = None) -> list[WarmPoolModel]:
+    """Pools made through the API (of one organization, or all), oldest first."""
+    query = select(WarmPoolModel).order_by(WarmPoolModel.created_at, WarmPoolModel.id)
+    if org_id is not None:
+        query = query.where(WarmPoolModel.org_id == org_id)
+    return list((await session.execute(query)).scalars())
+
+
+async def made_pool(session: AsyncSession, org_id: str, pool_id: str) -> WarmPoolModel | None:
+    query = select(WarmPoolModel).where(WarmPoolModel.org_id == org_id, WarmPoolModel.id == pool_id)
+    return (await session.execute(query)).scalar_one_or_none()

@@ -142,7 +142,9 @@ async def create_environment(
         await admit(session, org_id, cpu=body.cpu, memory_mb=body.memory_mb)
     if body.name and await queries.name_taken(session, org_id, body.name):
         raise Conflict(f"an environment named {body.name!r} already exists")
-    pooled = placement.pooled and planned.ready and not mounts
+    # Pools may also be made through the API at any time: a matching create always
+    # looks for a ready member (one indexed query).
+    pooled = planned.ready and not mounts
     key = claim_key(org_id, image, body) if pooled else None
     if key is not None:
         claimed = await pools.claim(session, key, body, body.name, principal.actor)

@@ -11,7 +11,7 @@ from sandbay.domain.pools import WarmPoolStatus
 from sandbay.domain.states import EnvState
 from sandbay.runtime.provider import RuntimeProvider
 from sandbay.runtime.resources import Resizer
-from sandbay.services.environments import adjust, pools
+from sandbay.services.environments import adjust, made_pools, pools
 from sandbay.services.environments.lifecycle import Lifecycle
 from sandbay.services.environments.records import (
     Placement,
@@ -66,9 +66,10 @@ class EnvironmentsService:
     async def pool_status(
         self, session: AsyncSession, principal: Principal
     ) -> list[WarmPoolStatus]:
-        return await pools.status(
+        configured = await pools.status(
             session, principal, list(self.placement.warm_pools), self.placement.default_image
         )
+        return configured + await made_pools.statuses(session, principal)
 
     async def resize(
         self,
