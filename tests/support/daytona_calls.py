@@ -98,8 +98,15 @@ CALLS: dict[str, Call] = {
     "Sandbox.get_user_home_dir": Call(("GET /toolbox/{sandboxId}/user-home-dir",)),
     "Sandbox.get_user_root_dir": Call(("GET /toolbox/{sandboxId}/user-home-dir",)),
     "Sandbox.get_work_dir": Call(("GET /toolbox/{sandboxId}/work-dir",)),
-    "Sandbox.get_metrics_latest": Call(("GET /toolbox/{sandboxId}/system/metrics",)),
-    "Sandbox.get_metrics": Call(("GET /config", "GET /sandbox/{sandboxId}/telemetry/metrics")),
+    "Sandbox.get_metrics_latest": Call(
+        ("GET /toolbox/{sandboxId}/system/metrics",),
+        note="CPU and memory from the collector's latest sample, disk (used of the quota)"
+        " and page cache read inside",
+    ),
+    "Sandbox.get_metrics": Call(
+        ("GET /config", "GET /sandbox/{sandboxId}/telemetry/metrics"),
+        note="the collector's samples: CPU and memory series (no disk or page-cache history)",
+    ),
     "Sandbox.create_lsp_server": Call((), note="client side: builds an LspServer"),
     "Sandbox.set_labels": Call(("PUT /sandbox/{sandboxIdOrName}/labels",)),
     "Sandbox.download_url": Call(
@@ -311,7 +318,11 @@ CALLS: dict[str, Call] = {
     "SecretService.delete": Call(("DELETE /secret/{secretId}",)),
     # ---- WarmPoolService -------------------------------------------------------
     "WarmPoolService.list": Call(("GET /warm-pools",)),
-    "WarmPoolService.create": Call(("POST /warm-pools",)),
+    "WarmPoolService.create": Call(
+        ("POST /warm-pools",),
+        note="members in the shape a create naming no resources gets; target other than"
+        " `local` is 400",
+    ),
     "WarmPoolService.update": Call(("PATCH /warm-pools/{id}",)),
     "WarmPoolService.delete": Call(("DELETE /warm-pools/{id}",)),
     # ---- ObjectStorage ---------------------------------------------------------
