@@ -57,12 +57,12 @@ def test_daytona_create_maps_resources_network_and_from_only_builds() -> None:
 @pytest.mark.parametrize(
     "fields",
     [
-        {"buildInfo": {"dockerfileContent": "FROM debian:12\nRUN apt-get update\n"}},
-        {"buildInfo": {"dockerfileContent": "FROM debian:12", "contextHashes": ["abc"]}},
         {"snapshot": "x", "buildInfo": DaytonaBuildInfo(dockerfile_content="FROM y")},
-        {"volumes": [{"volumeId": "v", "mountPath": "/data"}]},
-        {"ttlMinutes": 30},
         {"networkAllowList": "not-a-cidr"},
+        {"autoPauseInterval": 15},
+        {"kvm": True},
+        {"secrets": [{"name": "token"}]},
+        {"volumes": [{"volumeId": "v", "mountPath": "/workspace"}]},
     ],
 )
 def test_daytona_create_refuses_what_it_cannot_do(fields: dict[str, object]) -> None:

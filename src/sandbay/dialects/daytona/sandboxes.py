@@ -12,7 +12,6 @@ from pydantic import BaseModel, Field
 
 import sandbay
 from sandbay.api.deps import AccessDep, EnvironmentsDep, LifecycleDep, SessionDep
-from sandbay.db.session import AsyncSession
 from sandbay.dialects.kit import native
 from sandbay.domain.environments import Environment, EnvironmentUpdate, StopRequest
 from sandbay.domain.errors import InvalidRequest, WrongState
@@ -76,7 +75,7 @@ def _out(toolbox: str, env: Environment) -> DaytonaSandbox:
     return DaytonaSandbox.of(env, toolbox_url=toolbox)
 
 
-async def _shown(session: AsyncSession, toolbox: str, env: Environment) -> DaytonaSandbox:
+async def _shown(session: SessionDep, toolbox: str, env: Environment) -> DaytonaSandbox:
     """The sandbox, showing `pending_build`/`building_snapshot` while it waits for
     its own image (the SDK follows the build's log only from those states)."""
     build = await waiting_build(session, env)
