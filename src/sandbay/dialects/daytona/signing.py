@@ -54,7 +54,13 @@ class SignedRoute(APIRoute):
         return super().matches(scope)
 
 
-signed = APIRouter(prefix="/toolbox/{sandboxId}", route_class=SignedRoute, tags=["daytona"])
+#: Out of the OpenAPI document: each shares its path and method with an API-key route.
+signed = APIRouter(
+    prefix="/toolbox/{sandboxId}",
+    route_class=SignedRoute,
+    tags=["daytona"],
+    include_in_schema=False,
+)
 
 
 async def signed_principal(
