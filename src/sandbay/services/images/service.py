@@ -39,7 +39,8 @@ FOLLOW_POLL = 0.3
 NO_CONTEXT = (
     "builds that copy local files (Image.add_local_file, add_local_dir, "
     "pip_install_from_requirements, a Dockerfile's COPY/ADD) are not supported by this "
-    "server: it has no object storage to receive the build context"
+    "server: it has no object storage to receive the build context (an operator "
+    "configures one with SANDBAY_OBJECT_STORAGE__BUCKET and its key)"
 )
 
 
