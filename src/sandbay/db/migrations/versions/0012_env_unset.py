@@ -1,8 +1,8 @@
 """variables removed from an environment in place (`environments.env_unset`): names
 every later process must not inherit from the container's own environment
 
-Revision ID: 0011_env_unset
-Revises: 0010_images_volumes
+Revision ID: 0012_env_unset
+Revises: 0011_signing_keys
 Create Date: 2026-11-30 01:40:00
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0011_env_unset"
-down_revision: str | None = "0010_images_volumes"
+revision: str = "0012_env_unset"
+down_revision: str | None = "0011_signing_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
