@@ -60,7 +60,6 @@ for _refusal in REFUSED:
         _refusal.path,
         _refuse(_refusal.reason),
         methods=list(_refusal.methods),
-        summary="Refused on purpose",
-        description=f"Answers 400: {_refusal.reason}.",
-        tags=["daytona-toolbox"] if _refusal.path.startswith("/toolbox") else ["daytona"],
+        # Not part of the API a client can use: kept out of the OpenAPI document.
+        include_in_schema=False,
     )
