@@ -9,7 +9,9 @@ from tests.support.daytona_calls import (
     CALLS,
     COMPUTER_USE,
     DOC,
+    README,
     REGENERATE,
+    readme_with_summary,
     render,
     sdk_calls,
     served_routes,
@@ -50,3 +52,10 @@ def test_the_coverage_document_matches_the_route_table() -> None:
         )
     )
     assert actual == expected, f"docs/daytona-sdk.md is stale; run `{REGENERATE}`\n{diff}"
+
+
+def test_the_readme_table_matches_the_route_table() -> None:
+    readme = README.read_text()
+    assert readme == readme_with_summary(readme, served_routes()), (
+        f"the Daytona SDK table in README.md is stale; run `{REGENERATE}`"
+    )
