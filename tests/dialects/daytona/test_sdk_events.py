@@ -41,19 +41,27 @@ def connected(client: Daytona | AsyncDaytona) -> bool:
     return dispatcher is not None and dispatcher.is_connected
 
 
-def count_gets(box: Sandbox) -> list[str]:
-    """The states the SDK's `GET /sandbox/{id}` calls of this sandbox returned, as
-    they are made (the SDK's own generated client, wrapped on this object only)."""
+def polls_blind_to(box: Sandbox | AsyncSandbox, final: str) -> list[str]:
+    """Make the SDK's own `GET /sandbox/{id}` polls of this sandbox never show the
+    state `final` (they answer the state the sandbox had before), so a wait for it
+    can only end on the pushed event; returns the real states the polls got."""
     seen: list[str] = []
+    before = box.state
     api = box._sandbox_api
     real = api.get_sandbox
 
-    def get_sandbox(*args: Any, **kwargs: Any) -> Any:
-        dto = real(*args, **kwargs)
+    def masked(dto: Any) -> Any:
         seen.append(value(dto.state))
-        return dto
+        return dto.model_copy(update={"state": before}) if value(dto.state) == final else dto
 
-    api.get_sandbox = get_sandbox  # type: ignore[method-assign]
+    if isinstance(box, AsyncSandbox):
+
+        async def get_async(*args: Any, **kwargs: Any) -> Any:
+            return masked(await real(*args, **kwargs))
+
+        api.get_sandbox = get_async  # type: ignore[method-assign]
+    else:
+        api.get_sandbox = lambda *a, **k: masked(real(*a, **k))  # type: ignore[method-assign]
     return seen
 
 
@@ -101,7 +109,7 @@ def test_sandbox_follows_pushed_state_changes_without_polling(
     daytona: Daytona, sandbox: Sandbox, api: httpx.Client
 ) -> None:
     eventually(lambda: connected(daytona), what="the SDK's event connection", timeout=15)
-    gets = count_gets(sandbox)
+    gets = polls_blind_to(sandbox, "stopped")
     stop(api, sandbox.id)  # through the native API: the SDK object is not asked
     eventually(lambda: sandbox.state == SandboxState.STOPPED, what="the pushed stop", timeout=60)
     assert gets == []
@@ -111,18 +119,17 @@ def test_stop_and_start_waits_end_on_the_event_not_a_poll(
     daytona: Daytona, sandbox: Sandbox
 ) -> None:
     # The SDK waits by polling once a second as a safety net and ends the wait early
-    # when the event arrives. Polling alone ends only on a GET that returns the
-    # target state; here none does: every GET saw the transient state, the event
-    # brought the final one.
+    # when the event arrives. Its polls here never show the target state, so each
+    # wait can only have ended on the event (else it would time out).
     eventually(lambda: connected(daytona), what="the SDK's event connection", timeout=15)
-    gets = count_gets(sandbox)
-    sandbox.stop()
+    gets = polls_blind_to(sandbox, "stopped")
+    sandbox.stop(timeout=60)
     assert sandbox.state == SandboxState.STOPPED
-    assert gets and "stopped" not in gets, gets
-    gets.clear()
-    sandbox.start()
+    assert gets, "the SDK polled once at least"
+    gets = polls_blind_to(sandbox, "started")
+    sandbox.start(timeout=60)
     assert value(sandbox.state) == "started"
-    assert gets and "started" not in gets, gets
+    assert gets
 
 
 def test_wrong_or_missing_key_is_refused(server: LiveServer) -> None:
@@ -191,19 +198,10 @@ def test_async_client_stop_wait_ends_on_the_event(
                         break
                     await asyncio.sleep(0.1)
                 assert connected(daytona)
-                seen: list[str] = []
-                api = box._sandbox_api
-                real = api.get_sandbox
-
-                async def get_sandbox(*args: Any, **kwargs: Any) -> Any:
-                    dto = await real(*args, **kwargs)
-                    seen.append(value(dto.state))
-                    return dto
-
-                api.get_sandbox = get_sandbox  # type: ignore[method-assign]
-                await box.stop()
+                seen = polls_blind_to(box, "stopped")
+                await box.stop(timeout=60)
                 assert value(box.state) == "stopped"
-                assert seen and "stopped" not in seen, seen
+                assert seen
             finally:
                 await daytona.delete(box)
 
