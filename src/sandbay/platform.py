@@ -26,8 +26,6 @@ from sandbay.reconciler.instances import InstanceProvisioningLoop
 from sandbay.reconciler.manager import LoopManager, ReconcilerParts, add_reconciler_loops
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
 from sandbay.runtime.build_contexts import BuildContextStore, S3BuildContexts, ScopedKeys
-from sandbay.runtime.docker.images import DockerImages
-from sandbay.runtime.docker.resources import DockerResources
 from sandbay.runtime.docker.runtime import DockerRuntime
 from sandbay.services.access.network import NetworkEnforcer
 from sandbay.services.access.origin import PublicAddress
@@ -171,7 +169,7 @@ class Platform:
                 warm_pools=tuple(s.pools.warm),
                 build_contexts=contexts is not None,
             ),
-            resources=DockerResources(runtime.provider),
+            resources=runtime.resources,
         )
         inside = InsideService(
             sessions=sessions,
@@ -284,7 +282,7 @@ class Platform:
             add_reconciler_loops(loops, s, parts)
             images = ImagesLoop(
                 sessions=self.sessions,
-                builder=DockerImages(self.runtime.provider),
+                builder=self.runtime.images,
                 interval=s.reconciler.interval,
                 contexts=self.images.contexts,
             )

@@ -1,5 +1,6 @@
 """`DockerRuntime`: the Docker Engine provider, the abilities built over its one
-engine connection (logs, stats, archives, host network policy), and everything inside
+engine connection (logs, stats, archives, host network policy, image builds, live
+resizes), and everything inside
 an environment (processes, files, git, ports, file sessions) through the environment's
 agent over one channel (docs/envd.md). A second provider is one more object of this
 shape with its own locator."""
@@ -9,9 +10,11 @@ from pathlib import Path
 
 from sandbay.runtime.docker.archive import DockerArchiver
 from sandbay.runtime.docker.engine import Engine
+from sandbay.runtime.docker.images import DockerImages
 from sandbay.runtime.docker.logs import DockerLogs
 from sandbay.runtime.docker.network import HostNetworkPolicy
 from sandbay.runtime.docker.provider import DockerProvider
+from sandbay.runtime.docker.resources import DockerResources
 from sandbay.runtime.docker.stats import DockerStats
 from sandbay.runtime.envd.channel import Channel
 from sandbay.runtime.envd.files import EnvdFiles
@@ -32,6 +35,8 @@ class DockerRuntime:
     stats: DockerStats
     archiver: DockerArchiver
     network: HostNetworkPolicy
+    images: DockerImages
+    resources: DockerResources
     ports: EnvdPorts
     file_agent: EnvdFileAgent
 
@@ -65,6 +70,8 @@ class DockerRuntime:
             stats=DockerStats(engine, use_cgroups=cgroups),
             archiver=DockerArchiver(provider),
             network=HostNetworkPolicy(engine),
+            images=DockerImages(provider),
+            resources=DockerResources(provider),
             ports=EnvdPorts(channel),
             file_agent=EnvdFileAgent(channel),
         )
