@@ -28,6 +28,7 @@ from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.pools import WarmPoolSpec, claim_key
 from sandbay.domain.runtime import ContainerSpec, NetworkRules, SharedMount
 from sandbay.domain.states import EnvState
+from sandbay.domain.variables import change_variables
 from sandbay.kit.clock import utcnow
 from sandbay.runtime.provider import RuntimeProvider
 from sandbay.services.environments import pools
@@ -247,11 +248,20 @@ async def update_environment(
         env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
         if not changes:
             return env
-        new_name = changes.get("name", env.name)
+        new_name, old_env = changes.get("name", env.name), dict(env.env)
         if new_name != env.name and await queries.name_taken(session, env.org_id, new_name):
             raise Conflict(f"an environment named {new_name!r} already exists")
         for attr, value in changes.items():
             setattr(env, attr, value)
+        if "env" in changes:
+            # The container keeps the variables it was created with: a name the new
+            # set drops is unset for every later process.
+            dropped = sorted(set(old_env) - set(changes["env"]))
+            change = change_variables(
+                old_env, list(env.env_unset or ()), set_=changes["env"], unset=dropped,
+                unset_value_prefix=None,
+            )  # fmt: skip
+            env.env, env.env_unset = change.env, change.unset
         record_environment_event(
             session,
             env,

@@ -275,3 +275,20 @@ def test_self_hosted_environment_has_no_container(
     stop(api, env["id"])
     wait_state(api, env["id"], "stopped")
     delete(api, env["id"])
+
+
+def test_replacing_the_variables_drops_the_old_ones_from_later_processes(
+    api: httpx.Client,
+) -> None:
+    env = running_env(api, name="vars", env={"FOO": "1", "KEEP": "k"})
+    patched = api.patch(f"/v1/environments/{env['id']}", json={"env": {"KEEP": "k", "BAR": "b"}})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["env"] == {"KEEP": "k", "BAR": "b"}
+    answer = api.post(
+        f"/v1/environments/{env['id']}/exec",
+        json={"command": 'echo "${FOO-unset} $KEEP $BAR"'},
+    )
+    assert answer.status_code == 200, answer.text
+    # FOO is still in the container's own environment; no process started now sees it.
+    assert answer.json()["stdout"] == "unset k b\n"
+    delete(api, env["id"])
