@@ -21,7 +21,6 @@ from sandbay.gateway.preview.proxy import PreviewProxy
 from sandbay.gateway.ssh.keys import load_host_key, public_line
 from sandbay.gateway.ssh.server import GatewayConfig, SshGateway
 from sandbay.kit.loops import Hint
-from sandbay.reconciler.images import ImagesLoop
 from sandbay.reconciler.instances import InstanceProvisioningLoop
 from sandbay.reconciler.manager import LoopManager, ReconcilerParts, add_reconciler_loops
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
@@ -278,17 +277,10 @@ class Platform:
                 holds=self.holds,
                 environments=self.environments,
                 network=self.access.network,
+                images=self.images,
+                volumes=self.volumes,
             )
             add_reconciler_loops(loops, s, parts)
-            images = ImagesLoop(
-                sessions=self.sessions,
-                builder=self.runtime.images,
-                interval=s.reconciler.interval,
-                contexts=self.images.contexts,
-            )
-            self.images.due.subscribe(images.wake)
-            self.volumes.removed.subscribe(images.wake)
-            loops.add(images)
         if role is Role.SERVE:
             loops.add(
                 InstanceProvisioningLoop(

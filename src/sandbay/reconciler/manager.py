@@ -13,6 +13,7 @@ from sandbay.domain.environments import Event
 from sandbay.kit.loops import Loop
 from sandbay.reconciler.actions import Engine
 from sandbay.reconciler.drift import DriftScanner
+from sandbay.reconciler.images import ImagesLoop
 from sandbay.reconciler.loop import Reconciler
 from sandbay.reconciler.metrics import MetricsCollector
 from sandbay.reconciler.network import NetworkPolicyLoop
@@ -25,6 +26,8 @@ from sandbay.services.access.network import NetworkEnforcer
 from sandbay.services.environments.activity import ActivityHolds
 from sandbay.services.environments.service import EnvironmentsService
 from sandbay.services.events.bus import EventBus
+from sandbay.services.images.service import ImagesService
+from sandbay.services.volumes.service import VolumesService
 from sandbay.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,8 @@ class ReconcilerParts:
     holds: ActivityHolds
     environments: EnvironmentsService
     network: NetworkEnforcer
+    images: ImagesService
+    volumes: VolumesService
 
 
 def add_reconciler_loops(manager: LoopManager, s: Settings, parts: ReconcilerParts) -> None:
@@ -134,3 +139,13 @@ def add_reconciler_loops(manager: LoopManager, s: Settings, parts: ReconcilerPar
         )
     )
     manager.add(NetworkPolicyLoop(enforcer=parts.network, interval=s.network.policy_interval))
+    images = ImagesLoop(
+        sessions=sessions,
+        builder=runtime.images,
+        interval=r.interval,
+        contexts=parts.images.contexts,
+    )
+    # Woken by a new build and by a deleted volume (whose storage it removes).
+    parts.images.due.subscribe(images.wake)
+    parts.volumes.removed.subscribe(images.wake)
+    manager.add(images)
