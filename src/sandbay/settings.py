@@ -286,6 +286,28 @@ class DialectSettings(_Section):
     )
 
 
+class LimitsSettings(_Section):
+    """Request limits of the API: token buckets per key and per organization (kept in
+    each server process's memory: with several replicas each allows the rate), and
+    how long an `Idempotency-Key`'s answer is kept. A rate of 0 turns a bucket off."""
+
+    key_rate: float = Field(500.0, ge=0, description="Requests per second one API key may make")
+    key_burst: int = Field(2000, ge=1, description="Requests one API key may make at once")
+    org_rate: float = Field(
+        1000.0, ge=0, description="Requests per second one organization's keys may make"
+    )
+    org_burst: int = Field(4000, ge=1, description="Requests an organization may make at once")
+    idempotency_ttl: float = Field(
+        86400.0, gt=0, description="Seconds an Idempotency-Key's answer is replayed"
+    )
+    idempotency_wait: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a retry waits for the first request with its key to answer "
+        "before a 409 (in progress)",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SANDBAY_", env_nested_delimiter="__", extra="ignore"
@@ -369,6 +391,9 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings, description=HttpSettings.__doc__)
     dialects: DialectSettings = Field(
         default_factory=DialectSettings, description="Seed dialects of other platforms' APIs"
+    )
+    limits: LimitsSettings = Field(
+        default_factory=LimitsSettings, description=LimitsSettings.__doc__
     )
 
     @classmethod
