@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 ORG_KEY_PREFIX = "sbk_org_"
 SCOPED_KEY_PREFIX = "sbk_"
@@ -65,6 +65,7 @@ class Principal:
     environment_ids: frozenset[str] | None = None
     is_admin: bool = False
     system: str | None = None  # set for the platform acting on its own (auto-stop, …)
+    expires_at: datetime | None = None
 
     @classmethod
     def for_system(cls, org_id: str, name: str) -> "Principal":
@@ -89,6 +90,51 @@ class Principal:
     def may_see_environment(self, environment_id: str) -> bool:
         return self.environment_ids is None or environment_id in self.environment_ids
 
+    @property
+    def reach(self) -> "KeyReach":
+        return KeyReach(
+            organization=self.kind is KeyKind.ORGANIZATION,
+            permissions=self.permissions,
+            environment_ids=self.environment_ids,
+            expires_at=self.expires_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReach:
+    """How far a key reaches, in the three bounds a key may not exceed when it mints
+    or revokes another: permissions (an organization key has all), environments
+    (None: every one) and expiry (None: never)."""
+
+    organization: bool
+    permissions: frozenset[Permission]
+    environment_ids: frozenset[str] | None
+    expires_at: datetime | None
+
+    def excess(self, other: "KeyReach") -> tuple[str, frozenset[str]] | None:
+        """The first bound `other` goes past (`permissions`, `environments`,
+        `expiry`) with what it adds, or None when `other` is no wider than this key."""
+        if other.organization and not self.organization:
+            return "organization", frozenset()
+        if not self.organization and (missing := other.permissions - self.permissions):
+            return "permissions", frozenset(p.value for p in missing)
+        if self.environment_ids is not None:
+            if other.environment_ids is None:
+                return "environments", frozenset()
+            if outside := other.environment_ids - self.environment_ids:
+                return "environments", outside
+        if self.expires_at is not None and (
+            other.expires_at is None or other.expires_at > self.expires_at
+        ):
+            return "expiry", frozenset()
+        return None
+
+    def covers_environments(self, environment_ids: list[str] | None) -> bool:
+        """Whether a key with these environments stays within this key's limit."""
+        if self.environment_ids is None:
+            return True
+        return environment_ids is not None and set(environment_ids) <= self.environment_ids
+
 
 class ApiKeyCreate(BaseModel):
     """A new key. Without `permissions` it is an organization key (all permissions)."""
@@ -102,7 +148,9 @@ class ApiKeyCreate(BaseModel):
     environment_ids: list[str] | None = Field(
         None, description="Restrict a scoped key to these environments", max_length=1000
     )
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = Field(
+        None, description="When the key stops working (with a time zone); never when null"
+    )
 
 
 class ApiKey(BaseModel):

@@ -82,6 +82,7 @@ async def authenticate(
         kind=KeyKind(key.kind),
         permissions=frozenset(Permission(p) for p in key.permissions),
         environment_ids=frozenset(key.environment_ids) if key.environment_ids is not None else None,
+        expires_at=key.expires_at,
     )
     if cache is not None:
         cache.put(digest, principal, key.expires_at)
