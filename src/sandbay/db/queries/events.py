@@ -14,11 +14,16 @@ async def page(
     environment_id: str | None,
     after: int | None,
     limit: int,
+    only_environments: frozenset[str] | None = None,
 ) -> list[EventModel]:
-    """Up to `limit + 1` events in id order (the extra one says there is more)."""
+    """Up to `limit + 1` events in id order (the extra one says there is more);
+    with `only_environments`, only events of those environments (none of the
+    organization's own, such as key or model provider changes)."""
     query = select(EventModel).where(EventModel.org_id == org_id)
     if environment_id is not None:
         query = query.where(EventModel.environment_id == environment_id)
+    if only_environments is not None:
+        query = query.where(EventModel.environment_id.in_(sorted(only_environments)))
     if after is not None:
         query = query.where(EventModel.id > after)
     query = query.order_by(EventModel.id).limit(limit + 1)

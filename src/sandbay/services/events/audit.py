@@ -31,6 +31,14 @@ async def environment_events(
 async def org_events(
     session: AsyncSession, principal: Principal, *, after: int | None, limit: int
 ) -> EventList:
+    """The organization's log; a key limited to some environments reads only theirs."""
     org_id = require(principal, Permission.ENVIRONMENTS_READ)
-    rows = await queries.page(session, org_id, environment_id=None, after=after, limit=limit)
+    rows = await queries.page(
+        session,
+        org_id,
+        environment_id=None,
+        after=after,
+        limit=limit,
+        only_environments=principal.environment_ids,
+    )
     return page(rows, limit)

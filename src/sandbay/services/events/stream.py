@@ -58,6 +58,9 @@ class EventFollow:
     org_id: str
     environment_id: str | None
     cursor: _Cursor
+    #: The caller key's environment limit: an organization stream of a limited key
+    #: carries only those environments' events.
+    only_environments: frozenset[str] | None = None
 
     async def _read(self) -> list[EventModel]:
         async with self.sessions() as session:
@@ -67,6 +70,7 @@ class EventFollow:
                 environment_id=self.environment_id,
                 after=self.cursor.floor,
                 limit=_BATCH,
+                only_environments=self.only_environments,
             )
 
     async def events(self) -> AsyncIterator[Event | None]:
@@ -110,4 +114,6 @@ async def follow_events(
             env = await get_environment(session, principal, environment, include_deleted=True)
             org_id, env_id = env.org_id, env.id
         floor = after if after is not None else await queries.latest_id(session)
-    return EventFollow(sessions, bus, org_id, env_id, _Cursor(floor))
+    return EventFollow(
+        sessions, bus, org_id, env_id, _Cursor(floor), only_environments=principal.environment_ids
+    )
