@@ -221,23 +221,27 @@ class PreviewProxy:
     async def authorise(self, scope: Scope, route: Route) -> tuple[str | None, datetime | None]:
         """Check the request may reach the preview (a `resolve`d route); returns the
         token it brought and when that token expires, if it brought one. Raises
-        `Refusal`."""
+        `Refusal`. Credentials are checked before existence: without a token that
+        opens it, an id that exists (and is not public) and one that does not get
+        the same 401 or 403, so nobody learns which ids are real."""
         target = await self.gate.target(route.environment_id)
-        if target is None or not target.managed:
-            raise Refusal(404, "not_found_error", f"no environment {route.environment_id}")
+        if target is not None and not target.managed:
+            target = None
         token = None if route.signed else _token_of(scope)
         expires: datetime | None = None
-        if not target.public and route.signed is None:
+        if route.signed is None and (target is None or not target.public):
             if token is None:
                 raise Refusal(
                     401,
                     "authentication_error",
-                    "this environment is private: a preview token is needed "
-                    f"(the {TOKEN_QUERY} query parameter or the X-Sandbay-Preview-Token header)",
+                    "the preview of a private environment needs a preview token (the "
+                    f"{TOKEN_QUERY} query parameter or the X-Sandbay-Preview-Token header)",
                 )
             expires = await self.gate.allows(token, route.environment_id, route.port)
             if expires is None:
                 raise Refusal(403, "permission_error", "the preview token is invalid or expired")
+        if target is None:
+            raise Refusal(404, "not_found_error", f"no environment {route.environment_id}")
         if target.state is not EnvState.RUNNING:
             raise Refusal(
                 409,
