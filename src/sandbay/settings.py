@@ -360,7 +360,17 @@ class Settings(BaseSettings):
     tls_cert: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM)")
     tls_key: Path | None = Field(None, description="… and this private key (PEM)")
     max_json_body_bytes: int = Field(
-        256 * 1024, description="Largest JSON request body the API reads"
+        256 * 1024, ge=1024, description="Largest request body of every route but file uploads"
+    )
+    max_upload_body_bytes: int = Field(
+        4 * 1024**3,
+        ge=1024,
+        description="Largest body of a file upload (native files routes, Daytona uploads)",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=4096,
+        description="Largest request line plus headers (uvicorn's h11_max_incomplete_event_size)",
     )
 
     reconciler: ReconcilerSettings = Field(

@@ -59,6 +59,9 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        # h11 (not httptools) so that the request line and headers are bounded.
+        http="h11",
+        h11_max_incomplete_event_size=settings.max_header_bytes,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
     )
