@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 import sandbay
 from sandbay.api.errors import ErrorRenderers, install_error_handlers
-from sandbay.api.middleware import JsonBodyLimit
+from sandbay.api.middleware import BodyLimits
 from sandbay.api.v1 import ROUTERS
 from sandbay.dialects import DIALECTS, install_dialects
 from sandbay.gateway.preview.proxy import PreviewProxy, PreviewRouter
@@ -52,7 +52,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     renderers = ErrorRenderers()
     install_error_handlers(app, renderers)
-    app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes, renderers=renderers)
+    app.add_middleware(
+        BodyLimits,
+        max_json_bytes=settings.max_json_body_bytes,
+        max_upload_bytes=settings.max_upload_body_bytes,
+        renderers=renderers,
+    )
 
     def preview() -> PreviewProxy | None:
         platform: Platform | None = getattr(app.state, "platform", None)
