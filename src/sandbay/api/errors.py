@@ -31,6 +31,7 @@ _STATUS_TYPES = {
     413: "invalid_request_error",
     415: "invalid_request_error",
     429: "rate_limit_error",
+    503: "engine_unavailable",
 }
 
 
@@ -74,7 +75,10 @@ def install_error_handlers(app: FastAPI, renderers: ErrorRenderers) -> None:
 
     @app.exception_handler(SandbayError)
     async def domain_error(request: Request, exc: SandbayError) -> Response:
-        return render(request, exc.status_code, exc.error_type, exc.message)
+        response = render(request, exc.status_code, exc.error_type, exc.message)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

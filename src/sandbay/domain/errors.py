@@ -22,6 +22,8 @@ routes never build HTTP errors and one handler renders them all.
     ├── ApiError                500 api_error
     └── RuntimeFailure          502 runtime_error   (the container engine failed;
         │                                            retried unless `permanent`)
+        ├── EngineUnavailable   503 engine_unavailable (the engine cannot be reached:
+        │                        restarting, upgrading; with `Retry-After`)
         ├── ImageMissing        (permanent: neither on the runner nor pullable)
         ├── ContainerNotFound   (an engine 404 on the provider's own calls)
         └── PortUnreachable     (nothing accepts connections on a port inside)
@@ -33,6 +35,8 @@ class SandbayError(Exception):
 
     status_code: int = 500
     error_type: str = "api_error"
+    #: Seconds after which the same request may succeed (rendered as `Retry-After`).
+    retry_after: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -130,6 +134,17 @@ class RuntimeFailure(SandbayError):
     status_code = 502
     error_type = "runtime_error"
     permanent: bool = False
+
+
+class EngineUnavailable(RuntimeFailure):
+    """The container engine cannot be reached (restarting, upgrading, its host
+    rebooting): a request that needs it may succeed soon, so it is a 503 with
+    `Retry-After`, and the reconciler keeps retrying without counting it as a failure
+    of the environment."""
+
+    status_code = 503
+    error_type = "engine_unavailable"
+    retry_after = 5
 
 
 class ImageMissing(RuntimeFailure):
