@@ -4,13 +4,14 @@ event cursors and `since` past what a database or engine holds: all 4xx."""
 
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.factories import assert_envelope
+from tests.support.factories import assert_envelope, create_env
 from tests.support.server import LiveServer
 
 MIB = 1024 * 1024
@@ -127,3 +128,24 @@ def test_headers_past_the_limit_are_refused(server: LiveServer, api: httpx.Clien
             answer = b""
     assert answer == b"" or answer.startswith(b"HTTP/1.1 431") or b" 400 " in answer[:20]
     assert api.get("/v1/environments").status_code == 200
+
+
+BIG = str(2**70)
+
+
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/environments/{id}/events"])
+def test_event_cursor_past_int64_is_400(api: httpx.Client, path: str) -> None:
+    env = create_env(api, name=f"cursor-{uuid.uuid4().hex[:8]}")
+    url = path.format(id=env["id"])
+    assert_envelope(api.get(url, params={"after": BIG}), 400, "invalid_request_error")
+    for last in (BIG.encode(), "²".encode("latin-1")):
+        response = api.get(url, params={"follow": "true"}, headers={"Last-Event-ID": last})
+        assert_envelope(response, 400, "invalid_request_error")
+    assert api.get(url, params={"after": str(2**63 - 1)}).json()["data"] == []
+
+
+@pytest.mark.parametrize("since", [BIG, "nan", "inf", "-1"])
+def test_logs_since_out_of_range_is_400(api: httpx.Client, since: str) -> None:
+    env = create_env(api, name=f"since-{uuid.uuid4().hex[:8]}")
+    response = api.get(f"/v1/environments/{env['id']}/logs", params={"since": since})
+    assert "since" in assert_envelope(response, 400, "invalid_request_error")

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbay.api.errors import ErrorRenderers
+from sandbay.domain.limits import MAX_JSON_DEPTH
 
 #: Routes whose bodies are files: the native upload routes, the Daytona toolbox's
 #: bulk and single uploads (API key or signed URL). Only these get the large limit.
@@ -22,8 +23,6 @@ UPLOAD_PATHS = re.compile(
     r"^(/v1/environments/[^/]+/files(/upload)?"
     r"|/toolbox/[^/]+/files/(bulk-upload|upload-v2))/?$"
 )
-#: Deeper JSON than this is refused (400): no request shape nests past a handful.
-MAX_JSON_DEPTH = 64
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]")

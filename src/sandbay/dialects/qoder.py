@@ -156,7 +156,7 @@ async def list_work(
     environment_id: str,
     session: SessionDep,
     principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1)] = 20,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     page: Annotated[str | None, Query(max_length=64)] = None,
     before_id: Annotated[str | None, Query(max_length=64)] = None,
     after_id: Annotated[str | None, Query(max_length=64)] = None,

@@ -12,6 +12,7 @@ from sandbay.api.sse import SSEResponse, sse
 from sandbay.domain.environments import Event, EventList
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.keys import Principal
+from sandbay.domain.limits import MAX_INT64
 from sandbay.services.events import audit
 from sandbay.services.events.service import EventsService
 from sandbay.services.events.stream import EventFollow
@@ -30,12 +31,13 @@ Follow = Annotated[bool, Query(description="Stream new events as server-sent eve
 LastEventId = Annotated[
     str | None, Header(description="Resume a followed stream after this event id")
 ]
-After = Annotated[int | None, Query(ge=0, description="Only events after this id")]
+After = Annotated[int | None, Query(ge=0, le=MAX_INT64, description="Only events after this id")]
 
 
 def resume_point(after: int | None, last_event_id: str | None) -> int | None:
     if last_event_id:
-        if not last_event_id.isdigit():
+        digits = last_event_id.isascii() and last_event_id.isdigit()
+        if not digits or int(last_event_id) > MAX_INT64:
             raise InvalidRequest("Last-Event-ID must be an event id")
         return int(last_event_id)
     return after

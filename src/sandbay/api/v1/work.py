@@ -7,6 +7,7 @@ from fastapi import APIRouter, Header, Query, Request, status
 
 from sandbay.api.deps import PrincipalDep, SessionDep, WorkDep
 from sandbay.domain.environments import EventList
+from sandbay.domain.limits import MAX_INT64
 from sandbay.domain.work import (
     WorkHeartbeat,
     WorkItem,
@@ -184,7 +185,9 @@ async def work_events(
     work_id: str,
     session: SessionDep,
     principal: PrincipalDep,
-    after: Annotated[int | None, Query(ge=0, description="Only events after this id")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_INT64, description="Only events after this id")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventList:
     """The work item's audit log, oldest first: every state change and action."""

@@ -8,6 +8,7 @@ from typing import Literal
 
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.keys import Permission, Principal
+from sandbay.domain.limits import MAX_UNIX_SECONDS
 from sandbay.services.inside.service import InsideService
 from sandbay.services.inside.target import HAS_CONTAINER, open_target
 
@@ -19,14 +20,17 @@ def parse_since(value: str | None) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidRequest("since must be unix seconds or an ISO 8601 time") from exc
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidRequest("since must be unix seconds or an ISO 8601 time") from exc
+        seconds = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    # NaN fails both comparisons; the engine refuses what it cannot hold (a 502).
+    if not 0 <= seconds <= MAX_UNIX_SECONDS:
+        raise InvalidRequest(f"since must be between 0 and {MAX_UNIX_SECONDS} (unix seconds)")
+    return seconds
 
 
 async def open_logs(

@@ -24,6 +24,7 @@ from sandbay.domain.exec import (
     SignalRequest,
     StdinWrite,
 )
+from sandbay.domain.limits import MAX_INT64
 from sandbay.runtime.inside import ProcessHandle
 from sandbay.services.inside import exec as exec_service
 from sandbay.services.inside import process_sessions as procs
@@ -119,8 +120,10 @@ async def process_output(
     process_id: str,
     principal: PrincipalDep,
     inside: InsideDep,
-    stdout_offset: Annotated[int, Query(ge=0, description="Byte offset to read from")] = 0,
-    stderr_offset: Annotated[int, Query(ge=0)] = 0,
+    stdout_offset: Annotated[
+        int, Query(ge=0, le=MAX_INT64, description="Byte offset to read from")
+    ] = 0,
+    stderr_offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
     follow: Annotated[bool, Query(description="Stream as server-sent events")] = False,
 ) -> Response | ProcessOutput:
     """Output retained so far from the given offsets (pass back `*_next_offset` to
@@ -237,7 +240,7 @@ async def pty(
     cwd: str | None = None,
     user: str | None = None,
     session: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
 ) -> None:
     try:
         principal = await connection_principal(socket)

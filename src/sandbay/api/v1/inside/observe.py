@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from sandbay.api.deps import EnvRef, InsideDep, PrincipalDep, SessionDep
 from sandbay.api.sse import ClosingStreamingResponse
+from sandbay.domain.limits import MAX_INT64
 from sandbay.domain.metrics import MetricsHistory
 from sandbay.services.inside import logs, metrics
 from sandbay.services.inside.logs import LogStream
@@ -34,7 +35,9 @@ async def environment_logs(
     since: Annotated[
         str | None, Query(description="Only output after this time (unix seconds or ISO 8601)")
     ] = None,
-    tail: Annotated[int | None, Query(ge=0, description="Only the last N lines")] = None,
+    tail: Annotated[
+        int | None, Query(ge=0, le=MAX_INT64, description="Only the last N lines")
+    ] = None,
     timestamps: Annotated[bool, Query(description="Prefix lines with RFC 3339 times")] = False,
     stream: Annotated[LogStream, Query(description="Which output")] = "both",
 ) -> Response:
