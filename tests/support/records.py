@@ -62,6 +62,7 @@ class Key:
             environment_ids=frozenset(row.environment_ids)
             if row.environment_ids is not None
             else None,
+            expires_at=row.expires_at,
         )
 
 
