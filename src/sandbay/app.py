@@ -13,21 +13,26 @@ from fastapi import FastAPI
 
 import sandbay
 from sandbay.api.errors import ErrorRenderers, install_error_handlers
+from sandbay.api.guard import RequestGuard
+from sandbay.api.idempotency import Idempotency
 from sandbay.api.middleware import BodyLimits
+from sandbay.api.ratelimit import RateLimiter
 from sandbay.api.v1 import ROUTERS
 from sandbay.dialects import DIALECTS, install_dialects
 from sandbay.gateway.preview.proxy import PreviewProxy, PreviewRouter
 from sandbay.platform import Platform, Role
+from sandbay.services.events.requests import RequestAudit
 from sandbay.settings import Settings
 
 log = logging.getLogger("sandbay")
 
 
 @asynccontextmanager
-async def _serve(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+async def _serve(app: FastAPI, settings: Settings, audit: RequestAudit) -> AsyncIterator[None]:
     platform = await Platform.open(settings, Role.SERVE)
     app.state.platform = platform
     await platform.start()
+    audit.open(platform.sessions)
     log.info("sandbay %s ready (instance %s)", sandbay.__version__, settings.resolved_instance())
     # What exists now lives as long as the process: keep it out of the cyclic
     # collector's full passes, which otherwise walk it all (tens of ms) under load;
@@ -40,18 +45,39 @@ async def _serve(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await audit.close()
         await platform.close()
 
 
 def create_app(settings: Settings) -> FastAPI:
+    limits, audit = settings.limits, RequestAudit()
     app = FastAPI(
         title="sandbay",
         version=sandbay.__version__,
         summary="Isolated cloud environments (sandboxes) you can host yourself",
-        lifespan=lambda app: _serve(app, settings),
+        lifespan=lambda app: _serve(app, settings, audit),
     )
     renderers = ErrorRenderers()
     install_error_handlers(app, renderers)
+
+    def serving() -> Platform | None:
+        platform: Platform | None = getattr(app.state, "platform", None)
+        return platform
+
+    # Inside the body limits: a body is cut off at its limit however it is read here.
+    app.add_middleware(
+        RequestGuard,
+        platform=serving,
+        limiter=RateLimiter(limits.key_rate, limits.key_burst, limits.org_rate, limits.org_burst),
+        idempotency=Idempotency(
+            renderers=renderers,
+            ttl=limits.idempotency_ttl,
+            wait=limits.idempotency_wait,
+            max_body=settings.max_json_body_bytes,
+        ),
+        audit=audit,
+        renderers=renderers,
+    )
     app.add_middleware(
         BodyLimits,
         max_json_bytes=settings.max_json_body_bytes,
@@ -60,7 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     def preview() -> PreviewProxy | None:
-        platform: Platform | None = getattr(app.state, "platform", None)
+        platform = serving()
         return platform.preview if platform is not None else None
 
     # Preview requests (by host or /preview/…) never reach the API's routes.

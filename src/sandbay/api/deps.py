@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Header, Path
 from fastapi.openapi.models import APIKey, APIKeyIn
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.base import SecurityBase
@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from sandbay.api.guard import PRINCIPAL_SCOPE_KEY
 from sandbay.db.cas import commit_or_conflict
 from sandbay.domain.errors import ApiError, SandbayError
 from sandbay.domain.keys import Principal
@@ -124,6 +125,9 @@ class ApiKeyPrincipal(SecurityBase):
         self.scheme_name = "APIKeyHeader"
 
     async def __call__(self, connection: HTTPConnection, bearer: _Bearer) -> Principal:
+        resolved: Principal | None = connection.scope.get(PRINCIPAL_SCOPE_KEY)
+        if resolved is not None:
+            return resolved  # by the request guard, from the same headers
         secret = connection.headers.get("x-api-key") or (bearer.credentials if bearer else None)
         return await get_platform(connection).tenancy.resolve_principal(secret)
 
@@ -145,3 +149,32 @@ async def connection_principal(connection: HTTPConnection) -> Principal:
 def close_code(error: SandbayError) -> int:
     """WebSocket close code for a refusal: 4000 + the HTTP status (4404, 4409…)."""
     return 4000 + error.status_code
+
+
+def etag(version: int) -> str:
+    """An environment's version as a strong ETag (`"7"`), the value `If-Match` takes."""
+    return f'"{version}"'
+
+
+async def if_match(
+    value: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description='Change only at this version (the ETag, e.g. "7"); else 412',
+        ),
+    ] = None,
+) -> frozenset[int] | None:
+    """The versions `If-Match` names; None for no header or `*`. A weak or foreign tag
+    never matches (strong comparison, RFC 9110), so it is a 412."""
+    if value is None or value.strip() == "*":
+        return None
+    tags = (tag.strip() for tag in value.split(","))
+    return frozenset(
+        int(tag[1:-1])
+        for tag in tags
+        if len(tag) > 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit() and len(tag) < 20
+    )
+
+
+IfMatchDep = Annotated[frozenset[int] | None, Depends(if_match)]

@@ -131,11 +131,14 @@ async def update_environment(
     principal: Principal,
     id_or_name: str,
     body: EnvironmentUpdate,
+    if_versions: frozenset[int] | None = None,
 ) -> Environment:
     """Update, commit, then (outside the transaction) enforce a changed network
     policy on the running environment, so the answer means it is in force."""
     async with sessions() as session:
-        env = await envs.update_environment(session, principal, id_or_name, body)
+        env = await envs.update_environment(
+            session, principal, id_or_name, body, if_versions=if_versions
+        )
         await commit_or_conflict(session)
     if enforcer is not None and NETWORK_FIELDS & body.model_fields_set:
         try:

@@ -61,7 +61,15 @@ class AccessService:
         )
 
     async def update_environment(
-        self, principal: Principal, env: str, body: EnvironmentUpdate
+        self,
+        principal: Principal,
+        env: str,
+        body: EnvironmentUpdate,
+        *,
+        if_versions: frozenset[int] | None = None,
     ) -> Environment:
-        """An update whose answer means a new network policy is already in force."""
-        return await network.update_environment(self.sessions, self.network, principal, env, body)
+        """An update whose answer means a new network policy is already in force;
+        `if_versions` (If-Match) makes it conditional on the version (else 412)."""
+        return await network.update_environment(
+            self.sessions, self.network, principal, env, body, if_versions
+        )

@@ -23,7 +23,7 @@ from sandbay.domain.environments import (
     hostname_for,
     workload_argv,
 )
-from sandbay.domain.errors import Conflict, InvalidRequest, NotFound
+from sandbay.domain.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.pools import WarmPoolSpec, claim_key
 from sandbay.domain.runtime import ContainerSpec, NetworkRules, SharedMount
@@ -240,12 +240,21 @@ _COLUMNS = queries.SHAPE_COLUMNS
 
 
 async def update_environment(
-    session: AsyncSession, principal: Principal, id_or_name: str, body: EnvironmentUpdate
+    session: AsyncSession,
+    principal: Principal,
+    id_or_name: str,
+    body: EnvironmentUpdate,
+    *,
+    if_versions: frozenset[int] | None = None,
 ) -> Environment:
+    """`if_versions` (from `If-Match`): change it only at one of these versions, checked
+    under the compare-and-set, so a writer that read an older version gets a 412."""
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
 
     async def attempt() -> EnvironmentModel:
         env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
+        if if_versions is not None and env.version not in if_versions:
+            raise PreconditionFailed(f"the environment is at version {env.version} now")
         if not changes:
             return env
         new_name, old_env = changes.get("name", env.name), dict(env.env)

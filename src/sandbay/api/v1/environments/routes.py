@@ -10,9 +10,11 @@ from sandbay.api.deps import (
     EnvironmentsDep,
     EnvRef,
     EventsDep,
+    IfMatchDep,
     LifecycleDep,
     PrincipalDep,
     SessionDep,
+    etag,
 )
 from sandbay.api.v1.events import (
     FOLLOW_DOC,
@@ -44,9 +46,15 @@ async def create_environment(
     session: SessionDep,
     principal: PrincipalDep,
     environments: EnvironmentsDep,
+    response: Response,
 ) -> Environment:
-    """Create an environment; it is started at once (poll or `wait` for `running`)."""
-    return await environments.create(session, principal, body)
+    """Create an environment; it is started at once (poll or `wait` for `running`).
+    With an `Idempotency-Key` header, a retry with the same key and body within 24 h
+    gets the first answer again (`Idempotent-Replayed: true`) and creates nothing;
+    the same key with another body is 422."""
+    created = await environments.create(session, principal, body)
+    response.headers["ETag"] = etag(created.version)
+    return created
 
 
 @router.get("")
@@ -66,21 +74,31 @@ async def list_environments(
 
 @router.get("/{env}")
 async def get_environment(
-    env: EnvRef, principal: PrincipalDep, environments: EnvironmentsDep
+    env: EnvRef, principal: PrincipalDep, environments: EnvironmentsDep, response: Response
 ) -> Environment:
-    """One environment, by id or name."""
-    return await environments.read(principal, env)
+    """One environment, by id or name; its `version` is the `ETag` (for `If-Match`)."""
+    found = await environments.read(principal, env)
+    response.headers["ETag"] = etag(found.version)
+    return found
 
 
-@router.patch("/{env}")
+@router.patch("/{env}", responses={412: {"description": "`If-Match` names another version"}})
 async def update_environment(
-    env: EnvRef, body: EnvironmentUpdate, principal: PrincipalDep, access: AccessDep
+    env: EnvRef,
+    body: EnvironmentUpdate,
+    principal: PrincipalDep,
+    access: AccessDep,
+    if_versions: IfMatchDep,
+    response: Response,
 ) -> Environment:
     """Change name, labels, auto-stop/archive/delete intervals, restart policy,
     `public`, or the network policy. A network change is in force on a running
     environment when this answers (no restart); 502 if it could not be enforced
-    (it is saved, and enforced again at the next start or sweep)."""
-    return await access.update_environment(principal, env, body)
+    (it is saved, and enforced again at the next start or sweep). With `If-Match`
+    (the `ETag` of a GET), only at that version: 412 if it changed since."""
+    updated = await access.update_environment(principal, env, body, if_versions=if_versions)
+    response.headers["ETag"] = etag(updated.version)
+    return updated
 
 
 @router.delete("/{env}", status_code=status.HTTP_202_ACCEPTED)
