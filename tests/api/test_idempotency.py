@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.support.factories import assert_envelope, create_env, delete
+from tests.support.factories import assert_envelope, delete, running_env
 from tests.support.server import LiveServer
 
 
@@ -97,7 +97,7 @@ def test_a_malformed_key_is_400(api: httpx.Client) -> None:
 
 
 def test_if_match_with_a_stale_version_is_412(api: httpx.Client) -> None:
-    env = create_env(api, name=f"etag-{uuid.uuid4().hex[:8]}")
+    env = running_env(api, name=f"etag-{uuid.uuid4().hex[:8]}")  # settled: no transitions
     read = api.get(f"/v1/environments/{env['id']}")
     tag = read.headers["etag"]
     assert tag == f'"{read.json()["version"]}"'
