@@ -24,6 +24,23 @@ class ContainerSample:
     block_read_bytes: int
     block_write_bytes: int
     pids: int
+    #: Processes the kernel's OOM killer ended in the container's cgroup since it
+    #: started (cgroup `oom_kill` counter); None where the runtime cannot see it.
+    oom_kills: int | None = None
+
+
+def new_oom_kills(
+    sample: ContainerSample, previous: ContainerSample | None, *, watching_since: datetime
+) -> int:
+    """OOM kills in `sample` not yet reported. A container first seen counts from its
+    start only if it started while we watched (else kills of before a restart of the
+    server would be reported again)."""
+    if sample.oom_kills is None:
+        return 0
+    if previous is not None:
+        return max(0, sample.oom_kills - (previous.oom_kills or 0))
+    started = sample.started_at
+    return sample.oom_kills if started is not None and started >= watching_since else 0
 
 
 class ResourceMetrics(BaseModel):

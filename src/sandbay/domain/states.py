@@ -96,6 +96,10 @@ class Step:
     desired: DesiredState | None = None
 
 
+#: Exit code of a workload the kernel's OOM killer ended (128 + SIGKILL).
+OOM_EXIT_CODE = 137
+
+
 @dataclass(frozen=True, slots=True)
 class Observed:
     """What the engine says about an environment's container."""
@@ -120,9 +124,11 @@ def plan_drift(state: EnvState, observed: Observed, *, auto_restart: bool) -> St
             return Step(move_to=S.STARTING, reason="container vanished; recreating it")
         if not observed.running:
             code = observed.exit_code if observed.exit_code is not None else -1
-            why = f"workload exited with code {code}" + (
-                " (out of memory)" if observed.oom_killed else ""
-            )
+            why = f"workload exited with code {code}"
+            # The engine's flag stays set after any kill in the container: only a
+            # workload that died of SIGKILL was the one the OOM killer chose.
+            if observed.oom_killed and code == OOM_EXIT_CODE:
+                why = f"killed: out of memory ({why})"
             if auto_restart:
                 return Step(move_to=S.STARTING, reason=f"{why}; restarting", restart=True)
             return Step(

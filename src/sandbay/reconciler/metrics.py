@@ -9,10 +9,11 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sandbay.domain.metrics import ContainerSample, to_metrics
+from sandbay.domain.metrics import ContainerSample, new_oom_kills, to_metrics
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import PeriodicLoop
 from sandbay.runtime.inside import MetricsSource
+from sandbay.services.events.oom import record_oom_kills
 from sandbay.services.inside import metrics as service
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class MetricsCollector(PeriodicLoop):
         self._retention = retention
         self._previous: dict[str, ContainerSample] = {}
         self._pruned_at = 0.0
+        self._since = utcnow()  # OOM kills of containers started before are not ours
         #: CPU seconds this process spent in the last sweep (all threads), and its
         #: wall time: what an operator (and the benchmark) reads to see the cost.
         self.last_cpu_seconds = 0.0
@@ -53,10 +55,18 @@ class MetricsCollector(PeriodicLoop):
         samples = await self._source.sample(self._instance)
         current = {s.environment_id: s for s in samples if s.environment_id}
         metrics = {eid: to_metrics(s, self._previous.get(eid)) for eid, s in current.items()}
+        oom = {
+            eid: n
+            for eid, s in current.items()
+            if (n := new_oom_kills(s, self._previous.get(eid), watching_since=self._since))
+        }
+        oom_exits = self._source.take_oom_exits()
         self._previous = current
         now = utcnow()
         async with self._sessions() as session:
             written = await service.record_samples(session, metrics, at=now)
+            if oom or oom_exits:
+                await record_oom_kills(session, oom, oom_exits)
             if time.monotonic() - self._pruned_at > _PRUNE_EVERY_S:
                 await service.prune_history(session, before=now - self._retention)
                 self._pruned_at = time.monotonic()

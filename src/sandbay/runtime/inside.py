@@ -190,3 +190,8 @@ class MetricsSource(Protocol):
     async def sample(self, instance: str) -> list[ContainerSample]:
         """One sample of every running container of this installation."""
         ...
+
+    def take_oom_exits(self) -> list[str]:
+        """Environments whose container, sampled running before, has since ended
+        killed by the OOM killer (the engine's OOMKilled); each reported once."""
+        ...

@@ -16,6 +16,7 @@ from typing import Any
 
 from sandbay.domain.errors import RuntimeFailure
 from sandbay.domain.metrics import ContainerSample
+from sandbay.domain.states import OOM_EXIT_CODE
 from sandbay.runtime.docker.engine import Engine
 from sandbay.runtime.docker.names import LABEL_ENV, LABEL_INSTANCE
 
@@ -106,6 +107,7 @@ class _CgroupReader:
                 "total_inactive_file", 0
             )
             limit = _int(f"{d['memory']}/memory.limit_in_bytes")
+            oom_kills = _keyed(f"{d['memory']}/memory.oom_control").get("oom_kill")
             pids = _int(f"{d['pids']}/pids.current")
             read = write = 0
             for line in _read(f"{d['blkio']}/blkio.throttle.io_service_bytes_recursive").split(
@@ -124,6 +126,7 @@ class _CgroupReader:
                 "inactive_file", 0
             )
             limit = _int(f"{u}/memory.max")
+            oom_kills = _keyed(f"{u}/memory.events").get("oom_kill")
             pids = _int(f"{u}/pids.current")
             read = write = 0
             for line in _read(f"{u}/io.stat").splitlines():
@@ -151,6 +154,7 @@ class _CgroupReader:
             block_read_bytes=read,
             block_write_bytes=write,
             pids=pids,
+            oom_kills=oom_kills,
         )
 
 
@@ -184,6 +188,7 @@ class DockerStats:
         self._cgroups = _CgroupReader() if use_cgroups else None
         self._known: dict[str, _Known] = {}
         self._api_only: set[str] = set()
+        self._oom_exits: list[str] = []
 
     def _running(self, instance: str) -> list[tuple[str, str]]:
         rows = self._engine.api.containers(
@@ -238,10 +243,30 @@ class DockerStats:
             if old is not None and new is not None and new.pid == old.pid:
                 self._api_only.add(cid)
 
+    async def _ended(self, container_id: str, environment_id: str) -> None:
+        """A container that stopped running: note it if the OOM killer ended it."""
+        try:
+            raw = await self._engine.run(self._engine.api.inspect_container, container_id)
+        except RuntimeFailure:
+            return  # removed meanwhile: nothing left to tell
+        state = raw.get("State") or {}
+        # The flag stays set after any kill in the container: the workload was the
+        # victim only if it died of SIGKILL (128 + 9).
+        if (
+            state.get("OOMKilled")
+            and state.get("ExitCode") == OOM_EXIT_CODE
+            and not state.get("Running")
+        ):
+            self._oom_exits.append(environment_id)
+
+    def take_oom_exits(self) -> list[str]:
+        taken, self._oom_exits = self._oom_exits, []
+        return taken
+
     async def sample(self, instance: str) -> list[ContainerSample]:
         running = dict(await self._engine.run(self._running, instance))
         for cid in set(self._known) - set(running):
-            del self._known[cid]
+            await self._ended(cid, self._known.pop(cid).environment_id)
         self._api_only &= set(running)
         await asyncio.gather(
             *(self._learn(c, e) for c, e in running.items() if c not in self._known)
