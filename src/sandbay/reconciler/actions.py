@@ -4,15 +4,22 @@ and reports an Outcome that the loop applies with a compare-and-set."""
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sandbay.domain.environments import EnvironmentKind
 from sandbay.domain.errors import RuntimeFailure
 from sandbay.domain.runtime import ContainerInfo, ContainerSpec
-from sandbay.domain.states import Action, DesiredState, EnvState, Observed, after_action
+from sandbay.domain.states import Action, DesiredState, EnvState, Observed, Step, after_action
 from sandbay.runtime.access import NetworkPolicy
 from sandbay.runtime.archives import ArchiveStore
 from sandbay.runtime.provider import Archiver, RuntimeProvider
+
+
+class EngineFaults(Protocol):
+    """Tells a container its engine stopped (a restart, an upgrade, a host going down)
+    from one whose workload exited on its own."""
+
+    def stopped_by_engine(self, info: ContainerInfo) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +30,7 @@ class Engine:
     archiver: Archiver | None = None
     store: ArchiveStore | None = None
     network: NetworkPolicy | None = None
+    faults: EngineFaults | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +58,23 @@ class Outcome:
     exit_code: int | None = None
     observed: Observed | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+
+def engine_stop(
+    state: EnvState, info: ContainerInfo | None, faults: EngineFaults | None
+) -> Step | None:
+    """The step for a running environment whose engine stopped its container: back to
+    running (its desired state is untouched, its workspace volume kept), not counted
+    as a crash. Only a workload's own exit is its exit."""
+    if state is not EnvState.RUNNING or info is None or faults is None:
+        return None
+    if not faults.stopped_by_engine(info):
+        return None
+    return Step(
+        move_to=EnvState.STARTING,
+        reason=f"stopped by its engine (code {info.exit_code}), not by its workload; "
+        "starting it again",
+    )
 
 
 def observe(info: ContainerInfo | None) -> Observed:

@@ -24,7 +24,7 @@ from sandbay.db.cas import commit_unless_stale
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import leases as queries
 from sandbay.domain.environments import EnvironmentKind
-from sandbay.domain.errors import RuntimeFailure
+from sandbay.domain.errors import EngineUnavailable, RuntimeFailure
 from sandbay.domain.states import (
     Action,
     DesiredState,
@@ -38,7 +38,7 @@ from sandbay.domain.states import (
 )
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import PeriodicLoop
-from sandbay.reconciler.actions import Engine, Outcome, Work, observe, perform
+from sandbay.reconciler.actions import Engine, Outcome, Work, engine_stop, observe, perform
 from sandbay.services.environments.records import container_spec
 from sandbay.services.environments.transitions import set_desired, transition
 from sandbay.services.events.record import record_environment_event, record_event
@@ -51,6 +51,8 @@ _MAX_STEPS = 16
 _YIELD_SECONDS = 0.001  # between the steps of one environment (see `_work`)
 #: Create/start/restore failures past this many attempts put the environment in `error`.
 _MAX_ATTEMPTS = 5
+#: How often an action waiting for an absent engine is tried again.
+_ENGINE_RETRY_SECONDS = 2.0
 #: A run shorter than this that ends in a crash counts toward the restart back-off.
 _CRASH_LOOP_SECONDS = 60.0
 
@@ -157,6 +159,8 @@ class Reconciler(PeriodicLoop):
                 # (a millisecond, several loop passes) instead of queueing behind this
                 # environment's next step. Measured: force stop 1.30 → 1.19 times Docker's.
                 await asyncio.sleep(_YIELD_SECONDS)
+        except EngineUnavailable as exc:
+            log.info("reconciling %s waits for the engine: %s", env_id, exc.message)
         except Exception:
             log.exception("reconciling %s failed", env_id)
         finally:
@@ -173,10 +177,13 @@ class Reconciler(PeriodicLoop):
             return None  # deleted, or our lease was lost to another replica
         return env
 
-    async def _observe(self, env: EnvironmentModel) -> Observed:
+    async def _observe(self, env: EnvironmentModel) -> tuple[Observed, Step | None]:
+        """What the engine says, and the step it calls for when the engine itself
+        stopped the container (which `plan_drift` would take for the workload's exit)."""
         if env.kind is EnvironmentKind.SELF_HOSTED:
-            return Observed(present=True, running=env.state is EnvState.RUNNING)
-        return observe(await self._engine.provider.inspect(env.id))
+            return Observed(present=True, running=env.state is EnvState.RUNNING), None
+        info = await self._engine.provider.inspect(env.id)
+        return observe(info), engine_stop(env.state, info, self._engine.faults)
 
     async def _step(
         self, env_id: str, token: str, observed: Observed | None, current: _InFlight
@@ -188,8 +195,9 @@ class Reconciler(PeriodicLoop):
         state, desired = env.state, env.desired_state
         step = plan(state, desired)
         if step is None and needs_observation(state, desired):
-            observed = observed or await self._observe(env)
-            step = plan_drift(state, observed, auto_restart=env.auto_restart)
+            if observed is None:
+                observed, step = await self._observe(env)
+            step = step or plan_drift(state, observed, auto_restart=env.auto_restart)
         if step is None:
             async with self._sessions() as session:
                 done = await queries.finish(session, env_id, token=token, version=env.version)
@@ -342,6 +350,9 @@ class Reconciler(PeriodicLoop):
         up after a few attempts (at once when the image is missing) and go to `error`;
         an archive that cannot be made leaves the environment stopped, nothing lost.
         Stop and delete keep trying; the hang detector bounds them."""
+        if isinstance(exc, EngineUnavailable):
+            await self._engine_away(seen, action)
+            return
         attempts = seen.attempts + 1
         permanent = exc.permanent
         retry_limited = action in (Action.CREATE, Action.START, Action.RESTORE, Action.ARCHIVE)
@@ -370,6 +381,18 @@ class Reconciler(PeriodicLoop):
                 data={"action": action.value, "attempt": attempts, "replica": self.owner},
             )
             delay = min(30.0, 0.5 * 2**attempts) * random.uniform(0.5, 1.5)  # noqa: S311
+            env.next_attempt_at = utcnow() + timedelta(seconds=delay)
+
+        await self._apply(seen, change)
+
+    async def _engine_away(self, seen: EnvironmentModel, action: Action) -> None:
+        """The engine is away (restarting, upgrading): no attempt of the environment's
+        is spent and nothing is recorded per try; the action is tried again every few
+        seconds, so it proceeds as soon as the engine is back."""
+        log.info("%s of %s waits for the engine", action.value, seen.id)
+
+        def change(_session: AsyncSession, env: EnvironmentModel) -> None:
+            delay = _ENGINE_RETRY_SECONDS * random.uniform(0.5, 1.5)  # noqa: S311
             env.next_attempt_at = utcnow() + timedelta(seconds=delay)
 
         await self._apply(seen, change)

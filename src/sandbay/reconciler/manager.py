@@ -93,6 +93,7 @@ def add_reconciler_loops(manager: LoopManager, s: Settings, parts: ReconcilerPar
             archiver=runtime.archiver,
             store=parts.store,
             network=runtime.network,
+            faults=runtime.provider.health,
         ),
         instance=instance,
         runner_id=s.runner_id,

@@ -22,6 +22,8 @@ from sandbay.runtime.docker.errors import engine_error, engine_unreachable
 T = TypeVar("T")
 Runner = Callable[..., Awaitable[Any]]
 _MAX_HEAD = 64 * 1024
+#: Connecting to the engine takes milliseconds when it is there; past this it is not.
+CONNECT_SECONDS = 10.0
 _FRAME = struct.Struct(">BxxxL")
 
 
@@ -81,7 +83,7 @@ class Engine:
             transport=transport,
             base_url=f"{root}/v{self.version}",
             # Streams (follow, long commands) may be silent for any time; connecting may not.
-            timeout=httpx.Timeout(None, connect=10.0),
+            timeout=httpx.Timeout(None, connect=CONNECT_SECONDS),
             headers={"Accept-Encoding": "identity"},
         )
 
@@ -106,15 +108,35 @@ class Engine:
         raw = await response.aread()
         raise engine_error(response.status_code, _message(raw), answer=True)
 
-    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _open(
+        self, timeout: float = CONNECT_SECONDS
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
-            if self._unix:
-                return await asyncio.open_unix_connection(self._unix, limit=_MAX_HEAD)
-            assert self._host is not None
-            host, port = self._host
-            return await asyncio.open_connection(host, port, ssl=self._ssl, limit=_MAX_HEAD)
-        except OSError as exc:
-            raise engine_unreachable(exc) from exc
+            async with asyncio.timeout(timeout):
+                if self._unix:
+                    return await asyncio.open_unix_connection(self._unix, limit=_MAX_HEAD)
+                assert self._host is not None
+                host, port = self._host
+                return await asyncio.open_connection(host, port, ssl=self._ssl, limit=_MAX_HEAD)
+        except (OSError, TimeoutError) as exc:
+            raise engine_unreachable(str(exc) or "connecting timed out") from exc
+
+    async def ping(self, timeout: float) -> bool:
+        """Whether the engine answers `/_ping` within `timeout` (connecting included):
+        a socket that accepts but does not answer (an engine still restoring its
+        containers) is not there yet."""
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await self._open(timeout)
+                try:
+                    writer.write(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                    await writer.drain()
+                    line = await reader.readline()
+                finally:
+                    writer.close()
+        except (OSError, TimeoutError, RuntimeFailure):
+            return False
+        return line.split(b" ")[1:2] == [b"200"]
 
     async def hijack(
         self, path: str, body: dict[str, Any]

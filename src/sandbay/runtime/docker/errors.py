@@ -13,6 +13,7 @@ from docker import errors as sdk
 from sandbay.domain.errors import (
     Conflict,
     ContainerNotFound,
+    EngineUnavailable,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
@@ -41,8 +42,9 @@ ENGINE_ERRORS: dict[int, Meaning] = {
     413: Meaning(RuntimeFailure, PayloadTooLarge),
 }
 _OTHER = Meaning(RuntimeFailure, RuntimeFailure)
-#: The SDK's ways of saying the engine could not be reached (or used) at all.
-_UNREACHABLE = (requests.exceptions.ConnectionError, sdk.DockerException)
+#: The SDK's way of saying the engine could not be reached at all (no socket, refused,
+#: reset): a 503; any other SDK failure is the engine failing (502).
+_UNREACHABLE = (requests.exceptions.ConnectionError,)
 
 
 def engine_error(status: int | None, message: str, *, answer: bool = False) -> SandbayError:
@@ -55,8 +57,9 @@ def engine_error(status: int | None, message: str, *, answer: bool = False) -> S
     return RuntimeFailure(f"docker: {message}") if error is RuntimeFailure else error(message)
 
 
-def engine_unreachable(exc: BaseException) -> RuntimeFailure:
-    return RuntimeFailure(f"docker engine unreachable: {exc}")
+def engine_unreachable(exc: BaseException | str) -> EngineUnavailable:
+    """The engine is not there (restarting, upgrading, its host rebooting): a 503."""
+    return EngineUnavailable(f"the container engine is unavailable, try again shortly: {exc}")
 
 
 @contextlib.contextmanager
@@ -70,3 +73,5 @@ def map_engine_errors() -> Iterator[None]:
         raise engine_error(status, str(exc.explanation or exc)) from exc
     except _UNREACHABLE as exc:
         raise engine_unreachable(exc) from exc
+    except sdk.DockerException as exc:
+        raise RuntimeFailure(f"docker: {exc}") from exc

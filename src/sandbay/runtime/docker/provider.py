@@ -25,6 +25,7 @@ from docker.types import LogConfig
 from sandbay.domain.errors import (
     Conflict,
     ContainerNotFound,
+    EngineUnavailable,
     ImageMissing,
     InvalidRequest,
     RuntimeFailure,
@@ -39,7 +40,8 @@ from sandbay.domain.runtime import (
     VolumeInfo,
 )
 from sandbay.runtime.docker.engine import Engine
-from sandbay.runtime.docker.errors import map_engine_errors
+from sandbay.runtime.docker.errors import engine_unreachable, map_engine_errors
+from sandbay.runtime.docker.health import EngineHealth
 from sandbay.runtime.docker.locator import AgentMissing, DockerLocator
 from sandbay.runtime.docker.names import (
     AGENT_BIN,
@@ -71,6 +73,8 @@ def shared_volume_name(volume_id: str) -> str:
 
 
 _IMAGE_CACHE_SECONDS = 30.0
+#: While the engine is known down, a call first asks whether it is back, this long.
+_PING_SECONDS = 2.0
 _HOOK_OUTPUT = 4096
 
 
@@ -121,6 +125,8 @@ class DockerProvider:
         except DockerException as exc:
             raise RuntimeFailure(f"cannot reach the Docker engine: {exc}") from exc
         self._api = self._client.api
+        #: The engine's availability as seen by every call (and its outages).
+        self.health = EngineHealth()
         self._engine = Engine(self._client, self._run)
         #: The channel to every environment's agent on this engine.
         self.channel = Channel(DockerLocator(self._engine))
@@ -137,11 +143,24 @@ class DockerProvider:
         return await self._run(fn, self._api)
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one blocking call; while the engine is known down, answer at once
+        (after a bounded ping) rather than wait on it."""
+        if self.health.down and not await self._engine.ping(_PING_SECONDS):
+            raise engine_unreachable("it does not answer yet")
         loop = asyncio.get_running_loop()
-        with map_engine_errors():
-            return await loop.run_in_executor(
-                self._executor, functools.partial(fn, *args, **kwargs)
-            )
+        try:
+            with map_engine_errors():
+                result = await loop.run_in_executor(
+                    self._executor, functools.partial(fn, *args, **kwargs)
+                )
+        except EngineUnavailable:
+            self.health.unreachable()
+            raise
+        except RuntimeFailure:
+            self.health.reached()  # the engine answered, with an error
+            raise
+        self.health.reached()
+        return result
 
     # ---- host ------------------------------------------------------------------------
 

@@ -1,0 +1,233 @@
+"""Engine faults: `dockerd` restarted under a live server (what an engine upgrade or a
+host reboot does). Environments the engine stopped keep their desired state and come
+back to it with their files; only a workload's own exit counts as its exit; while the
+engine is down, requests that need it answer 503 with `Retry-After` at once, and
+operations made meanwhile converge, nothing lost or duplicated.
+
+The machine's dockerd serves every other test, so this one starts a second engine of
+its own (its own data root, exec root, socket, pid file and bridge, no iptables) and
+restarts that one."""
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+
+from tests.support.factories import create_env, events
+from tests.support.inside import sh
+from tests.support.polling import eventually
+from tests.support.server import LiveServer
+
+IMAGE = "sandbay-base:latest"
+#: A workload that ends on its own when its engine stops it (as most do).
+SERVE = "trap 'exit 0' TERM; while true; do sleep 0.2; done"
+
+
+@dataclass
+class SecondEngine:
+    """A dockerd beside the machine's, restartable at will."""
+
+    root: Path
+    bridge: str
+    subnet: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "docker.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "dockerd",
+                f"--data-root={self.root / 'data'}",
+                f"--exec-root={self.root / 'exec'}",
+                f"--pidfile={self.root / 'docker.pid'}",
+                f"--host={self.host}",
+                f"--bridge={self.bridge}",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--shutdown-timeout=15",
+            ],
+            stdout=(self.root / "dockerd.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        eventually(self.answers, what="the second dockerd answering", timeout=60)
+
+    def answers(self) -> bool:
+        try:
+            with contextlib.closing(docker.DockerClient(base_url=self.host, timeout=5)) as client:
+                return bool(client.ping())
+        except docker.errors.DockerException:
+            return False
+
+    def stop(self) -> None:
+        """What a restart or an upgrade does: SIGTERM, and the engine stops every
+        container (stop signal, then SIGKILL) before it exits."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(90)
+
+    def client(self) -> contextlib.closing[docker.DockerClient]:
+        return contextlib.closing(docker.DockerClient(base_url=self.host, timeout=60))
+
+
+def _run(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+@pytest.fixture
+def engine() -> Iterator[SecondEngine]:
+    root = Path(tempfile.mkdtemp(prefix="sbd-", dir="/tmp"))  # a short socket path
+    tag = uuid.uuid4().hex[:6]
+    second = SecondEngine(
+        root=root,
+        bridge=f"sbt{tag}",
+        subnet=f"10.{200 + int(tag[:2], 16) % 50}.{int(tag[2:4], 16)}",
+    )
+    _run("ip", "link", "add", second.bridge, "type", "bridge")
+    try:
+        # The host reaches each container's agent on this bridge (docs/envd.md).
+        _run("ip", "addr", "add", f"{second.subnet}.1/24", "dev", second.bridge)
+        _run("ip", "link", "set", second.bridge, "up")
+        second.start()
+        with contextlib.closing(docker.from_env()) as first, second.client() as client:
+            client.images.load(b"".join(first.images.get(IMAGE).save(named=True)))
+        yield second
+    finally:
+        with contextlib.suppress(Exception):
+            if second.proc is not None and second.proc.poll() is None:
+                with second.client() as client:
+                    for c in client.containers.list(all=True):
+                        c.remove(force=True, v=True)
+        second.stop()
+        if second.proc is not None and second.proc.poll() is None:
+            os.killpg(second.proc.pid, signal.SIGKILL)
+        subprocess.run(["ip", "link", "del", second.bridge], check=False, capture_output=True)
+        subprocess.run(["umount", "-R", str(root / "data")], check=False, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _until_done(call: Any) -> httpx.Response:
+    """A client that honours 503 + Retry-After (the bound keeps a broken server from
+    hanging the test)."""
+    for _ in range(60):
+        response: httpx.Response = call()
+        if response.status_code != 503:
+            return response
+        assert "Retry-After" in response.headers, response.text
+        time.sleep(min(float(response.headers["Retry-After"]), 1.0))
+    raise AssertionError("still 503 after a minute")
+
+
+def _env(api: httpx.Client, env_id: str) -> dict[str, Any]:
+    response = api.get(f"/v1/environments/{env_id}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _settled(api: httpx.Client, env_id: str, state: str) -> bool:
+    env = _env(api, env_id)
+    assert env["state"] != "error", env
+    return bool(env["state"] == state and env["desired_state"] == state)
+
+
+@pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
+def test_engine_restart_brings_back_what_it_stopped(
+    make_server: Any, engine: SecondEngine, postgres: bool
+) -> None:
+    live: LiveServer = make_server(
+        postgres=postgres, extra_env={"SANDBAY_DOCKER_HOST": engine.host}
+    )
+    live.start()
+    with live.client() as api:
+        running = [
+            create_env(api, name=f"keep-{i}", command=SERVE, memory_mb=64)["id"] for i in range(8)
+        ]
+        stopped = [
+            create_env(api, name=f"idle-{i}", command=SERVE, memory_mb=64)["id"] for i in range(4)
+        ]
+        for env_id in running + stopped:
+            eventually(lambda e=env_id: _settled(api, e, "running"), what=f"{env_id} running")
+        for env_id in running:
+            sh(api, env_id, f"echo {env_id} > /workspace/mine && echo root > /root/layer")
+        for env_id in stopped:
+            assert api.post(f"/v1/environments/{env_id}/stop").status_code == 200
+            eventually(lambda e=env_id: _settled(api, e, "stopped"), what=f"{env_id} stopped")
+
+        engine.stop()
+
+        # Down: what needs the engine is a quick 503 with Retry-After, in each envelope;
+        # what does not still answers.
+        down = api.post(f"/v1/environments/{running[0]}/exec", json={"command": "true"})
+        assert down.status_code == 503, down.text
+        assert int(down.headers["Retry-After"]) > 0
+        assert down.json()["error"]["type"] == "engine_unavailable"
+        toolbox = api.post(
+            f"/toolbox/{running[0]}/process/execute",
+            json={"command": "true"},
+            headers={"Authorization": f"Bearer {live.key}"},
+        )
+        assert toolbox.status_code == 503, toolbox.text
+        assert toolbox.headers["Retry-After"] and toolbox.json()["statusCode"] == 503
+        assert _env(api, running[0])["desired_state"] == "running"
+
+        # Twelve operations while the engine is down and while it comes back.
+        def operate(op: tuple[str, str]) -> int:
+            kind, target = op
+            with live.client() as c:
+                if kind == "create":
+                    call = lambda: c.post(  # noqa: E731
+                        "/v1/environments", json={"name": target, "command": SERVE, "memory_mb": 64}
+                    )
+                else:
+                    call = lambda: c.post(f"/v1/environments/{target}/{kind}")  # noqa: E731
+                return _until_done(call).status_code
+
+        ops = [("stop", e) for e in running[4:]] + [("start", e) for e in stopped]
+        ops += [("create", f"born-{i}") for i in range(4)]
+        with ThreadPoolExecutor(max_workers=len(ops)) as pool:
+            pending = [pool.submit(operate, op) for op in ops]
+            eventually(
+                lambda: _env(api, stopped[0])["desired_state"] == "running",
+                what="a start recorded while the engine is down",
+            )
+            engine.start()
+            codes = [f.result() for f in pending]
+        assert sorted(codes) == sorted([200] * 8 + [201] * 4), codes
+
+        # Back: each environment converges to what its user wanted, files intact.
+        listed = api.get("/v1/environments", params={"limit": 100}).json()["data"]
+        born = [e["id"] for e in listed if e["name"].startswith("born-")]
+        assert len(born) == 4, [e["name"] for e in listed]  # none lost, none twice
+        for env_id in running[:4] + stopped + born:
+            eventually(lambda e=env_id: _settled(api, e, "running"), what=f"{env_id} back")
+        for env_id in running[4:]:
+            eventually(lambda e=env_id: _settled(api, e, "stopped"), what=f"{env_id} stopped")
+        for env_id in running[:4]:
+            assert sh(api, env_id, "cat /workspace/mine /root/layer") == f"{env_id}\nroot\n"
+            reasons = [e.get("reason") or "" for e in events(api, env_id)]
+            assert any("stopped by its engine" in r for r in reasons), reasons
+            assert not any("workload exited" in r for r in reasons), reasons
+        with engine.client() as client:
+            names = [c.name for c in client.containers.list(all=True)]
+        assert sorted(names) == sorted(f"sandbay-{e}" for e in running + stopped + born)
