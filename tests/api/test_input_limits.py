@@ -149,3 +149,31 @@ def test_logs_since_out_of_range_is_400(api: httpx.Client, since: str) -> None:
     env = create_env(api, name=f"since-{uuid.uuid4().hex[:8]}")
     response = api.get(f"/v1/environments/{env['id']}/logs", params={"since": since})
     assert "since" in assert_envelope(response, 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/environments/env%00x",
+        "/v1/environments?name=a%00b",
+        "/v1/environments?label=a%3Db%00",
+        "/sandbox/x%00y",
+    ],
+)
+def test_nul_in_path_or_query_is_400(api: httpx.Client, url: str) -> None:
+    response = api.get(url)
+    assert response.status_code == 400, response.text
+    assert "NUL" in response.text
+
+
+def test_more_than_64_labels_is_400(api: httpx.Client) -> None:
+    for count in (65, 10_000):
+        labels = {f"k{i}": "v" for i in range(count)}
+        response = api.post("/v1/environments", json={"name": "many", "labels": labels})
+        assert response.status_code in (400, 413), response.text
+    assert (
+        "64 labels"
+        in api.post(
+            "/v1/environments", json={"name": "many", "labels": {f"k{i}": "v" for i in range(65)}}
+        ).text
+    )

@@ -112,6 +112,9 @@ class BodyLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            await self._refuse(scope, receive, send, _Problem(400, "the URL contains a NUL"))
+            return
         upload = UPLOAD_PATHS.match(scope["path"]) is not None
         limit = self.max_upload_bytes if upload else self.max_json_bytes
         headers = dict(scope["headers"])
