@@ -32,8 +32,9 @@ from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
 IMAGE = "sandbay-base:latest"
-#: A workload that ends on its own when its engine stops it (as most do).
+#: A workload that handles the stop signal and exits 0, and one the signal kills (143).
 SERVE = "trap 'exit 0' TERM; while true; do sleep 0.2; done"
+PLAIN = "while true; do sleep 0.2; done"
 
 
 @dataclass
@@ -151,6 +152,14 @@ def _settled(api: httpx.Client, env_id: str, state: str) -> bool:
     return bool(env["state"] == state and env["desired_state"] == state)
 
 
+def _restarted_by_engine(api: httpx.Client, env_id: str) -> bool:
+    """Running again after its engine stopped it (the database alone still says
+    `running` until the server has looked at the engine)."""
+    reasons = [e.get("reason") or "" for e in events(api, env_id)]
+    assert not any("workload exited" in r for r in reasons), reasons
+    return any("stopped by its engine" in r for r in reasons) and _settled(api, env_id, "running")
+
+
 @pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
 def test_engine_restart_brings_back_what_it_stopped(
     make_server: Any, engine: SecondEngine, postgres: bool
@@ -161,7 +170,8 @@ def test_engine_restart_brings_back_what_it_stopped(
     live.start()
     with live.client() as api:
         running = [
-            create_env(api, name=f"keep-{i}", command=SERVE, memory_mb=64)["id"] for i in range(8)
+            create_env(api, name=f"keep-{i}", command=(SERVE, PLAIN)[i % 2], memory_mb=64)["id"]
+            for i in range(8)
         ]
         stopped = [
             create_env(api, name=f"idle-{i}", command=SERVE, memory_mb=64)["id"] for i in range(4)
@@ -231,3 +241,40 @@ def test_engine_restart_brings_back_what_it_stopped(
         with engine.client() as client:
             names = [c.name for c in client.containers.list(all=True)]
         assert sorted(names) == sorted(f"sandbay-{e}" for e in running + stopped + born)
+
+        # With the engine up, a workload's own exit is still its exit.
+        own = create_env(api, name="own-exit", command="sleep 1; exit 143", memory_mb=64)["id"]
+        eventually(lambda: _env(api, own)["state"] == "error", what="its own exit recorded")
+        assert _env(api, own)["desired_state"] == "stopped"
+
+
+@pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
+def test_engine_restarted_while_the_server_was_down(
+    make_server: Any, engine: SecondEngine, postgres: bool
+) -> None:
+    """A host reboot: the server and its engine go down together. The server, back,
+    has seen no outage; the engine's start time tells what its predecessor stopped."""
+    live: LiveServer = make_server(
+        postgres=postgres, extra_env={"SANDBAY_DOCKER_HOST": engine.host}
+    )
+    live.start()
+    with live.client() as api:
+        running = [
+            create_env(api, name=f"keep-{i}", command=PLAIN, memory_mb=64)["id"] for i in range(3)
+        ]
+        idle = create_env(api, name="idle", command=PLAIN, memory_mb=64)["id"]
+        for env_id in [*running, idle]:
+            eventually(lambda e=env_id: _settled(api, e, "running"), what=f"{env_id} running")
+        for env_id in running:
+            sh(api, env_id, f"echo {env_id} > /workspace/mine")
+        assert api.post(f"/v1/environments/{idle}/stop").status_code == 200
+        eventually(lambda: _settled(api, idle, "stopped"), what="idle stopped")
+    live.stop()
+    engine.stop()
+    engine.start()
+    live.start()
+    with live.client() as api:
+        for env_id in running:
+            eventually(lambda e=env_id: _restarted_by_engine(api, e), what=f"{env_id} back")
+            assert sh(api, env_id, "cat /workspace/mine") == f"{env_id}\n"
+        assert _settled(api, idle, "stopped")

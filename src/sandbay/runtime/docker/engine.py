@@ -87,6 +87,11 @@ class Engine:
             headers={"Accept-Encoding": "identity"},
         )
 
+    @property
+    def unix_socket(self) -> str | None:
+        """The engine's unix socket path, when it is reached through one."""
+        return self._unix
+
     async def open_stream(
         self, method: str, path: str, params: dict[str, str | int | float]
     ) -> httpx.Response:

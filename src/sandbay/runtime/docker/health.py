@@ -8,9 +8,19 @@ The outages it saw are how the reconciler tells an engine stop from a workload's
 exit: a stopping engine stops every container (its stop signal, then SIGKILL), and it
 stops serving its API before it does, so no exit of those containers can be seen
 before the outage begins. A container that finished between the last call that
-reached the engine and the first that reached it again was stopped by the engine."""
+reached the engine and the first that reached it again was stopped by the engine.
+
+When this process was not there to see it (the host rebooted, the server restarted
+with its engine), the engine's own start time stands in: a container that finished
+before the engine now serving started, killed by the stop signal or the SIGKILL that
+follows it (143, 137), was stopped by that engine's predecessor going down. The start
+time is the engine process's, found through the unix socket's peer credentials; an
+engine over TCP (or in another PID namespace) has none, and only outages seen count."""
 
 import logging
+import os
+import socket
+import struct
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +33,8 @@ log = logging.getLogger(__name__)
 _KEEP = 16
 #: The engine's clock and ours may differ a little (the same host, or NTP).
 _SKEW = 1.0
+#: What an engine's shutdown leaves: its stop signal (SIGTERM) or the SIGKILL after it.
+_SHUTDOWN_CODES = frozenset({128 + 15, 128 + 9})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +60,35 @@ def _timestamp(value: str | None) -> float | None:
         return None
 
 
+def engine_started_at(socket_path: str | None) -> float | None:
+    """Wall-clock start of the engine process behind a local unix socket (its pid from
+    the socket's peer credentials, its start from /proc), or None when unknown."""
+    if not socket_path:
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(2.0)
+            sock.connect(socket_path)
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid = struct.unpack("3i", creds)[0]
+        with open(f"/proc/{pid}/stat") as f:
+            ticks = int(f.read().rpartition(")")[2].split()[19])  # field 22: starttime
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration, struct.error):
+        return None
+    if pid <= 0:
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 class EngineHealth:
     """The engine's availability as this process's calls saw it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, started_at: float | None = None) -> None:
         self._last_ok = time.time()
         self._outages: list[Outage] = []
+        self._started_at = started_at
 
     @property
     def down(self) -> bool:
@@ -75,8 +110,17 @@ class EngineHealth:
 
     def stopped_by_engine(self, info: ContainerInfo) -> bool:
         """Whether this exited container was stopped by its engine going away rather
-        than by its workload: it finished during an outage, and not out of memory."""
+        than by its workload: not out of memory, and it finished during an outage this
+        process saw, or (killed as a shutdown kills) before the engine started."""
         if info.running or info.oom_killed:
             return False
         finished = _timestamp(info.finished_at)
-        return finished is not None and any(o.covers(finished) for o in self._outages)
+        if finished is None:
+            return False
+        if any(o.covers(finished) for o in self._outages):
+            return True
+        return (
+            self._started_at is not None
+            and finished < self._started_at + _SKEW
+            and info.exit_code in _SHUTDOWN_CODES
+        )

@@ -41,7 +41,7 @@ from sandbay.domain.runtime import (
 )
 from sandbay.runtime.docker.engine import Engine
 from sandbay.runtime.docker.errors import engine_unreachable, map_engine_errors
-from sandbay.runtime.docker.health import EngineHealth
+from sandbay.runtime.docker.health import EngineHealth, engine_started_at
 from sandbay.runtime.docker.locator import AgentMissing, DockerLocator
 from sandbay.runtime.docker.names import (
     AGENT_BIN,
@@ -125,9 +125,9 @@ class DockerProvider:
         except DockerException as exc:
             raise RuntimeFailure(f"cannot reach the Docker engine: {exc}") from exc
         self._api = self._client.api
-        #: The engine's availability as seen by every call (and its outages).
-        self.health = EngineHealth()
         self._engine = Engine(self._client, self._run)
+        #: The engine's availability as seen by every call (and its outages).
+        self.health = EngineHealth(started_at=engine_started_at(self._engine.unix_socket))
         #: The channel to every environment's agent on this engine.
         self.channel = Channel(DockerLocator(self._engine))
         self._agent_ready_timeout = agent_ready_timeout
