@@ -291,12 +291,12 @@ class LimitsSettings(_Section):
     each server process's memory: with several replicas each allows the rate), and
     how long an `Idempotency-Key`'s answer is kept. A rate of 0 turns a bucket off."""
 
-    key_rate: float = Field(500.0, ge=0, description="Requests per second one API key may make")
-    key_burst: int = Field(2000, ge=1, description="Requests one API key may make at once")
+    key_rate: float = Field(2000.0, ge=0, description="Requests per second one API key may make")
+    key_burst: int = Field(10000, ge=1, description="Requests one API key may make at once")
     org_rate: float = Field(
-        1000.0, ge=0, description="Requests per second one organization's keys may make"
+        5000.0, ge=0, description="Requests per second one organization's keys may make"
     )
-    org_burst: int = Field(4000, ge=1, description="Requests an organization may make at once")
+    org_burst: int = Field(20000, ge=1, description="Requests an organization may make at once")
     idempotency_ttl: float = Field(
         86400.0, gt=0, description="Seconds an Idempotency-Key's answer is replayed"
     )
