@@ -162,7 +162,7 @@ def _restarted_by_engine(api: httpx.Client, env_id: str) -> bool:
 
 @pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
 def test_engine_restart_brings_back_what_it_stopped(
-    make_server: Any, engine: SecondEngine, postgres: bool
+    engine: SecondEngine, make_server: Any, postgres: bool
 ) -> None:
     live: LiveServer = make_server(
         postgres=postgres, extra_env={"SANDBAY_DOCKER_HOST": engine.host}
@@ -250,7 +250,7 @@ def test_engine_restart_brings_back_what_it_stopped(
 
 @pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
 def test_engine_restarted_while_the_server_was_down(
-    make_server: Any, engine: SecondEngine, postgres: bool
+    engine: SecondEngine, make_server: Any, postgres: bool
 ) -> None:
     """A host reboot: the server and its engine go down together. The server, back,
     has seen no outage; the engine's start time tells what its predecessor stopped."""
