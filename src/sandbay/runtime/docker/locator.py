@@ -8,6 +8,7 @@ from docker.errors import NotFound
 
 from sandbay.domain.errors import Conflict, ContainerNotFound, RuntimeFailure
 from sandbay.runtime.docker.engine import Engine
+from sandbay.runtime.docker.health import EngineHealth
 from sandbay.runtime.docker.names import TOKEN_VAR, container_name
 from sandbay.runtime.envd.channel import PORT, Address
 
@@ -38,9 +39,12 @@ def address_of(raw: dict[str, Any]) -> Address:
 class DockerLocator:
     """`Locator` for the containers of one Docker engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, gone_with_engine: EngineHealth | None = None) -> None:
         self._engine = engine
         self._cache: dict[str, Address] = {}
+        #: Set when containers stop with their engine (no live restore): while it is
+        #: known down, a cached address names an agent that is gone.
+        self._gone_with_engine = gone_with_engine
 
     def _inspect(self, environment_id: str) -> dict[str, Any]:
         try:
@@ -50,6 +54,10 @@ class DockerLocator:
         return raw
 
     async def locate(self, environment_id: str, *, fresh: bool = False) -> Address:
+        if self._gone_with_engine is not None and self._gone_with_engine.down:
+            # Ask the engine (a bounded ping first): a 503 while it is away, and the
+            # agent's new address once it is back.
+            fresh = True
         if not fresh and (known := self._cache.get(environment_id)) is not None:
             return known
         try:

@@ -129,13 +129,23 @@ class DockerProvider:
         #: The engine's availability as seen by every call (and its outages).
         self.health = EngineHealth(started_at=engine_started_at(self._engine.unix_socket))
         #: The channel to every environment's agent on this engine.
-        self.channel = Channel(DockerLocator(self._engine))
+        # Without live restore an engine's containers stop with it: while it is down,
+        # no agent answers, so a call fails at once rather than dial a gone address.
+        gone_with_engine = None if self._live_restore() else self.health
+        self.channel = Channel(DockerLocator(self._engine, gone_with_engine))
         self._agent_ready_timeout = agent_ready_timeout
         #: Processes inside this engine's environments (pre-stop hooks, and every
         #: ability of the runtime built on this provider).
         self.runner = EnvdRunner(self.channel)
         self._resources: HostResources | None = None
         self._images_seen: dict[str, float] = {}
+
+    def _live_restore(self) -> bool:
+        """Whether the engine keeps its containers running while it is down."""
+        try:
+            return bool(self._client.info().get("LiveRestoreEnabled"))
+        except (DockerException, requests.exceptions.RequestException):
+            return False
 
     async def call(self, fn: Callable[[APIClient], T]) -> T:
         """Run `fn(low-level API client)` on the engine thread pool, with errors
