@@ -10,6 +10,7 @@ import time
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbay.db.queries import environments as queries
+from sandbay.domain.errors import EngineUnavailable
 from sandbay.domain.runtime import ContainerInfo
 from sandbay.domain.states import DesiredState, EnvState
 from sandbay.kit.clock import utcnow
@@ -40,9 +41,11 @@ class DriftScanner(PeriodicLoop):
         self._grace = orphan_grace
 
     async def sweep(self) -> None:
-        containers = {
-            c.environment_id: c for c in await self._provider.list_containers(self._instance)
-        }
+        try:
+            listed = await self._provider.list_containers(self._instance)
+        except EngineUnavailable:
+            return  # the engine's outage is logged once, where it is seen
+        containers = {c.environment_id: c for c in listed}
         async with self._sessions() as session:
             rows = await queries.runner_environments(session, self._runner_id)
         known = {env_id for env_id, _, _ in rows}

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sandbay.domain.errors import EngineUnavailable
 from sandbay.domain.metrics import ContainerSample, new_oom_kills, to_metrics
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import PeriodicLoop
@@ -47,7 +48,10 @@ class MetricsCollector(PeriodicLoop):
         self.sweeps = 0
 
     async def sweep(self) -> int:
-        return await self.collect()
+        try:
+            return await self.collect()
+        except EngineUnavailable:
+            return 0  # no samples while the engine is away; its outage is logged once
 
     async def collect(self) -> int:
         """One sweep; returns how many environments were written."""
