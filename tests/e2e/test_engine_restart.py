@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +130,12 @@ def engine() -> Iterator[SecondEngine]:
 
 
 def _until_done(call: Any) -> httpx.Response:
-    """A client that honours 503 + Retry-After (the bound keeps a broken server from
-    hanging the test)."""
+    """A client that honours 503 + Retry-After, and retries a lost compare-and-set as
+    its 409 says (the bound keeps a broken server from hanging the test)."""
     for _ in range(60):
         response: httpx.Response = call()
+        if response.status_code == 409 and "try again" in response.text:
+            continue
         if response.status_code != 503:
             return response
         assert "Retry-After" in response.headers, response.text
@@ -177,12 +180,12 @@ def test_engine_restart_brings_back_what_it_stopped(
             create_env(api, name=f"idle-{i}", command=SERVE, memory_mb=64)["id"] for i in range(4)
         ]
         for env_id in running + stopped:
-            eventually(lambda e=env_id: _settled(api, e, "running"), what=f"{env_id} running")
+            eventually(partial(_settled, api, env_id, "running"), what=f"{env_id} running")
         for env_id in running:
             sh(api, env_id, f"echo {env_id} > /workspace/mine && echo root > /root/layer")
         for env_id in stopped:
             assert api.post(f"/v1/environments/{env_id}/stop").status_code == 200
-            eventually(lambda e=env_id: _settled(api, e, "stopped"), what=f"{env_id} stopped")
+            eventually(partial(_settled, api, env_id, "stopped"), what=f"{env_id} stopped")
 
         engine.stop()
 
@@ -202,7 +205,7 @@ def test_engine_restart_brings_back_what_it_stopped(
         assert _env(api, running[0])["desired_state"] == "running"
 
         # Twelve operations while the engine is down and while it comes back.
-        def operate(op: tuple[str, str]) -> int:
+        def operate(op: tuple[str, str]) -> tuple[int, str]:
             kind, target = op
             with live.client() as c:
                 if kind == "create":
@@ -211,7 +214,8 @@ def test_engine_restart_brings_back_what_it_stopped(
                     )
                 else:
                     call = lambda: c.post(f"/v1/environments/{target}/{kind}")  # noqa: E731
-                return _until_done(call).status_code
+                done = _until_done(call)
+                return done.status_code, done.text
 
         ops = [("stop", e) for e in running[4:]] + [("start", e) for e in stopped]
         ops += [("create", f"born-{i}") for i in range(4)]
@@ -222,24 +226,25 @@ def test_engine_restart_brings_back_what_it_stopped(
                 what="a start recorded while the engine is down",
             )
             engine.start()
-            codes = [f.result() for f in pending]
-        assert sorted(codes) == sorted([200] * 8 + [201] * 4), codes
+            answers = [f.result() for f in pending]
+        codes = [code for code, _ in answers]
+        assert sorted(codes) == sorted([200] * 8 + [201] * 4), answers
 
         # Back: each environment converges to what its user wanted, files intact.
         listed = api.get("/v1/environments", params={"limit": 100}).json()["data"]
         born = [e["id"] for e in listed if e["name"].startswith("born-")]
         assert len(born) == 4, [e["name"] for e in listed]  # none lost, none twice
         for env_id in running[:4] + stopped + born:
-            eventually(lambda e=env_id: _settled(api, e, "running"), what=f"{env_id} back")
+            eventually(partial(_settled, api, env_id, "running"), what=f"{env_id} back")
         for env_id in running[4:]:
-            eventually(lambda e=env_id: _settled(api, e, "stopped"), what=f"{env_id} stopped")
+            eventually(partial(_settled, api, env_id, "stopped"), what=f"{env_id} stopped")
         for env_id in running[:4]:
             assert sh(api, env_id, "cat /workspace/mine /root/layer") == f"{env_id}\nroot\n"
             reasons = [e.get("reason") or "" for e in events(api, env_id)]
             assert any("stopped by its engine" in r for r in reasons), reasons
             assert not any("workload exited" in r for r in reasons), reasons
         with engine.client() as client:
-            names = [c.name for c in client.containers.list(all=True)]
+            names = [str(c.name) for c in client.containers.list(all=True)]
         assert sorted(names) == sorted(f"sandbay-{e}" for e in running + stopped + born)
 
         # With the engine up, a workload's own exit is still its exit.
@@ -264,7 +269,7 @@ def test_engine_restarted_while_the_server_was_down(
         ]
         idle = create_env(api, name="idle", command=PLAIN, memory_mb=64)["id"]
         for env_id in [*running, idle]:
-            eventually(lambda e=env_id: _settled(api, e, "running"), what=f"{env_id} running")
+            eventually(partial(_settled, api, env_id, "running"), what=f"{env_id} running")
         for env_id in running:
             sh(api, env_id, f"echo {env_id} > /workspace/mine")
         assert api.post(f"/v1/environments/{idle}/stop").status_code == 200
@@ -275,6 +280,6 @@ def test_engine_restarted_while_the_server_was_down(
     live.start()
     with live.client() as api:
         for env_id in running:
-            eventually(lambda e=env_id: _restarted_by_engine(api, e), what=f"{env_id} back")
+            eventually(partial(_restarted_by_engine, api, env_id), what=f"{env_id} back")
             assert sh(api, env_id, "cat /workspace/mine") == f"{env_id}\n"
         assert _settled(api, idle, "stopped")

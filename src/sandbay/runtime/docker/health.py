@@ -22,6 +22,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,9 +86,10 @@ def engine_started_at(socket_path: str | None) -> float | None:
 class EngineHealth:
     """The engine's availability as this process's calls saw it."""
 
-    def __init__(self, *, started_at: float | None = None) -> None:
+    def __init__(self, *, started_at: Callable[[], float | None] = lambda: None) -> None:
         self._last_ok = time.time()
         self._outages: list[Outage] = []
+        #: Read when needed: an engine may restart between two calls, unseen.
         self._started_at = started_at
 
     @property
@@ -119,8 +121,7 @@ class EngineHealth:
             return False
         if any(o.covers(finished) for o in self._outages):
             return True
-        return (
-            self._started_at is not None
-            and finished < self._started_at + _SKEW
-            and info.exit_code in _SHUTDOWN_CODES
-        )
+        if info.exit_code not in _SHUTDOWN_CODES:
+            return False
+        started = self._started_at()
+        return started is not None and finished < started + _SKEW

@@ -127,7 +127,9 @@ class DockerProvider:
         self._api = self._client.api
         self._engine = Engine(self._client, self._run)
         #: The engine's availability as seen by every call (and its outages).
-        self.health = EngineHealth(started_at=engine_started_at(self._engine.unix_socket))
+        self.health = EngineHealth(
+            started_at=functools.partial(engine_started_at, self._engine.unix_socket)
+        )
         #: The channel to every environment's agent on this engine.
         # Without live restore an engine's containers stop with it: while it is down,
         # no agent answers, so a call fails at once rather than dial a gone address.
