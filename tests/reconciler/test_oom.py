@@ -38,8 +38,18 @@ def test_memory_hog_exec_is_recorded_and_another_environment_is_unaffected(
 
 
 def test_workload_killed_by_oom_shows_on_the_environment(api: httpx.Client) -> None:
-    # The wait lets the collector see the container running before it dies.
-    env = running_env(api, name="oom-workload", memory_mb=128, command=f"sleep 3; {HOG}")
+    # The hog starts once the collector has sampled the running container (it
+    # records the kill it sees when the container is gone).
+    gate = f"while [ ! -e /tmp/go ]; do sleep 0.1; done; {HOG}"
+    env = running_env(api, name="oom-workload", memory_mb=128, command=gate)
+    eventually(
+        lambda: any(
+            s["online"] for s in api.get(f"/v1/environments/{env['id']}/metrics").json()["data"]
+        ),
+        what="a sample of the running container",
+    )
+    go = api.post(f"/v1/environments/{env['id']}/exec", json={"command": "touch /tmp/go"})
+    assert go.status_code == 200, go.text
     ended = wait_state(api, env["id"], "error")
     assert ended["error_message"].startswith("killed: out of memory"), ended
     assert ended["exit_code"] == 137

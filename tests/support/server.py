@@ -151,14 +151,15 @@ def new_server(base: Path, **kwargs: object) -> LiveServer:
 
 
 def engine_objects(instance: str) -> tuple[list[str], list[str]]:
-    """Names of containers and volumes the engine holds for `instance`."""
+    """Names of containers and volumes the engine holds for `instance`, sorted (the
+    engine lists volumes in no stable order)."""
     client = docker.from_env()
     try:
         label = f"sandbay.instance={instance}"
-        containers = [
+        containers = sorted(
             c["Names"][0] for c in client.api.containers(all=True, filters={"label": label})
-        ]
-        volumes = [v.name for v in client.volumes.list(filters={"label": label})]
+        )
+        volumes = sorted(v.name for v in client.volumes.list(filters={"label": label}))
         return containers, volumes
     finally:
         client.close()
