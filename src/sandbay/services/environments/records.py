@@ -54,11 +54,6 @@ class Placement:
     #: Object storage receives builds' local files (else such builds are refused).
     build_contexts: bool = False
 
-    @property
-    def pooled(self) -> bool:
-        """Whether any warm pool holds members a create may claim."""
-        return any(spec.size > 0 for spec in self.warm_pools)
-
 
 async def get_environment(
     session: AsyncSession,
