@@ -52,6 +52,8 @@ class OrganizationModel(Base):
     max_running_memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_running_hours_per_month: Mapped[float | None] = mapped_column(Float, nullable=True)
     quota_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The runtime of environments created without one (null = the server's default).
+    default_runtime: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class ApiKeyModel(Base):
@@ -99,6 +101,8 @@ class EnvironmentModel(Base):
     # Names removed in place (Daytona's update_env): the container still holds them,
     # so every process is spawned without them (domain.variables).
     env_unset: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default="[]")
+    # The container runtime (runc, or runsc = gVisor); null = runc (rows before 0014).
+    runtime: Mapped[str | None] = mapped_column(String(16), nullable=True)
     labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     user: Mapped[str | None] = mapped_column(String(64), nullable=True)
     cpu: Mapped[float] = mapped_column(Float)
