@@ -13,6 +13,7 @@ import asyncssh
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from sandbay.api.v1.model_relay import relay_app
 from sandbay.db import migrate
 from sandbay.db.engine import create_engine
 from sandbay.db.session import create_sessionmaker
@@ -25,6 +26,7 @@ from sandbay.reconciler.instances import InstanceProvisioningLoop
 from sandbay.reconciler.manager import LoopManager, ReconcilerParts, add_reconciler_loops
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
 from sandbay.runtime.build_contexts import BuildContextStore, S3BuildContexts, ScopedKeys
+from sandbay.runtime.docker.network import bridge_gateway
 from sandbay.runtime.docker.runtime import DockerRuntime
 from sandbay.services.access.network import NetworkEnforcer
 from sandbay.services.access.origin import PublicAddress
@@ -32,6 +34,7 @@ from sandbay.services.access.preview import PreviewGate
 from sandbay.services.access.service import AccessService
 from sandbay.services.access.ssh import TtlLimits
 from sandbay.services.agents.gateway import InstanceProvisioner
+from sandbay.services.agents.relay import ModelRelay, RelayKeys, RelayListener
 from sandbay.services.agents.runs import AgentRuns
 from sandbay.services.agents.secrets import SecretBox, load_key
 from sandbay.services.agents.service import Agents
@@ -165,6 +168,7 @@ class Platform:
             placement=Placement(
                 runner_id=s.runner_id,
                 default_image=s.default_image,
+                default_runtime=s.default_runtime,
                 warm_pools=tuple(s.pools.warm),
                 build_contexts=contexts is not None,
             ),
@@ -206,15 +210,18 @@ class Platform:
             address=PublicAddress.of(s.http.public_url, s.http.forwarded_allow_ips),
         )
         box = SecretBox(load_key(_secret(s.secrets_key), s.data_dir))
+        # Model calls (the built-in agent's, and the relay's): long answers stream slowly.
+        model_http = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0))
+        relay = ModelRelay(sessions, box, RelayKeys(box), model_http)
         agents = Agents(
             sessions=sessions,
             inside=inside,
             environments=environments,
             box=box,
             runs=AgentRuns(sessions, holds, keep_events=s.agent.runs_kept_events),
-            # The built-in agent's model calls: long answers stream slowly.
-            http=httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0)),
-            provisioner=InstanceProvisioner(sessions, inside, box),
+            http=model_http,
+            provisioner=InstanceProvisioner(sessions, inside, box, relay),
+            relay=relay,
             provision_soon=Hint(),
             default_timeout=s.agent.timeout,
             agent_image=s.agent.image,
@@ -287,9 +294,28 @@ class Platform:
                     self.agents.provisioner, self.agents.provision_soon, interval=1.0
                 )
             )
+            loops.add(self.model_relay_listener())
         if role is Role.SSH_GATEWAY or (role is Role.SERVE and s.ssh.enabled):
             gateway = self.ssh_gateway()
             loops.add(gateway, on_event=gateway.on_event)
+
+    def model_relay_listener(self) -> RelayListener:
+        """The model relay's own listener (docs/model-relay.md): by default on the
+        engine bridge's gateway, the address environments reach the host by."""
+        agent, engine = self.settings.agent, self.runtime.engine
+
+        async def bind() -> str | None:
+            if agent.relay_bind is not None:
+                return agent.relay_bind or None
+            return await bridge_gateway(engine)
+
+        return RelayListener(
+            self.agents.relay,
+            relay_app(self.agents.relay),
+            bind=bind,
+            port=agent.relay_port,
+            advertised=agent.relay_url,
+        )
 
     def ssh_gateway(self) -> SshGateway:
         s = self.settings

@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from sandbay.domain.pools import WarmPoolSpec
+from sandbay.domain.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,19 @@ class AgentSettings(_Section):
         description="Base of an OpenClaw instance's `gateway_url` "
         "({public_url}/preview/{id}/18789/); default the API request's base URL",
     )
+    relay_bind: str | None = Field(
+        None,
+        description="Address of the model relay's own listener, which agents inside "
+        "environments call instead of their provider (docs/model-relay.md); default the "
+        "gateway of the engine's bridge network; empty: no relay",
+    )
+    relay_port: int = Field(0, ge=0, le=65535, description="Its port; 0: a free port")
+    relay_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Base URL environments are told for the relay (behind a proxy or on "
+        "another network); default http://{relay_bind}:{port}",
+    )
 
 
 class HttpSettings(_Section):
@@ -329,6 +343,11 @@ class Settings(BaseSettings):
     )
     default_image: str = Field(
         "sandbay-base:latest", description="Image of an environment whose create names none"
+    )
+    default_runtime: Runtime = Field(
+        Runtime.RUNC,
+        description="Container runtime of a create that names none in an organization "
+        "without a default: runc, or runsc (gVisor, installed by `make setup`)",
     )
     default_stop_timeout: float = Field(
         10.0, ge=0, description="Grace period (s) of a stop that names none"

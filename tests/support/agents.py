@@ -1,8 +1,12 @@
 """Helpers for agent tests: the agent image, model providers with a fresh secret each,
-the scripted model server run inside an environment (the real wire protocols on
-127.0.0.1 in the container), and a watch that no answer ever carries a secret."""
+the scripted model server (the real wire protocols, on the host's loopback, reached
+through the model relay), and a watch that no answer ever carries a secret."""
 
+import atexit
 import json
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -12,12 +16,8 @@ import docker
 import httpx
 import pytest
 
-from tests.support.engine import sh
-
 AGENT_IMAGE = "sandbay-agent:latest"
 MODEL_SERVER = Path(__file__).with_name("model_server.py")
-SERVER_PATH = "/opt/sandbay-test/model_server.py"
-SERVER_LOG = "/tmp/model-server.jsonl"
 #: A port nothing listens on (discard): a provider there is never reached.
 NOWHERE = 9
 
@@ -51,8 +51,8 @@ def put_claude_provider(
     secret: str | None = None,
     model: str = "claude-sonnet-4-5",
 ) -> dict[str, Any]:
-    """An Anthropic provider of `model` at 127.0.0.1:`port` (inside an environment: the
-    scripted model server, once it runs there), with a new secret unless one is given."""
+    """An Anthropic provider of `model` at 127.0.0.1:`port` (the scripted model server
+    on the host, once it runs there), with a new secret unless one is given."""
     base_url = f"http://127.0.0.1:{port}"
     secret = secret or new_secret()
     return put_provider(
@@ -63,32 +63,50 @@ def put_claude_provider(
 def start_model_server(
     client: docker.DockerClient, api: httpx.Client, env_id: str, *, port: int, **options: Any
 ) -> None:
-    """Copy the scripted model server into the environment and run it there, listening
-    on 127.0.0.1:`port` inside. It is started with the engine, not as an API process
-    session, so it does not count as activity (the agent run must)."""
-    upload = api.put(
-        f"/v1/environments/{env_id}/files",
-        params={"path": SERVER_PATH},
-        content=MODEL_SERVER.read_bytes(),
-    )
-    assert upload.status_code in (200, 201), upload.text
-    argv = ["python3", SERVER_PATH, "--port", str(port), "--log", SERVER_LOG]
+    """Run the scripted model server for the agents of `env_id` on the host's loopback
+    at `port`: where a provider's base URL points, the model relay (outside the
+    environment) reaches it; nothing inside the environment can. A server left on that
+    port by an earlier test is replaced; all are stopped when the tests end."""
+    del client, api  # kept for the callers: the server is no longer in the environment
+    _stop_model_server(port)
+    log = Path(tempfile.mkdtemp(prefix="model-server-")) / "requests.jsonl"
+    argv = [sys.executable, str(MODEL_SERVER), "--port", str(port), "--log", str(log)]
     for key, value in options.items():
         argv += [f"--{key}", str(value)]
-    container = client.containers.get(f"sandbay-{env_id}")
-    container.exec_run(argv, detach=True)
-    probe = ["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{port}/v1/models"]
+    _SERVERS[port] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _LOGS[env_id] = log
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if container.exec_run(probe).exit_code == 0:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1)
             return
-        time.sleep(0.2)
-    pytest.fail("the model server did not come up inside the environment")
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail("the model server did not come up")
+
+
+_SERVERS: dict[int, subprocess.Popen[bytes]] = {}
+_LOGS: dict[str, Path] = {}
+
+
+def _stop_model_server(port: int) -> None:
+    proc = _SERVERS.pop(port, None)
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        proc.wait(10)
+
+
+@atexit.register
+def _stop_model_servers() -> None:
+    for port in list(_SERVERS):
+        _stop_model_server(port)
 
 
 def model_requests(client: docker.DockerClient, env_id: str) -> list[dict[str, Any]]:
-    """What the model server saw, read with the engine (not through the API)."""
-    text = sh(client, env_id, f"cat {SERVER_LOG} 2>/dev/null || true")
+    """What the model server of `env_id`'s agents saw (its log, on the host)."""
+    del client
+    log = _LOGS.get(env_id)
+    text = log.read_text() if log is not None and log.exists() else ""
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 

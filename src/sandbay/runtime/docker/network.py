@@ -125,3 +125,17 @@ def _same_namespace(fd: int) -> bool:
     ours = os.stat("/proc/self/ns/net")
     theirs = os.fstat(fd)
     return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
+async def bridge_gateway(engine: Engine, network: str = "bridge") -> str | None:
+    """The host's address on the engine's bridge network (what a container reaches
+    the host by), or None when the engine has no such network or it is not local."""
+    try:
+        raw: dict[str, Any] = await engine.run(engine.api.inspect_network, network)
+    except Exception:  # an engine away, or a remote one: nothing to listen on here
+        return None
+    for config in (raw.get("IPAM") or {}).get("Config") or []:
+        gateway = config.get("Gateway")
+        if gateway and ipaddress.ip_address(gateway).version == 4:
+            return str(gateway)
+    return None

@@ -26,6 +26,7 @@ from sandbay.domain.instances import (
 from sandbay.domain.keys import Principal
 from sandbay.kit.clock import utcnow
 from sandbay.services.agents.providers import credentials
+from sandbay.services.agents.relay import ModelRelay
 from sandbay.services.agents.secrets import SecretBox
 from sandbay.services.inside import exec as exec_service
 from sandbay.services.inside.service import InsideService
@@ -121,11 +122,16 @@ class InstanceProvisioner:
     `provisioned_at`, so one replica writes it."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], inside: InsideService, box: SecretBox
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        inside: InsideService,
+        box: SecretBox,
+        relay: ModelRelay,
     ) -> None:
         self._sessions = sessions
         self._inside = inside
         self._box = box
+        self._relay = relay
 
     async def sweep(self) -> None:
         async with self._sessions() as session:
@@ -159,15 +165,16 @@ class InstanceProvisioner:
         instance, provider = claim
         creds = credentials(self._box, provider)
         model = instance.model or creds.default_model or (creds.models[0] if creds.models else "")
-        config = gateway_config(
-            GatewayModel(creds.kind, creds.base_url, model), instance.openclaw_config
-        )
         token = secrets.token_urlsafe(32)
         try:
-            await self._write(instance.org_id, env_id, CONFIG_PATH, json.dumps(config, indent=2))
-            await self._write(
-                instance.org_id, env_id, SECRETS_PATH, secrets_file(token, creds.api_key)
+            # The gateway calls the model relay with a credential of this instance's
+            # own: the provider's key never enters the environment.
+            config = gateway_config(
+                GatewayModel(creds.kind, self._relay.url(), model), instance.openclaw_config
             )
+            relay_key = self._relay.keys.for_instance(env_id)
+            await self._write(instance.org_id, env_id, CONFIG_PATH, json.dumps(config, indent=2))
+            await self._write(instance.org_id, env_id, SECRETS_PATH, secrets_file(token, relay_key))
         except SandbayError as exc:
             log.warning("provisioning instance %s failed: %s", env_id, exc.message)
             async with self._sessions() as session:

@@ -2,6 +2,8 @@
 comes from the settings (`SANDBAY_SECRETS_KEY`, which replicas must share) or is
 generated once in the data directory, readable by the server's user only."""
 
+import hashlib
+import hmac
 import logging
 import os
 from pathlib import Path
@@ -19,6 +21,12 @@ class SecretBox:
 
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A key of its own for `purpose` (HMAC of it under this key): signing with
+        it never exposes, or can be turned into, the encryption key."""
+        return hmac.new(self._key, f"sandbay:{purpose}".encode(), hashlib.sha256).digest()
 
     def __repr__(self) -> str:  # keep the key out of any debug output
         return "SecretBox(…)"

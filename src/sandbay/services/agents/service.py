@@ -3,7 +3,7 @@ read and cancel runs, and the agents and models an organization can use. 424 whe
 the environment cannot run the agent: not running, CLI not in its image, or no
 model credentials."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -34,6 +34,7 @@ from sandbay.services.agents.drivers.builtin import BuiltinDriver
 from sandbay.services.agents.drivers.cli import CliDriver
 from sandbay.services.agents.gateway import InstanceProvisioner
 from sandbay.services.agents.providers import Credentials
+from sandbay.services.agents.relay import ModelRelay
 from sandbay.services.agents.runs import AgentRuns, Driver, LiveRun, RunSpec, run_from_row
 from sandbay.services.agents.secrets import SecretBox
 from sandbay.services.environments.records import get_environment
@@ -73,6 +74,7 @@ class Agents:
     runs: AgentRuns
     http: httpx.AsyncClient
     provisioner: InstanceProvisioner
+    relay: ModelRelay
     provision_soon: Hint
     default_timeout: float
     agent_image: str
@@ -138,11 +140,19 @@ async def _prepare(
     return cwd
 
 
+def _relayed(agents: Agents, creds: Credentials, run_id: str, env_id: str) -> Credentials:
+    """What a CLI inside the environment is given: the relay's URL and a credential of
+    this run only, never the provider's key (docs/model-relay.md)."""
+    return replace(
+        creds, base_url=agents.relay.url(), api_key=agents.relay.keys.for_run(run_id, env_id)
+    )
+
+
 def _driver(
     agents: Agents, target: Target, spec: RunSpec, creds: Credentials, model: str
 ) -> Driver:
     principal = acting_for(target, spec.run_id)
-    if spec.agent is AgentKind.BUILTIN:
+    if spec.agent is AgentKind.BUILTIN:  # calls the model from the server itself
         return BuiltinDriver(
             agents.inside, principal, target.environment_id, model, creds, spec.cwd,
             spec.prompt, agents.http,
@@ -161,6 +171,9 @@ async def execute(
     creds = await _credentials(agents, target.org_id, body)
     model = require_model(body.model or creds.default_model, body.agent)
     run_id = ids.new_id(RUN_ID)
+    given = creds
+    if body.agent is not AgentKind.BUILTIN:
+        given = _relayed(agents, creds, run_id, target.environment_id)
     cwd = await _prepare(agents, target, run_id, body.agent, body)
     spec = RunSpec(
         run_id=run_id,
@@ -175,8 +188,8 @@ async def execute(
         timeout=body.timeout or agents.default_timeout,
         actor=principal.actor,
     )
-    redactor = Redactor((creds.api_key,))
-    return await agents.runs.launch(spec, _driver(agents, target, spec, creds, model), redactor)
+    redactor = Redactor(tuple({creds.api_key, given.api_key}))
+    return await agents.runs.launch(spec, _driver(agents, target, spec, given, model), redactor)
 
 
 async def _row(agents: Agents, principal: Principal, env: str, run_id: str) -> AgentRunModel:

@@ -1,7 +1,8 @@
 """The vendor agent CLIs run inside the environment through the exec runtime: Claude
 Code (`claude -p --output-format stream-json`) and Codex (`codex exec --json`). The
-prompt goes on standard input; the provider's base URL and credential go into the
-agent process's environment only; their JSON lines become agent events."""
+prompt goes on standard input; the model relay's URL and a credential of this run
+only (never the provider's key: docs/model-relay.md) go into the agent process's
+environment; their JSON lines become agent events."""
 
 import json
 from dataclasses import dataclass
