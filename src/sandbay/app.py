@@ -16,9 +16,11 @@ from sandbay.api.errors import ErrorRenderers, install_error_handlers
 from sandbay.api.guard import RequestGuard
 from sandbay.api.idempotency import Idempotency
 from sandbay.api.middleware import BodyLimits
+from sandbay.api.openapi import ErrorShapes, install_openapi
 from sandbay.api.ratelimit import RateLimiter
 from sandbay.api.v1 import ROUTERS
 from sandbay.dialects import DIALECTS, install_dialects
+from sandbay.dialects.error_shapes import ERROR_SHAPES
 from sandbay.gateway.preview.proxy import PreviewProxy, PreviewRouter
 from sandbay.platform import Platform, Role
 from sandbay.services.events.requests import RequestAudit
@@ -94,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     install_dialects(app, renderers, DIALECTS)
+    install_openapi(app, ErrorShapes(ERROR_SHAPES))
     return app
 
 
