@@ -38,11 +38,11 @@ PREFIX = "sbrelay"
 RUN, INSTANCE = "run", "inst"
 #: Where the relay answers, on its own listener; the rest of the path is the provider's.
 RELAY_PATH = "/v1/model-relay"
-#: Headers not passed on either way: the caller's credential, hop-by-hop ones, and
-#: those httpx sets itself.
+#: Headers not passed on: the caller's credential, hop-by-hop ones, and the host
+#: (Content-Length is kept: the body streams on as it came, not re-chunked).
 _DROPPED = frozenset(
     {
-        "authorization", "x-api-key", "api-key", "cookie", "host", "content-length",
+        "authorization", "x-api-key", "api-key", "cookie", "host",
         "connection", "keep-alive", "proxy-authorization", "proxy-connection", "te",
         "trailer", "transfer-encoding", "upgrade", "forwarded", "x-forwarded-for",
         "x-forwarded-host", "x-forwarded-proto", "x-real-ip",
