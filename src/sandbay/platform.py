@@ -212,7 +212,12 @@ class Platform:
         box = SecretBox(load_key(_secret(s.secrets_key), s.data_dir))
         # Model calls (the built-in agent's, and the relay's): long answers stream slowly.
         model_http = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0))
-        relay = ModelRelay(sessions, box, RelayKeys(box), model_http)
+        locator = runtime.channel.locator
+
+        async def locate(environment_id: str, fresh: bool) -> str:
+            return (await locator.locate(environment_id, fresh=fresh)).host
+
+        relay = ModelRelay(sessions, box, RelayKeys(box), model_http, locate)
         agents = Agents(
             sessions=sessions,
             inside=inside,

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from sandbay.domain.metrics import ResourceMetrics
+from sandbay.domain.runtime import RecordedRuntime, Runtime
 from sandbay.domain.states import DesiredState, EnvState
 from sandbay.domain.volumes import Mounts, VolumeMount
 
@@ -187,6 +188,11 @@ class EnvironmentCreate(BaseModel):
     build: ImageBuild | None = Field(
         None, description="Build this Dockerfile and run it (instead of `image`)"
     )
+    runtime: Runtime | None = Field(
+        None,
+        description="Container runtime: runc, or runsc (gVisor); default: the "
+        "organization's default_runtime, else the server's",
+    )
 
 
 class EnvironmentUpdate(BaseModel):
@@ -274,6 +280,7 @@ class Environment(BaseModel):
     auto_restart: bool
     max_lifetime: float
     pre_stop: list[str] | str | None
+    runtime: RecordedRuntime = Field(description="Container runtime (runc, or runsc = gVisor)")
     runner_id: str | None
     container_id: str | None
     error_message: str | None

@@ -11,6 +11,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from sandbay.domain.runtime import Runtime
+
 ORG_KEY_PREFIX = "sbk_org_"
 SCOPED_KEY_PREFIX = "sbk_"
 DISPLAY_PREFIX_LEN = 12
@@ -189,6 +191,19 @@ class Organization(BaseModel):
     id: str
     name: str
     created_at: datetime
+    default_runtime: Runtime | None = Field(
+        None, description="Runtime of environments created without one; null: the server's"
+    )
+
+
+class OrganizationUpdate(BaseModel):
+    """What an organization key may change of its organization."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_runtime: Runtime | None = Field(
+        None, description="runc or runsc (gVisor); null: the server's default"
+    )
 
 
 class OrganizationCreated(Organization):

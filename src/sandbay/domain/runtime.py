@@ -2,6 +2,21 @@
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+
+class Runtime(StrEnum):
+    """The container runtime: `runc` (namespaces and cgroups on the host kernel) or
+    `runsc` (gVisor: a user-space kernel between the workload and the host's)."""
+
+    RUNC = "runc"
+    RUNSC = "runsc"
+
+
+#: Rows from before runtimes were recorded ran under runc.
+RecordedRuntime = Annotated[Runtime, BeforeValidator(lambda v: v or Runtime.RUNC)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,6 +27,8 @@ class HostResources:
     cpus: float
     memory_bytes: int
     gpus: int = 0
+    #: Container runtimes the engine has registered (`runsc` once set-up installed it).
+    runtimes: frozenset[str] = frozenset({Runtime.RUNC})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +75,7 @@ class ContainerSpec:
     #: Enforced after every start (and on updates while it runs); see runtime.access.
     network: NetworkRules = NetworkRules()
     mounts: tuple[SharedMount, ...] = ()
+    runtime: Runtime = Runtime.RUNC
 
 
 class ContainerStatus(StrEnum):

@@ -21,11 +21,13 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 @router.api_route(f"{RELAY_PATH}/{{path:path}}", methods=METHODS, response_class=Response)
 async def relay(path: str, request: Request) -> Response:
     """Forward the request to the provider of the run or instance the relay credential
-    (`x-api-key` or `Authorization: Bearer`) belongs to, with the provider's real key
-    in place of it; the answer (server-sent events included) streams back as it
-    comes. 401 for any other credential, 502 when the provider cannot be reached."""
+        (`x-api-key` or `Authorization: Bearer`) belongs to, with the provider's real key
+        in place of it; the answer (server-sent events included) streams back as it
+        comes. 401 for any other credential, or one sent from another address than its
+    environment's; 502 when the provider cannot be reached."""
     model_relay: ModelRelay = request.app.state.relay
-    creds = await model_relay.resolve(presented(request.headers.items()))
+    peer = request.client.host if request.client else None
+    creds = await model_relay.resolve(presented(request.headers.items()), peer)
     try:
         upstream = await model_relay.open(
             creds,

@@ -72,6 +72,7 @@ def shared_volume_name(volume_id: str) -> str:
     return f"sandbay-vol-{volume_id}"
 
 
+_HOST_CACHE_SECONDS = 60.0
 _IMAGE_CACHE_SECONDS = 30.0
 #: While the engine is known down, a call first asks whether it is back, this long.
 _PING_SECONDS = 2.0
@@ -140,6 +141,7 @@ class DockerProvider:
         #: ability of the runtime built on this provider).
         self.runner = EnvdRunner(self.channel)
         self._resources: HostResources | None = None
+        self._resources_at = 0.0
         self._images_seen: dict[str, float] = {}
 
     def _live_restore(self) -> bool:
@@ -177,13 +179,17 @@ class DockerProvider:
     # ---- host ------------------------------------------------------------------------
 
     async def host_resources(self) -> HostResources:
-        if self._resources is None:
+        # Re-read now and then: a runtime registered (or memory added) later is seen.
+        stale = time.monotonic() - self._resources_at > _HOST_CACHE_SECONDS
+        if self._resources is None or stale:
             info = await self._run(self._client.info)
+            self._resources_at = time.monotonic()
             self._resources = HostResources(
                 runner_id=self.runner_id,
                 cpus=float(info.get("NCPU", 1)),
                 memory_bytes=int(info.get("MemTotal", 0)),
                 gpus=0,
+                runtimes=frozenset(info.get("Runtimes") or {"runc": {}}),
             )
         return self._resources
 
@@ -250,6 +256,7 @@ class DockerProvider:
             cap_add=CAPABILITIES,
             security_opt=["no-new-privileges:true"],
             pids_limit=spec.pids_limit,
+            runtime=spec.runtime.value,
             mem_limit=spec.memory_mb * MIB,
             memswap_limit=spec.memory_mb * MIB,
             nano_cpus=int(spec.cpu * 1e9),

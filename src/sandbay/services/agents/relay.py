@@ -27,7 +27,7 @@ from sandbay.db.models import AgentInstanceModel, AgentRunModel, EnvironmentMode
 from sandbay.db.queries import agents as queries
 from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.agents import AgentRunStatus, ProviderKind
-from sandbay.domain.errors import AuthenticationFailed, FailedDependency
+from sandbay.domain.errors import AuthenticationFailed, FailedDependency, SandbayError
 from sandbay.domain.states import EnvState
 from sandbay.services.agents.providers import Credentials, credentials
 from sandbay.services.agents.secrets import SecretBox
@@ -139,8 +139,13 @@ class ModelRelay:
     box: SecretBox
     keys: RelayKeys
     http: httpx.AsyncClient
+    #: An environment's address on the engine's network (`fresh`: not from a cache).
+    locate: Callable[[str, bool], Awaitable[str]] | None = None
     #: What environments are told to call (set when the listener starts); None: no relay.
     base_url: str | None = None
+    #: Whether callers reach the listener directly (no proxy), so a credential is
+    #: taken only from its own environment's address.
+    bind_peer: bool = False
 
     def url(self) -> str:
         """The base URL an agent inside an environment is given."""
@@ -151,8 +156,9 @@ class ModelRelay:
             )
         return f"{self.base_url}{RELAY_PATH}"
 
-    async def resolve(self, credential: str | None) -> Credentials:
-        """The provider a relay credential opens; 401 for anything else."""
+    async def resolve(self, credential: str | None, peer: str | None) -> Credentials:
+        """The provider a relay credential opens, when it comes from its own
+        environment; 401 for anything else."""
         parsed = self.keys.parse(credential or "")
         if parsed is None:
             raise AuthenticationFailed("a relay credential is required (x-api-key or Bearer)")
@@ -162,9 +168,24 @@ class ModelRelay:
             if found is None or not self.keys.verify(kind, ident, found[1], mac):
                 raise AuthenticationFailed(_GONE)
             row = await queries.provider_named(session, found[0], found[2])
+        if not await self._from_own_environment(found[1], peer):
+            raise AuthenticationFailed("this relay credential belongs to another environment")
         if row is None:
             raise FailedDependency(f"model provider {found[2]!r} no longer exists")
         return credentials(self.box, row)
+
+    async def _from_own_environment(self, environment_id: str, peer: str | None) -> bool:
+        if not self.bind_peer or self.locate is None:
+            return True
+        if peer is None:
+            return False
+        for fresh in (False, True):  # a restarted container may have a new address
+            try:
+                if await self.locate(environment_id, fresh) == peer:
+                    return True
+            except SandbayError:
+                return False
+        return False
 
     async def open(
         self,
@@ -243,6 +264,7 @@ class RelayListener:
         self._server = server
         shown = f"[{host}]" if family == socket.AF_INET6 else host
         self._relay.base_url = (self._advertised or f"http://{shown}:{port}").rstrip("/")
+        self._relay.bind_peer = self._advertised is None
         log.info("model relay listening on %s:%s", host, port)
 
     async def stop(self) -> None:

@@ -9,7 +9,7 @@ from typing import TypeVar
 from pydantic import TypeAdapter
 
 from sandbay.db.cas import flush_unique, with_cas_retry
-from sandbay.db.models import EnvironmentModel
+from sandbay.db.models import EnvironmentModel, OrganizationModel
 from sandbay.db.queries import environments as queries
 from sandbay.db.queries.environments import environment_from_model
 from sandbay.db.session import AsyncSession
@@ -26,7 +26,7 @@ from sandbay.domain.environments import (
 from sandbay.domain.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.pools import WarmPoolSpec, claim_key
-from sandbay.domain.runtime import ContainerSpec, NetworkRules, SharedMount
+from sandbay.domain.runtime import ContainerSpec, NetworkRules, Runtime, SharedMount
 from sandbay.domain.states import EnvState
 from sandbay.domain.variables import change_variables
 from sandbay.kit.clock import utcnow
@@ -53,6 +53,8 @@ class Placement:
     warm_pools: tuple[WarmPoolSpec, ...] = ()
     #: Object storage receives builds' local files (else such builds are refused).
     build_contexts: bool = False
+    #: Runtime of a create that names none, in an organization with no default.
+    default_runtime: Runtime = Runtime.RUNC
 
 
 async def get_environment(
@@ -94,9 +96,16 @@ async def read_environment(
 
 
 async def _check_fits(
-    provider: RuntimeProvider, body: EnvironmentCreate, image: str | None
+    provider: RuntimeProvider, body: EnvironmentCreate, image: str | None, runtime: Runtime
 ) -> None:
     host = await provider.host_resources()
+    if runtime not in host.runtimes:
+        raise InvalidRequest(
+            f"runtime {runtime.value!r} is not installed on the runner "
+            f"(it has {', '.join(sorted(host.runtimes))}); `make setup` installs runsc"
+        )
+    if runtime is Runtime.RUNSC and body.gpu:
+        raise InvalidRequest("runtime 'runsc' (gVisor) cannot pass GPUs through: use runc")
     if body.cpu > host.cpus:
         raise InvalidRequest(f"cpu {body.cpu:g} exceeds the runner's {host.cpus:g} CPUs")
     if body.memory_mb * MIB > host.memory_bytes:
@@ -133,14 +142,15 @@ async def create_environment(
     image = planned.ref
     mounts = await resolve_mounts(session, org_id, body.volumes)
     # An image still to be built is not on the runner yet: the environment waits for it.
-    await _check_fits(provider, body, image if planned.ready else None)
+    runtime = body.runtime or await _org_default_runtime(session, org_id) or placement.default_runtime
+    await _check_fits(provider, body, image if planned.ready else None, runtime)
     if body.kind is EnvironmentKind.MANAGED:
         await admit(session, org_id, cpu=body.cpu, memory_mb=body.memory_mb)
     if body.name and await queries.name_taken(session, org_id, body.name):
         raise Conflict(f"an environment named {body.name!r} already exists")
     # Pools may also be made through the API at any time: a matching create always
     # looks for a ready member (one indexed query).
-    pooled = planned.ready and not mounts
+    pooled = planned.ready and not mounts and runtime is Runtime.RUNC
     key = claim_key(org_id, image, body) if pooled else None
     if key is not None:
         claimed = await pools.claim(session, key, body, body.name, principal.actor)
@@ -150,8 +160,9 @@ async def create_environment(
     name = body.name or env_id
     # Every field of the request is a column; the model fills in its bookkeeping.
     env = EnvironmentModel(
-        **body.model_dump(exclude={"name", "image", "build", "volumes"}),
+        **body.model_dump(exclude={"name", "image", "build", "volumes", "runtime"}),
         volumes=[m.model_dump() for m in mounts],
+        runtime=runtime.value,
         id=env_id,
         org_id=org_id,
         name=name,
@@ -167,6 +178,11 @@ async def create_environment(
     # The unique index refuses a name another create took meanwhile.
     await flush_unique(session, f"an environment named {name!r} already exists")
     return environment_from_model(env)
+
+
+async def _org_default_runtime(session: AsyncSession, org_id: str) -> Runtime | None:
+    org = await session.get(OrganizationModel, org_id)
+    return Runtime(org.default_runtime) if org is not None and org.default_runtime else None
 
 
 def _page(
@@ -303,6 +319,7 @@ def container_spec(env: EnvironmentModel, *, instance: str) -> ContainerSpec:
             SharedMount(volume_id=m["volume_id"], path=m["mount_path"], subpath=m.get("subpath"))
             for m in env.volumes or ()
         ),
+        runtime=Runtime(env.runtime or Runtime.RUNC),
     )
 
 

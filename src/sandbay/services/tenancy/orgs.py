@@ -7,9 +7,11 @@ from sandbay.domain import ids
 from sandbay.domain.errors import Conflict, NotFound, PermissionDenied
 from sandbay.domain.keys import (
     ApiKeyCreate,
+    KeyKind,
     Organization,
     OrganizationCreate,
     OrganizationCreated,
+    OrganizationUpdate,
     Principal,
 )
 from sandbay.kit.clock import utcnow
@@ -36,4 +38,20 @@ async def current_org(session: AsyncSession, principal: Principal) -> Organizati
     org = await session.get(OrganizationModel, principal.org_id)
     if org is None:
         raise NotFound("organization not found")
+    return Organization.model_validate(org)
+
+
+async def update_current_org(
+    session: AsyncSession, principal: Principal, body: OrganizationUpdate
+) -> Organization:
+    """Settings of the caller's organization: an organization key only (a scoped key
+    changes nothing beyond its environments)."""
+    if principal.org_id is None or principal.kind is not KeyKind.ORGANIZATION:
+        raise PermissionDenied("changing the organization needs an organization key")
+    org = await session.get(OrganizationModel, principal.org_id, with_for_update=True)
+    if org is None:
+        raise NotFound("organization not found")
+    for field in body.model_fields_set:
+        setattr(org, field, getattr(body, field))
+    await session.flush()
     return Organization.model_validate(org)

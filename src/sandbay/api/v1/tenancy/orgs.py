@@ -3,7 +3,12 @@
 from fastapi import APIRouter, status
 
 from sandbay.api.deps import PrincipalDep, SessionDep
-from sandbay.domain.keys import Organization, OrganizationCreate, OrganizationCreated
+from sandbay.domain.keys import (
+    Organization,
+    OrganizationCreate,
+    OrganizationCreated,
+    OrganizationUpdate,
+)
 from sandbay.domain.quotas import OrganizationUsage, Quotas
 from sandbay.services.tenancy import orgs, quotas
 
@@ -22,6 +27,14 @@ async def create_org(
 async def current_org(session: SessionDep, principal: PrincipalDep) -> Organization:
     """The organization the calling key belongs to."""
     return await orgs.current_org(session, principal)
+
+
+@router.patch("/current")
+async def update_current_org(
+    body: OrganizationUpdate, session: SessionDep, principal: PrincipalDep
+) -> Organization:
+    """Change the caller's organization (organization key only): `default_runtime`."""
+    return await orgs.update_current_org(session, principal, body)
 
 
 @router.get("/current/usage")
