@@ -1,6 +1,7 @@
 """AI agents inside environments: the agents sandbay can run, the model providers an
-organization stores (their credentials never leave the server except into an agent
-process's environment), and the shapes of an agent run and its transcript."""
+organization stores (their credentials never leave the server: agents inside an
+environment reach them through the model relay), and the shapes of an agent run and
+its transcript."""
 
 import re
 from datetime import datetime

@@ -16,8 +16,8 @@ from sandbay.domain.states import EnvState
 GATEWAY_PORT = 18789
 STATE_DIR = "/root/.openclaw"
 CONFIG_PATH = f"{STATE_DIR}/openclaw.json"
-#: Secrets of the gateway process (its token, the model credential): mode 0600, read by
-#: the launcher into the gateway's environment only.
+#: Secrets of the gateway process (its token, its model relay credential, never the
+#: provider's key): mode 0600, read by the launcher into the gateway's environment only.
 SECRETS_PATH = f"{STATE_DIR}/sandbay.env"
 MODEL_KEY_VAR = "SANDBAY_MODEL_API_KEY"
 #: Plugins a headless sandbox cannot use (desktop, devices, voice, a browser) or does
@@ -122,8 +122,8 @@ class GatewayModel:
 
 def gateway_config(model: GatewayModel, overrides: dict[str, Any] | None) -> dict[str, Any]:
     """openclaw.json: token auth (the token comes from the environment), the OpenAI
-    compatible HTTP endpoints on, no update checks, and one model provider whose key
-    is read from the gateway process's environment."""
+    compatible HTTP endpoints on, no update checks, and one model provider (the model
+    relay) whose credential is read from the gateway process's environment."""
     api = "anthropic-messages" if model.kind is ProviderKind.ANTHROPIC else "openai-completions"
     entry = {
         "id": model.model,

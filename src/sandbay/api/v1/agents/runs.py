@@ -40,8 +40,9 @@ async def execute(
     env: EnvRef, body: AgentExecuteRequest, principal: PrincipalDep, agents: AgentsDep
 ) -> Response:
     """Run an agent on a prompt inside a running environment, in a project under
-    /workspace (optionally cloned from `git_url` first). The model provider's base URL
-    and credential go into the agent process's environment only. Without `stream`,
+    /workspace (optionally cloned from `git_url` first). The agent reaches its model
+    through the model relay: the provider's key never enters the environment
+    (docs/model-relay.md). Without `stream`,
     answers once the run ends; with it, streams its events (a client that goes away
     does not stop the run: read it later from `…/agent/runs/{run_id}`). 424 when the
     environment is not running, the agent's CLI is not in its image, or the
