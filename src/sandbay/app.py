@@ -9,7 +9,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import sandbay
 from sandbay.api.errors import ErrorRenderers, install_error_handlers
@@ -17,6 +17,7 @@ from sandbay.api.guard import RequestGuard
 from sandbay.api.idempotency import Idempotency
 from sandbay.api.middleware import BodyLimits
 from sandbay.api.openapi import ErrorShapes, install_openapi
+from sandbay.api.query import single_valued_query
 from sandbay.api.ratelimit import RateLimiter
 from sandbay.api.v1 import ROUTERS
 from sandbay.dialects import DIALECTS, install_dialects
@@ -58,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         version=sandbay.__version__,
         summary="Isolated cloud environments (sandboxes) you can host yourself",
         lifespan=lambda app: _serve(app, settings, audit),
+        dependencies=[Depends(single_valued_query)],
     )
     renderers = ErrorRenderers()
     install_error_handlers(app, renderers)

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.factories import assert_envelope, create_env
+from tests.support.factories import assert_envelope, create_env, delete, running_env
 from tests.support.server import LiveServer
 
 MIB = 1024 * 1024
@@ -177,3 +177,153 @@ def test_more_than_64_labels_is_400(api: httpx.Client) -> None:
             "/v1/environments", json={"name": "many", "labels": {f"k{i}": "v" for i in range(65)}}
         ).text
     )
+
+
+# ---- the hand-crafted nasty inputs of issue 16 ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def running(server: LiveServer) -> Iterator[str]:
+    """One running environment shared by the cases that reach inside one."""
+    with server.client() as client:
+        env = running_env(client, name=f"nasty-{uuid.uuid4().hex[:8]}")
+        yield env["id"]
+        delete(client, env["id"])
+
+
+def _assert_4xx_envelope(response: httpx.Response) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["type"] and body["error"]["message"], body
+
+
+def test_huge_json_array_is_413_and_huge_flat_object_too(api: httpx.Client) -> None:
+    flat = json.dumps({f"k{i}": i for i in range(100_000)})
+    _assert_4xx_envelope(api.post("/v1/environments", content=flat, headers=JSON))
+    wide = "[" + ",".join(["1"] * 200_000) + "]"
+    _assert_4xx_envelope(api.post("/v1/environments", content=wide, headers=JSON))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": "bad-\xff\xfe"}',
+        b'{"name": "x", "labels": {"a": "\xc3\x28"}}',
+        b'{"name": "x", "labels": {"\xed\xa0\x80": "v"}}',  # a surrogate, UTF-8-encoded
+        b"\xef\xbb\xbf\x80\x81",
+    ],
+)
+def test_invalid_utf8_in_a_json_body_is_400(api: httpx.Client, body: bytes) -> None:
+    response = api.post("/v1/environments", content=body, headers=JSON)
+    assert_envelope(response, 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/environments?name=%ff%fe",
+        "/v1/environments?label=a%3D%c3%28",
+        "/v1/environments/env_%ff%fe",
+        "/v1/events?after=%ff",
+        "/sandbox/%c3%28",
+    ],
+)
+def test_invalid_utf8_in_a_query_or_path_is_4xx(api: httpx.Client, url: str) -> None:
+    response = api.get(url)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json(), response.text
+
+
+@pytest.mark.parametrize(
+    "env",
+    ["..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "..", "...."],
+)
+def test_path_traversal_in_an_id_is_404(api: httpx.Client, env: str) -> None:
+    response = api.get(f"/v1/environments/{env}")
+    assert response.status_code in (400, 404), response.text
+    assert set(response.json()) == {"error"}
+    assert "root:" not in response.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../../etc/passwd", "/workspace/../../etc/passwd", "a/../../b", "%2e%2e%2f%2e%2e%2fetc"],
+)
+def test_path_traversal_in_a_file_path_is_400(api: httpx.Client, running: str, path: str) -> None:
+    for method, url in [
+        ("GET", f"/v1/environments/{running}/files"),
+        ("GET", f"/v1/environments/{running}/files/stat"),
+        ("PUT", f"/v1/environments/{running}/files"),
+    ]:
+        # A percent-encoded spelling is sent as is (the server decodes it once).
+        target = f"{url}?path={path}" if "%" in path else url
+        params = None if "%" in path else {"path": path}
+        response = api.request(method, target, params=params, content=b"x")
+        assert "'..'" in assert_envelope(response, 400, "invalid_request_error")
+        assert "root:" not in response.text
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        '{"name": "n", "memory_mb": 18446744073709551616}',
+        '{"name": "n", "cpu": 1e400}',
+        '{"name": "n", "cpu": -1e400}',
+        '{"name": "n", "cpu": NaN}',
+        '{"name": "n", "cpu": Infinity}',
+        '{"name": "n", "cpu": -0}',
+        '{"name": "n", "cpu": -0.0}',
+        '{"name": "n", "disk_gb": 1e308}',
+        '{"name": "n", "memory_mb": -9223372036854775809}',
+    ],
+)
+def test_overflowing_numbers_in_a_body_are_400(api: httpx.Client, fields: str) -> None:
+    response = api.post("/v1/environments", content=fields, headers=JSON)
+    assert_envelope(response, 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/environments?limit=18446744073709551616",
+        "/v1/environments?limit=-0",
+        "/v1/environments?limit=NaN",
+        "/v1/environments?limit=1e400",
+        "/v1/events?after=-1",
+        "/v1/events?after=18446744073709551616",
+    ],
+)
+def test_overflowing_numbers_in_a_query_are_400(api: httpx.Client, url: str) -> None:
+    assert_envelope(api.get(url), 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "labels", "labels": {f"k{i}": "v" for i in range(10_000)}},
+        {"labels": {f"k{i}": "v" for i in range(10_000)}},
+    ],
+)
+def test_10k_labels_are_refused_native_and_daytona(api: httpx.Client, body: dict) -> None:
+    path = "/v1/environments" if "name" in body else "/sandbox"
+    response = api.post(path, json=body)
+    assert response.status_code in (400, 413), response.text
+    assert response.json()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/environments?limit=1&limit=2",
+        "/v1/environments?cursor=a&cursor=b",
+        "/v1/events?after=1&after=2",
+    ],
+)
+def test_duplicate_scalar_query_parameters_are_400(api: httpx.Client, url: str) -> None:
+    assert "more than once" in assert_envelope(api.get(url), 400, "invalid_request_error")
+
+
+def test_repeatable_query_parameters_may_repeat(api: httpx.Client) -> None:
+    response = api.get("/v1/environments", params=[("label", "a=b"), ("label", "c=d")])
+    assert response.status_code == 200, response.text

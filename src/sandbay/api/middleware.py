@@ -9,6 +9,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -88,6 +89,21 @@ def _json_problem(body: bytes) -> _Problem | None:
     return None
 
 
+def _url_problem(scope: Scope) -> str | None:
+    """A NUL (PostgreSQL refuses it in a query) or bytes that are not UTF-8 (which
+    would be read as U+FFFD, another value than the one sent) in the URL."""
+    query: bytes = scope.get("query_string", b"")
+    if "\x00" in scope["path"] or b"%00" in query:
+        return "the URL contains a NUL"
+    raw = scope.get("raw_path") or scope["path"].encode()
+    try:
+        unquote_to_bytes(raw).decode()
+        unquote_to_bytes(query.replace(b"+", b" ")).decode()
+    except UnicodeDecodeError:
+        return "the URL is not valid UTF-8 once percent-decoded"
+    return None
+
+
 def _is_json(headers: dict[bytes, bytes]) -> bool:
     # FastAPI reads a body without a content type as JSON too.
     kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
@@ -112,8 +128,8 @@ class BodyLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
-            await self._refuse(scope, receive, send, _Problem(400, "the URL contains a NUL"))
+        if problem := _url_problem(scope):
+            await self._refuse(scope, receive, send, _Problem(400, problem))
             return
         upload = UPLOAD_PATHS.match(scope["path"]) is not None
         limit = self.max_upload_bytes if upload else self.max_json_bytes
