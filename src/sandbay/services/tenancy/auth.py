@@ -98,6 +98,19 @@ def require(principal: Principal, permission: Permission) -> str:
     return principal.org_id
 
 
+def require_organization_wide(principal: Principal, permission: Permission) -> str:
+    """`require`, for a change to an object of the whole organization (a volume, a
+    snapshot, a warm pool): a key limited to given environments reaches no further
+    than them, so it may not make, change or delete what every environment shares."""
+    org_id = require(principal, permission)
+    if principal.environment_ids is not None:
+        raise PermissionDenied(
+            "a key restricted to given environments cannot change objects of the whole "
+            "organization (volumes, snapshots, warm pools)"
+        )
+    return org_id
+
+
 async def ensure_bootstrap(session: AsyncSession, secret: str) -> None:
     """Make sure org `default` exists with an organization key equal to `secret`."""
     org = await queries.org_named(session, DEFAULT_ORG)

@@ -15,7 +15,7 @@ from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.volumes import VOLUME_ID, Volume, VolumeCreate, VolumeMount, VolumeState
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import Hint
-from sandbay.services.tenancy.auth import require
+from sandbay.services.tenancy.auth import require, require_organization_wide
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ class VolumesService:
         self, session: AsyncSession, principal: Principal, body: VolumeCreate
     ) -> Volume:
         """A new volume, ready at once (its storage is made on first mount)."""
-        org_id = _org(principal, Permission.ENVIRONMENTS_WRITE)
+        org_id = require_organization_wide(principal, Permission.ENVIRONMENTS_WRITE)
         if await queries.get(session, org_id, body.name) is not None:
             raise Conflict(f"Volume with name {body.name} already exists")
         row = VolumeModel(id=ids.new_id(VOLUME_ID), org_id=org_id, name=body.name)
@@ -59,7 +59,7 @@ class VolumesService:
     async def delete(self, session: AsyncSession, principal: Principal, id_or_name: str) -> Volume:
         """Mark it `pending_delete` (its name is free at once); refused while any
         environment that is not deleted mounts it, whatever its state."""
-        org_id = _org(principal, Permission.ENVIRONMENTS_WRITE)
+        org_id = require_organization_wide(principal, Permission.ENVIRONMENTS_WRITE)
         row = await queries.get(session, org_id, id_or_name)
         if row is None:
             raise NotFound(f"Volume {id_or_name} not found")
