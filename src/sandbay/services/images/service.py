@@ -32,7 +32,7 @@ from sandbay.domain.states import EnvState
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import Hint
 from sandbay.runtime.build_contexts import BuildContextStore
-from sandbay.services.tenancy.auth import require
+from sandbay.services.tenancy.auth import require, require_organization_wide
 
 #: How often a follower looks for more of a build's log.
 FOLLOW_POLL = 0.3
@@ -75,7 +75,7 @@ class ImagesService:
     contexts: BuildContextStore | None = None
 
     async def create(self, session: AsyncSession, principal: Principal, body: ImageCreate) -> Image:
-        org_id = require(principal, Permission.ENVIRONMENTS_WRITE)
+        org_id = require_organization_wide(principal, Permission.ENVIRONMENTS_WRITE)
         if (body.image is None) == (body.dockerfile is None):
             raise InvalidRequest("give either an image name or a build (Dockerfile), not both")
         if body.dockerfile is not None:
@@ -100,7 +100,7 @@ class ImagesService:
 
     async def push_access(self, principal: Principal) -> PushAccess:
         """Where the principal's organization uploads build contexts, and the key."""
-        org_id = require(principal, Permission.ENVIRONMENTS_WRITE)
+        org_id = require_organization_wide(principal, Permission.ENVIRONMENTS_WRITE)
         if self.contexts is None:
             raise InvalidRequest(NO_CONTEXT)
         return await self.contexts.push_access(org_id)
@@ -127,6 +127,7 @@ class ImagesService:
         """Refused while an environment that is not deleted runs it: its container
         would need the image again to be remade (after an archive, or if it vanished).
         A built image is then removed from the runner by the images loop."""
+        require_organization_wide(principal, Permission.ENVIRONMENTS_WRITE)
         row = await _get(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
         users = await queries.users(session, row.org_id, row.ref)
         if users and row.dockerfile is not None:
@@ -144,6 +145,7 @@ class ImagesService:
 
     async def activate(self, session: AsyncSession, principal: Principal, id_or_name: str) -> Image:
         """Images are never deactivated here; activating an active one returns it."""
+        require_organization_wide(principal, Permission.ENVIRONMENTS_WRITE)
         row = await _get(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
         if row.state is not ImageState.ACTIVE:
             raise InvalidRequest(f"Snapshot {row.name} is {row.state}, not inactive")
