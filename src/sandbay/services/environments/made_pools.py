@@ -31,7 +31,7 @@ from sandbay.services.environments import pools
 from sandbay.services.environments.records import Placement
 from sandbay.services.environments.transitions import transition
 from sandbay.services.images.service import plan_image
-from sandbay.services.tenancy.auth import require
+from sandbay.services.tenancy.auth import require, require_organization_wide
 from sandbay.services.tenancy.quotas import admit
 
 GONE = (EnvState.DELETING, EnvState.DELETED)
@@ -106,7 +106,7 @@ async def create_pool(
 
 
 async def _own(session: AsyncSession, principal: Principal, pool_id: str) -> WarmPoolModel:
-    org_id = require(principal, Permission.ENVIRONMENTS_WRITE)
+    org_id = require_organization_wide(principal, Permission.ENVIRONMENTS_WRITE)
     row = await queries.made_pool(session, org_id, pool_id)
     if row is None:
         raise NotFound(f"warm pool {pool_id!r} not found")
