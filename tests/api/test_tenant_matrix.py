@@ -1,15 +1,26 @@
-"""The tenant matrix: every route that takes an id in its path (native, every dialect,
-toolbox and WebSocket routes, routes left out of the OpenAPI document), called with
-another organization's key on this organization's real objects, answers exactly what
-this organization's key gets for a random id of the same kind, with nothing of the
-object in it. Routes come from the app's route table and bodies from `/openapi.json`;
-a route whose path parameters this module cannot name fails the meta-test."""
+"""The tenant and permission matrices.
+
+Tenant: every route that takes an id in its path (native, every dialect, toolbox and
+WebSocket routes, routes left out of the OpenAPI document), called with another
+organization's key on this organization's real objects, answers exactly what this
+organization's key gets for a random id of the same kind, with nothing of the object
+in it. Routes come from the app's route table, inputs from `/openapi.json`; a route
+whose path parameters have no id kind fails the meta-test.
+
+Permissions: what each route needs is read from the app (on random ids, a key with
+every permission but P answering otherwise than one with all of them means the route
+needs P); a key lacking one of them and a key without any permission get on the real
+objects exactly what they get on random ids, and a key limited to another environment
+gets the not-found of a random id on an environment's routes and a refusal on those
+that change what the whole organization shares, never anything of the object."""
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
 
+from sandbay.domain.keys import Permission
 from tests.support.matrix import (
     CASES,
     REFUSED_BEFORE_LOOKUP,
@@ -21,6 +32,8 @@ from tests.support.matrix import (
 )
 from tests.support.routes import Case, app_routes, case_id, unnamed_parameters
 from tests.support.server import LiveServer
+
+PERMISSIONS = [p.value for p in Permission]
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +74,100 @@ def test_another_organization_gets_what_a_random_id_gets(world: World, case: Cas
         assert looked_up(random), f"{case.route.label} never reaches its lookup: {random}"
     assert theirs == random, f"{case.route.label}: {theirs} != {random}"
     assert_no_trace(world, theirs)
+
+
+#: Organization-wide objects (not about an environment) that a key limited to some
+#: environments may still read, given the read permission.
+READABLE_BY_LIMITED_KEYS = frozenset(
+    {
+        "GET /snapshots/{id}",
+        "GET /snapshots/{id}/build-logs",
+        "GET /snapshots/{id}/build-logs-url",
+        "GET /volumes/{volumeId}",
+        "GET /volumes/by-name/{name}",
+        "GET /v1/model-providers/{name}",
+    }
+)
+
+#: Leaks found by the matrix in code this part may not change (src/sandbay/services/
+#: agents/ is being reworked elsewhere): strict, so a fix makes them fail until removed.
+KNOWN_OPEN = {
+    "PUT /v1/model-providers/{name}": "a key limited to environments replaces the "
+    "organization's model provider (services/agents/providers.py)",
+    "DELETE /v1/model-providers/{name}": "a key limited to environments deletes the "
+    "organization's model provider (services/agents/providers.py)",
+}
+
+
+@dataclass(frozen=True)
+class ScopedKeys:
+    every: str  # every permission, every environment
+    none: str  # no permission at all
+    elsewhere: str  # every permission, limited to another environment
+    all_but: dict[str, str]  # every permission but the one named
+
+
+@pytest.fixture(scope="module")
+def scoped(world: World, server: LiveServer) -> ScopedKeys:
+    def key(permissions: list[str], **limit: object) -> str:
+        with server.client() as api:
+            made = api.post(
+                "/v1/keys", json={"name": "matrix", "permissions": permissions, **limit}
+            )
+        assert made.status_code == 201, made.text
+        return str(made.json()["key"])
+
+    return ScopedKeys(
+        every=key(PERMISSIONS),
+        none=key([]),
+        elsewhere=key(PERMISSIONS, environment_ids=[world.random["env"]]),
+        all_but={p: key([q for q in PERMISSIONS if q != p]) for p in PERMISSIONS},
+    )
+
+
+def needed_permissions(world: World, scoped: ScopedKeys, case: Case) -> list[str]:
+    """What the route needs, read from the app: on random ids (nothing is found, so
+    nothing changes), a key without P answers otherwise than a key with every
+    permission exactly when the route needs P."""
+    every = answer(world, case, key=scoped.every, real=False)
+    return [
+        p for p, key in scoped.all_but.items() if answer(world, case, key=key, real=False) != every
+    ]
+
+
+def _about_an_environment(case: Case) -> bool:
+    return any(kind in ("env", "work_env") for _, kind in case.kinds)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_a_key_lacking_what_a_route_needs_gets_what_a_random_id_gets(
+    world: World, scoped: ScopedKeys, case: Case
+) -> None:
+    if case.route.label not in KNOWN_OPEN:
+        _check_scoped(world, scoped, case)
+        return
+    try:
+        _check_scoped(world, scoped, case)
+    except AssertionError:
+        pytest.xfail(KNOWN_OPEN[case.route.label])
+    pytest.fail(f"{case.route.label} is fixed: take it out of KNOWN_OPEN")
+
+
+def _check_scoped(world: World, scoped: ScopedKeys, case: Case) -> None:
+    keys = {"no permission": scoped.none}
+    keys.update(
+        {f"all but {p}": scoped.all_but[p] for p in needed_permissions(world, scoped, case)}
+    )
+    for what, key in keys.items():
+        got = answer(world, case, key=key, real=True)
+        random = answer(world, case, key=key, real=False)
+        assert got == random, f"{case.route.label}, key with {what}: {got} != {random}"
+        assert_no_trace(world, got)
+    got = answer(world, case, key=scoped.elsewhere, real=True)
+    if _about_an_environment(case):
+        random = answer(world, case, key=scoped.elsewhere, real=False)
+        assert got == random, f"{case.route.label}, key limited elsewhere: {got} != {random}"
+        assert_no_trace(world, got)
+    elif case.route.label not in READABLE_BY_LIMITED_KEYS:
+        assert got.status in (400, 403, 404), f"{case.route.label}, key limited elsewhere: {got}"
+        assert_no_trace(world, got)

@@ -352,7 +352,9 @@ def _ws_answer(
                 if first is not None:
                     socket.send(first)
                 while True:
-                    socket.recv(timeout=30)
+                    socket.recv(timeout=5)
+            except TimeoutError:
+                return Answer(101, "accepted and kept open", sent=frozenset(used))
             except ConnectionClosed as closed:
                 rcvd = closed.rcvd
                 code, reason = (rcvd.code, rcvd.reason) if rcvd else (1006, "")
