@@ -27,7 +27,12 @@ from sandbay.db.models import AgentInstanceModel, AgentRunModel, EnvironmentMode
 from sandbay.db.queries import agents as queries
 from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.agents import AgentRunStatus, ProviderKind
-from sandbay.domain.errors import AuthenticationFailed, FailedDependency, SandbayError
+from sandbay.domain.errors import (
+    AuthenticationFailed,
+    FailedDependency,
+    InvalidRequest,
+    SandbayError,
+)
 from sandbay.domain.states import EnvState
 from sandbay.services.agents.providers import Credentials, credentials
 from sandbay.services.agents.secrets import SecretBox
@@ -196,7 +201,10 @@ class ModelRelay:
         headers: Iterable[tuple[str, str]],
         body: AsyncIterator[bytes],
     ) -> httpx.Response:
-        """Send the request on to the provider with its real key; the answer streams."""
+        """Send the request on to the provider with its real key; the answer streams.
+        The path stays under the provider's base URL (no `..` segment)."""
+        if ".." in path.replace("\\", "/").split("/"):
+            raise InvalidRequest("the path must not climb out of the provider's base URL")
         url = f"{creds.base_url.rstrip('/')}/{path.lstrip('/')}"
         if query:
             url = f"{url}?{query}"

@@ -118,11 +118,13 @@ def _scan(client: docker.DockerClient, env_id: str, needles: list[bytes]) -> lis
     return hits
 
 
-def _relay_status(client: docker.DockerClient, env_id: str, relay: str, credential: str) -> int:
+def _relay_status(
+    client: docker.DockerClient, env_id: str, relay: str, credential: str, path: str = "v1/models"
+) -> int:
     """What the relay answers a call made from inside `env_id` with `credential`."""
     command = [
-        "curl", "-sS", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}",
-        "-H", f"x-api-key: {credential}", f"{relay}/v1/models",
+        "curl", "-sS", "-m", "20", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}",
+        "-H", f"x-api-key: {credential}", f"{relay}/{path}",
     ]  # fmt: skip
     result = client.containers.get(f"sandbay-{env_id}").exec_run(command)
     assert result.exit_code == 0, result.output
@@ -179,6 +181,9 @@ def test_no_key_in_the_environment_and_the_run_credential_works_only_for_its_run
         kind, run_id, mac = credential.split(".")[1:]
         forged = f"sbrelay.{kind}.{run_id}.{mac[::-1]}"
         assert _relay_status(docker_client, env_id, relay, forged) == 401
+        # The path stays under the provider's base URL.
+        for climbing in ("v1/../../x", "v1/%2e%2e/%2E%2E/x"):
+            assert _relay_status(docker_client, env_id, relay, credential, climbing) == 400
         # The scan finds what is there (the relay credential in the agent's environment
         # and memory, root's line in /etc/passwd)...
         control = _scan(docker_client, env_id, [credential.encode(), b"root:x:0:0:"])
