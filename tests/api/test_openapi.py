@@ -46,12 +46,14 @@ def _operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]
 def _expected_errors(method: str, op: dict[str, Any]) -> set[str]:
     where = {p["in"] for p in op.get("parameters", [])}
     expected = {"400"}
-    if "path" in where:
+    if "path" in where or ("requestBody" in op and op.get("security")):
         expected.add("404")
     if op.get("security"):
         expected |= {"401", "403", "429", "503"}
     if method in WRITES:
         expected |= {"409", "413"}
+    if "path" in where:
+        expected.add("409")
     if method == "post":
         expected.add("422")
     return expected
@@ -79,6 +81,14 @@ def test_every_operation_declares_the_errors_it_can_answer(server: LiveServer) -
     assert "412" in spec["paths"]["/v1/environments/{env}"]["patch"]["responses"]
     assert "404" not in spec["paths"]["/v1/environments"]["get"]["responses"]
     assert "401" not in spec["paths"]["/healthz"]["get"]["responses"]
+
+
+def test_event_streams_are_declared_as_events_of_json(server: LiveServer) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    stream = spec["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]
+    event = stream["text/event-stream"]["schema"]
+    assert event["properties"]["data"]["contentMediaType"] == "application/json"
+    assert "org_id" in event["properties"]["data"]["contentSchema"]["properties"]
 
 
 @pytest.mark.parametrize(

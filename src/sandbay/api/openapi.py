@@ -88,16 +88,18 @@ class Operation:
 def error_statuses(op: Operation) -> set[int]:
     """The refusals `op` can answer besides what its route declares: 400 for any
     malformed request (NUL in the URL, a bad parameter or body), 404 where it names
-    an object, 401/403/429/503 once a key is involved (the limiter and the engine
-    sit behind authentication), 409 on writes (state, a lost compare-and-set, an
-    idempotent create still in flight), 413/422 with a body (its size limit, an
-    `Idempotency-Key` reused with another body), 412 with `If-Match`."""
+    an object (in its path, or in its body), 401/403/429/503 once a key is involved
+    (the limiter and the engine sit behind authentication), 409 on writes (state, a
+    lost compare-and-set, an idempotent create still in flight) and on an object's
+    routes (one not running has no files, processes or metrics), 413/422 with a body
+    (its size limit, an `Idempotency-Key` reused with another body), 412 with
+    `If-Match`."""
     statuses = {400}
-    if op.parameters("path"):
+    if op.parameters("path") or (op.has_body and op.authenticated):
         statuses.add(404)
     if op.authenticated:
         statuses |= {401, 403, 429, 503}
-    if op.method in _WRITE_METHODS:
+    if op.method in _WRITE_METHODS or op.parameters("path"):
         statuses.add(409)
     if op.has_body or op.method in _WRITE_METHODS:
         statuses.add(413)
@@ -140,6 +142,32 @@ def _response(status: int, ref: str, existing: Schema | None) -> Schema:
     return response
 
 
+def sse_events(schema: Schema) -> Schema:
+    """A `text/event-stream` body as its events (OpenAPI 3.2's reading, which
+    validators apply): each event's `data` is JSON of `schema`."""
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"type": "string"},
+            "id": {"type": "string"},
+            "retry": {"type": "integer"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": schema,
+            },
+        },
+    }
+
+
+def _declare_streams(responses: Schema) -> None:
+    for response in responses.values():
+        stream = response.get("content", {}).get("text/event-stream")
+        if stream and "schema" in stream:
+            stream["schema"] = sse_events(stream["schema"])
+
+
 def declare_errors(
     schema: Schema,
     shapes: ErrorShapes,
@@ -157,6 +185,7 @@ def declare_errors(
             op = Operation(method, path, spec)
             ref = f"#/components/schemas/{shapes.for_path(path).name}"
             responses: Schema = spec["responses"]
+            _declare_streams(responses)
             statuses = error_statuses(op) | (extra(op) if extra else set())
             validation = responses.get("422", {}).get("content", {})
             if "422" in responses and 422 not in statuses and _is_fastapi_422(validation):

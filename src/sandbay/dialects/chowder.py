@@ -17,6 +17,10 @@ from sandbay.domain.instances import InstanceView, timestamp
 from sandbay.services.agents import instances
 
 PREFIX = "/v1/instances"
+#: The agent cannot run in the instance (not running, no CLI, no model provider).
+AGENT_REFUSALS: dict[int | str, dict[str, Any]] = {
+    424: {"description": "The instance cannot run the agent"}
+}
 router = APIRouter(prefix=PREFIX, tags=["chowder"])
 
 InstanceId = Annotated[str, "instance id (the environment id, env_…)"]
@@ -200,7 +204,7 @@ async def _send(
     return JSONResponse(payload, status_code=relayed.status)
 
 
-@router.post("/{instance_id}/responses")
+@router.post("/{instance_id}/responses", responses=AGENT_REFUSALS)
 async def send_message(
     instance_id: InstanceId,
     principal: PrincipalDep,
@@ -213,7 +217,7 @@ async def send_message(
     return await _send(agents, principal, instance_id, body, None)
 
 
-@router.post("/{instance_id}/sessions/{session_id}/responses")
+@router.post("/{instance_id}/sessions/{session_id}/responses", responses=AGENT_REFUSALS)
 async def send_session_message(
     instance_id: InstanceId,
     session_id: Annotated[str, StringConstraints(min_length=1, max_length=200)],

@@ -94,7 +94,11 @@ async def _events(live: LiveRun) -> AsyncIterator[bytes]:
     yield b'data: {"type": "done"}\n\n'
 
 
-@router.post("/execute", response_class=Response)
+@router.post(
+    "/execute",
+    response_class=Response,
+    responses={424: {"description": "The environment cannot run this agent"}},
+)
 async def execute(
     body: CloudAgentExecuteRequest, principal: PrincipalDep, agents: AgentsDep
 ) -> Response:

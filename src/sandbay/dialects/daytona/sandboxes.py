@@ -341,7 +341,7 @@ async def update_network_settings(
     return _out(toolbox, await access.update_environment(principal, sandbox, update))
 
 
-@router.post("/{sandboxId}/last-activity", status_code=201)
+@router.post("/{sandboxId}/last-activity", status_code=201, response_class=Response)
 async def update_last_activity(
     sandbox: Annotated[str, Path(alias="sandboxId")],
     session: SessionDep,
