@@ -3,11 +3,14 @@ the live server: no answer is a 5xx, and every answer's status, content type and
 body are what the document declares. Stateful testing follows the links schemathesis
 infers (ids from creates into the routes that take them).
 
-The suite runs a few examples per operation; `make fuzz` runs the same with
-SANDBAY_FUZZ_EXAMPLES (≥ 50) on both databases. The fuzzer works in an organization
-of its own, with quotas that bound how many containers it can start, so it neither
-touches other tests' objects nor starts containers at scale; the server fixture
-removes what it made."""
+The suite runs 5 examples per operation in the examples, fuzzing and stateful
+phases (about 30 s a database); `make fuzz` runs 50 (SANDBAY_FUZZ_EXAMPLES) and adds
+the coverage phase (boundary values, every negative case the schema defines,
+duplicated query parameters) on both databases (SANDBAY_FUZZ_PHASES).
+
+The fuzzer works in an organization of its own, with quotas that bound how many
+containers it can start, so it neither touches other tests' objects nor starts
+containers at scale; the server fixture removes what it made."""
 
 import os
 import subprocess
@@ -19,8 +22,8 @@ import pytest
 
 from tests.support.server import ADMIN_KEY, LiveServer
 
-EXAMPLES = int(os.environ.get("SANDBAY_FUZZ_EXAMPLES", "3"))
-PHASES = os.environ.get("SANDBAY_FUZZ_PHASES", "examples,coverage,fuzzing,stateful")
+EXAMPLES = int(os.environ.get("SANDBAY_FUZZ_EXAMPLES", "5"))
+PHASES = os.environ.get("SANDBAY_FUZZ_PHASES", "examples,fuzzing,stateful")
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
