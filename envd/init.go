@@ -171,6 +171,12 @@ var dropped = []os.Signal{syscall.SIGILL, syscall.SIGTRAP, syscall.SIGABRT,
 // initMain is PID 1: serve the API, run the workload (if any) and exit with its
 // status, forwarding the stop signals to it.
 func initMain(args []string) int {
+	// First, so nothing envd starts escapes it; an environment weaker than
+	// documented is refused rather than run.
+	if err := harden(); err != nil {
+		fmt.Fprintln(os.Stderr, "envd:", err)
+		return 1
+	}
 	tune()
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]

@@ -62,6 +62,9 @@ func tune() {
 // child ever sees the token.
 func takeConfig() (token, port string) {
 	token, port = os.Getenv("SANDBAY_ENVD_TOKEN"), os.Getenv("SANDBAY_ENVD_PORT")
+	if token == "" {
+		token = tokenFromFD(os.Getenv(tokenFDVar)) // envd init moved it (shedToken)
+	}
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "SANDBAY_ENVD_") {
 			name, _, _ := strings.Cut(kv, "=")
