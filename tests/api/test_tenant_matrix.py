@@ -50,7 +50,7 @@ def test_every_route_with_a_path_parameter_has_a_case(server: LiveServer) -> Non
     """A new route whose parameters have no id kind here fails: name its kind in
     `tests/support/matrix.py` and it is in the matrix."""
     assert unnamed_parameters() == []
-    labels = {r.label for r in app_routes()}
+    labels = {c.route.label for c in CASES}
     assert set(REFUSED_BEFORE_LOOKUP) - labels == set(), "stale entries"
     with httpx.Client(base_url=server.url) as client:
         document = client.get("/openapi.json").json()
@@ -74,6 +74,16 @@ def test_another_organization_gets_what_a_random_id_gets(world: World, case: Cas
         assert looked_up(random), f"{case.route.label} never reaches its lookup: {random}"
     assert theirs == random, f"{case.route.label}: {theirs} != {random}"
     assert_no_trace(world, theirs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_without_a_key_a_real_id_gets_what_a_random_id_gets(world: World, case: Case) -> None:
+    """No unauthenticated answer tells whether an object exists."""
+    real = answer(world, case, key="", real=True)
+    random = answer(world, case, key="", real=False)
+    assert real == random, f"{case.route.label}: {real} != {random}"
+    assert real.status in (401, 403, 426, 1008), real
+    assert_no_trace(world, real)
 
 
 #: Organization-wide objects (not about an environment) that a key limited to some

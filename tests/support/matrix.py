@@ -66,6 +66,7 @@ REFUSED_BEFORE_LOOKUP: dict[str, str] = {
     "PUT /toolbox/{sandboxId}/computeruse/{rest}": "not supported",
     "PUT /v1/orgs/{org_id}/quotas": "operator only",
     "GET /v1/environments/{env}/pty": "426: a WebSocket route",
+    "GET /preview/{env}/{port}/": "takes a preview token, not an API key: 401 without one",
     "PUT /v1/model-providers/{name}": "a name is per organization: a create, refused here",
     "WS /v1/environments/{env}/pty": "refused before the upgrade",
     "WS /toolbox/{sandboxId}/process/pty/create-connect": "refused before the upgrade",
@@ -124,9 +125,8 @@ class World:
 
     def client(self, key: str) -> httpx.Client:
         if key not in self.clients:
-            self.clients[key] = httpx.Client(
-                base_url=self.server.url, headers={"X-API-KEY": key}, timeout=30
-            )
+            headers = {"X-API-KEY": key} if key else {}
+            self.clients[key] = httpx.Client(base_url=self.server.url, headers=headers, timeout=30)
         return self.clients[key]
 
     def close(self, api: httpx.Client) -> None:
@@ -347,7 +347,8 @@ def _ws_answer(
     if query:
         url += "?" + urlencode(query)
     try:
-        with connect(url, additional_headers={"X-API-KEY": key}, open_timeout=30) as socket:
+        headers = {"X-API-KEY": key} if key else {}
+        with connect(url, additional_headers=headers, open_timeout=30) as socket:
             try:
                 if first is not None:
                     socket.send(first)

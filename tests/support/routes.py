@@ -134,9 +134,13 @@ def _kinds(route: RouteInfo) -> tuple[tuple[str, str], ...]:
     return kinds
 
 
+#: Served by the preview router in front of the routes (no route of its own).
+PREVIEW = RouteInfo("GET", "/preview/{env}/{port}/", ("env", "port"), in_schema=False)
+
+
 def cases() -> list[Case]:
     """One case per (method, path) with a path parameter that names an id."""
-    found = [Case(r, _kinds(r)) for r in app_routes() if r.params]
+    found = [Case(r, _kinds(r)) for r in (*app_routes(), PREVIEW) if r.params]
     found = [c for c in found if any(kind != "value" for _, kind in c.kinds)]
     return sorted(found, key=lambda c: (_destructive(c.route), c.route.path, c.route.method))
 
