@@ -14,7 +14,8 @@ TOKEN_VAR = "SANDBAY_ENVD_TOKEN"  # noqa: S105 (a variable's name, not a secret)
 UNKNOWN_EXIT = -1
 MIB = 1024 * 1024
 #: What a development sandbox needs (package managers switch users, chown files);
-#: everything else of Docker's default set (NET_RAW, MKNOD, SETFCAP, …) is dropped.
+#: everything else of Docker's default set (NET_RAW, MKNOD, SETFCAP, SYS_CHROOT, …) is
+#: dropped. The README's "Isolation" section lists it; tests/security checks it.
 CAPABILITIES = [
     "CHOWN",
     "DAC_OVERRIDE",
@@ -24,7 +25,6 @@ CAPABILITIES = [
     "SETGID",
     "SETUID",
     "NET_BIND_SERVICE",
-    "SYS_CHROOT",
 ]
 
 
