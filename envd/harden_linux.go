@@ -54,7 +54,12 @@ func shedToken() error {
 		}
 	}
 	env = append(env, tokenFDVar+"="+strconv.Itoa(p[0]))
-	err := syscall.Exec("/proc/self/exe", os.Args, env)
+	// By its own path, not /proc/self/exe: the process keeps its name (comm) envd.
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding envd's binary: %w", err)
+	}
+	err = syscall.Exec(exe, os.Args, env)
 	return fmt.Errorf("re-executing envd: %w", err)
 }
 
