@@ -219,12 +219,14 @@ def test_an_agent_token_opens_only_its_own_agent_and_is_no_api_key(
     static_envs: Callable[..., dict[str, Any]],
 ) -> None:
     a, b = static_envs()["id"], static_envs()["id"]
-    # The workload of A can read A's token from PID 1's initial environment ...
-    environ = _ok(api, a, _bb("cat", "/proc/1/environ")).split("\0")
-    token = next(e for e in environ if e.startswith(f"{TOKEN_VAR}="))[len(TOKEN_VAR) + 1 :]
-    assert len(token) >= 32
-    # ... but no process it starts gets it.
+    # The workload of A cannot read A's token from PID 1 (non-dumpable, and its initial
+    # environment no longer holds it), and no process it starts gets it ...
+    assert f"{TOKEN_VAR}=" not in run(api, a, _bb("cat", "/proc/1/environ"))["stdout"]
     assert TOKEN_VAR not in _ok(api, a, _bb("env"))
+    # ... and whoever had it anyway (the engine's view of the container) opens only A.
+    config_env = docker_client.api.inspect_container(container_name(a))["Config"]["Env"]
+    token = next(e for e in config_env if e.startswith(f"{TOKEN_VAR}="))[len(TOKEN_VAR) + 1 :]
+    assert len(token) >= 32
     bearer = f"Authorization: Bearer {token}"
 
     own = _fetch(api, a, f"http://127.0.0.1:{PORT}/v1/health", bearer)

@@ -171,22 +171,25 @@ async def test_one_environments_token_opens_no_other_agent(
     b = (await envs.started()).environment_id
     client = docker.from_env()
     b_ip = client.api.inspect_container(container_name(b))["NetworkSettings"]["IPAddress"]
-    # The workload of A can learn A's token; it opens nothing on B's agent.
+    # The workload of A cannot learn A's token from PID 1 ...
+    code, out = await run(runtime, a, ["/bin/sh", "-c", "cat /proc/1/environ; true"])
+    assert code == 0 and b"SANDBAY_ENVD_TOKEN=" not in out
+    # ... and whoever had it anyway (the engine's view) opens nothing on B's agent.
+    config_env = client.api.inspect_container(container_name(a))["Config"]["Env"]
+    token = next(e for e in config_env if e.startswith("SANDBAY_ENVD_TOKEN="))[19:]
     script = textwrap.dedent("""
         import sys, urllib.request, urllib.error
-        environ = open("/proc/1/environ", "rb").read().split(b"\\0")
-        token = [e for e in environ if e.startswith(b"SANDBAY_ENVD_TOKEN=")][0][19:]
         url = f"http://{sys.argv[1]}:{sys.argv[2]}/v1/health"
-        headers = {"Authorization": "Bearer " + token.decode()}
+        headers = {"Authorization": "Bearer " + sys.argv[3]}
         try:
             urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5)
             print(200)
         except urllib.error.HTTPError as e:
             print(e.code)
     """)
-    code, out = await run(runtime, a, ["python3", "-c", script, b_ip, str(PORT)])
+    code, out = await run(runtime, a, ["python3", "-c", script, b_ip, str(PORT), token])
     assert (code, out.strip()) == (0, b"401")
-    code, out = await run(runtime, a, ["python3", "-c", script, "127.0.0.1", str(PORT)])
+    code, out = await run(runtime, a, ["python3", "-c", script, "127.0.0.1", str(PORT), token])
     assert (code, out.strip()) == (0, b"200")  # the same token does open A's own
     # Nor does the token hand the platform's identity to processes: it is not in their env.
     code, out = await run(runtime, a, ["/bin/sh", "-c", "env"])
