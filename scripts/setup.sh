@@ -58,6 +58,34 @@ if ! docker_ok; then
   fi
 fi
 
+# 3b. gVisor (`runtime: runsc`): Debian's runsc registered with the engine. Its network
+#     mode is `host`, i.e. the gVisor kernel uses the container's own network namespace
+#     (the one Docker made): its netstack mode refuses to start on this kernel (it takes
+#     any namespace with net.core.rmem_default for the host's) and would bypass the
+#     namespace's iptables, where network policies are enforced. docs/isolation.md.
+if [ "${SANDBAY_SKIP_RUNSC:-0}" != 1 ] && is_root; then
+  apt_install runsc
+  want='{"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}'
+  if python3 - "$want" <<'PY'
+import json, os, sys
+path = "/etc/docker/daemon.json"
+conf = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
+want = json.loads(sys.argv[1])
+if conf.get("runtimes", {}).get("runsc") == want:
+    sys.exit(1)
+conf.setdefault("runtimes", {})["runsc"] = want
+os.makedirs("/etc/docker", exist_ok=True)
+with open(path + ".tmp", "w") as f:
+    json.dump(conf, f, indent=2)
+os.replace(path + ".tmp", path)
+PY
+  then
+    say "registering runsc (gVisor) with the engine"
+    pkill -HUP -x dockerd || true  # the engine reloads its runtimes on SIGHUP
+    for _ in $(seq 1 20); do docker info -f '{{json .Runtimes}}' 2>/dev/null | grep -q runsc && break; sleep 0.5; done
+  fi
+fi
+
 # 4. PostgreSQL for the test suite (the platform defaults to SQLite; point
 #    SANDBAY_DATABASE_URL at PostgreSQL for several replicas). Role sandbay/sandbay.
 if [ "${SANDBAY_SKIP_POSTGRES:-0}" != 1 ]; then

@@ -142,7 +142,9 @@ async def create_environment(
     image = planned.ref
     mounts = await resolve_mounts(session, org_id, body.volumes)
     # An image still to be built is not on the runner yet: the environment waits for it.
-    runtime = body.runtime or await _org_default_runtime(session, org_id) or placement.default_runtime
+    runtime = (
+        body.runtime or await _org_default_runtime(session, org_id) or placement.default_runtime
+    )
     await _check_fits(provider, body, image if planned.ready else None, runtime)
     if body.kind is EnvironmentKind.MANAGED:
         await admit(session, org_id, cpu=body.cpu, memory_mb=body.memory_mb)
