@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.factories import delete, running_env
 from tests.support.server import ADMIN_KEY, LiveServer
 
 EXAMPLES = int(os.environ.get("SANDBAY_FUZZ_EXAMPLES", "5"))
@@ -58,9 +59,22 @@ def _fuzz_key(server: LiveServer) -> str:
     return str(org["api_key"]["key"])
 
 
-def _command(server: LiveServer, key: str, report: Path) -> list[str]:
+#: Beyond the CLI's options: the coverage phase also repeats query parameters.
+CONFIG = """
+[phases.coverage]
+generate-duplicate-query-parameters = true
+"""
+#: The routes that reach inside an environment (exec, files, processes, logs, metrics;
+#: Daytona's toolbox), fuzzed a second time with a running environment as their id.
+INSIDE = r"^/(v1/environments/\{env\}/(exec|files|processes|logs|metrics)|toolbox/)"
+
+
+def _command(server: LiveServer, key: str, tmp_path: Path, config: str = "") -> list[str]:
+    (tmp_path / "schemathesis.toml").write_text(CONFIG + config)
     command = [
         str(BIN / "schemathesis"),
+        "--config-file",
+        str(tmp_path / "schemathesis.toml"),
         "run",
         f"{server.url}/openapi.json",
         "--header",
@@ -82,20 +96,16 @@ def _command(server: LiveServer, key: str, report: Path) -> list[str]:
         "--report",
         "junit",
         "--report-junit-path",
-        str(report),
+        str(tmp_path / "fuzz.xml"),
     ]
     for operation_id in EXCLUDED:
         command += ["--exclude-operation-id", operation_id]
     return command
 
 
-@pytest.mark.timeout(3600)
-def test_fuzzing_finds_no_server_error_and_no_schema_violation(
-    server: LiveServer, tmp_path: Path
-) -> None:
-    report = tmp_path / "fuzz.xml"
+def _run(command: list[str], tmp_path: Path) -> None:
     run = subprocess.run(
-        _command(server, _fuzz_key(server), report),
+        command,
         capture_output=True,
         text=True,
         timeout=3500,
@@ -107,3 +117,28 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(
     print(run.stdout[run.stdout.rfind("SUMMARY") :])
     failures = run.stdout[run.stdout.find("FAILURES") : run.stdout.rfind("SUMMARY")]
     assert run.returncode == 0, f"{failures[:60_000]}\nfull log: {log}\n{run.stderr[-2000:]}"
+
+
+@pytest.mark.timeout(3600)
+def test_fuzzing_finds_no_server_error_and_no_schema_violation(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    _run(_command(server, _fuzz_key(server), tmp_path), tmp_path)
+
+
+@pytest.mark.timeout(3600)
+def test_fuzzing_inside_a_running_environment(server: LiveServer, tmp_path: Path) -> None:
+    """Most ids the fuzzer makes up name nothing (404): here the routes that reach
+    inside an environment get a running one, so exec, files, processes and the
+    toolbox take generated input for real."""
+    key = _fuzz_key(server)
+    with server.client(key=key) as client:
+        env = running_env(client, name="fuzz-inside", memory_mb=256)
+        pinned = f"""
+[parameters]
+"path.env" = "{env["id"]}"
+"path.sandboxId" = "{env["id"]}"
+"""
+        command = _command(server, key, tmp_path, pinned)
+        _run([*command, "--include-path-regex", INSIDE], tmp_path)
+        delete(client, env["id"])
