@@ -21,6 +21,13 @@ import pytest
 from daytona import Daytona, DaytonaConfig
 from websockets.sync.client import connect
 
+from tests.support.agents import (
+    AGENT_IMAGE,
+    new_secret,
+    put_claude_provider,
+    require_agent_image,
+    start_model_server,
+)
 from tests.support.engine import container_state
 from tests.support.factories import (
     assert_envelope,
@@ -34,7 +41,7 @@ from tests.support.factories import (
 from tests.support.inside import METRIC_FIELDS, run, sh
 from tests.support.inside_app import start_app
 from tests.support.polling import eventually
-from tests.support.server import ADMIN_KEY, LiveServer
+from tests.support.server import ADMIN_KEY, LiveServer, free_port
 from tests.support.ssh import SshLogin
 
 pytestmark = pytest.mark.docker
@@ -52,11 +59,15 @@ def _engine_runtime(client: docker.DockerClient, env_id: str) -> str:
     return str(_container(client, env_id).attrs["HostConfig"]["Runtime"])
 
 
-@pytest.fixture(scope="module")
-def gvisor(server: LiveServer, database_url: str | None) -> Iterator[dict[str, Any]]:
-    """The one runsc environment of the module (a workload that logs, an env var)."""
+@pytest.fixture(scope="module", autouse=True)
+def sqlite_only(database_url: str | None) -> None:
     if database_url is not None:
         pytest.skip("exercises the engine's runtime, not the database: run on SQLite only")
+
+
+@pytest.fixture(scope="module")
+def gvisor(server: LiveServer) -> Iterator[dict[str, Any]]:
+    """The one runsc environment of the module (a workload that logs, an env var)."""
     with server.client() as api:
         env = running_env(
             api,
@@ -87,7 +98,7 @@ def peer(server: LiveServer, gvisor: dict[str, Any]) -> Iterator[str]:
 
 def _reaches(api: httpx.Client, env: str, address: str) -> bool:
     probe = f"curl -s -o /dev/null --max-time 3 http://{address}:8000/"
-    return run(api, env, probe)["exit_code"] == 0
+    return bool(run(api, env, probe)["exit_code"] == 0)
 
 
 def test_the_environment_runs_under_gvisor(
@@ -149,7 +160,7 @@ def test_background_process_and_terminal(
     with connect(ws_url, additional_headers={"X-API-KEY": server.key}) as socket:
         assert json.loads(socket.recv(timeout=30))["type"] == "session"
         socket.send(b"stty size; uname -r; exit 5\n")
-        frames = []
+        frames: list[str | bytes] = []
         while not frames or not isinstance(frames[-1], str):
             frames.append(socket.recv(timeout=30))
     screen = b"".join(f for f in frames if isinstance(f, bytes))
@@ -260,10 +271,8 @@ def test_delete_removes_the_container(
 
 
 @pytest.fixture(scope="module")
-def gvisor_org(server: LiveServer, database_url: str | None) -> str:
+def gvisor_org(server: LiveServer) -> str:
     """An organization of its own (its default runtime changes nothing elsewhere)."""
-    if database_url is not None:
-        pytest.skip("exercises the engine's runtime, not the database: run on SQLite only")
     with server.client(key=ADMIN_KEY) as admin:
         created = admin.post("/v1/orgs", json={"name": f"gvisor-{uuid.uuid4().hex[:8]}"})
         assert created.status_code == 201, created.text
@@ -319,3 +328,27 @@ def test_unknown_runtime_and_gpu_under_gvisor_are_refused(
     with server.client(key=gvisor_org) as org:
         bad_default = org.patch("/v1/orgs/current", json={"default_runtime": "kata"})
     assert_envelope(bad_default, 400, "invalid_request_error")
+
+
+def test_claude_code_agent_runs_under_gvisor(
+    api: httpx.Client, docker_client: docker.DockerClient
+) -> None:
+    """The real Claude Code CLI, its model the scripted server behind the model relay."""
+    require_agent_image(docker_client)
+    env = running_env(api, image=AGENT_IMAGE, runtime="runsc")
+    secret, port = new_secret("sk-ant"), free_port()
+    put_claude_provider(api, "claude-gvisor", port=port, secret=secret)
+    path, content = "/workspace/g/hello.txt", "hi from gvisor"
+    start_model_server(
+        docker_client, api, env["id"], port=port, path=path, content=content, final="Done."
+    )
+    body = {"prompt": "Create hello.txt", "agent": "claude", "project": "g",
+            "provider": "claude-gvisor"}  # fmt: skip
+    try:
+        answer = api.post(f"/v1/environments/{env['id']}/agent/execute", json=body, timeout=300)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "completed", answer.json()
+        assert sh(api, env["id"], f"cat {path}") == content
+    finally:
+        api.delete("/v1/model-providers/claude-gvisor")
+        delete(api, env["id"])
