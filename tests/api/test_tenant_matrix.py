@@ -29,6 +29,7 @@ from tests.support.matrix import (
     assert_no_trace,
     build_world,
     looked_up,
+    standing,
 )
 from tests.support.routes import Case, app_routes, case_id, unnamed_parameters
 from tests.support.server import LiveServer
@@ -40,6 +41,7 @@ PERMISSIONS = [p.value for p in Permission]
 def world(server: LiveServer) -> Iterator[World]:
     with server.client() as api:
         built = build_world(server, api)
+        built.before = standing(built)
         try:
             yield built
         finally:
@@ -107,6 +109,12 @@ KNOWN_OPEN = {
     "DELETE /v1/model-providers/{name}": "a key limited to environments deletes the "
     "organization's model provider (services/agents/providers.py)",
 }
+
+
+def test_nothing_of_this_organization_changed_under_the_refused_calls(world: World) -> None:
+    """Runs after the calls above: a call refused with the answer of a random id
+    changed nothing either."""
+    assert standing(world) == world.before
 
 
 @dataclass(frozen=True)
@@ -181,3 +189,11 @@ def _check_scoped(world: World, scoped: ScopedKeys, case: Case) -> None:
     elif case.route.label not in READABLE_BY_LIMITED_KEYS:
         assert got.status in (400, 403, 404), f"{case.route.label}, key limited elsewhere: {got}"
         assert_no_trace(world, got)
+
+
+def test_nothing_of_this_organization_changed_under_the_scoped_refusals(world: World) -> None:
+    """After the permission matrix; the model provider is left out while an
+    environment-limited key can still change it (KNOWN_OPEN)."""
+    now, before = standing(world), dict(world.before)
+    now.pop("provider"), before.pop("provider")
+    assert now == before

@@ -122,6 +122,7 @@ class World:
     document: dict[str, Any]
     clients: dict[str, httpx.Client] = field(default_factory=dict)
     env_ids: list[str] = field(default_factory=list)
+    before: dict[str, Any] = field(default_factory=dict)
 
     def client(self, key: str) -> httpx.Client:
         if key not in self.clients:
@@ -377,3 +378,29 @@ def assert_no_trace(world: World, got: Answer) -> None:
     for kind, value in world.real.items():
         if kind not in NOT_MADE and value not in got.sent:
             assert value not in text, f"{kind} {value!r} leaked: {got.raw[:500]}"
+
+
+def standing(world: World) -> dict[str, Any]:
+    """What this organization's objects look like, in the fields no refused call may
+    change (an answer that refuses after changing something would still compare
+    equal): the environment's state and labels, the key, the work item, the SSH
+    credential, the process, the volume, the snapshot, the model provider."""
+    api, real = world.client(world.key), world.real
+    env = api.get(f"/v1/environments/{real['env']}").json()
+    keys = {k["id"]: k for k in api.get("/v1/keys").json()["data"]}
+    work = api.get(f"/v1/environments/{real['work_env']}/work/{real['work']}").json()
+    credentials = api.get(f"/v1/environments/{real['env']}/ssh/credentials").json()["data"]
+    process = api.get(f"/v1/environments/{real['env']}/processes/{real['process']}").json()
+    return {
+        "env": {f: env.get(f) for f in ("name", "state", "desired_state", "labels", "public")},
+        "key": keys[real["key"]]["revoked_at"],
+        "work": {f: work.get(f) for f in ("state", "status", "metadata", "data")},
+        "ssh": [c.get("revoked_at") for c in credentials if c["id"] == real["ssh_credential"]],
+        "process": process.get("status", process.get("state")),
+        "volume": api.get(f"/volumes/{real['volume']}").json().get("state"),
+        "snapshot": api.get(f"/snapshots/{real['snapshot']}").json().get("state"),
+        "provider": api.get(f"/v1/model-providers/{real['model_provider']}").json(),
+        "session": api.get(f"/toolbox/{real['env']}/process/session/{real['daytona_session']}")
+        .json()
+        .get("sessionId"),
+    }
