@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncssh
 
+from sandbay.domain import ids
 from sandbay.domain.environments import Event
 from sandbay.domain.states import EnvState
 from sandbay.gateway.ssh.session import open_forward, run_process
@@ -34,6 +35,26 @@ log = logging.getLogger(__name__)
 _TOUCH_EVERY_S = 30.0
 #: Between telling sessions why they end and dropping the connection.
 _DISCONNECT_DELAY_S = 1.0
+
+
+class _UserNameFilter(logging.Filter):
+    """asyncssh logs every login's user name at INFO, and a Daytona SSH token *is*
+    the user name: a user name that is not an environment id (a token, or whatever
+    a client typed) is written as `[redacted]`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "user %s" in str(record.msg) and isinstance(record.args, tuple):
+            record.args = tuple(
+                a if not isinstance(a, str) or ids.has_prefix(a, ids.ENVIRONMENT) else "[redacted]"
+                for a in record.args
+            )
+        return True
+
+
+def _redact_user_names() -> None:
+    logger = logging.getLogger("asyncssh")
+    if not any(isinstance(f, _UserNameFilter) for f in logger.filters):
+        logger.addFilter(_UserNameFilter())
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +217,7 @@ class SshGateway:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
+        _redact_user_names()
         self._server = await asyncssh.create_server(
             lambda: _Connection(self),
             self._config.bind,
