@@ -44,6 +44,11 @@ TARGETS: dict[str, tuple[str, float]] = {
     "agent_idle_rss_per_env": ("kb_max", 10240.0),
     "agent_idle_cpu_100_envs": ("percent_max", 1.0),
 }
+#: op prefix → a comparison an issue asks to report, without a pass/fail target.
+REPORTED: dict[str, str] = {
+    # issue 16: "lifecycle and exec under runsc vs runc, side by side"
+    "runtime_": "reported: runsc vs runc",
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ KINDS = {
 #: How each figure beside the latencies is printed, in this order ("other" column);
 #: a figure the baseline has too is followed by the baseline's.
 FIGURES: dict[str, str] = {
+    "vs_runc": "×{:.2f} runc's p50",
     "agent_direct_p50_ms": "agent direct p50 {:.2f} ms",
     "added_p50_ms": "added p50 {:+.2f} ms",
     "errors": "{:.0f} errors",
@@ -96,15 +102,16 @@ class Mode:
     idle: list[int]  # idle environments, in steps
     settle: float
     warm: int
+    runtimes: int  # rounds of the runc-vs-runsc comparison (exec: 4 times as many calls)
 
 
 MODES = {
     "smoke": Mode(n=2, files_mb=[1], concurrent=[5], execs=(100, 10), wrk_s=1, list_size=50,
-                  idle=[0, 5], settle=1.0, warm=2),
+                  idle=[0, 5], settle=1.0, warm=2, runtimes=1),
     "quick": Mode(n=5, files_mb=[1, 100], concurrent=[20], execs=(100, 10), wrk_s=3, list_size=200,
-                  idle=[0, 100], settle=10.0, warm=5),
+                  idle=[0, 100], settle=10.0, warm=5, runtimes=3),
     "full": Mode(n=12, files_mb=[1, 100], concurrent=[20, 50], execs=(100, 10), wrk_s=10,
-                 list_size=1000, idle=[0, 100, 500], settle=20.0, warm=12),
+                 list_size=1000, idle=[0, 100, 500], settle=20.0, warm=12, runtimes=8),
 }  # fmt: skip
 
 
@@ -170,6 +177,9 @@ def run(mode: str, profile: bool) -> dict[str, Any]:
                 results[f"exec_concurrent_{execs}_on_{envs}"] = _pair(
                     ops.exec_concurrent(api, raw, execs, envs)
                 )
+            available = tuple(r for r in ops.RUNTIMES if r in raw.runtimes())
+            for name, pair in ops.runtimes(api, raw, cfg.runtimes, available).items():
+                results[name] = _pair(pair)
             results["preview_connect"] = _pair(ops.preview_connect(api, raw, cfg.n * 8))
             if api.has("/v1/environments/{env}/files"):
                 for size in cfg.files_mb:
@@ -242,8 +252,9 @@ def evaluate(results: dict[str, Any], list_size: int) -> dict[str, Any]:
         entry.update(row.get("metrics", {}))
         entry.update({f"baseline_{k}": v for k, v in row.get("baseline_metrics", {}).items()})
         target = TARGETS.get(op.replace(f"list_{list_size}", "list_1000"))
+        reported = next((text for prefix, text in REPORTED.items() if op.startswith(prefix)), None)
         if target is None:
-            entry.update(target=None, value=None, met=None)
+            entry.update(target=reported, value=None, met=None)
         else:
             kind, limit = target
             rule = KINDS[kind]

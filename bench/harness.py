@@ -128,8 +128,9 @@ class RawDocker:
         self.label = f"sandbay-bench-raw-{os.getpid()}"
         self._n = 0
 
-    def run(self, command: list[str] | None = None) -> str:
-        """create volume + create container + start (what `docker run -d` does)."""
+    def run(self, command: list[str] | None = None, runtime: str | None = None) -> str:
+        """create volume + create container + start (what `docker run -d` does), under
+        `runtime` if given (`--runtime`), else the engine's default."""
         self._n += 1
         name = f"{self.label}-{self._n}"
         labels = {"sandbay.bench": self.label}
@@ -144,6 +145,7 @@ class RawDocker:
             memswap_limit=1024 * MIB,
             nano_cpus=1_000_000_000,
             binds={name: {"bind": "/workspace", "mode": "rw"}},
+            runtime=runtime,
         )
         self.api.create_container(
             IMAGE,
@@ -164,6 +166,10 @@ class RawDocker:
     def remove(self, name: str) -> None:
         self.api.remove_container(name, force=True)
         self.api.remove_volume(name, force=True)
+
+    def runtimes(self) -> set[str]:
+        """The runtimes the engine has registered (`runsc` once `make setup` ran)."""
+        return set(self.client.info().get("Runtimes") or {"runc": {}})
 
     def inspect(self, name: str) -> Container:
         """Any container of this engine (sandbay's `sandbay-<env id>` too)."""

@@ -467,3 +467,83 @@ def warm_creates(api: Api, n: int) -> Samples:
     for thread in deletes:  # the server must outlive its deletes
         thread.join()
     return samples
+
+
+#: The runtimes compared side by side (issue 16), in this order.
+RUNTIMES = ("runc", "runsc")
+RUNTIME_OPS = {
+    "create": DOCKER_RUN,
+    "stop": "docker stop",
+    "start": "docker start",
+    "delete": "docker rm -f, volume rm",
+    "exec": DOCKER_EXEC,
+}
+
+
+def runtimes(api: Api, raw: RawDocker, n: int, names: tuple[str, ...]) -> dict[str, Pair]:
+    """create→running, stop, start, delete and exec `true` under each runtime of
+    `names` (runc first): through the API, and on raw Docker with the same `--runtime`
+    (the engine's own cost of the runtime), the runtimes alternated in one loop. Rows
+    `runtime_<op>_<runtime>`; the others than runc's also carry `vs_runc`, their p50
+    over runc's (the raw engine's beside it, as `baseline_vs_runc`)."""
+    ours = {(op, rt): Samples() for op in RUNTIME_OPS for rt in names}
+    base = {(op, rt): Samples() for op in RUNTIME_OPS for rt in names}
+    for _ in range(n):
+        for rt in names:
+            _runtime_round(api, raw, rt, n * 4, ours, base)
+    pairs: dict[str, Pair] = {}
+    for op, engine in RUNTIME_OPS.items():
+        for rt in names:
+            pair: Pair = {"sandbay": ours[op, rt], "baseline": base[op, rt],
+                          "baseline_name": f"{engine} ({rt})"}  # fmt: skip
+            if rt != names[0]:
+                first = (op, names[0])
+                pair["metrics"] = {"vs_runc": ours[op, rt].pct(50) / ours[first].pct(50)}
+                pair["baseline_metrics"] = {"vs_runc": base[op, rt].pct(50) / base[first].pct(50)}
+            pairs[f"runtime_{op}_{rt}"] = pair
+    return pairs
+
+
+def _runtime_round(
+    api: Api,
+    raw: RawDocker,
+    runtime: str,
+    execs: int,
+    ours: dict[tuple[str, str], Samples],
+    base: dict[tuple[str, str], Samples],
+) -> None:
+    """One environment and one raw container under `runtime`, through every op."""
+    env: dict[str, Any] = {}
+
+    def create() -> None:
+        env.update(api.create(runtime=runtime))
+        api.wait(env["id"], "running")
+
+    ours["create", runtime].add(timed(create))
+    eid = env["id"]
+    ours["stop", runtime].add(timed(_act(api, eid, "stop", "stopped")))
+    ours["start", runtime].add(timed(_act(api, eid, "start", "running")))
+    path = f"/v1/environments/{eid}/exec"
+
+    def via_api() -> None:
+        answer = api.http.post(path, json={"command": ["true"]})
+        answer.raise_for_status()
+        assert answer.json()["exit_code"] == 0, answer.text
+
+    box: dict[str, str] = {}
+    base["create", runtime].add(timed(lambda: box.update(name=raw.run(runtime=runtime))))
+    name = box["name"]
+    base["stop", runtime].add(timed(lambda: raw.api.stop(name, timeout=10)))
+    base["start", runtime].add(timed(lambda: raw.api.start(name)))
+    container = raw.client.containers.get(name)
+
+    def via_docker() -> None:
+        assert container.exec_run(["true"]).exit_code == 0
+
+    for fn in (via_api, via_docker):  # the first call of each is not measured
+        fn()
+    for _ in range(execs):
+        ours["exec", runtime].add(timed(via_api))
+        base["exec", runtime].add(timed(via_docker))
+    ours["delete", runtime].add(timed(lambda: api.delete(eid)))
+    base["delete", runtime].add(timed(lambda: raw.remove(name)))

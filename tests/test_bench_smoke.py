@@ -16,7 +16,8 @@ def test_bench_smoke_run_writes_results_for_every_operation(tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     latest = json.loads((tmp_path / "latest.json").read_text())
     for op in ("create", "start", "stop_graceful", "stop_force", "restart", "delete",
-               "create_warm_pool", "get_environment", "rss_per_idle_env"):  # fmt: skip
+               "create_warm_pool", "get_environment", "rss_per_idle_env",
+               "runtime_create_runc", "runtime_exec_runc"):  # fmt: skip
         assert op in latest, op
     for op in ("create", "stop_graceful", "delete"):
         entry = latest[op]
@@ -24,5 +25,7 @@ def test_bench_smoke_run_writes_results_for_every_operation(tmp_path: Path) -> N
         assert entry["ratio"] == entry["sandbay_p50_ms"] / entry["baseline_p50_ms"]
         assert entry["met"] in (True, False)
     assert latest["get_environment"]["rps"] > 0
+    if "runtime_create_runsc" in latest:  # the engine has gVisor (`make setup`)
+        assert latest["runtime_exec_runsc"]["vs_runc"] > 0
     runs = list(tmp_path.glob("2*.json"))
     assert len(runs) == 1 and json.loads(runs[0].read_text())["mode"] == "smoke"
