@@ -105,6 +105,7 @@ class RequestGuard:
             receive,
             send,
             sessions=platform.sessions,
+            box=platform.secrets,
             org_id=principal.org_id or "*admin",
             key=key,
         )

@@ -5,15 +5,19 @@ a retry with the key and the same body gets that answer again (status, body,
 while the first still runs wait for its answer (up to `limits.idempotency_wait`,
 then 409). The same key with another body is 422, as the IETF draft
 (draft-ietf-httpapi-idempotency-key-header) says. Only a change that happened (a
-2xx) is kept; a refused or failed request frees the key for a corrected retry."""
+2xx) is kept; a refused or failed request frees the key for a corrected retry. A
+kept answer may hold a secret shown once (a new key, a token, a signing key), so it
+is stored as Fernet ciphertext under a key derived from the server's secrets key."""
 
 import asyncio
+import base64
 import hashlib
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,6 +26,7 @@ from sandbay.api.errors import ErrorRenderers
 from sandbay.db.models import IdempotencyKeyModel
 from sandbay.db.queries import idempotency as queries
 from sandbay.kit.clock import utcnow
+from sandbay.services.agents.secrets import SecretBox
 
 HEADER = b"idempotency-key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
@@ -53,6 +58,7 @@ class Idempotency:
         send: Send,
         *,
         sessions: async_sessionmaker[AsyncSession],
+        box: SecretBox,
         org_id: str,
         key: str,
     ) -> None:
@@ -69,18 +75,27 @@ class Idempotency:
         ref = (org_id, key, f"{scope['method']} {scope['path']}")
         await self._purge(sessions)
         deadline, pause = time.monotonic() + self.wait, 0.02
+        sealer = _sealer(box)
         while True:
             held = await queries.claim(
                 sessions, ref, fingerprint, ttl=self.ttl, abandoned_after=_ABANDONED
             )
             if held is None:
-                return await self._run(app, scope, receive, send, sessions, ref, body)
+                return await self._run(app, scope, receive, send, sessions, ref, body, sealer)
             if held.fingerprint != fingerprint:
                 return await self._refuse(
                     scope, send, 422, "this Idempotency-Key was used with another request body"
                 )
             if held.status_code is not None:
-                return await _replay(held, send)
+                try:
+                    answer = sealer.decrypt(held.body or b"")
+                except InvalidToken:
+                    return await self._refuse(
+                        scope, send, 409,
+                        "the answer kept for this Idempotency-Key cannot be read "
+                        "(the server's secrets key changed): retry with a new key",
+                    )  # fmt: skip
+                return await _replay(held, answer, send)
             if time.monotonic() >= deadline:
                 return await self._refuse(
                     scope, send, 409, "a request with this Idempotency-Key is still in progress"
@@ -97,6 +112,7 @@ class Idempotency:
         sessions: async_sessionmaker[AsyncSession],
         ref: queries.Ref,
         body: bytes,
+        sealer: Fernet,
     ) -> None:
         """Run the request with its body replayed; keep a 2xx answer, else free the key."""
         start: dict[str, Any] = {}
@@ -129,7 +145,8 @@ class Idempotency:
                 for n, v in start.get("headers", [])
                 if n.lower() in _KEPT_HEADERS
             ]
-            await queries.store(sessions, ref, status_code=status, headers=headers, body=answer)
+            sealed = sealer.encrypt(answer)
+            await queries.store(sessions, ref, status_code=status, headers=headers, body=sealed)
         else:
             await queries.release(sessions, ref)
 
@@ -166,8 +183,12 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(parts)
 
 
-async def _replay(held: IdempotencyKeyModel, send: Send) -> None:
-    body = held.body or b""
+def _sealer(box: SecretBox) -> Fernet:
+    """The Fernet of kept answers: its own key, derived from the secrets key."""
+    return Fernet(base64.urlsafe_b64encode(box.derive_key("idempotency-answers")))
+
+
+async def _replay(held: IdempotencyKeyModel, body: bytes, send: Send) -> None:
     headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in held.headers]
     headers += [(b"content-length", str(len(body)).encode()), (b"idempotent-replayed", b"true")]
     await send({"type": "http.response.start", "status": held.status_code, "headers": headers})
