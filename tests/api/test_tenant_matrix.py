@@ -36,6 +36,11 @@ from tests.support.server import LiveServer
 
 PERMISSIONS = [p.value for p in Permission]
 
+#: The permission matrix (15 calls and more per route) runs whole on SQLite and on
+#: every 4th route on PostgreSQL: the scoping it checks is the same SQL on both, and
+#: the whole of it there would double the module's time.
+POSTGRESQL_SAMPLE = 4
+
 
 @pytest.fixture(scope="module")
 def world(server: LiveServer) -> Iterator[World]:
@@ -159,8 +164,10 @@ def _about_an_environment(case: Case) -> bool:
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_a_key_lacking_what_a_route_needs_gets_what_a_random_id_gets(
-    world: World, scoped: ScopedKeys, case: Case
+    world: World, scoped: ScopedKeys, case: Case, database_url: str | None
 ) -> None:
+    if database_url and CASES.index(case) % POSTGRESQL_SAMPLE:
+        pytest.skip("on PostgreSQL a sample of the permission matrix runs (all on SQLite)")
     if case.route.label not in KNOWN_OPEN:
         _check_scoped(world, scoped, case)
         return
