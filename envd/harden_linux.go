@@ -27,7 +27,11 @@ func harden() error {
 	if err := hidePID1(); err != nil {
 		return err
 	}
-	return installSeccomp()
+	if err := installSeccomp(); err != nil {
+		return err
+	}
+	preloadNoAutomountShim()
+	return nil
 }
 
 // shedToken re-executes envd with the token moved from its environment into a pipe

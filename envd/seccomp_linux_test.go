@@ -160,10 +160,24 @@ func TestInstalledFilterRefusesAndAllows(t *testing.T) {
 		}
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestInstalledFilterRefusesAndAllows$", "-test.v")
-	cmd.Env = append(os.Environ(), "ENVD_SECCOMP_CHILD=1")
-	out, err := cmd.CombinedOutput()
+	// Through the reaper: other tests of this package start it, and it then takes
+	// every child's status (exec.Cmd.Wait would race it).
+	startReaper()
+	out, err := os.CreateTemp(t.TempDir(), "child")
 	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
+		t.Fatal(err)
+	}
+	defer out.Close()
+	argv := []string{os.Args[0], "-test.run=^TestInstalledFilterRefusesAndAllows$", "-test.v"}
+	_, done, err := spawn(argv[0], argv, &syscall.ProcAttr{
+		Env:   append(os.Environ(), "ENVD_SECCOMP_CHILD=1"),
+		Files: []uintptr{0, out.Fd(), out.Fd()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status := <-done; status.ExitStatus() != 0 {
+		text, _ := os.ReadFile(out.Name())
+		t.Fatalf("child: %v\n%s", status, text)
 	}
 }

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=build/envd
-HASH="$(sha256sum envd/*.go envd/go.mod | sha256sum | cut -c1-64)"
+HASH="$(sha256sum envd/*.go envd/go.mod envd/shim/*.c | sha256sum | cut -c1-64)"
 VERSION="${HASH:0:12}"
 
 if [ -x "$OUT/envd" ] && [ "$(cat "$OUT/.stamp" 2>/dev/null || true)" = "$HASH" ]; then
@@ -32,6 +32,15 @@ mkdir -p "$OUT"
   CGO_ENABLED=0 GOFLAGS=-mod=mod GOPROXY=off go build -trimpath -tags osusergo,netgo \
     -ldflags "-s -w -X main.version=$VERSION" -o "../$OUT/envd.new" .
 )
+# The statx shim envd preloads where the kernel refuses AT_NO_AUTOMOUNT (gVisor's,
+# envd/shim/nomount.c): x86_64, no libc linked; Debian's gcc is installed if missing.
+if [ "$(uname -m)" = x86_64 ]; then
+  if ! command -v gcc >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc; } >/dev/null
+  fi
+  gcc -O2 -fPIC -shared -nostdlib -fno-stack-protector -o "$OUT/nomount.so.new" envd/shim/nomount.c
+  mv -f "$OUT/nomount.so.new" "$OUT/nomount.so"
+fi
 # A rename, so running environments keep the binary they started with.
 mv -f "$OUT/envd.new" "$OUT/envd"
 echo "$HASH" >"$OUT/.stamp"
