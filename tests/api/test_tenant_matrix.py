@@ -23,6 +23,7 @@ import pytest
 from sandbay.domain.keys import Permission
 from tests.support.matrix import (
     CASES,
+    NOT_MADE,
     REFUSED_BEFORE_LOOKUP,
     World,
     answer,
@@ -114,6 +115,27 @@ KNOWN_OPEN = {
     "DELETE /v1/model-providers/{name}": "a key limited to environments deletes the "
     "organization's model provider (services/agents/providers.py)",
 }
+
+
+PARENTS = frozenset({"env", "work_env"})
+#: Routes naming an object (made here) under an environment: the object must be
+#: looked up under that environment, not by its id alone.
+NESTED = [
+    case
+    for case in CASES
+    if any(kind in PARENTS for _, kind in case.kinds)
+    and any(kind not in {*PARENTS, *NOT_MADE, "value"} for _, kind in case.kinds)
+]
+
+
+@pytest.mark.parametrize("case", NESTED, ids=case_id)
+def test_an_object_named_under_another_environment_is_not_found_there(
+    world: World, case: Case
+) -> None:
+    got = answer(world, case, key=world.key, real=True, parents=world.siblings)
+    random = answer(world, case, key=world.key, real=False, parents=world.siblings)
+    assert got == random, f"{case.route.label}: {got} != {random}"
+    assert_no_trace(world, got)
 
 
 def test_nothing_of_this_organization_changed_under_the_refused_calls(world: World) -> None:

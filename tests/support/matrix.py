@@ -123,6 +123,8 @@ class World:
     clients: dict[str, httpx.Client] = field(default_factory=dict)
     env_ids: list[str] = field(default_factory=list)
     before: dict[str, Any] = field(default_factory=dict)
+    #: Other environments of this organization, to name its objects under.
+    siblings: dict[str, str] = field(default_factory=dict)
 
     def client(self, key: str) -> httpx.Client:
         if key not in self.clients:
@@ -200,6 +202,10 @@ def build_world(server: LiveServer, api: httpx.Client) -> World:
     }.items():
         real[kind] = shape
     random = {kind: like(value) for kind, value in real.items()}
+    siblings = {
+        "env": running_env(api, name=f"sibling-{tag}")["id"],
+        "work_env": self_hosted_env(api, name=f"hosted-sibling-{tag}")["id"],
+    }
     with server.client(key=ADMIN_KEY) as admin:
         other = _created(admin.post("/v1/orgs", json={"name": f"other-{tag}"}))
     document = httpx.get(f"{server.url}/openapi.json").json()
@@ -211,7 +217,8 @@ def build_world(server: LiveServer, api: httpx.Client) -> World:
         random=random,
         markers=markers,
         document=document,
-        env_ids=[env_id, hosted["id"]],
+        env_ids=[env_id, hosted["id"], *siblings.values()],
+        siblings=siblings,
     )
 
 
@@ -297,9 +304,12 @@ def request_parts(world: World, route: RouteInfo) -> dict[str, Any]:
     return parts
 
 
-def path_of(world: World, case: Case, *, real: bool) -> tuple[str, dict[str, str]]:
-    """The path with every parameter filled, and what each filled value stands for."""
-    values = world.real if real else world.random
+def path_of(
+    world: World, case: Case, *, real: bool, parents: dict[str, str] | None = None
+) -> tuple[str, dict[str, str]]:
+    """The path with every parameter filled (environments by `parents` when given),
+    and what each filled value stands for."""
+    values = {**(world.real if real else world.random), **(parents or {})}
     path, used = case.route.path, {}
     for param, kind in case.kinds:
         value = VALUES[param] if kind == "value" else values[kind]
@@ -315,9 +325,11 @@ def normalize(text: str, used: dict[str, str]) -> str:
     return _VOLATILE.sub("<volatile>", text)
 
 
-def answer(world: World, case: Case, *, key: str, real: bool) -> Answer:
+def answer(
+    world: World, case: Case, *, key: str, real: bool, parents: dict[str, str] | None = None
+) -> Answer:
     """One call of `case` with `key`, on the real objects or on random ids."""
-    path, used = path_of(world, case, real=real)
+    path, used = path_of(world, case, real=real, parents=parents)
     if case.route.websocket:
         first = WS_FIRST_MESSAGE.get(case.route.path)
         return _ws_answer(world, path, key, used, first, QUERY.get(case.route.path, {}))
