@@ -107,14 +107,10 @@ READABLE_BY_LIMITED_KEYS = frozenset(
     }
 )
 
-#: Leaks found by the matrix in code this part may not change (src/sandbay/services/
-#: agents/ is being reworked elsewhere): strict, so a fix makes them fail until removed.
-KNOWN_OPEN = {
-    "PUT /v1/model-providers/{name}": "a key limited to environments replaces the "
-    "organization's model provider (services/agents/providers.py)",
-    "DELETE /v1/model-providers/{name}": "a key limited to environments deletes the "
-    "organization's model provider (services/agents/providers.py)",
-}
+#: Leaks the matrix found and not yet fixed: strict, so a fix makes them fail until
+#: removed. (Empty: the model provider's PUT and DELETE by a key limited to
+#: environments were the last.)
+KNOWN_OPEN: dict[str, str] = {}
 
 
 PARENTS = frozenset({"env", "work_env"})
@@ -221,8 +217,5 @@ def _check_scoped(world: World, scoped: ScopedKeys, case: Case) -> None:
 
 
 def test_nothing_of_this_organization_changed_under_the_scoped_refusals(world: World) -> None:
-    """After the permission matrix; the model provider is left out while an
-    environment-limited key can still change it (KNOWN_OPEN)."""
-    now, before = standing(world), dict(world.before)
-    now.pop("provider"), before.pop("provider")
-    assert now == before
+    """After the permission matrix."""
+    assert standing(world) == dict(world.before)

@@ -22,7 +22,7 @@ from sandbay.domain.keys import Permission, Principal
 from sandbay.kit.clock import utcnow
 from sandbay.services.agents.secrets import SecretBox
 from sandbay.services.events.record import record_event
-from sandbay.services.tenancy.auth import require
+from sandbay.services.tenancy.auth import require, require_organization_wide
 
 PROVIDER_ID = "mp"
 
@@ -55,8 +55,10 @@ def to_api(row: ModelProviderModel) -> ModelProvider:
 async def put_provider(
     session: AsyncSession, principal: Principal, box: SecretBox, name: str, body: ModelProviderPut
 ) -> ModelProvider:
-    """Create or replace a provider; the credential is encrypted before it is stored."""
-    org_id = require(principal, Permission.MODEL_PROVIDERS_WRITE)
+    """Create or replace a provider; the credential is encrypted before it is stored.
+    A key limited to given environments may not: the provider serves the whole
+    organization (and a new base_url would receive its stored key)."""
+    org_id = require_organization_wide(principal, Permission.MODEL_PROVIDERS_WRITE)
     if body.kind is ProviderKind.OPENAI_COMPATIBLE and not body.base_url:
         raise InvalidRequest("base_url is required for an openai-compatible provider")
     row = await queries.provider_named(session, org_id, name)
@@ -106,7 +108,7 @@ async def list_providers(session: AsyncSession, principal: Principal) -> list[Mo
 
 
 async def delete_provider(session: AsyncSession, principal: Principal, name: str) -> None:
-    org_id = require(principal, Permission.MODEL_PROVIDERS_WRITE)
+    org_id = require_organization_wide(principal, Permission.MODEL_PROVIDERS_WRITE)
     row = await queries.provider_named(session, org_id, name)
     if row is None:
         raise NotFound(f"no model provider {name!r}")

@@ -100,13 +100,13 @@ def require(principal: Principal, permission: Permission) -> str:
 
 def require_organization_wide(principal: Principal, permission: Permission) -> str:
     """`require`, for a change to an object of the whole organization (a volume, a
-    snapshot, a warm pool): a key limited to given environments reaches no further
+    snapshot, a warm pool, a model provider): a key limited to given environments reaches no further
     than them, so it may not make, change or delete what every environment shares."""
     org_id = require(principal, permission)
     if principal.environment_ids is not None:
         raise PermissionDenied(
             "a key restricted to given environments cannot change objects of the whole "
-            "organization (volumes, snapshots, warm pools)"
+            "organization (volumes, snapshots, warm pools, model providers)"
         )
     return org_id
 
