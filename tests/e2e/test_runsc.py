@@ -18,7 +18,7 @@ from typing import Any
 import docker
 import httpx
 import pytest
-from daytona import Daytona, DaytonaConfig
+from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig, VolumeMount
 from websockets.sync.client import connect
 
 from tests.support.agents import (
@@ -125,6 +125,10 @@ def test_exec_returns_output_exit_code_env_and_workspace_cwd(
     assert result["stdout"] == "gvisor more\n/workspace\n"
     assert result["stderr"] == "oops\n"
     assert run(api, gvisor["id"], ["pwd"], cwd="/tmp")["stdout"] == "/tmp\n"
+    assert run(api, gvisor["id"], ["id", "-u"], user="nobody")["stdout"] == "65534\n"
+    slow = run(api, gvisor["id"], "sleep 1001 & sleep 1002", timeout=1)
+    assert slow["timed_out"] is True
+    assert "sleep 100" not in sh(api, gvisor["id"], "ps -eo args")  # its whole tree killed
 
 
 def test_files_upload_list_download_and_delete(api: httpx.Client, gvisor: dict[str, Any]) -> None:
@@ -303,19 +307,35 @@ def test_org_default_runtime_applies_to_creates_without_one(
         delete(org, explicit["id"])
 
 
-def test_daytona_sdk_sandbox_gets_the_org_default_runtime(
-    server: LiveServer, gvisor_org: str
+def test_daytona_sdk_sandbox_gets_the_org_default_runtime_and_shares_a_volume_with_runc(
+    server: LiveServer, gvisor_org: str, docker_client: docker.DockerClient
 ) -> None:
+    """A sandbox of the SDK (no runtime in its request) in an organization whose
+    default is runsc runs under gVisor; a shared volume mounted there and in a runc
+    environment carries files both ways (gVisor's mounts are not cached as its own)."""
     with server.client(key=gvisor_org) as org:
         org.patch("/v1/orgs/current", json={"default_runtime": "runsc"}).raise_for_status()
-    daytona = Daytona(DaytonaConfig(api_key=gvisor_org, api_url=server.url))
-    sandbox = daytona.create()
-    try:
-        answer = sandbox.process.exec("uname -r")
-        assert answer.exit_code == 0
-        assert answer.result.strip() != HOST_RELEASE
-    finally:
-        daytona.delete(sandbox)
+        daytona = Daytona(DaytonaConfig(api_key=gvisor_org, api_url=server.url))
+        volume = daytona.volume.create(f"gvisor-{uuid.uuid4().hex[:8]}")
+        mount = {"volume_id": volume.id, "mount_path": "/data"}
+        sandbox = daytona.create(
+            CreateSandboxFromSnapshotParams(
+                volumes=[VolumeMount(volume_id=volume.id, mount_path="/data")]
+            )
+        )
+        peer = create_env(org, name="runc-peer", runtime="runc", volumes=[mount])
+        try:
+            assert _engine_runtime(docker_client, sandbox.id) == "runsc"
+            answer = sandbox.process.exec("uname -r; echo from-gvisor > /data/a")
+            assert answer.exit_code == 0
+            assert answer.result.split()[0] != HOST_RELEASE
+            wait_state(org, peer["id"], "running")
+            assert sh(org, peer["id"], "cat /data/a; echo from-runc > /data/b") == "from-gvisor\n"
+            assert sandbox.process.exec("cat /data/b").result.strip() == "from-runc"
+        finally:
+            daytona.delete(sandbox, wait=True)
+            delete(org, peer["id"])
+            daytona.volume.delete(volume)
 
 
 def test_unknown_runtime_and_gpu_under_gvisor_are_refused(
