@@ -18,7 +18,14 @@ from typing import Any
 import docker
 import httpx
 import pytest
-from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig, VolumeMount
+from daytona import (
+    CreateSandboxFromSnapshotParams,
+    Daytona,
+    DaytonaConfig,
+    DaytonaError,
+    Resources,
+    VolumeMount,
+)
 from websockets.sync.client import connect
 
 from tests.support.agents import (
@@ -307,12 +314,13 @@ def test_org_default_runtime_applies_to_creates_without_one(
         delete(org, explicit["id"])
 
 
-def test_daytona_sdk_sandbox_gets_the_org_default_runtime_and_shares_a_volume_with_runc(
+def test_daytona_sandbox_gets_the_org_default_runtime_shares_a_volume_and_resizes_stopped(
     server: LiveServer, gvisor_org: str, docker_client: docker.DockerClient
 ) -> None:
     """A sandbox of the SDK (no runtime in its request) in an organization whose
     default is runsc runs under gVisor; a shared volume mounted there and in a runc
-    environment carries files both ways (gVisor's mounts are not cached as its own)."""
+    environment carries files both ways (gVisor's mounts are not cached as its own);
+    a resize waits for a stop, since gVisor cannot change a running sandbox's limits."""
     with server.client(key=gvisor_org) as org:
         org.patch("/v1/orgs/current", json={"default_runtime": "runsc"}).raise_for_status()
         daytona = Daytona(DaytonaConfig(api_key=gvisor_org, api_url=server.url))
@@ -332,6 +340,14 @@ def test_daytona_sdk_sandbox_gets_the_org_default_runtime_and_shares_a_volume_wi
             wait_state(org, peer["id"], "running")
             assert sh(org, peer["id"], "cat /data/a; echo from-runc > /data/b") == "from-gvisor\n"
             assert sandbox.process.exec("cat /data/b").result.strip() == "from-runc"
+            # gVisor has no live update of its limits: refused while it runs, done stopped.
+            with pytest.raises(DaytonaError, match="gVisor"):
+                sandbox.resize(Resources(memory=2))
+            sandbox.stop()
+            sandbox.resize(Resources(memory=2))
+            sandbox.start()
+            meminfo = sandbox.process.exec("head -1 /proc/meminfo").result.split()
+            assert meminfo[1:] == [str(2 * 1024 * 1024), "kB"]  # gVisor's kernel sees it
         finally:
             daytona.delete(sandbox, wait=True)
             delete(org, peer["id"])

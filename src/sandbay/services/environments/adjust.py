@@ -15,6 +15,7 @@ from sandbay.domain.environments import Environment, EnvironmentKind, Environmen
 from sandbay.domain.errors import InvalidRequest, RuntimeFailure
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.resize import Size, plan_resize
+from sandbay.domain.runtime import Runtime
 from sandbay.domain.states import DesiredState, EnvState
 from sandbay.domain.variables import change_variables
 from sandbay.kit.clock import utcnow
@@ -133,7 +134,14 @@ async def resize(
         if env.kind is EnvironmentKind.SELF_HOSTED:
             raise InvalidRequest("a self-hosted environment runs on its own worker: no resize")
         current = Size(env.cpu, env.memory_mb, env.disk_gb)
-        new = plan_resize(env.state, current, cpu=cpu, memory_mb=memory_mb, disk_gb=disk_gb)
+        new = plan_resize(
+            env.state,
+            current,
+            cpu=cpu,
+            memory_mb=memory_mb,
+            disk_gb=disk_gb,
+            runtime=Runtime(env.runtime or Runtime.RUNC),
+        )
         host = await provider.host_resources()
         if new.cpu > host.cpus:
             raise InvalidRequest(f"cpu {new.cpu:g} exceeds the runner's {host.cpus:g} CPUs")
