@@ -45,6 +45,7 @@ def _sse_doc(description: str) -> dict[int | str, dict[str, Any]]:
             {
                 "type": "object",
                 "description": "`error`: the command could not start",
+                "required": ["type", "message"],
                 "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
             },
         ]
