@@ -361,6 +361,17 @@ def test_unknown_runtime_and_gpu_under_gvisor_are_refused(
     assert "runsc" in assert_envelope(kata, 400, "invalid_request_error")
     gpu = api.post("/v1/environments", json={"runtime": "runsc", "gpu": 1})
     assert "gVisor" in assert_envelope(gpu, 400, "invalid_request_error")
+    # gVisor's pids limit counts its own host threads (~10 a process): reaching it ends
+    # the sandbox, so a limit it cannot live with is refused, and the floor holds 20.
+    small = api.post("/v1/environments", json={"runtime": "runsc", "pids_limit": 256})
+    assert "at least 512" in assert_envelope(small, 400, "invalid_request_error")
+    env = running_env(api, name="gvisor-pids-floor", runtime="runsc", pids_limit=512)
+    try:
+        spawn = "for i in $(seq 20); do sleep 300 >/dev/null 2>&1 & done; ps -e | grep -c sleep"
+        assert sh(api, env["id"], spawn) == "20\n"
+        assert sh(api, env["id"], "echo alive") == "alive\n"
+    finally:
+        delete(api, env["id"])
     with server.client(key=gvisor_org) as org:
         bad_default = org.patch("/v1/orgs/current", json={"default_runtime": "kata"})
     assert_envelope(bad_default, 400, "invalid_request_error")

@@ -15,6 +15,12 @@ class Runtime(StrEnum):
     RUNSC = "runsc"
 
 
+#: Under gVisor the engine's pids limit counts the sandbox's own host threads (on its
+#: ptrace platform about 60 at rest and some 10 for each process inside), and reaching
+#: it ends the whole sandbox rather than failing a fork: below this the agent and a
+#: few commands already reach it.
+RUNSC_MIN_PIDS_LIMIT = 512
+
 #: Rows from before runtimes were recorded ran under runc.
 RecordedRuntime = Annotated[Runtime, BeforeValidator(lambda v: v or Runtime.RUNC)]
 

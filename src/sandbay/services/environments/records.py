@@ -26,7 +26,13 @@ from sandbay.domain.environments import (
 from sandbay.domain.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.pools import WarmPoolSpec, claim_key
-from sandbay.domain.runtime import ContainerSpec, NetworkRules, Runtime, SharedMount
+from sandbay.domain.runtime import (
+    RUNSC_MIN_PIDS_LIMIT,
+    ContainerSpec,
+    NetworkRules,
+    Runtime,
+    SharedMount,
+)
 from sandbay.domain.states import EnvState
 from sandbay.domain.variables import change_variables
 from sandbay.kit.clock import utcnow
@@ -106,6 +112,12 @@ async def _check_fits(
         )
     if runtime is Runtime.RUNSC and body.gpu:
         raise InvalidRequest("runtime 'runsc' (gVisor) cannot pass GPUs through: use runc")
+    if runtime is Runtime.RUNSC and body.pids_limit < RUNSC_MIN_PIDS_LIMIT:
+        raise InvalidRequest(
+            f"pids_limit {body.pids_limit} is too small for runtime 'runsc' (gVisor): its "
+            f"limit counts the sandbox's own threads (about 10 per process inside); give "
+            f"at least {RUNSC_MIN_PIDS_LIMIT}"
+        )
     if body.cpu > host.cpus:
         raise InvalidRequest(f"cpu {body.cpu:g} exceeds the runner's {host.cpus:g} CPUs")
     if body.memory_mb * MIB > host.memory_bytes:
