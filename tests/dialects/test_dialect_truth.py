@@ -183,7 +183,6 @@ def test_camposcloud_answers_the_status_a_get_then_shows(
 # ---- Chowder (brief 003) ----------------------------------------------------------------
 
 
-@pytest.mark.timeout(900)
 @pytest.fixture
 def sqlite_only(database_url: str | None) -> None:
     """Before the server starts, for the OpenClaw gateway's slow stops and starts,
@@ -192,6 +191,7 @@ def sqlite_only(database_url: str | None) -> None:
         pytest.skip("the OpenClaw gateway's stop and start, which no database changes: SQLite only")
 
 
+@pytest.mark.timeout(900)
 def test_chowder_stop_answers_stopped_once_it_is_and_a_start_right_after_is_served(
     sqlite_only: None, server: LiveServer, api: httpx.Client, docker_client: docker.DockerClient
 ) -> None:
