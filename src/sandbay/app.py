@@ -21,7 +21,6 @@ from sandbay.api.query import single_valued_query
 from sandbay.api.ratelimit import RateLimiter
 from sandbay.api.v1 import ROUTERS
 from sandbay.dialects import DIALECTS, install_dialects
-from sandbay.dialects.error_shapes import ERROR_SHAPES
 from sandbay.gateway.preview.proxy import PreviewProxy, PreviewRouter
 from sandbay.platform import Platform, Role
 from sandbay.services.events.requests import RequestAudit
@@ -97,8 +96,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(PreviewRouter, domain=settings.preview.domain, proxy=preview)
     for router in ROUTERS:
         app.include_router(router)
-    install_dialects(app, renderers, DIALECTS)
-    install_openapi(app, ErrorShapes(ERROR_SHAPES))
+    shapes = ErrorShapes()
+    install_dialects(app, renderers, shapes, DIALECTS)
+    install_openapi(app, shapes)
     return app
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbay.domain.errors import ConcurrentUpdate, SandbayError
+from sandbay.kit.prefixes import ByPrefix
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +53,12 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-class ErrorRenderers:
-    """Picks the renderer for a request by the longest matching path prefix."""
+class ErrorRenderers(ByPrefix[Renderer]):
+    """Picks the renderer for a request by the longest matching path prefix (the
+    native envelope under no dialect's)."""
 
     def __init__(self) -> None:
-        self._by_prefix: list[tuple[str, Renderer]] = []
-
-    def register(self, prefix: str, renderer: Renderer) -> None:
-        self._by_prefix.append((prefix, renderer))
-        self._by_prefix.sort(key=lambda item: len(item[0]), reverse=True)
-
-    def for_path(self, path: str) -> Renderer:
-        for prefix, renderer in self._by_prefix:
-            if path.startswith(prefix):
-                return renderer
-        return envelope
+        super().__init__(envelope)
 
 
 def install_error_handlers(app: FastAPI, renderers: ErrorRenderers) -> None:

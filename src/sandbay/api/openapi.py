@@ -7,11 +7,13 @@ the generated document: each with the error shape of the surface that answers it
 (the native envelope, or a dialect's own, by the longest matching path prefix, as
 `ErrorRenderers` picks the renderer)."""
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+
+from sandbay.kit.prefixes import ByPrefix
 
 Schema = dict[str, Any]
 
@@ -69,7 +71,6 @@ class Operation:
     """What decides which refusals an operation can answer."""
 
     method: str
-    path: str
     spec: Schema
 
     def parameters(self, where: str) -> list[str]:
@@ -110,22 +111,15 @@ def error_statuses(op: Operation) -> set[int]:
     return statuses
 
 
-class ErrorShapes:
-    """The error shape of each path prefix (longest match wins, native by default)."""
+class ErrorShapes(ByPrefix[ErrorShape]):
+    """The error shape of each path prefix (longest match wins, native by default):
+    the dialects register theirs with their renderers (`dialects.kit`)."""
 
-    def __init__(self, shapes: Mapping[str, ErrorShape] | None = None) -> None:
-        self._by_prefix = sorted((shapes or {}).items(), key=lambda i: len(i[0]), reverse=True)
-
-    def for_path(self, path: str) -> ErrorShape:
-        for prefix, shape in self._by_prefix:
-            if path.startswith(prefix):
-                return shape
-        return NATIVE
+    def __init__(self) -> None:
+        super().__init__(NATIVE)
 
     def all(self) -> Iterable[ErrorShape]:
-        return (
-            {shape.name: shape for _, shape in self._by_prefix} | {NATIVE.name: NATIVE}
-        ).values()
+        return {shape.name: shape for shape in self.values()}.values()
 
 
 def _response(status: int, ref: str, existing: Schema | None) -> Schema:
@@ -168,13 +162,9 @@ def _declare_streams(responses: Schema) -> None:
             stream["schema"] = sse_events(stream["schema"])
 
 
-def declare_errors(
-    schema: Schema,
-    shapes: ErrorShapes,
-    extra: Callable[[Operation], set[int]] | None = None,
-) -> Schema:
+def declare_errors(schema: Schema, shapes: ErrorShapes) -> Schema:
     """Add the error answers of every operation of `schema` (in place) and the
-    components they name; `extra` gives statuses a kind of route adds."""
+    components they name."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for shape in shapes.all():
         components[shape.name] = shape.schema
@@ -182,11 +172,11 @@ def declare_errors(
         for method, spec in item.items():
             if not isinstance(spec, dict) or "responses" not in spec:
                 continue
-            op = Operation(method, path, spec)
+            op = Operation(method, spec)
             ref = f"#/components/schemas/{shapes.for_path(path).name}"
             responses: Schema = spec["responses"]
             _declare_streams(responses)
-            statuses = error_statuses(op) | (extra(op) if extra else set())
+            statuses = error_statuses(op)
             validation = responses.get("422", {}).get("content", {})
             if "422" in responses and 422 not in statuses and _is_fastapi_422(validation):
                 del responses["422"]
@@ -206,19 +196,14 @@ def _is_fastapi_422(content: Schema) -> bool:
     )
 
 
-def install_openapi(
-    app: FastAPI, shapes: ErrorShapes, extra: Callable[[Operation], set[int]] | None = None
-) -> None:
-    """Make `app.openapi()` return the generated document with its errors declared."""
+def install_openapi(app: FastAPI, shapes: ErrorShapes) -> None:
+    """Make `app.openapi()` return the generated document with its errors declared
+    (once: FastAPI keeps the document it generated)."""
     generate = app.openapi
-    done = False
 
     def openapi() -> Schema:
-        nonlocal done
-        schema = generate()
-        if not done:
-            declare_errors(schema, shapes, extra)
-            done = True
-        return schema
+        if app.openapi_schema is None:
+            app.openapi_schema = declare_errors(generate(), shapes)
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -30,6 +30,7 @@ from sandbay.api.deps import (
     SessionDep,
     get_platform,
 )
+from sandbay.dialects.error_shapes import CAMPOSCLOUD
 from sandbay.dialects.kit import (
     Dialect,
     coarse_states,
@@ -377,4 +378,10 @@ async def app_logs(
     return CamposLogs(logs=await _read_capped(chunks))
 
 
-DIALECT = Dialect(name="camposcloud", prefixes=(PREFIX,), routers=(router,), renderer=render_error)
+DIALECT = Dialect(
+    name="camposcloud",
+    prefixes=(PREFIX,),
+    routers=(router,),
+    renderer=render_error,
+    error_shape=CAMPOSCLOUD,
+)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from sandbay.api.deps import AgentsDep, PrincipalDep
+from sandbay.dialects.error_shapes import CHOWDER
 from sandbay.dialects.kit import Dialect
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.instances import InstanceView, timestamp
@@ -236,4 +237,10 @@ def render_error(request: Request, status_code: int, error_type: str, message: s
     return JSONResponse({"detail": message}, status_code=status_code)
 
 
-DIALECT = Dialect(name="chowder", prefixes=(PREFIX,), routers=(router,), renderer=render_error)
+DIALECT = Dialect(
+    name="chowder",
+    prefixes=(PREFIX,),
+    routers=(router,),
+    renderer=render_error,
+    error_shape=CHOWDER,
+)

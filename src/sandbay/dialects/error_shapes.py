@@ -1,12 +1,8 @@
-"""Each dialect's error body as an OpenAPI schema, by the path prefixes it answers
-(the same prefixes its renderer is registered for), so `/openapi.json` declares the
-shape a client of that platform actually gets."""
+"""Each dialect's error body as an OpenAPI schema: a dialect names its own in its
+`Dialect`, and is installed with it for the prefixes its renderer answers, so
+`/openapi.json` declares the shape a client of that platform actually gets."""
 
 from sandbay.api.openapi import ErrorShape, Schema
-from sandbay.dialects import camposcloud, chowder, qoder
-from sandbay.dialects.cloudcli import agents as cloudcli_agents
-from sandbay.dialects.cloudcli import environments as cloudcli
-from sandbay.dialects.daytona.errors import API_PREFIXES, TOOLBOX_PREFIX
 
 _STRING = {"type": "string"}
 
@@ -54,15 +50,3 @@ CHOWDER = ErrorShape(
 )
 CLOUDCLI = ErrorShape("CloudCliError", _object(["error"], error=_STRING))
 CAMPOSCLOUD = ErrorShape("CamposCloudError", _object(["message"], message=_STRING))
-
-#: Path prefix → the error shape answered under it.
-ERROR_SHAPES: dict[str, ErrorShape] = {
-    **dict.fromkeys(API_PREFIXES, DAYTONA_API),
-    TOOLBOX_PREFIX: DAYTONA_TOOLBOX,
-    qoder.PREFIX: QODER,
-    chowder.PREFIX: CHOWDER,
-    cloudcli.PREFIX: CLOUDCLI,
-    cloudcli_agents.PREFIX: CLOUDCLI,
-    cloudcli_agents.ALIAS: CLOUDCLI,
-    camposcloud.PREFIX: CAMPOSCLOUD,
-}

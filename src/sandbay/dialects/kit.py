@@ -6,8 +6,8 @@ error bodies of one field, and native requests validated with the platform's own
 
 import math
 import shlex
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp
 
 from sandbay.api.errors import ErrorRenderers, Renderer
+from sandbay.api.openapi import ErrorShape, ErrorShapes
 from sandbay.domain.environments import NAME_RE
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.states import EnvState
@@ -28,21 +29,28 @@ WordT = TypeVar("WordT", bound=str)
 @dataclass(frozen=True)
 class Dialect:
     """One platform's surface: its routes, the path prefixes whose errors it answers
-    in its own shape, and the ASGI middleware its answers need."""
+    in its own shape (rendered by `renderer`, declared in the OpenAPI document as
+    `error_shape`, or the prefix's own in `prefix_error_shapes`), and the ASGI
+    middleware its answers need."""
 
     name: str
     prefixes: tuple[str, ...]
     routers: tuple[APIRouter, ...]
     renderer: Renderer
+    error_shape: ErrorShape
     middleware: tuple[Callable[[ASGIApp], ASGIApp], ...] = ()
+    prefix_error_shapes: Mapping[str, ErrorShape] = field(default_factory=dict)
 
 
-def install_dialects(app: FastAPI, renderers: ErrorRenderers, dialects: Iterable[Dialect]) -> None:
-    """Mount each dialect in order: its error shape for its prefixes, its
-    middleware, its routes."""
+def install_dialects(
+    app: FastAPI, renderers: ErrorRenderers, shapes: ErrorShapes, dialects: Iterable[Dialect]
+) -> None:
+    """Mount each dialect in order: its error shape for its prefixes (rendered, and
+    declared in the document), its middleware, its routes."""
     for dialect in dialects:
         for prefix in dialect.prefixes:
             renderers.register(prefix, dialect.renderer)
+            shapes.register(prefix, dialect.prefix_error_shapes.get(prefix, dialect.error_shape))
         for middleware in dialect.middleware:
             app.add_middleware(middleware)
         for router in dialect.routers:

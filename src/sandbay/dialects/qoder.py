@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbay.api.deps import PrincipalDep, SessionDep, WorkDep
+from sandbay.dialects.error_shapes import QODER
 from sandbay.dialects.kit import Dialect
 from sandbay.domain.errors import InvalidRequest
 from sandbay.domain.work import (
@@ -295,5 +296,6 @@ DIALECT = Dialect(
     prefixes=(PREFIX,),
     routers=(router,),
     renderer=render_error,
+    error_shape=QODER,
     middleware=(RequestIdMiddleware,),
 )

@@ -15,6 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstrain
 from sandbay.api.deps import AgentsDep, PrincipalDep
 from sandbay.api.sse import agent_run_answer
 from sandbay.dialects.cloudcli.environments import render_error
+from sandbay.dialects.error_shapes import CLOUDCLI
 from sandbay.dialects.kit import Dialect
 from sandbay.domain.agents import (
     MAX_AGENT_TIMEOUT_S,
@@ -134,4 +135,5 @@ DIALECT = Dialect(
     prefixes=(PREFIX, ALIAS),
     routers=(router, alias_router),
     renderer=render_error,
+    error_shape=CLOUDCLI,
 )

@@ -28,6 +28,7 @@ from sandbay.api.deps import (
     SessionDep,
     request_origin,
 )
+from sandbay.dialects.error_shapes import CLOUDCLI
 from sandbay.dialects.kit import (
     Dialect,
     coarse_states,
@@ -259,4 +260,10 @@ async def stop_environment(
     return CloudCliStatusMessage(message=f"Environment is {shown}", status=shown)
 
 
-DIALECT = Dialect(name="cloudcli", prefixes=(PREFIX,), routers=(router,), renderer=render_error)
+DIALECT = Dialect(
+    name="cloudcli",
+    prefixes=(PREFIX,),
+    routers=(router,),
+    renderer=render_error,
+    error_shape=CLOUDCLI,
+)

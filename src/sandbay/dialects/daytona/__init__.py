@@ -4,6 +4,7 @@ event stream (`/socket.io/`), in Daytona's shapes and error bodies, so that Dayt
 official Python SDK, pointed at sandbay (`api_url` = sandbay's base URL), works
 unchanged. A thin adapter over the native services."""
 
+from sandbay.dialects.error_shapes import DAYTONA_API, DAYTONA_TOOLBOX
 from sandbay.dialects.kit import Dialect
 
 from . import (
@@ -48,5 +49,7 @@ DIALECT = Dialect(
         refused.router,
     ),
     renderer=render_error,
+    error_shape=DAYTONA_API,
+    prefix_error_shapes={TOOLBOX_PREFIX: DAYTONA_TOOLBOX},
     middleware=(socket_io,),
 )
