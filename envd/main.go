@@ -61,7 +61,7 @@ func tune() {
 // takeConfig reads envd's settings and removes every SANDBAY_ENVD_* variable, so no
 // child ever sees the token.
 func takeConfig() (token, port string) {
-	token, port = os.Getenv("SANDBAY_ENVD_TOKEN"), os.Getenv("SANDBAY_ENVD_PORT")
+	token, port = os.Getenv(tokenVar), os.Getenv("SANDBAY_ENVD_PORT")
 	if token == "" {
 		token = tokenFromFD(os.Getenv(tokenFDVar)) // envd init moved it (shedToken)
 	}

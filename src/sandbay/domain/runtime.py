@@ -21,8 +21,14 @@ class Runtime(StrEnum):
 #: few commands already reach it.
 RUNSC_MIN_PIDS_LIMIT = 512
 
-#: Rows from before runtimes were recorded ran under runc.
-RecordedRuntime = Annotated[Runtime, BeforeValidator(lambda v: v or Runtime.RUNC)]
+
+def recorded_runtime(value: str | None) -> Runtime:
+    """An environment's recorded runtime: rows from before runtimes were recorded
+    ran under runc."""
+    return Runtime(value or Runtime.RUNC)
+
+
+RecordedRuntime = Annotated[Runtime, BeforeValidator(recorded_runtime)]
 
 
 @dataclass(frozen=True, slots=True)

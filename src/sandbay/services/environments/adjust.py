@@ -15,7 +15,7 @@ from sandbay.domain.environments import Environment, EnvironmentKind, Environmen
 from sandbay.domain.errors import InvalidRequest, RuntimeFailure
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.resize import Size, plan_resize
-from sandbay.domain.runtime import Runtime
+from sandbay.domain.runtime import recorded_runtime
 from sandbay.domain.states import DesiredState, EnvState
 from sandbay.domain.variables import change_variables
 from sandbay.kit.clock import utcnow
@@ -140,7 +140,7 @@ async def resize(
             cpu=cpu,
             memory_mb=memory_mb,
             disk_gb=disk_gb,
-            runtime=Runtime(env.runtime or Runtime.RUNC),
+            runtime=recorded_runtime(env.runtime),
         )
         host = await provider.host_resources()
         if new.cpu > host.cpus:

@@ -32,6 +32,7 @@ from sandbay.domain.runtime import (
     NetworkRules,
     Runtime,
     SharedMount,
+    recorded_runtime,
 )
 from sandbay.domain.states import EnvState
 from sandbay.domain.variables import change_variables
@@ -333,7 +334,7 @@ def container_spec(env: EnvironmentModel, *, instance: str) -> ContainerSpec:
             SharedMount(volume_id=m["volume_id"], path=m["mount_path"], subpath=m.get("subpath"))
             for m in env.volumes or ()
         ),
-        runtime=Runtime(env.runtime or Runtime.RUNC),
+        runtime=recorded_runtime(env.runtime),
     )
 
 

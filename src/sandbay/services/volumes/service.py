@@ -43,7 +43,7 @@ class VolumesService:
         *,
         include_deleted: bool = False,
     ) -> Volume:
-        org_id = _org(principal, Permission.ENVIRONMENTS_READ)
+        org_id = require(principal, Permission.ENVIRONMENTS_READ)
         row = await queries.get(session, org_id, id_or_name, include_deleted=include_deleted)
         if row is None:
             raise NotFound(f"Volume {id_or_name} not found")
@@ -52,7 +52,7 @@ class VolumesService:
     async def list(
         self, session: AsyncSession, principal: Principal, *, include_deleted: bool = False
     ) -> list[Volume]:
-        org_id = _org(principal, Permission.ENVIRONMENTS_READ)
+        org_id = require(principal, Permission.ENVIRONMENTS_READ)
         rows = await queries.listing(session, org_id, include_deleted=include_deleted)
         return [Volume.model_validate(r) for r in rows]
 
@@ -76,10 +76,6 @@ class VolumesService:
         await session.flush()
         self.removed()
         return Volume.model_validate(row)
-
-
-def _org(principal: Principal, permission: Permission) -> str:
-    return require(principal, permission)
 
 
 async def resolve_mounts(
