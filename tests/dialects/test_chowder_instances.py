@@ -166,10 +166,10 @@ def test_instance_lifecycle_through_the_openclaw_gateway(
     assert shown["status"] == "running" and shown["sandbox_id"] == iid
     assert shown["gateway_url"] == status["gateway_url"]
 
-    start_model_server(docker_client, api, iid, port=MODEL_PORT, mode="text", final=ANSWER)
+    start_model_server(iid, port=MODEL_PORT, mode="text", final=ANSWER)
     _say_hello(api, iid, watch)
     # The gateway called the model with the stored key, from inside the environment.
-    assert {r["authorization"] for r in model_requests(docker_client, iid)} == {f"Bearer {secret}"}
+    assert {r["authorization"] for r in model_requests(iid)} == {f"Bearer {secret}"}
     session = api.post(
         f"/v1/instances/{iid}/sessions/support-42/responses", json={"input": "again"}
     )
@@ -192,7 +192,7 @@ def test_instance_lifecycle_through_the_openclaw_gateway(
     assert started.status_code == 200 and started.json()["status"] == "running"
     assert sh(docker_client, iid, "cat /workspace/notes.txt") == "kept\n"
     assert "already running" in _detail(api.post(f"/v1/instances/{iid}/start"), 409)
-    start_model_server(docker_client, api, iid, port=MODEL_PORT, mode="text", final=ANSWER)
+    start_model_server(iid, port=MODEL_PORT, mode="text", final=ANSWER)
     _say_hello(api, iid, watch)
     streamed = watch.response(
         api.post(f"/v1/instances/{iid}/responses", json={"input": "hi", "stream": True})

@@ -36,8 +36,6 @@ def test_execute_streams_data_events_for_the_environment_named_in_the_body(
     watch = SecretWatch(secret)
     put_claude_provider(api, "cloudcli-claude", port=port, secret=secret)
     start_model_server(
-        docker_client,
-        api,
         env["id"],
         port=port,
         path="/workspace/backend/done.txt",

@@ -386,9 +386,7 @@ def test_claude_code_agent_runs_under_gvisor(
     secret, port = new_secret("sk-ant"), free_port()
     put_claude_provider(api, "claude-gvisor", port=port, secret=secret)
     path, content = "/workspace/g/hello.txt", "hi from gvisor"
-    start_model_server(
-        docker_client, api, env["id"], port=port, path=path, content=content, final="Done."
-    )
+    start_model_server(env["id"], port=port, path=path, content=content, final="Done.")
     body = {"prompt": "Create hello.txt", "agent": "claude", "project": "g",
             "provider": "claude-gvisor"}  # fmt: skip
     try:

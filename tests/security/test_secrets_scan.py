@@ -231,7 +231,7 @@ def _agent_run(scene: Scene, api: httpx.Client) -> None:
         secret, port = new_secret("sk-ant"), free_port()
         put_claude_provider(api, "scan-relayed", port=port, secret=secret)
         scene.secrets["model provider key of an agent run"] = secret
-        start_model_server(client, api, env_id, port=port, delay=1, final="Scanned.")
+        start_model_server(env_id, port=port, delay=1, final="Scanned.")
         body = {"prompt": "write it", "agent": "claude", "provider": "scan-relayed"}
         answer: dict[str, Any] = {}
         url = f"/v1/environments/{env_id}/agent/execute"

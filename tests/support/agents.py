@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 import docker
 import httpx
 import pytest
+
+from tests.support.polling import eventually
 
 AGENT_IMAGE = "sandbay-agent:latest"
 MODEL_SERVER = Path(__file__).with_name("model_server.py")
@@ -60,14 +61,11 @@ def put_claude_provider(
     )
 
 
-def start_model_server(
-    client: docker.DockerClient, api: httpx.Client, env_id: str, *, port: int, **options: Any
-) -> None:
+def start_model_server(env_id: str, *, port: int, **options: Any) -> None:
     """Run the scripted model server for the agents of `env_id` on the host's loopback
     at `port`: where a provider's base URL points, the model relay (outside the
     environment) reaches it; nothing inside the environment can. A server left on that
     port by an earlier test is replaced; all are stopped when the tests end."""
-    del client, api  # kept for the callers: the server is no longer in the environment
     _stop_model_server(port)
     log = Path(tempfile.mkdtemp(prefix="model-server-")) / "requests.jsonl"
     argv = [sys.executable, str(MODEL_SERVER), "--port", str(port), "--log", str(log)]
@@ -75,14 +73,15 @@ def start_model_server(
         argv += [f"--{key}", str(value)]
     _SERVERS[port] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _LOGS[env_id] = log
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail("the model server did not come up")
+    eventually(lambda: _answers(port), what="the model server answering", timeout=30)
+
+
+def _answers(port: int) -> bool:
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1)
+        return True
+    except httpx.TransportError:
+        return False
 
 
 _SERVERS: dict[int, subprocess.Popen[bytes]] = {}
@@ -102,9 +101,8 @@ def _stop_model_servers() -> None:
         _stop_model_server(port)
 
 
-def model_requests(client: docker.DockerClient, env_id: str) -> list[dict[str, Any]]:
+def model_requests(env_id: str) -> list[dict[str, Any]]:
     """What the model server of `env_id`'s agents saw (its log, on the host)."""
-    del client
     log = _LOGS.get(env_id)
     text = log.read_text() if log is not None and log.exists() else ""
     return [json.loads(line) for line in text.splitlines() if line.strip()]

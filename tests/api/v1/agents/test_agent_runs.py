@@ -26,13 +26,11 @@ from tests.support.server import ADMIN_KEY, LiveServer
 pytestmark = pytest.mark.docker
 
 
-def _slow_claude(
-    client: docker.DockerClient, api: httpx.Client, env_id: str, port: int, provider: str
-) -> str:
+def _slow_claude(api: httpx.Client, env_id: str, port: int, provider: str) -> str:
     """A provider whose model takes 60 s to answer anything."""
     secret = new_secret("sk-ant")
     put_claude_provider(api, provider, port=port, secret=secret)
-    start_model_server(client, api, env_id, port=port, delay=60)
+    start_model_server(env_id, port=port, delay=60)
     return secret
 
 
@@ -47,7 +45,7 @@ def test_cancel_kills_the_agent_and_the_run_holds_the_environment_active(
     # Auto-stop after 6 s idle: only the running agent keeps it up.
     env = running_env(api, image=AGENT_IMAGE, auto_stop_interval=0.1)
     env_id = env["id"]
-    secret = _slow_claude(docker_client, api, env_id, 18821, "claude-slow")
+    secret = _slow_claude(api, env_id, 18821, "claude-slow")
     watch = SecretWatch(secret)
     url = f"/v1/environments/{env_id}/agent/execute"
     body = {
@@ -88,7 +86,7 @@ def test_a_run_that_outlasts_its_timeout_is_killed_and_recorded_as_timed_out(
 ) -> None:
     require_agent_image(docker_client)
     env = running_env(api, image=AGENT_IMAGE)
-    _slow_claude(docker_client, api, env["id"], 18822, "claude-timeout")
+    _slow_claude(api, env["id"], 18822, "claude-timeout")
     body = {"prompt": "too slow", "agent": "claude", "provider": "claude-timeout", "timeout": 3}
     answer = api.post(f"/v1/environments/{env['id']}/agent/execute", json=body, timeout=120)
     assert answer.status_code == 200

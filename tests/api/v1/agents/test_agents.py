@@ -162,16 +162,14 @@ def test_a_cli_agent_writes_a_file_through_its_models_protocol(
     watch.response(httpx.Response(200, json=stored))
     path, content = f"/workspace/{cli.project}/hello.txt", f"hi from {cli.agent}"
     final = f"{cli.agent.capitalize()} wrote hello.txt."
-    start_model_server(
-        docker_client, api, env_id, port=cli.port, path=path, content=content, final=final
-    )
+    start_model_server(env_id, port=cli.port, path=path, content=content, final=final)
     body = {"prompt": "Create hello.txt", "agent": cli.agent, "project": cli.project}
     stream = _stream(api, env_id, {**body, "provider": provider}, watch)
     started = _assert_wrote_file(stream, cli.tool, final)
     assert started["cwd"] == f"/workspace/{cli.project}" and started["model"] == cli.model
     assert read_file(docker_client, env_id, path) == content.encode()
     _assert_transcript(api, env_id, started["run_id"], stream, watch)
-    cli.called_the_model(model_requests(docker_client, env_id), secret)
+    cli.called_the_model(model_requests(env_id), secret)
     api.delete(f"/v1/model-providers/{provider}")
 
 
@@ -265,8 +263,6 @@ def test_json_answer_clone_from_git_url_and_no_secret_in_events_or_log(
         api.post(f"/v1/environments/{env_id}/exec", json={"command": repo}).json()["exit_code"] == 0
     )
     start_model_server(
-        docker_client,
-        api,
         env_id,
         port=port,
         path="/workspace/cloned/out.txt",

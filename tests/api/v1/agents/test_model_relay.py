@@ -153,9 +153,8 @@ def test_no_key_in_the_environment_and_the_run_credential_works_only_for_its_run
     path = "/workspace/relay/out.txt"
     # Each model answer takes 3 s: the run is live while the test looks inside.
     start_model_server(
-        docker_client, api, env_id, port=port, delay=3, path=path, content="relayed",
-        final="Written through the relay.",
-    )  # fmt: skip
+        env_id, port=port, delay=3, path=path, content="relayed", final="Written through the relay."
+    )
     answer: dict[str, Any] = {}
     body = {"prompt": "write it", "agent": "claude", "provider": "relayed", "project": "relay"}
 
@@ -169,7 +168,7 @@ def test_no_key_in_the_environment_and_the_run_credential_works_only_for_its_run
         agent = eventually(
             lambda: _agent_env(docker_client, env_id), what="Claude Code running", timeout=60
         )
-        eventually(lambda: model_requests(docker_client, env_id), what="a model request")
+        eventually(lambda: model_requests(env_id), what="a model request")
         relay, credential = agent["ANTHROPIC_BASE_URL"], agent["ANTHROPIC_API_KEY"]
         assert "/v1/model-relay" in relay and credential.startswith("sbrelay.run.")
         assert credential != secret
@@ -198,7 +197,7 @@ def test_no_key_in_the_environment_and_the_run_credential_works_only_for_its_run
     assert run["status"] == "completed", run
     assert run["result"] == "Written through the relay."
     assert read_file(docker_client, env_id, path) == b"relayed"
-    seen = [r for r in model_requests(docker_client, env_id) if r["path"] != "/v1/models"]
+    seen = [r for r in model_requests(env_id) if r["path"] != "/v1/models"]
     assert seen and {r["x_api_key"] for r in seen} == {secret}
     assert credential not in json.dumps(run)
     # The run has ended: its credential opens nothing, even from its own environment.
