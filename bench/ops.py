@@ -178,20 +178,11 @@ def exec_true(api: Api, raw: RawDocker, n: int) -> dict[str, Pair]:
     api.wait(env["id"], "running")
     box = raw.inspect(container_name(env["id"]))
     ours, direct, base = Samples(), Samples(), Samples()
-    path = f"/v1/environments/{env['id']}/exec"
     name = raw.run()
-    container = raw.client.containers.get(name)
-
-    def via_api() -> None:
-        answer = api.http.post(path, json={"command": ["true"]})
-        answer.raise_for_status()
-        assert answer.json()["exit_code"] == 0, answer.text
+    via_api, via_docker = _true_via_api(api, env["id"]), _true_via_docker(raw, name)
 
     def via_agent() -> None:
         assert agent_exec(box, ["true"]) == 0
-
-    def via_docker() -> None:
-        assert container.exec_run(["true"]).exit_code == 0
 
     for fn in (via_api, via_agent, via_docker):  # the first call of each is not measured
         fn()
@@ -207,6 +198,28 @@ def exec_true(api: Api, raw: RawDocker, n: int) -> dict[str, Pair]:
         "exec_true_direct_agent": {"sandbay": direct, "baseline": base,
                                    "baseline_name": DOCKER_EXEC},
     }  # fmt: skip
+
+
+def _true_via_api(api: Api, env_id: str) -> Callable[[], None]:
+    """`true` run in the environment through the exec API."""
+    path = f"/v1/environments/{env_id}/exec"
+
+    def run() -> None:
+        answer = api.http.post(path, json={"command": ["true"]})
+        answer.raise_for_status()
+        assert answer.json()["exit_code"] == 0, answer.text
+
+    return run
+
+
+def _true_via_docker(raw: RawDocker, name: str) -> Callable[[], None]:
+    """`true` run in the raw container by `docker exec`."""
+    container = raw.client.containers.get(name)
+
+    def run() -> None:
+        assert container.exec_run(["true"]).exit_code == 0
+
+    return run
 
 
 def exec_concurrent(api: Api, raw: RawDocker, execs: int, envs: int) -> Pair:
@@ -523,22 +536,12 @@ def _runtime_round(
     eid = env["id"]
     ours["stop", runtime].add(timed(_act(api, eid, "stop", "stopped")))
     ours["start", runtime].add(timed(_act(api, eid, "start", "running")))
-    path = f"/v1/environments/{eid}/exec"
-
-    def via_api() -> None:
-        answer = api.http.post(path, json={"command": ["true"]})
-        answer.raise_for_status()
-        assert answer.json()["exit_code"] == 0, answer.text
-
     box: dict[str, str] = {}
     base["create", runtime].add(timed(lambda: box.update(name=raw.run(runtime=runtime))))
     name = box["name"]
     base["stop", runtime].add(timed(lambda: raw.api.stop(name, timeout=10)))
     base["start", runtime].add(timed(lambda: raw.api.start(name)))
-    container = raw.client.containers.get(name)
-
-    def via_docker() -> None:
-        assert container.exec_run(["true"]).exit_code == 0
+    via_api, via_docker = _true_via_api(api, eid), _true_via_docker(raw, name)
 
     for fn in (via_api, via_docker):  # the first call of each is not measured
         fn()
