@@ -298,6 +298,20 @@ def test_overflowing_numbers_in_a_query_are_400(api: httpx.Client, url: str) -> 
     assert_envelope(api.get(url), 400, "invalid_request_error")
 
 
+def test_range_filters_past_what_a_column_holds_still_filter(api: httpx.Client) -> None:
+    """Daytona's list filters, scaled to the column (GiB to MB), beyond a 64-bit
+    integer: they compare (nothing is that big, everything is smaller), no overflow."""
+    env = api.post("/v1/environments", json={"name": "ranged"}).json()
+    try:
+        big = "5.605238514929385e+16"
+        assert api.get("/sandbox", params={"minMemoryGiB": big}).json()["items"] == []
+        listed = api.get("/sandbox", params={"maxMemoryGiB": big, "maxCpu": "4.7e181"})
+        assert listed.status_code == 200, listed.text
+        assert env["id"] in [box["id"] for box in listed.json()["items"]]
+    finally:
+        api.delete(f"/v1/environments/{env['id']}")
+
+
 @pytest.mark.parametrize(
     "body",
     [

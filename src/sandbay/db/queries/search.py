@@ -2,7 +2,7 @@
 on the table's columns, and the environments whose TTL has run out."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,13 +27,19 @@ _SORT = {
 def _whole_range(column: Any, bounds: Range, scale: float = 1.0) -> list[ColumnElement[bool]]:
     """Bounds on the value as shown (rounded up to a whole number, as Daytona's
     integer `cpu` and `memory`): ceil(v) >= low is v > ceil(low) - 1, ceil(v) <= high
-    is v <= floor(high)."""
+    is v <= floor(high). Compared as floats: a bound past what an integer column holds
+    (`minMemoryGiB=5e16`, scaled to MB) or an infinite one still compares, where an
+    integer parameter would overflow the database's."""
     out = []
     if bounds.low is not None:
-        out.append(column > (math.ceil(bounds.low) - 1) * scale)
+        out.append(column > (_whole(math.ceil, bounds.low) - 1) * scale)
     if bounds.high is not None:
-        out.append(column <= math.floor(bounds.high) * scale)
+        out.append(column <= _whole(math.floor, bounds.high) * scale)
     return out
+
+
+def _whole(rounding: Callable[[float], int], value: float) -> float:
+    return float(rounding(value)) if math.isfinite(value) else value
 
 
 def _times(column: Any, bounds: TimeRange) -> list[ColumnElement[bool]]:
