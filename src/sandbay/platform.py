@@ -159,6 +159,7 @@ class Platform:
             threads=s.engine_threads,
             cgroups=s.metrics.from_cgroups,
             agent_ready_timeout=s.inside.agent_ready_timeout,
+            disk_limits=s.disk_limits,
         )
         holds = ActivityHolds()
         contexts = build_context_store(s)

@@ -349,6 +349,11 @@ class Settings(BaseSettings):
         description="Container runtime of a create that names none in an organization "
         "without a default: runc, or runsc (gVisor, installed by `make setup`)",
     )
+    disk_limits: bool = Field(
+        True,
+        description="Enforce each environment's disk_gb (root layer and /workspace on one "
+        "ext4 disk of that size; needs root, a local overlay2 engine and loop devices)",
+    )
     default_stop_timeout: float = Field(
         10.0, ge=0, description="Grace period (s) of a stop that names none"
     )

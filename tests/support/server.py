@@ -16,6 +16,8 @@ from pathlib import Path
 import docker
 import httpx
 
+from sandbay.runtime.docker import disks
+
 ADMIN_KEY = "sbk_admin_" + "a" * 32
 
 
@@ -174,6 +176,8 @@ def remove_engine_objects(instance: str) -> None:
             with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_container(c["Id"], force=True)
         for v in client.volumes.list(filters={"label": label}):
+            # An environment's disk is mounted on its volume: unmounted first.
+            disks.detach(disks.volume_dir(v.attrs["Mountpoint"]))
             v.remove(force=True)
     finally:
         client.close()

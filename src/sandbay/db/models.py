@@ -301,6 +301,8 @@ class EnvironmentMetricsModel(Base):
     network_tx_bytes: Mapped[int] = mapped_column(BigInteger)
     block_read_bytes: Mapped[int] = mapped_column(BigInteger)
     block_write_bytes: Mapped[int] = mapped_column(BigInteger)
+    disk_used_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    disk_limit_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     pids: Mapped[int] = mapped_column(Integer)
 
 

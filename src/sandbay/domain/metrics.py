@@ -27,6 +27,9 @@ class ContainerSample:
     #: Processes the kernel's OOM killer ended in the container's cgroup since it
     #: started (cgroup `oom_kill` counter); None where the runtime cannot see it.
     oom_kills: int | None = None
+    #: Its disk (root layer and /workspace) where the provider enforces disk_gb.
+    disk_used_bytes: int | None = None
+    disk_limit_bytes: int | None = None
 
 
 def new_oom_kills(
@@ -58,6 +61,12 @@ class ResourceMetrics(BaseModel):
     pids: int
     block_read_bytes: int = 0
     block_write_bytes: int = 0
+    disk_used_bytes: int | None = Field(
+        None, description="Bytes used on its disk (root layer and /workspace); null: not limited"
+    )
+    disk_limit_bytes: int | None = Field(
+        None, description="Size of its disk (disk_gb, less the file system's own); null: none"
+    )
 
 
 class MetricsHistory(BaseModel):
@@ -93,6 +102,8 @@ def to_metrics(current: ContainerSample, previous: ContainerSample | None) -> Re
         pids=current.pids,
         block_read_bytes=current.block_read_bytes,
         block_write_bytes=current.block_write_bytes,
+        disk_used_bytes=current.disk_used_bytes,
+        disk_limit_bytes=current.disk_limit_bytes,
     )
 
 

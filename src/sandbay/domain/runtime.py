@@ -83,6 +83,8 @@ class ContainerSpec:
     hostname: str | None = None
     cpu: float = 1.0
     memory_mb: int = 1024
+    #: Root layer and /workspace together, where the provider can enforce it.
+    disk_gb: int = 3
     pids_limit: int = 4096
     #: Enforced after every start (and on updates while it runs); see runtime.access.
     network: NetworkRules = NetworkRules()

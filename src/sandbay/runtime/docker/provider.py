@@ -39,6 +39,7 @@ from sandbay.domain.runtime import (
     HostResources,
     VolumeInfo,
 )
+from sandbay.runtime.docker import disks
 from sandbay.runtime.docker.engine import Engine
 from sandbay.runtime.docker.errors import engine_unreachable, map_engine_errors
 from sandbay.runtime.docker.health import EngineHealth, engine_started_at
@@ -107,6 +108,7 @@ class DockerProvider:
         base_url: str | None = None,
         threads: int = 64,
         agent_ready_timeout: float = 30.0,
+        disk_limits: bool = True,
     ) -> None:
         self.runner_id = runner_id
         if not (agent_dir / "envd").is_file():
@@ -143,6 +145,25 @@ class DockerProvider:
         self._resources: HostResources | None = None
         self._resources_at = 0.0
         self._images_seen: dict[str, float] = {}
+        #: The engine's volumes directory when disk_gb is enforced (runtime/docker/disks).
+        self.disk_root = self._disk_root() if disk_limits else None
+
+    def _disk_root(self) -> Path | None:
+        try:
+            info = self._client.info()
+        except (DockerException, requests.exceptions.RequestException):
+            info = {}
+        root = str(info.get("DockerRootDir") or "")
+        why = disks.supported(root, str(info.get("Driver") or ""))
+        if why is not None:
+            log.warning("disk_gb is not enforced: %s", why)
+            return None
+        return Path(root) / "volumes"
+
+    def _volume_dir(self, environment_id: str) -> Path | None:
+        if self.disk_root is None:
+            return None
+        return self.disk_root / volume_name(environment_id)
 
     def _live_restore(self) -> bool:
         """Whether the engine keeps its containers running while it is down."""
@@ -245,7 +266,8 @@ class DockerProvider:
         }
         volume = volume_name(spec.environment_id)
         # Idempotent: creating an existing volume returns it.
-        self._api.create_volume(name=volume, labels=labels)
+        made = self._api.create_volume(name=volume, labels=labels)
+        vdir = self._make_disk(made["Mountpoint"], spec.disk_gb)
         binds = [
             f"{volume}:{WORKSPACE}:rw",
             f"{self._agent_dir}:{AGENT_DIR}:ro",
@@ -283,6 +305,7 @@ class DockerProvider:
                     entrypoint=entrypoint,
                     command=[],
                 )
+                self._attach_layer(vdir, created["Id"])
                 return str(created["Id"])
             except ImageNotFound:
                 if attempt:
@@ -295,8 +318,38 @@ class DockerProvider:
                 found = self._inspect_raw(spec.environment_id)
                 if found is None:
                     raise
+                self._attach_layer(vdir, found["Id"])
                 return str(found["Id"])
         raise RuntimeFailure("unreachable")  # pragma: no cover
+
+    def _make_disk(self, mountpoint: str, size_gb: int) -> Path | None:
+        """The environment's disk, made for a new (empty) workspace volume and bound
+        onto it; None where disks are off, or for a volume made before they were
+        (its files stay where they are, without a limit)."""
+        if self.disk_root is None:
+            return None
+        vdir = disks.volume_dir(mountpoint)
+        if not disks.exists(vdir):
+            if any(Path(mountpoint).iterdir()):
+                return None
+            disks.make(vdir, size_gb)
+        disks.attach_workspace(vdir)
+        return vdir
+
+    def _attach_layer(self, vdir: Path | None, container_id: str) -> None:
+        if vdir is None:
+            return
+        raw = self._api.inspect_container(container_id)
+        disks.attach_layer(vdir, disks.layer_dir(raw["GraphDriver"]["Data"]["UpperDir"]))
+
+    def _reattach_disk(self, environment_id: str) -> None:
+        """Mount the disk again where a reboot (or a lazy unmount) took it away."""
+        vdir = self._volume_dir(environment_id)
+        if vdir is None or not disks.exists(vdir) or disks.attached(vdir):
+            return
+        disks.attach_workspace(vdir)
+        with contextlib.suppress(NotFound):
+            self._attach_layer(vdir, container_name(environment_id))
 
     def _shared_binds(self, spec: ContainerSpec) -> list[str]:
         """Binds of the shared volumes it mounts, their storage made if missing. A
@@ -339,6 +392,7 @@ class DockerProvider:
         recreated = ""
         if replace:
             self._api.remove_container(name, force=True)
+        self._reattach_disk(spec.environment_id)
         try:
             self._api.start(name)
         except NotFound:
@@ -452,8 +506,7 @@ class DockerProvider:
     def _remove(self, environment_id: str) -> None:
         with contextlib.suppress(NotFound):
             self._api.remove_container(container_name(environment_id), force=True)
-        with contextlib.suppress(NotFound):
-            self._api.remove_volume(volume_name(environment_id), force=True)
+        self._remove_volume(volume_name(environment_id))
 
     async def remove(self, environment_id: str) -> None:
         self.channel.locator.forget(environment_id)
@@ -493,6 +546,9 @@ class DockerProvider:
         return await self._run(self._list_volumes, instance)
 
     def _remove_volume(self, name: str) -> None:
+        # Its disk unmounted first: the engine then deletes the disk's file with it.
+        if self.disk_root is not None and disks.exists(self.disk_root / name):
+            disks.detach(self.disk_root / name)
         with contextlib.suppress(NotFound):
             self._api.remove_volume(name, force=True)
 

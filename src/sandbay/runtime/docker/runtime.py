@@ -50,6 +50,7 @@ class DockerRuntime:
         threads: int,
         cgroups: bool = True,
         agent_ready_timeout: float = 30.0,
+        disk_limits: bool = True,
     ) -> "DockerRuntime":
         provider = DockerProvider(
             runner_id=runner_id,
@@ -57,6 +58,7 @@ class DockerRuntime:
             base_url=base_url,
             threads=threads,
             agent_ready_timeout=agent_ready_timeout,
+            disk_limits=disk_limits,
         )
         engine, channel = provider.engine(), provider.channel
         return cls(
@@ -67,7 +69,7 @@ class DockerRuntime:
             files=EnvdFiles(channel),
             git=EnvdGit(channel),
             logs=DockerLogs(engine),
-            stats=DockerStats(engine, use_cgroups=cgroups),
+            stats=DockerStats(engine, use_cgroups=cgroups, disk_root=provider.disk_root),
             archiver=DockerArchiver(provider),
             network=HostNetworkPolicy(engine),
             images=DockerImages(provider),

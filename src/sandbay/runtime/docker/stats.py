@@ -10,15 +10,17 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sandbay.domain.errors import RuntimeFailure
 from sandbay.domain.metrics import ContainerSample
 from sandbay.domain.states import OOM_EXIT_CODE
+from sandbay.runtime.docker import disks
 from sandbay.runtime.docker.engine import Engine
-from sandbay.runtime.docker.names import LABEL_ENV, LABEL_INSTANCE
+from sandbay.runtime.docker.names import LABEL_ENV, LABEL_INSTANCE, volume_name
 
 log = logging.getLogger(__name__)
 _UNLIMITED = 1 << 62
@@ -183,8 +185,12 @@ def _from_api(known: _Known, raw: dict[str, Any], now: datetime, mono: float) ->
 class DockerStats:
     """`MetricsSource` over the Docker Engine: cgroup files when local, else the API."""
 
-    def __init__(self, engine: Engine, *, use_cgroups: bool = True) -> None:
+    def __init__(
+        self, engine: Engine, *, use_cgroups: bool = True, disk_root: Path | None = None
+    ) -> None:
         self._engine = engine
+        #: Where environments' disks are (runtime/docker/disks), when they have them.
+        self._disk_root = disk_root
         self._cgroups = _CgroupReader() if use_cgroups else None
         self._known: dict[str, _Known] = {}
         self._api_only: set[str] = set()
@@ -284,4 +290,20 @@ class DockerStats:
         ]
         limit = asyncio.Semaphore(_API_CONCURRENCY)
         extra = await asyncio.gather(*(self._read_api(c, limit) for c in remote))
-        return samples + [s for s in extra if s is not None]
+        taken = samples + [s for s in extra if s is not None]
+        if self._disk_root is None:
+            return taken
+        return await asyncio.to_thread(self._with_disks, taken)
+
+    def _with_disks(self, samples: list[ContainerSample]) -> list[ContainerSample]:
+        """Each sample with its disk's use (one statvfs each)."""
+        assert self._disk_root is not None
+        out = []
+        for sample in samples:
+            use = disks.usage(self._disk_root / volume_name(sample.environment_id))
+            if use is not None:
+                sample = replace(
+                    sample, disk_used_bytes=use.used_bytes, disk_limit_bytes=use.limit_bytes
+                )
+            out.append(sample)
+        return out

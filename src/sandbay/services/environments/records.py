@@ -328,6 +328,7 @@ def container_spec(env: EnvironmentModel, *, instance: str) -> ContainerSpec:
         hostname=hostname_for(env.name),
         cpu=env.cpu,
         memory_mb=env.memory_mb,
+        disk_gb=env.disk_gb,
         pids_limit=env.pids_limit,
         network=network_rules(env),
         mounts=tuple(
