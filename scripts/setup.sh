@@ -41,20 +41,62 @@ fi
 #    policies; the OpenSSH client is what the SSH gateway's tests log in with; the
 #    test suite (SANDBAY_BROWSER=1) opens previews in Debian's Chromium; busybox-static
 #    is the whole of the test image with no shell and no python3).
-apt_install ca-certificates iproute2 procps wrk iptables util-linux openssh-client busybox-static
+apt_install ca-certificates iproute2 procps wrk iptables util-linux e2fsprogs openssh-client busybox-static
 if [ "${SANDBAY_BROWSER:-0}" = 1 ]; then apt_install chromium; fi
 
-# 3. A Docker engine that answers.
+# 3. A Docker engine that answers, with container root mapped to an unprivileged host
+#    uid (`userns-remap`, docs/isolation.md). The remap is turned on for an engine that
+#    holds no sandbay environment yet (it moves the engine to a new data root, which
+#    would hide existing ones), or always with SANDBAY_USERNS_REMAP=1; never with 0.
 docker_ok() { timeout 10 docker info >/dev/null 2>&1; }
+daemon_conf() {
+  # daemon_conf KEY JSON: set one key of /etc/docker/daemon.json; status 0 if it changed.
+  python3 - "$1" "$2" <<'PY'
+import json, os, sys
+path = "/etc/docker/daemon.json"
+conf = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
+key, want = sys.argv[1], json.loads(sys.argv[2])
+head = conf
+*parents, leaf = key.split(".")
+for part in parents:
+    head = head.setdefault(part, {})
+if head.get(leaf) == want:
+    sys.exit(1)
+head[leaf] = want
+os.makedirs("/etc/docker", exist_ok=True)
+with open(path + ".tmp", "w") as f:
+    json.dump(conf, f, indent=2)
+os.replace(path + ".tmp", path)
+PY
+}
+start_dockerd() {
+  say "starting dockerd (log: /var/log/sandbay-dockerd.log)"
+  rm -f /var/run/docker.pid
+  nohup setsid dockerd >/var/log/sandbay-dockerd.log 2>&1 </dev/null &
+  for _ in $(seq 1 60); do docker_ok && break; sleep 1; done
+  docker_ok || { say "dockerd did not come up; see /var/log/sandbay-dockerd.log"; exit 1; }
+}
+holds_environments() {
+  [ -n "$(docker ps -aq --filter label=sandbay.instance 2>/dev/null)" ] \
+    || [ -n "$(docker volume ls -q --filter label=sandbay.instance 2>/dev/null)" ]
+}
+remap="${SANDBAY_USERNS_REMAP:-auto}"
 if ! docker_ok; then
   command -v dockerd >/dev/null 2>&1 || apt_install docker.io
   if ! docker_ok; then
     is_root || { say "Docker is not answering and starting dockerd needs root: start it yourself"; exit 1; }
-    say "starting dockerd (log: /var/log/sandbay-dockerd.log)"
-    rm -f /var/run/docker.pid
-    nohup setsid dockerd >/var/log/sandbay-dockerd.log 2>&1 </dev/null &
-    for _ in $(seq 1 60); do docker_ok && break; sleep 1; done
-    docker_ok || { say "dockerd did not come up; see /var/log/sandbay-dockerd.log"; exit 1; }
+    [ "$remap" = 0 ] || daemon_conf userns-remap '"default"' || true
+    start_dockerd
+  fi
+elif [ "$remap" != 0 ] && is_root && ! docker info -f '{{json .SecurityOptions}}' | grep -q userns; then
+  if [ "$remap" = 1 ] || ! holds_environments; then
+    say "restarting dockerd with userns-remap (container root becomes an unprivileged host uid)"
+    daemon_conf userns-remap '"default"' || true
+    pkill -x dockerd || true
+    for _ in $(seq 1 60); do pgrep -x dockerd >/dev/null || break; sleep 1; done
+    start_dockerd
+  else
+    say "the engine holds environments: userns-remap left off (SANDBAY_USERNS_REMAP=1 forces it; docs/isolation.md)"
   fi
 fi
 
@@ -65,20 +107,7 @@ fi
 #     namespace's iptables, where network policies are enforced. docs/isolation.md.
 if [ "${SANDBAY_SKIP_RUNSC:-0}" != 1 ] && is_root; then
   apt_install runsc
-  want='{"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}'
-  if python3 - "$want" <<'PY'
-import json, os, sys
-path = "/etc/docker/daemon.json"
-conf = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
-want = json.loads(sys.argv[1])
-if conf.get("runtimes", {}).get("runsc") == want:
-    sys.exit(1)
-conf.setdefault("runtimes", {})["runsc"] = want
-os.makedirs("/etc/docker", exist_ok=True)
-with open(path + ".tmp", "w") as f:
-    json.dump(conf, f, indent=2)
-os.replace(path + ".tmp", path)
-PY
+  if daemon_conf runtimes.runsc '{"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}'
   then
     say "registering runsc (gVisor) with the engine"
     pkill -HUP -x dockerd || true  # the engine reloads its runtimes on SIGHUP

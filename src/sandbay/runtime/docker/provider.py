@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import posixpath
 import secrets
 import time
@@ -37,6 +38,7 @@ from sandbay.domain.runtime import (
     ContainerStatus,
     HookResult,
     HostResources,
+    Runtime,
     VolumeInfo,
 )
 from sandbay.runtime.docker import disks
@@ -78,6 +80,18 @@ _IMAGE_CACHE_SECONDS = 30.0
 #: While the engine is known down, a call first asks whether it is back, this long.
 _PING_SECONDS = 2.0
 _HOOK_OUTPUT = 4096
+
+
+def _make_owned_like(path: str, model: str) -> None:
+    """Make a bind's source directory owned as the volume's own data is (container
+    root: under `userns-remap`, an unprivileged host uid), rather than by host root
+    as the engine would make it."""
+    stat, head = os.stat(model), model
+    for part in Path(os.path.relpath(path, model)).parts:
+        head = os.path.join(head, part)
+        if not os.path.isdir(head):
+            os.mkdir(head)
+            os.chown(head, stat.st_uid, stat.st_gid)
 
 
 def _info(raw: dict[str, Any]) -> ContainerInfo:
@@ -145,14 +159,16 @@ class DockerProvider:
         self._resources: HostResources | None = None
         self._resources_at = 0.0
         self._images_seen: dict[str, float] = {}
-        #: The engine's volumes directory when disk_gb is enforced (runtime/docker/disks).
-        self.disk_root = self._disk_root() if disk_limits else None
-
-    def _disk_root(self) -> Path | None:
         try:
             info = self._client.info()
         except (DockerException, requests.exceptions.RequestException):
             info = {}
+        #: The engine maps container root to an unprivileged host uid (`userns-remap`).
+        self.remapped = any("name=userns" in o for o in info.get("SecurityOptions") or ())
+        #: The engine's volumes directory when disk_gb is enforced (runtime/docker/disks).
+        self.disk_root = self._disk_root(info) if disk_limits else None
+
+    def _disk_root(self, info: dict[str, Any]) -> Path | None:
         root = str(info.get("DockerRootDir") or "")
         why = disks.supported(root, str(info.get("Driver") or ""))
         if why is not None:
@@ -279,6 +295,9 @@ class DockerProvider:
             security_opt=["no-new-privileges:true"],
             pids_limit=spec.pids_limit,
             runtime=spec.runtime.value,
+            # gVisor is the user namespace of runsc (its kernel runs unprivileged on the
+            # host); this runsc cannot start inside a remapped one (docs/isolation.md).
+            userns_mode="host" if self.remapped and spec.runtime is Runtime.RUNSC else None,
             mem_limit=spec.memory_mb * MIB,
             memswap_limit=spec.memory_mb * MIB,
             nano_cpus=int(spec.cpu * 1e9),
@@ -366,6 +385,7 @@ class DockerProvider:
             source = name
             if mount.subpath:
                 source = posixpath.join(created["Mountpoint"], mount.subpath)
+                _make_owned_like(source, created["Mountpoint"])
             binds.append(f"{source}:{mount.path}:rw")
         return binds
 
