@@ -48,6 +48,7 @@ def serve(
     """Run the API server with its reconciler."""
     import uvicorn
 
+    from sandbay.api.http_protocol import EnvelopeH11Protocol
     from sandbay.app import create_app
 
     settings = _settings(host=host, port=port)
@@ -59,8 +60,9 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
-        # h11 (not httptools) so that the request line and headers are bounded.
-        http="h11",
+        # h11 (not httptools) so that the request line and headers are bounded; what
+        # it cannot parse is answered with the envelope (api/http_protocol.py).
+        http=EnvelopeH11Protocol,
         h11_max_incomplete_event_size=settings.max_header_bytes,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
