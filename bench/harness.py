@@ -18,7 +18,7 @@ import docker
 import httpx
 from tests.support.server import LiveServer, new_server, remove_engine_objects
 
-from sandbay.runtime.docker.names import CAPABILITIES, TOKEN_VAR
+from sandbay.runtime.docker.names import CAPABILITIES, TOKEN_VAR, remapped, userns_mode
 from sandbay.runtime.envd.channel import PORT as AGENT_PORT
 from sandbay.settings import MetricsSettings, ReconcilerSettings, env_name
 
@@ -127,6 +127,7 @@ class RawDocker:
         self.api = self.client.api
         self.label = f"sandbay-bench-raw-{os.getpid()}"
         self._n = 0
+        self._remapped = remapped(self.client.info())
 
     def run(self, command: list[str] | None = None, runtime: str | None = None) -> str:
         """create volume + create container + start (what `docker run -d` does), under
@@ -146,6 +147,7 @@ class RawDocker:
             nano_cpus=1_000_000_000,
             binds={name: {"bind": "/workspace", "mode": "rw"}},
             runtime=runtime,
+            userns_mode=userns_mode(runtime, self._remapped),
         )
         self.api.create_container(
             IMAGE,

@@ -1,6 +1,8 @@
 """What the platform calls things on a Docker engine: labels, container and volume
 names, and where the environment agent lives inside every container."""
 
+from typing import Any
+
 LABEL_ENV = "sandbay.environment"
 LABEL_ORG = "sandbay.org"
 LABEL_INSTANCE = "sandbay.instance"
@@ -34,3 +36,15 @@ def container_name(environment_id: str) -> str:
 
 def volume_name(environment_id: str) -> str:
     return f"sandbay-ws-{environment_id}"
+
+
+def remapped(info: dict[str, Any]) -> bool:
+    """Whether the engine (its `docker info`) maps container root to an unprivileged
+    host uid (`userns-remap`)."""
+    return any("name=userns" in option for option in info.get("SecurityOptions") or ())
+
+
+def userns_mode(runtime: str | None, engine_remapped: bool) -> str | None:
+    """The container's user-namespace mode: the engine's remap, except for runsc,
+    which (20221219) cannot start inside one; its workload's root is gVisor's."""
+    return "host" if engine_remapped and runtime == "runsc" else None

@@ -38,7 +38,6 @@ from sandbay.domain.runtime import (
     ContainerStatus,
     HookResult,
     HostResources,
-    Runtime,
     VolumeInfo,
 )
 from sandbay.runtime.docker import disks
@@ -58,6 +57,8 @@ from sandbay.runtime.docker.names import (
     UNKNOWN_EXIT,
     WORKSPACE,
     container_name,
+    remapped,
+    userns_mode,
     volume_name,
 )
 from sandbay.runtime.envd.channel import Channel
@@ -164,7 +165,7 @@ class DockerProvider:
         except (DockerException, requests.exceptions.RequestException):
             info = {}
         #: The engine maps container root to an unprivileged host uid (`userns-remap`).
-        self.remapped = any("name=userns" in o for o in info.get("SecurityOptions") or ())
+        self.remapped = remapped(info)
         #: The engine's volumes directory when disk_gb is enforced (runtime/docker/disks).
         self.disk_root = self._disk_root(info) if disk_limits else None
 
@@ -295,9 +296,7 @@ class DockerProvider:
             security_opt=["no-new-privileges:true"],
             pids_limit=spec.pids_limit,
             runtime=spec.runtime.value,
-            # gVisor is the user namespace of runsc (its kernel runs unprivileged on the
-            # host); this runsc cannot start inside a remapped one (docs/isolation.md).
-            userns_mode="host" if self.remapped and spec.runtime is Runtime.RUNSC else None,
+            userns_mode=userns_mode(spec.runtime.value, self.remapped),
             mem_limit=spec.memory_mb * MIB,
             memswap_limit=spec.memory_mb * MIB,
             nano_cpus=int(spec.cpu * 1e9),
