@@ -111,9 +111,4 @@ def test_probe_does_not_get_out(probed: Probed, probe: str) -> None:
     if probe == "seccomp_mode" and probed.runtime == "runc":
         # The engine's profile and envd's filter, stacked.
         assert "filters=2" in detail, detail
-    if probe == "peer_environments" and outcome["escaped"]:
-        pytest.xfail(
-            "environments share the engine's default bridge (inter-container traffic on): "
-            f"without a network policy one reaches another's ports ({detail})"
-        )
     assert outcome["escaped"] is False, f"{probe} got through under {probed.runtime}: {detail}"

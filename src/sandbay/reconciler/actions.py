@@ -1,13 +1,14 @@
 """Engine work for each transient state. Runs outside any database transaction
 and reports an Outcome that the loop applies with a compare-and-set."""
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sandbay.domain.environments import EnvironmentKind
-from sandbay.domain.errors import RuntimeFailure
+from sandbay.domain.errors import Conflict, RuntimeFailure
 from sandbay.domain.runtime import ContainerInfo, ContainerSpec
 from sandbay.domain.states import Action, DesiredState, EnvState, Observed, Step, after_action
 from sandbay.runtime.access import NetworkPolicy
@@ -97,10 +98,14 @@ async def _start(engine: Engine, work: Work) -> Outcome:
     running environment before finishing) sees one that exited at once."""
     info = await engine.provider.start(work.spec)
     rules = work.spec.network
-    if info.running and engine.network is not None and not rules.unrestricted:
-        # Before `running` is recorded: an environment never runs without its policy
-        # (a failure here fails the start, which is retried and then ends in error).
-        await engine.network.apply(work.environment_id, rules)
+    if info.running and engine.network is not None:
+        # Before `running` is recorded: an environment never runs without its policy,
+        # and an unrestricted one never without its wall from other environments (a
+        # failure here fails the start, which is retried and then ends in error).
+        # A workload that exited at once (Conflict) has nothing running to wall off:
+        # the next look sees it exited.
+        with contextlib.suppress(Conflict):
+            await engine.network.apply(work.environment_id, rules)
     return Outcome(EnvState.RUNNING, "workload started", info.container_id or None)
 
 

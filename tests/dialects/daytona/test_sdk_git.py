@@ -87,6 +87,8 @@ def repo_url(api: httpx.Client, daytona: Daytona, sandbox: Sandbox) -> Iterator[
     )
     try:
         address = daytona.get(server["id"]).process.exec("hostname -i").result.split()[0]
+        # Another sandbox is reached only when the allow list names it.
+        sandbox.update_network_settings(network_allow_list=f"{address}/32")
         url = f"http://{address}:8000/repo.git"
         probe = f"curl -s -o /dev/null -w '%{{http_code}}' {url}/info/refs"
         eventually(lambda: sandbox.process.exec(probe).result == "401", what="the git server")

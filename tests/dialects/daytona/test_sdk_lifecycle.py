@@ -192,7 +192,7 @@ def test_network_settings_block_and_allow_connections_to_another_sandbox(
     def reaches() -> bool:
         return source.process.exec(probe(address)).exit_code == 0
 
-    assert reaches()
+    assert not reaches()  # another sandbox is refused unless the allow list names it
     source.update_network_settings(network_block_all=True)
     assert source.network_block_all is True
     assert _native(api, source.id)["network_block_all"] is True
@@ -211,7 +211,7 @@ def test_network_settings_block_and_allow_connections_to_another_sandbox(
     source.update_network_settings(network_block_all=False)  # clears the list too
     native = _native(api, source.id)
     assert (native["network_block_all"], native["network_allow_list"]) == (False, [])
-    assert reaches()
+    assert not reaches()
     with pytest.raises(DaytonaError, match="domainAllowList is not supported"):
         source.update_network_settings(domain_allow_list="example.com")
 

@@ -7,7 +7,9 @@ the server to run as root on the engine's host (it reads the container's pid).
 Loopback always stays open, and so do new connections to the environment agent's
 port and their replies (the platform reaches everything inside through it, also under
 `block_all`; it answers only the environment's own token); an allow list also admits
-replies (conntrack) and peers in the list.
+replies (conntrack) and peers in the list. Other environments on the engine's bridge
+are refused to every environment (an unrestricted one too) unless its list names
+them: they do not reach each other by default.
 Rejected packets get an ICMP "administratively prohibited", so a blocked connection
 fails at once rather than hanging."""
 
@@ -16,6 +18,7 @@ import contextlib
 import ipaddress
 import os
 import shutil
+from dataclasses import dataclass
 from typing import Any
 
 from sandbay.domain.errors import Conflict, RuntimeFailure
@@ -27,11 +30,31 @@ from sandbay.runtime.envd.channel import PORT
 _TIMEOUT_S = 20.0
 
 
-def filter_table(rules: NetworkRules, version: int) -> str:
-    """The `*filter` table for iptables-restore (`version` 4) or ip6tables-restore (6)."""
-    if rules.unrestricted:
-        return "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    """The engine's bridge network: its subnet holds every environment, its gateway is
+    the host."""
+
+    gateway: ipaddress.IPv4Address | ipaddress.IPv6Address
+    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def filter_table(rules: NetworkRules, version: int, bridge: Bridge | None = None) -> str:
+    """The `*filter` table for iptables-restore (`version` 4) or ip6tables-restore (6).
+    Other environments on the engine's `bridge` are refused unless the allow list
+    names addresses among them: an unrestricted environment reaches anything else
+    (the host included), a restricted one what it lists."""
     reject = "icmp-admin-prohibited" if version == 4 else "icmp6-adm-prohibited"
+    peers = bridge.subnet if bridge is not None and bridge.subnet.version == version else None
+    if rules.unrestricted:
+        lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
+        if bridge is not None and peers is not None:
+            lines += [
+                "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+                f"-A OUTPUT -d {bridge.gateway} -j ACCEPT",
+                f"-A OUTPUT -d {peers} -j REJECT --reject-with {reject}",
+            ]
+        return "\n".join([*lines, "COMMIT", ""])
     lines = [
         "*filter",
         ":INPUT DROP [0:0]",
@@ -45,11 +68,21 @@ def filter_table(rules: NetworkRules, version: int) -> str:
     if not rules.block_all:
         lines.append("-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
         lines.append("-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
-        for cidr in rules.allow:
-            network = ipaddress.ip_network(cidr, strict=False)
-            if network.version == version:
-                lines.append(f"-A OUTPUT -d {network} -j ACCEPT")
-                lines.append(f"-A INPUT -s {network} -j ACCEPT")
+        networks = [
+            n
+            for n in (ipaddress.ip_network(cidr, strict=False) for cidr in rules.allow)
+            if n.version == version
+        ]
+        # Peers named in the list first, then the rest of the bridge refused, so a
+        # wide entry (0.0.0.0/0) does not open other environments.
+        named = [n for n in networks if peers is not None and n.subnet_of(peers)]  # type: ignore[arg-type]
+        rest = [n for n in networks if n not in named]
+        for network in named:
+            lines += [f"-A OUTPUT -d {network} -j ACCEPT", f"-A INPUT -s {network} -j ACCEPT"]
+        if peers is not None:
+            lines.append(f"-A OUTPUT -d {peers} -j REJECT --reject-with {reject}")
+        for network in rest:
+            lines += [f"-A OUTPUT -d {network} -j ACCEPT", f"-A INPUT -s {network} -j ACCEPT"]
     lines += [f"-A OUTPUT -j REJECT --reject-with {reject}", "COMMIT", ""]
     return "\n".join(lines)
 
@@ -60,6 +93,7 @@ class HostNetworkPolicy:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._locks: dict[str, asyncio.Lock] = {}
+        self._bridge: Bridge | None = None
 
     async def apply(self, environment_id: str, rules: NetworkRules) -> None:
         # One at a time per environment, so the last request is the one in force.
@@ -91,11 +125,17 @@ class HostNetworkPolicy:
             # hold must still be the container's, and never the host's own.
             if await self._pid(environment_id) != pid or _same_namespace(fd):
                 raise RuntimeFailure("the environment's network namespace changed; try again")
-            await self._restore(fd, "iptables-restore", filter_table(rules, 4))
+            bridge = await self._bridge_network()
+            await self._restore(fd, "iptables-restore", filter_table(rules, 4, bridge))
             if shutil.which("ip6tables-restore") is not None:
-                await self._restore(fd, "ip6tables-restore", filter_table(rules, 6))
+                await self._restore(fd, "ip6tables-restore", filter_table(rules, 6, bridge))
         finally:
             os.close(fd)
+
+    async def _bridge_network(self) -> Bridge | None:
+        if self._bridge is None:
+            self._bridge = await bridge_network(self._engine)
+        return self._bridge
 
     async def _restore(self, fd: int, tool: str, table: str) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -127,15 +167,22 @@ def _same_namespace(fd: int) -> bool:
     return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
-async def bridge_gateway(engine: Engine, network: str = "bridge") -> str | None:
-    """The host's address on the engine's bridge network (what a container reaches
-    the host by), or None when the engine has no such network or it is not local."""
+async def bridge_network(engine: Engine, network: str = "bridge") -> Bridge | None:
+    """The engine's bridge network (IPv4), or None when the engine has no such network
+    or it is not local."""
     try:
         raw: dict[str, Any] = await engine.run(engine.api.inspect_network, network)
     except Exception:  # an engine away, or a remote one: nothing to listen on here
         return None
     for config in (raw.get("IPAM") or {}).get("Config") or []:
-        gateway = config.get("Gateway")
-        if gateway and ipaddress.ip_address(gateway).version == 4:
-            return str(gateway)
+        gateway, subnet = config.get("Gateway"), config.get("Subnet")
+        if gateway and subnet and ipaddress.ip_address(gateway).version == 4:
+            return Bridge(ipaddress.ip_address(gateway), ipaddress.ip_network(subnet, strict=False))
     return None
+
+
+async def bridge_gateway(engine: Engine, network: str = "bridge") -> str | None:
+    """The host's address on the engine's bridge network (what a container reaches
+    the host by), or None when the engine has no such network or it is not local."""
+    bridge = await bridge_network(engine, network)
+    return None if bridge is None else str(bridge.gateway)

@@ -86,8 +86,9 @@ class NetworkEnforcer:
             await commit_unless_stale(session)
 
     def on_event(self, event: Event) -> None:
-        """Bus listener: a fresh start gets its policy at once (a fresh network
-        namespace is open, so only restricted environments need it)."""
+        """Bus listener: a fresh start gets its policy at once. Only restricted
+        environments need it again here: the reconciler's start already walled every
+        one off from the other environments before recording `running`."""
         if (
             event.type == "environment.state_changed"
             and event.to_state == EnvState.RUNNING

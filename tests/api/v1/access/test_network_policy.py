@@ -67,7 +67,8 @@ def test_policy_changes_apply_to_a_running_environment_without_restart(
 ) -> None:
     a = envs["a"]["id"]
     b, c = _address(api, envs["b"]["id"]), _address(api, envs["c"]["id"])
-    assert _reaches(api, a, b) and _reaches(api, a, c)  # open by default
+    # Other environments are refused by default; an allow list opens what it names.
+    assert not _reaches(api, a, b) and not _reaches(api, a, c)
 
     assert _patch(api, a, network_block_all=True)["network_block_all"] is True
     assert not _reaches(api, a, b)
@@ -81,12 +82,15 @@ def test_policy_changes_apply_to_a_running_environment_without_restart(
     assert _reaches(api, a, c)
     assert not _reaches(api, a, b)
 
+    _patch(api, a, network_allow_list=["0.0.0.0/0"])  # everything but other environments
+    assert not _reaches(api, a, b) and not _reaches(api, a, c)
+
     after = _patch(api, a, network_allow_list=[])
-    assert _reaches(api, a, b) and _reaches(api, a, c)
+    assert not _reaches(api, a, b) and not _reaches(api, a, c)
     assert after["started_at"] == envs["a"]["started_at"]  # never restarted
     assert after["container_id"] == envs["a"]["container_id"]
     applied = [e for e in events(api, a) if e["type"] == "environment.network_policy_applied"]
-    assert len(applied) == 4
+    assert len(applied) == 5
 
 
 def test_blocked_environment_is_blocked_from_its_start_and_after_a_restart(

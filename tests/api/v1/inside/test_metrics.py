@@ -47,9 +47,10 @@ def test_network_counters_grow_after_traffic_between_environments(api: httpx.Cli
     web = running_env(
         api, name="metrics-web", command="cd /workspace && exec python3 -m http.server 8000"
     )
-    client = running_env(api, name="metrics-client")
     sh(api, web["id"], "head -c 5000000 /dev/zero > /workspace/blob")
     address = sh(api, web["id"], "hostname -i").split()[0]
+    # Another environment is reached only when the allow list names it.
+    client = running_env(api, name="metrics-client", network_allow_list=[f"{address}/32"])
     before_client = _samples(api, client["id"], 1)[-1]
     before_web = _samples(api, web["id"], 1)[-1]
     # Traffic between the project's own containers on the engine's bridge.
