@@ -68,6 +68,15 @@ def make_server(tmp_path: Path) -> Iterator[object]:
         drop_database(url)
 
 
+@pytest.fixture(scope="module")
+def sqlite_only(request: pytest.FixtureRequest, database_url: str | None) -> None:
+    """For a module that exercises the engine rather than the database
+    (`pytest.mark.usefixtures("sqlite_only")`): its PostgreSQL run is skipped, before
+    a server starts. Every database path it touches runs on both elsewhere."""
+    if database_url is not None:
+        pytest.skip(f"{request.module.__name__} exercises the engine, not the database")
+
+
 @pytest.fixture
 def api(server: LiveServer) -> Iterator[httpx.Client]:
     with server.client() as client:

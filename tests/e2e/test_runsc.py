@@ -51,7 +51,7 @@ from tests.support.polling import eventually
 from tests.support.server import ADMIN_KEY, LiveServer, free_port
 from tests.support.ssh import SshLogin
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 HOST_RELEASE = os.uname().release
 WORKLOAD = "echo gvisor-workload-says-hi; exec sleep infinity"
 SERVE = "python3 -m http.server 8000"
@@ -64,12 +64,6 @@ def _container(client: docker.DockerClient, env_id: str) -> Any:
 
 def _engine_runtime(client: docker.DockerClient, env_id: str) -> str:
     return str(_container(client, env_id).attrs["HostConfig"]["Runtime"])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def sqlite_only(database_url: str | None) -> None:
-    if database_url is not None:
-        pytest.skip("exercises the engine's runtime, not the database: run on SQLite only")
 
 
 @pytest.fixture(scope="module")
@@ -225,11 +219,15 @@ def test_network_policy_blocks_and_reopens(
 ) -> None:
     env_id = gvisor["id"]
     url = f"/v1/environments/{env_id}"
+    assert not _reaches(api, env_id, peer)  # other environments: refused by default
+    assert api.patch(url, json={"network_allow_list": [f"{peer}/32"]}).status_code == 200
     assert _reaches(api, env_id, peer)
     assert api.patch(url, json={"network_block_all": True}).status_code == 200
     assert not _reaches(api, env_id, peer)
     assert api.patch(url, json={"network_block_all": False}).status_code == 200
-    assert _reaches(api, env_id, peer)
+    assert _reaches(api, env_id, peer)  # the list is in force again
+    assert api.patch(url, json={"network_allow_list": []}).status_code == 200
+    assert not _reaches(api, env_id, peer)
 
 
 def test_stop_then_start_keeps_files_and_the_runtime(

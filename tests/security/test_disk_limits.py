@@ -7,7 +7,6 @@ Under runc and runsc. SQLite only: this is the engine's file system, not the dat
 metrics test)."""
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +17,11 @@ import pytest
 from tests.support.factories import delete, running_env, stop, wait_state
 from tests.support.inside import run, sh
 from tests.support.polling import eventually
-from tests.support.server import LiveServer
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 GIB = 1 << 30
 #: Writes `$2` MiB of zeros to `$1`; prints dd's complaint (and exits 1) when it fails.
 FILL = "dd if=/dev/zero of={path} bs=1M count={mib} 2>&1 >/dev/null | grep -i 'space' ; sync"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def sqlite_only(database_url: str | None) -> None:
-    if database_url is not None:
-        pytest.skip("exercises the engine's file systems, not the database: SQLite only")
-
-
-@pytest.fixture(scope="module")
-def api(server: LiveServer) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client
 
 
 def _volume_dir(client: docker.DockerClient, env_id: str) -> Path:

@@ -8,7 +8,6 @@ in a remapped namespace, so it runs outside it (docs/isolation.md).
 SQLite only: this is the engine's configuration, not the database."""
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -17,9 +16,8 @@ import pytest
 
 from tests.support.factories import delete, running_env, stop, wait_state
 from tests.support.inside import sh
-from tests.support.server import LiveServer
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 #: Files owned by root, by a user and by a group inside, with a setgid directory.
 OWNED = (
     "mkdir -p /workspace/own /opt/own && chmod 2775 /workspace/own"
@@ -27,18 +25,6 @@ OWNED = (
     " touch $d/root $d/user && chown 1000:1001 $d/user && chmod 640 $d/user; done"
 )
 STAT = "stat -c '%n %u %g %a' /workspace/own /workspace/own/* /opt/own/*"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def sqlite_only(database_url: str | None) -> None:
-    if database_url is not None:
-        pytest.skip("exercises the engine's configuration, not the database: SQLite only")
-
-
-@pytest.fixture(scope="module")
-def api(server: LiveServer) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client
 
 
 def test_the_engine_remaps_container_root(docker_client: docker.DockerClient) -> None:
