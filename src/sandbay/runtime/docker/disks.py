@@ -75,19 +75,21 @@ def make(vdir: Path, size_gb: int) -> None:
     """A fresh, sparse ext4 image of `size_gb` (no space is taken until written).
     No reserved blocks; inode tables left uninitialised (they read as zeros from the
     sparse file, so the kernel need not write them)."""
-    image = vdir / IMAGE
+    # Made under another name and renamed once formatted: a crash in between leaves
+    # no half-made disk for the next attempt to mount.
+    image = vdir / (IMAGE + ".new")
     try:
         with image.open("wb") as f:
             f.truncate(size_gb * GIB)
+        _sh("mkfs.ext4", "-q", "-F", "-m", "0", "-i", "8192",
+            "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", str(image))  # fmt: skip
     except OSError as exc:
         image.unlink(missing_ok=True)
         raise RuntimeFailure(f"cannot make a {size_gb} GB disk here: {exc.strerror}") from exc
-    try:
-        _sh("mkfs.ext4", "-q", "-F", "-m", "0", "-i", "8192",
-            "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", str(image))  # fmt: skip
     except RuntimeFailure:
         image.unlink(missing_ok=True)
         raise
+    image.rename(vdir / IMAGE)
 
 
 def _mounted(vdir: Path) -> Path:
