@@ -201,8 +201,12 @@ def test_block_all_refuses_the_workloads_traffic_but_not_the_channel(
         preview = eventually(served, what="the preview", timeout=30)
         assert preview.status_code == 200 and preview.content == page, preview.text
 
-    # The refusal was the policy's: lifted, the same request goes through.
-    lifted = api.patch(f"/v1/environments/{env_id}", json={"network_block_all": False})
+    # The refusal was the policy's: lifted to a list naming the peer (another
+    # environment is reached only so), the same request goes through.
+    lifted = api.patch(
+        f"/v1/environments/{env_id}",
+        json={"network_block_all": False, "network_allow_list": [f"{peer}/32"]},
+    )
     assert lifted.status_code == 200, lifted.text
     reached = eventually(
         lambda: (r := _fetch(api, env_id, f"http://{peer}:8000/"))["exit_code"] == 0 and r,
@@ -218,7 +222,9 @@ def test_an_agent_token_opens_only_its_own_agent_and_is_no_api_key(
     docker_client: docker.DockerClient,
     static_envs: Callable[..., dict[str, Any]],
 ) -> None:
-    a, b = static_envs()["id"], static_envs()["id"]
+    b = static_envs()["id"]
+    # A lists B, or the network would refuse it before B's agent could.
+    a = static_envs(network_allow_list=[f"{_address(docker_client, b)}/32"])["id"]
     # The workload of A cannot read A's token from PID 1 (non-dumpable, and its initial
     # environment no longer holds it), and no process it starts gets it ...
     assert f"{TOKEN_VAR}=" not in run(api, a, _bb("cat", "/proc/1/environ"))["stdout"]
