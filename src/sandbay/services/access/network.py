@@ -16,7 +16,7 @@ from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import access as queries
 from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.environments import Environment, EnvironmentKind, EnvironmentUpdate, Event
-from sandbay.domain.errors import ConcurrentUpdate, RuntimeFailure, SandbayError
+from sandbay.domain.errors import RuntimeFailure, SandbayError
 from sandbay.domain.keys import Principal
 from sandbay.domain.runtime import NetworkRules
 from sandbay.domain.states import EnvState
@@ -28,7 +28,6 @@ from sandbay.services.events.record import record_environment_event
 log = logging.getLogger(__name__)
 NETWORK_FIELDS = frozenset({"network_block_all", "network_allow_list"})
 ACTOR = "system:network"
-_COMMIT_TRIES = 3
 
 
 class NetworkEnforcer:
@@ -137,20 +136,11 @@ async def update_environment(
 ) -> Environment:
     """Update, commit, then (outside the transaction) enforce a changed network
     policy on the running environment, so the answer means it is in force."""
-    for attempt in range(_COMMIT_TRIES):
-        # A transition the reconciler commits between our flush and our commit loses
-        # us the compare-and-set: the update is read and made again (an If-Match
-        # version that no longer holds is then a 412).
-        async with sessions() as session:
-            env = await envs.update_environment(
-                session, principal, id_or_name, body, if_versions=if_versions
-            )
-            try:
-                await commit_or_conflict(session)
-                break
-            except ConcurrentUpdate:
-                if attempt == _COMMIT_TRIES - 1:
-                    raise
+    async with sessions() as session:
+        env = await envs.update_environment(
+            session, principal, id_or_name, body, if_versions=if_versions
+        )
+        await commit_or_conflict(session)
     if enforcer is not None and NETWORK_FIELDS & body.model_fields_set:
         try:
             await enforcer.sync(env.id)

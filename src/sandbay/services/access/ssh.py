@@ -141,25 +141,29 @@ async def revoke_credentials(
 ) -> list[SshCredentialInfo]:
     """Revoke one credential (or all of the environment's when `credential_id` is
     None); the gateway closes the sessions they opened."""
-    env = await get_environment(session, principal, id_or_name, SSH)
-    rows = await queries.credentials_of(session, env.id)
-    if credential_id is not None:
-        rows = [c for c in rows if c.id == credential_id]
-        if not rows:
-            raise NotFound(f"SSH credential {credential_id!r} not found")
-    now = utcnow()
-    for cred in rows:
-        if cred.revoked_at is None:
-            cred.revoked_at = now
-            record_environment_event(
-                session,
-                env,
-                "environment.ssh_credential_revoked",
-                actor=principal.actor,
-                data={"credential_id": cred.id},
-            )
-    await session.flush()
-    return [SshCredentialInfo.model_validate(c) for c in rows]
+
+    async def attempt() -> list[SshCredentialInfo]:
+        env = await get_environment(session, principal, id_or_name, SSH)
+        rows = await queries.credentials_of(session, env.id)
+        if credential_id is not None:
+            rows = [c for c in rows if c.id == credential_id]
+            if not rows:
+                raise NotFound(f"SSH credential {credential_id!r} not found")
+        now = utcnow()
+        for cred in rows:
+            if cred.revoked_at is None:
+                cred.revoked_at = now
+                record_environment_event(
+                    session,
+                    env,
+                    "environment.ssh_credential_revoked",
+                    actor=principal.actor,
+                    data={"credential_id": cred.id},
+                )
+        await session.flush()  # the reconciler may move the environment meanwhile
+        return [SshCredentialInfo.model_validate(c) for c in rows]
+
+    return await with_cas_retry(session, attempt)
 
 
 def usable(cred: SshCredentialModel | None, environment_id: str) -> bool:
