@@ -27,7 +27,6 @@ import docker
 import httpx
 import pytest
 
-from sandbay.runtime.docker import disks
 from tests.support.factories import create_env, events
 from tests.support.inside import sh
 from tests.support.polling import eventually
@@ -98,8 +97,8 @@ def _run(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def second_engine() -> Iterator[SecondEngine]:
+@pytest.fixture
+def engine() -> Iterator[SecondEngine]:
     root = Path(tempfile.mkdtemp(prefix="sbd-", dir="/tmp"))  # a short socket path
     root.chmod(0o711)  # an engine remapping container root (userns-remap) traverses it
     tag = uuid.uuid4().hex[:6]
@@ -118,30 +117,17 @@ def second_engine() -> Iterator[SecondEngine]:
             client.images.load(b"".join(first.images.get(IMAGE).save(named=True)))
         yield second
     finally:
+        with contextlib.suppress(Exception):
+            if second.proc is not None and second.proc.poll() is None:
+                with second.client() as client:
+                    for c in client.containers.list(all=True):
+                        c.remove(force=True, v=True)
         second.stop()
         if second.proc is not None and second.proc.poll() is None:
             os.killpg(second.proc.pid, signal.SIGKILL)
         subprocess.run(["ip", "link", "del", second.bridge], check=False, capture_output=True)
         subprocess.run(["umount", "-R", str(root / "data")], check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def engine(second_engine: SecondEngine) -> Iterator[SecondEngine]:
-    """The module's second engine (one start and image load for every test), answering,
-    and emptied of the test's containers and volumes afterwards."""
-    if not second_engine.answers():
-        second_engine.start()
-    yield second_engine
-    if not second_engine.answers():
-        second_engine.start()
-    with second_engine.client() as client:
-        for c in client.containers.list(all=True):
-            with contextlib.suppress(docker.errors.NotFound):
-                c.remove(force=True, v=True)
-        for v in client.volumes.list():
-            disks.detach(disks.volume_dir(v.attrs["Mountpoint"]))
-            v.remove(force=True)
 
 
 def _until_done(call: Any) -> httpx.Response:
