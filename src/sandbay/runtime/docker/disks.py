@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbay.domain.errors import RuntimeFailure
+from sandbay.runtime.docker.names import volume_name
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,11 @@ def volume_dir(volume_mountpoint: str) -> Path:
     return Path(volume_mountpoint).parent
 
 
+def of(volumes_root: Path, environment_id: str) -> Path:
+    """The directory of an environment's workspace volume (where its disk is)."""
+    return volumes_root / volume_name(environment_id)
+
+
 def exists(vdir: Path) -> bool:
     return (vdir / IMAGE).is_file()
 
@@ -106,6 +112,16 @@ def _bind(source: Path, target: Path) -> None:
         _sh("mount", "--bind", str(source), str(target))
 
 
+def _copy_dir(src: Path, dst: Path) -> None:
+    """Make `dst` a copy of the directory `src`: its contents (`cp -a`) and its own
+    owner and mode, so what is bound over `src` looks as `src` did."""
+    dst.mkdir()
+    _sh("cp", "-a", f"{src}/.", str(dst))
+    stat = src.stat()
+    os.chown(dst, stat.st_uid, stat.st_gid)
+    dst.chmod(stat.st_mode & 0o7777)
+
+
 def attach_workspace(vdir: Path) -> None:
     """Bind the disk's workspace onto the volume's data, carrying over what is there
     (the engine copies the image's /workspace into an empty volume)."""
@@ -114,11 +130,7 @@ def attach_workspace(vdir: Path) -> None:
     if os.path.ismount(data):
         return
     if not ws.exists():
-        ws.mkdir()
-        _sh("cp", "-a", f"{data}/.", str(ws))
-        stat = data.stat()
-        os.chown(ws, stat.st_uid, stat.st_gid)
-        ws.chmod(stat.st_mode & 0o7777)
+        _copy_dir(data, ws)
     _bind(ws, data)
 
 
@@ -133,10 +145,7 @@ def attach_layer(vdir: Path, layer_dir: Path) -> None:
     if known != str(layer_dir):
         if layer.exists():
             shutil.rmtree(layer)
-        layer.mkdir()
-        _sh("cp", "-a", f"{layer_dir}/.", str(layer))
-        stat = layer_dir.stat()
-        layer.chmod(stat.st_mode & 0o7777)
+        _copy_dir(layer_dir, layer)
         owner.write_text(str(layer_dir))
     _bind(layer, layer_dir)
 

@@ -178,9 +178,7 @@ class DockerProvider:
         return Path(root) / "volumes"
 
     def _volume_dir(self, environment_id: str) -> Path | None:
-        if self.disk_root is None:
-            return None
-        return self.disk_root / volume_name(environment_id)
+        return None if self.disk_root is None else disks.of(self.disk_root, environment_id)
 
     def _live_restore(self) -> bool:
         """Whether the engine keeps its containers running while it is down."""

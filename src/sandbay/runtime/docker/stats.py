@@ -20,7 +20,7 @@ from sandbay.domain.metrics import ContainerSample
 from sandbay.domain.states import OOM_EXIT_CODE
 from sandbay.runtime.docker import disks
 from sandbay.runtime.docker.engine import Engine
-from sandbay.runtime.docker.names import LABEL_ENV, LABEL_INSTANCE, volume_name
+from sandbay.runtime.docker.names import LABEL_ENV, LABEL_INSTANCE
 
 log = logging.getLogger(__name__)
 _UNLIMITED = 1 << 62
@@ -300,7 +300,7 @@ class DockerStats:
         assert self._disk_root is not None
         out = []
         for sample in samples:
-            use = disks.usage(self._disk_root / volume_name(sample.environment_id))
+            use = disks.usage(disks.of(self._disk_root, sample.environment_id))
             if use is not None:
                 sample = replace(
                     sample, disk_used_bytes=use.used_bytes, disk_limit_bytes=use.limit_bytes
