@@ -1,6 +1,7 @@
 """The lifecycle table and the decisions built on it (pure, no I/O)."""
 
 import itertools
+from typing import Any
 from functools import partial
 
 import pytest
@@ -17,8 +18,12 @@ from sandbay.domain.states import (
     Step,
     can_transition,
     check_transition,
+    after_action,
+    decide_archive,
     decide_delete,
+    decide_pause,
     decide_restart,
+    decide_resume,
     decide_start,
     decide_stop,
     plan,
@@ -130,6 +135,9 @@ def _decisions(state: EnvState, desired: DesiredState) -> list[Decision]:
         partial(decide_stop, state, desired, force=True),
         partial(decide_restart, state),
         partial(decide_delete, state),
+        partial(decide_archive, state, desired),
+        partial(decide_pause, state, desired),
+        partial(decide_resume, state, desired),
     ):
         try:
             out.append(decide())
@@ -159,3 +167,67 @@ def test_with_auto_restart_an_exit_restarts_and_keeps_the_intent() -> None:
     step = plan_drift(S.RUNNING, exited, auto_restart=True)
     assert step is not None and step.move_to is S.STARTING and step.restart
     assert step.desired is None
+
+
+def _converge(state: EnvState, desired: DesiredState) -> EnvState:
+    """Follow `plan` as the reconciler would, every engine action succeeding."""
+    for _ in range(12):
+        step = plan(state, desired)
+        if step is None:
+            return state
+        if step.move_to is not None:
+            state = step.move_to
+        else:
+            assert step.action is not None
+            state = after_action(step.action, desired)
+    raise AssertionError(f"no convergence from {state} toward {desired}")
+
+
+@pytest.mark.parametrize(
+    ("state", "decide", "settled"),
+    [
+        (S.RUNNING, decide_pause, S.PAUSED),
+        (S.STARTING, decide_pause, S.PAUSED),  # paused once it runs
+        (S.PAUSED, decide_resume, S.RUNNING),
+        (S.PAUSING, decide_resume, S.RUNNING),  # resumed once frozen
+        (S.PAUSED, decide_start, S.RUNNING),  # a start resumes
+        (S.PAUSED, partial(decide_stop, force=True), S.STOPPED),
+        (S.PAUSED, decide_archive, S.ARCHIVED),
+    ],
+)
+def test_pause_and_resume_converge(state: EnvState, decide: Any, settled: EnvState) -> None:
+    desired = D.PAUSED if state in (S.PAUSED, S.PAUSING) else D.RUNNING
+    decision = decide(state, desired)
+    moved = decision.move_to or state
+    assert _converge(moved, decision.desired) is settled
+
+
+@pytest.mark.parametrize("state", [S.STOPPED, S.ARCHIVED, S.ERROR, S.STOPPING, S.DELETING])
+def test_only_a_running_environment_pauses(state: EnvState) -> None:
+    with pytest.raises(InvalidTransition, match="only a running"):
+        decide_pause(state, D.STOPPED)
+
+
+def test_a_stopped_environment_is_started_not_resumed() -> None:
+    with pytest.raises(InvalidTransition, match="only a paused"):
+        decide_resume(S.STOPPED, D.STOPPED)
+
+
+def test_pause_and_resume_are_idempotent() -> None:
+    assert decide_pause(S.PAUSED, D.PAUSED).noop
+    assert decide_resume(S.RUNNING, D.RUNNING).noop
+
+
+def test_drift_of_a_paused_environment() -> None:
+    thawed = Observed(present=True, running=True, paused=False)
+    assert plan_drift(S.PAUSED, thawed, auto_restart=False) == Step(
+        move_to=S.PAUSING, reason="container was not frozen while paused"
+    )
+    frozen = Observed(present=True, running=True, paused=True)
+    assert plan_drift(S.PAUSED, frozen, auto_restart=False) is None
+    step = plan_drift(S.RUNNING, frozen, auto_restart=False)
+    assert step is not None and step.move_to is S.RESUMING
+    gone = plan_drift(S.PAUSED, Observed(present=False), auto_restart=False)
+    assert gone is not None and gone.move_to is S.STARTING and "memory is lost" in gone.reason
+    exited = plan_drift(S.PAUSED, Observed(present=True, exit_code=0), auto_restart=False)
+    assert exited is not None and exited.move_to is S.STOPPED

@@ -113,10 +113,12 @@ class EnvironmentModel(Base):
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     network_block_all: Mapped[bool] = mapped_column(Boolean, default=False)
     network_allow_list: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    auto_pause_interval: Mapped[float] = mapped_column(Float, default=0, server_default="0")
     auto_stop_interval: Mapped[float] = mapped_column(Float)
     auto_archive_interval: Mapped[float] = mapped_column(Float)
     auto_delete_interval: Mapped[float] = mapped_column(Float)
     auto_restart: Mapped[bool] = mapped_column(Boolean, default=False)
+    wake_on_request: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     max_lifetime: Mapped[float] = mapped_column(Float, default=0, server_default="0")
     pre_stop: Mapped[Any] = mapped_column(JSONType, nullable=True)
 

@@ -84,6 +84,10 @@ def coarse_states(
         EnvState.STARTING: starting,
         EnvState.RESTORING: starting,
         EnvState.RUNNING: running,
+        # A paused environment's workload serves nothing: the platforms call it stopped.
+        EnvState.PAUSING: stopping,
+        EnvState.PAUSED: stopped,
+        EnvState.RESUMING: starting,
         EnvState.STOPPING: stopping,
         EnvState.STOPPED: stopped,
         EnvState.ARCHIVING: stopped,

@@ -20,7 +20,7 @@ from pydantic import (
 
 from sandbay.domain.metrics import ResourceMetrics
 from sandbay.domain.runtime import RecordedRuntime, Runtime
-from sandbay.domain.states import DesiredState, EnvState
+from sandbay.domain.states import HOLDS_MEMORY, DesiredState, EnvState
 from sandbay.domain.volumes import Mounts, VolumeMount
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -166,6 +166,11 @@ class EnvironmentCreate(BaseModel):
     public: bool = False
     network_block_all: bool = False
     network_allow_list: Cidrs = Field(default_factory=list)
+    auto_pause_interval: Minutes = Field(
+        0,
+        description="Minutes idle before auto-pause (memory kept, no CPU), a tier before "
+        "auto-stop; 0 = never",
+    )
     auto_stop_interval: Minutes = Field(
         DEFAULT_AUTO_STOP_MINUTES, description="Minutes idle before auto-stop; 0 = never"
     )
@@ -176,6 +181,11 @@ class EnvironmentCreate(BaseModel):
         -1, description="Minutes stopped before deletion; 0 = at stop; -1 = never"
     )
     auto_restart: bool = Field(False, description="Restart the workload when it exits")
+    wake_on_request: bool = Field(
+        False,
+        description="A preview request or SSH login to it while stopped, paused or "
+        "archived starts it (the request waits, then is served)",
+    )
     max_lifetime: Minutes = Field(
         0, description="Hard cap on one run, whatever the activity (minutes); 0 = none"
     )
@@ -204,10 +214,12 @@ class EnvironmentUpdate(BaseModel):
 
     name: Name | None = None
     labels: Labels | None = None
+    auto_pause_interval: Minutes | None = None
     auto_stop_interval: Minutes | None = None
     auto_archive_interval: Minutes | None = None
     auto_delete_interval: DeleteMinutes | None = None
     auto_restart: bool | None = None
+    wake_on_request: bool | None = None
     max_lifetime: Minutes | None = None
     pre_stop: Command = None
     public: bool | None = Field(None, description="Preview URLs open without a token")
@@ -274,10 +286,12 @@ class Environment(BaseModel):
     public: bool
     network_block_all: bool
     network_allow_list: list[str]
+    auto_pause_interval: float = 0
     auto_stop_interval: float
     auto_archive_interval: float
     auto_delete_interval: float
     auto_restart: bool
+    wake_on_request: bool = False
     max_lifetime: float
     pre_stop: list[str] | str | None
     runtime: RecordedRuntime = Field(description="Container runtime (runc, or runsc = gVisor)")
@@ -304,9 +318,15 @@ class Environment(BaseModel):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
+    def holds_memory(self) -> bool:
+        """Its processes exist and hold their memory (running, or paused: frozen)."""
+        return self.state in HOLDS_MEMORY
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def auto_stop_at(self) -> datetime | None:
         """When it stops unless there is activity (idle interval, or `max_lifetime`)."""
-        if self.state is not EnvState.RUNNING:
+        if self.state not in (EnvState.RUNNING, EnvState.PAUSED):
             return None
         return auto_stop_deadline(
             last_activity_at=self.last_activity_at,

@@ -118,7 +118,14 @@ class ContainerInfo:
 
     @property
     def running(self) -> bool:
-        return self.status in (ContainerStatus.RUNNING, ContainerStatus.RESTARTING)
+        """Its workload's processes exist (a frozen container's too)."""
+        return self.status in (
+            ContainerStatus.RUNNING, ContainerStatus.RESTARTING, ContainerStatus.PAUSED
+        )  # fmt: skip
+
+    @property
+    def paused(self) -> bool:
+        return self.status is ContainerStatus.PAUSED
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,9 @@ class EnvState(StrEnum):
     CREATING = "creating"
     STARTING = "starting"
     RUNNING = "running"
+    PAUSING = "pausing"
+    PAUSED = "paused"
+    RESUMING = "resuming"
     STOPPING = "stopping"
     STOPPED = "stopped"
     ARCHIVING = "archiving"
@@ -23,6 +26,7 @@ class EnvState(StrEnum):
 
 class DesiredState(StrEnum):
     RUNNING = "running"
+    PAUSED = "paused"
     STOPPED = "stopped"
     ARCHIVED = "archived"
     DELETED = "deleted"
@@ -32,14 +36,25 @@ S = EnvState
 
 #: States in which the reconciler has engine work in flight or pending.
 TRANSIENT: frozenset[EnvState] = frozenset(
-    {S.CREATING, S.STARTING, S.STOPPING, S.ARCHIVING, S.RESTORING, S.DELETING}
-)
+    {
+        S.CREATING, S.STARTING, S.PAUSING, S.RESUMING, S.STOPPING, S.ARCHIVING, S.RESTORING,
+        S.DELETING,
+    }
+)  # fmt: skip
+
+#: States whose workload still holds its memory (its processes exist, frozen or not).
+HOLDS_MEMORY: frozenset[EnvState] = frozenset({S.RUNNING, S.PAUSING, S.PAUSED, S.RESUMING})
 
 #: Every allowed move. Anything else is a 409 with the current state in the message.
 TRANSITIONS: dict[EnvState, frozenset[EnvState]] = {
     S.CREATING: frozenset({S.STARTING, S.STOPPED, S.STOPPING, S.DELETING, S.ERROR}),
     S.STARTING: frozenset({S.RUNNING, S.STOPPING, S.DELETING, S.ERROR, S.STOPPED}),
-    S.RUNNING: frozenset({S.STOPPING, S.DELETING, S.ERROR, S.STOPPED, S.STARTING}),
+    S.RUNNING: frozenset(
+        {S.STOPPING, S.DELETING, S.ERROR, S.STOPPED, S.STARTING, S.PAUSING, S.RESUMING}
+    ),
+    S.PAUSING: frozenset({S.PAUSED, S.RUNNING, S.STOPPING, S.DELETING, S.ERROR}),
+    S.PAUSED: frozenset({S.RESUMING, S.PAUSING, S.STARTING, S.STOPPING, S.DELETING, S.ERROR}),
+    S.RESUMING: frozenset({S.RUNNING, S.STOPPING, S.DELETING, S.ERROR}),
     S.STOPPING: frozenset({S.STOPPED, S.DELETING, S.ERROR}),
     S.STOPPED: frozenset({S.STARTING, S.STOPPING, S.ARCHIVING, S.DELETING, S.ERROR}),
     S.ARCHIVING: frozenset({S.ARCHIVED, S.STOPPED, S.DELETING, S.ERROR}),
@@ -66,6 +81,8 @@ class Action(StrEnum):
 
     CREATE = "create"
     START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
     STOP = "stop"
     ARCHIVE = "archive"
     RESTORE = "restore"
@@ -75,6 +92,8 @@ class Action(StrEnum):
 ACTION_FOR: dict[EnvState, Action] = {
     S.CREATING: Action.CREATE,
     S.STARTING: Action.START,
+    S.PAUSING: Action.PAUSE,
+    S.RESUMING: Action.RESUME,
     S.STOPPING: Action.STOP,
     S.ARCHIVING: Action.ARCHIVE,
     S.RESTORING: Action.RESTORE,
@@ -106,22 +125,30 @@ class Observed:
 
     present: bool
     running: bool = False
+    paused: bool = False
     exit_code: int | None = None
     oom_killed: bool = False
 
 
 def needs_observation(state: EnvState, desired: DesiredState) -> bool:
     """Stable states whose truth is in the engine: the reconciler looks before planning."""
-    return (state is S.RUNNING and desired is DesiredState.RUNNING) or (
-        state is S.STOPPED and desired is not DesiredState.DELETED
+    return (
+        (state is S.RUNNING and desired is DesiredState.RUNNING)
+        or (state is S.PAUSED and desired is DesiredState.PAUSED)
+        or (state is S.STOPPED and desired is not DesiredState.DELETED)
     )
 
 
 def plan_drift(state: EnvState, observed: Observed, *, auto_restart: bool) -> Step | None:
     """Repair a stable state that the engine contradicts (level-triggered)."""
-    if state is S.RUNNING:
+    if state is S.PAUSED and observed.present and observed.running and not observed.paused:
+        return Step(move_to=S.PAUSING, reason="container was not frozen while paused")
+    if state is S.RUNNING and observed.paused:
+        return Step(move_to=S.RESUMING, reason="container was frozen while running")
+    if state in (S.RUNNING, S.PAUSED):
         if not observed.present:
-            return Step(move_to=S.STARTING, reason="container vanished; recreating it")
+            lost = "; its memory is lost" if state is S.PAUSED else ""
+            return Step(move_to=S.STARTING, reason=f"container vanished{lost}; recreating it")
         if not observed.running:
             code = observed.exit_code if observed.exit_code is not None else -1
             why = f"workload exited with code {code}"
@@ -152,6 +179,8 @@ def restart_delay(streak: int) -> float:
 DEADLINES: dict[EnvState, float] = {
     S.CREATING: 300.0,
     S.STARTING: 120.0,
+    S.PAUSING: 60.0,
+    S.RESUMING: 60.0,
     S.STOPPING: 60.0,
     S.ARCHIVING: 1800.0,
     S.RESTORING: 1800.0,
@@ -178,8 +207,15 @@ def plan(state: EnvState, desired: DesiredState) -> Step | None:
         return Step(move_to=S.DELETING)
     if state in ACTION_FOR:
         return Step(action=ACTION_FOR[state])
-    if state is S.RUNNING and desired in (DesiredState.STOPPED, DesiredState.ARCHIVED):
+    if state in (S.RUNNING, S.PAUSED) and desired in (
+        DesiredState.STOPPED,
+        DesiredState.ARCHIVED,
+    ):
         return Step(move_to=S.STOPPING)
+    if state is S.RUNNING and desired is DesiredState.PAUSED:
+        return Step(move_to=S.PAUSING)
+    if state is S.PAUSED and desired is DesiredState.RUNNING:
+        return Step(move_to=S.RESUMING)
     if state is S.STOPPED:
         if desired is DesiredState.RUNNING:
             return Step(move_to=S.STARTING)
@@ -187,7 +223,8 @@ def plan(state: EnvState, desired: DesiredState) -> Step | None:
             return Step(move_to=S.ARCHIVING)
     if state is S.ARCHIVED and desired is DesiredState.RUNNING:
         return Step(move_to=S.RESTORING)
-    # RUNNING/running, STOPPED/stopped, ARCHIVED/archived|stopped and ERROR wait for a user.
+    # RUNNING/running, PAUSED/paused, STOPPED/stopped, ARCHIVED/archived|stopped and
+    # ERROR wait for a user.
     return None
 
 
@@ -196,8 +233,10 @@ def after_action(action: Action, desired: DesiredState) -> EnvState:
     match action:
         case Action.CREATE:
             return S.STARTING if desired is DesiredState.RUNNING else S.STOPPED
-        case Action.START:
+        case Action.START | Action.RESUME:
             return S.RUNNING
+        case Action.PAUSE:
+            return S.PAUSED
         case Action.STOP:
             return S.STOPPED
         case Action.ARCHIVE:
@@ -225,8 +264,10 @@ def decide_start(state: EnvState, desired: DesiredState) -> Decision:
     """Start: idempotent while running or on its way; restores an archived one."""
     if state in (S.DELETING, S.DELETED):
         raise InvalidTransition(f"environment is {state.value}; it cannot be started")
-    if state in (S.RUNNING, S.STARTING, S.CREATING, S.RESTORING):
+    if state in (S.RUNNING, S.STARTING, S.CREATING, S.RESTORING, S.RESUMING, S.PAUSING):
         return Decision(DesiredState.RUNNING, None, noop=desired is DesiredState.RUNNING)
+    if state is S.PAUSED:
+        return Decision(DesiredState.RUNNING, S.RESUMING)
     if state is S.ARCHIVED:
         return Decision(DesiredState.RUNNING, S.RESTORING)
     if state in (S.STOPPING, S.ARCHIVING):
@@ -246,17 +287,20 @@ def decide_stop(state: EnvState, desired: DesiredState, *, force: bool) -> Decis
         return Decision(
             DesiredState.STOPPED, None, noop=desired is DesiredState.STOPPED and not force
         )
-    if state in (S.ARCHIVING, S.RESTORING):
+    if state in (S.ARCHIVING, S.RESTORING, S.PAUSING, S.RESUMING):
         return Decision(DesiredState.STOPPED, None)
-    return Decision(DesiredState.STOPPED, S.STOPPING)  # creating, starting, running, error
+    # creating, starting, running, paused, error
+    return Decision(DesiredState.STOPPED, S.STOPPING)
 
 
 def decide_restart(state: EnvState) -> Decision:
     """Restart: stop then start again; a stopped environment is simply started."""
     if state in (S.DELETING, S.DELETED):
         raise InvalidTransition(f"environment is {state.value}; it cannot be restarted")
-    if state in (S.RUNNING, S.STARTING):
+    if state in (S.RUNNING, S.STARTING, S.PAUSED):
         return Decision(DesiredState.RUNNING, S.STOPPING)
+    if state in (S.PAUSING, S.RESUMING):
+        raise InvalidTransition(f"environment is {state.value}; restart it once that is done")
     return decide_start(state, DesiredState.STOPPED)
 
 
@@ -266,9 +310,9 @@ def decide_archive(state: EnvState, desired: DesiredState) -> Decision:
         return Decision(DesiredState.ARCHIVED, None, noop=True)
     if state is S.STOPPED:
         return Decision(DesiredState.ARCHIVED, S.ARCHIVING)
-    if state in (S.RUNNING, S.STARTING, S.CREATING):
+    if state in (S.RUNNING, S.STARTING, S.CREATING, S.PAUSED):
         return Decision(DesiredState.ARCHIVED, S.STOPPING)
-    if state is S.STOPPING:
+    if state in (S.STOPPING, S.PAUSING, S.RESUMING):
         return Decision(DesiredState.ARCHIVED, None)
     raise InvalidTransition(f"environment is {state.value}; it cannot be archived")
 
@@ -280,3 +324,27 @@ def decide_delete(state: EnvState) -> Decision:
     if state is S.DELETING:
         return Decision(DesiredState.DELETED, None, noop=True)
     return Decision(DesiredState.DELETED, S.DELETING)
+
+
+def decide_pause(state: EnvState, desired: DesiredState) -> Decision:
+    """Pause: freeze a running environment in place (memory kept, no CPU); idempotent
+    while paused or pausing; one on its way up is paused once it runs."""
+    if state in (S.PAUSED, S.PAUSING):
+        return Decision(DesiredState.PAUSED, None, noop=desired is DesiredState.PAUSED)
+    if state is S.RUNNING:
+        return Decision(DesiredState.PAUSED, S.PAUSING)
+    if state in (S.CREATING, S.STARTING, S.RESTORING, S.RESUMING):
+        return Decision(DesiredState.PAUSED, None)
+    raise InvalidTransition(
+        f"environment is {state.value}; only a running environment can be paused"
+    )
+
+
+def decide_resume(state: EnvState, desired: DesiredState) -> Decision:
+    """Resume: thaw a paused environment; idempotent while running or resuming. Only
+    what is paused (or on its way) resumes: a stopped one is started, not resumed."""
+    if state in (S.PAUSED, S.PAUSING, S.RESUMING, S.RUNNING):
+        return decide_start(state, desired)
+    if state in (S.CREATING, S.STARTING, S.RESTORING) and desired is DesiredState.PAUSED:
+        return Decision(DesiredState.RUNNING, None)
+    raise InvalidTransition(f"environment is {state.value}; only a paused one can be resumed")

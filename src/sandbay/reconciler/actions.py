@@ -82,7 +82,11 @@ def observe(info: ContainerInfo | None) -> Observed:
     if info is None:
         return Observed(present=False)
     return Observed(
-        present=True, running=info.running, exit_code=info.exit_code, oom_killed=info.oom_killed
+        present=True,
+        running=info.running,
+        paused=info.paused,
+        exit_code=info.exit_code,
+        oom_killed=info.oom_killed,
     )
 
 
@@ -107,6 +111,22 @@ async def _start(engine: Engine, work: Work) -> Outcome:
         with contextlib.suppress(Conflict):
             await engine.network.apply(work.environment_id, rules)
     return Outcome(EnvState.RUNNING, "workload started", info.container_id or None)
+
+
+async def _pause(engine: Engine, work: Work) -> Outcome:
+    await engine.provider.pause(work.environment_id)
+    return Outcome(
+        EnvState.PAUSED,
+        "frozen in place (memory kept, no CPU)",
+        observed=Observed(present=True, running=True, paused=True),
+    )
+
+
+async def _resume(engine: Engine, work: Work) -> Outcome:
+    await engine.provider.resume(work.environment_id)
+    return Outcome(
+        EnvState.RUNNING, "thawed", observed=Observed(present=True, running=True, paused=False)
+    )
 
 
 async def _pre_stop(engine: Engine, work: Work, budget: float) -> dict[str, Any]:
@@ -221,6 +241,10 @@ async def perform(
             return await _create(engine, work)
         case Action.START:
             return await _start(engine, work)
+        case Action.PAUSE:
+            return await _pause(engine, work)
+        case Action.RESUME:
+            return await _resume(engine, work)
         case Action.STOP:
             return await _stop(engine, work, forced)
         case Action.ARCHIVE:

@@ -1,4 +1,4 @@
-"""Lifecycle policies, checked every few seconds: idle auto-stop, maximum lifetime,
+"""Lifecycle policies, checked every few seconds: idle auto-pause and auto-stop, maximum lifetime,
 auto-archive, auto-delete, TTLs (delete at a time whatever the state), the hang
 detector, and activity of open sessions.
 Policies act through the same services as users do (as `system:<policy>`), so
@@ -18,7 +18,7 @@ from sandbay.db.queries.search import ttl_expired
 from sandbay.domain.environments import EnvironmentKind, StopRequest, auto_stop_deadline
 from sandbay.domain.errors import SandbayError
 from sandbay.domain.keys import Principal
-from sandbay.domain.states import TRANSIENT, EnvState, deadline_seconds
+from sandbay.domain.states import TRANSIENT, DesiredState, EnvState, deadline_seconds
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import PeriodicLoop
 from sandbay.services.environments.activity import ActivityHolds
@@ -26,6 +26,17 @@ from sandbay.services.environments.lifecycle import Lifecycle
 from sandbay.services.environments.transitions import transition
 
 log = logging.getLogger(__name__)
+
+
+def _pause_due(env: EnvironmentModel, now: datetime) -> bool:
+    """Idle past `auto_pause_interval` while running (and running is what it should be)."""
+    return (
+        env.state is EnvState.RUNNING
+        and env.desired_state is DesiredState.RUNNING
+        and env.auto_pause_interval > 0
+        and env.last_activity_at is not None
+        and env.last_activity_at + timedelta(minutes=env.auto_pause_interval) <= now
+    )
 
 
 class PolicyLoop(PeriodicLoop):
@@ -89,6 +100,12 @@ class PolicyLoop(PeriodicLoop):
                 max_lifetime=env.max_lifetime,
             )
             if deadline is None or deadline > now:
+                if _pause_due(env, now):
+                    await self._request(
+                        env,
+                        "auto-pause",
+                        functools.partial(self._lifecycle.request_pause, id_or_name=env.id),
+                    )
                 continue
             lifetime = (
                 env.max_lifetime > 0

@@ -49,6 +49,14 @@ class RuntimeProvider(Protocol):
         """Kill the workload now (SIGKILL) and return its exit code (as `wait_exit`)."""
         ...
 
+    async def pause(self, environment_id: str) -> None:
+        """Freeze every process of the workload (memory kept, no CPU); no-op if frozen."""
+        ...
+
+    async def resume(self, environment_id: str) -> None:
+        """Thaw a frozen workload; no-op if it is not frozen."""
+        ...
+
     async def inspect(self, environment_id: str) -> ContainerInfo | None:
         """The container's state, or None if it does not exist."""
         ...

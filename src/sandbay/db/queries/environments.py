@@ -155,11 +155,12 @@ async def touch_activity_many(session: AsyncSession, env_ids: Sequence[str], now
 
 
 async def running_with_timers(session: AsyncSession) -> list[Env]:
-    """Running environments with an idle auto-stop or a maximum lifetime."""
+    """Running or paused environments with an idle auto-pause or auto-stop, or a
+    maximum lifetime."""
     query = select(Env).where(
-        Env.state == EnvState.RUNNING,
-        Env.desired_state == DesiredState.RUNNING,
-        or_(Env.auto_stop_interval > 0, Env.max_lifetime > 0),
+        Env.state.in_((EnvState.RUNNING, EnvState.PAUSED)),
+        Env.desired_state.in_((DesiredState.RUNNING, DesiredState.PAUSED)),
+        or_(Env.auto_stop_interval > 0, Env.max_lifetime > 0, Env.auto_pause_interval > 0),
     )
     return list((await session.execute(query)).scalars())
 

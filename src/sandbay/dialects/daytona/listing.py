@@ -1,6 +1,6 @@
 """`GET /sandbox`'s query (the SDK's `ListSandboxesQuery` and every parameter of the
 generated `list_sandboxes`) as a native `EnvironmentSearch`. Daytona's state names
-map to sandbay's; names sandbay has no counterpart for (`paused`, `resizing`, …)
+map to sandbay's; names sandbay has no counterpart for (`resizing`, `forking`, …)
 match nothing rather than fail, as do sandbox classes (sandbay has none) and
 regions other than its one target."""
 

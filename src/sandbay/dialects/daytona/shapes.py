@@ -25,6 +25,9 @@ STATE: dict[EnvState, str] = {
     S.CREATING: "creating",
     S.STARTING: "starting",
     S.RUNNING: "started",
+    S.PAUSING: "pausing",
+    S.PAUSED: "paused",
+    S.RESUMING: "resuming",
     S.STOPPING: "stopping",
     S.STOPPED: "stopped",
     S.ARCHIVING: "archiving",
@@ -40,6 +43,7 @@ BUILD_STATE = {ImageState.PENDING: "pending_build", ImageState.BUILDING: "buildi
 NATIVE_STATE = {shown: state for state, shown in STATE.items()}
 DESIRED: dict[DesiredState, str] = {
     DesiredState.RUNNING: "started",
+    DesiredState.PAUSED: "paused",
     DesiredState.STOPPED: "stopped",
     DesiredState.ARCHIVED: "archived",
     DesiredState.DELETED: "destroyed",

@@ -513,6 +513,26 @@ class DockerProvider:
             exit_code=code, output=output.decode(errors="replace"), timed_out=timed_out
         )
 
+    def _freeze(self, environment_id: str, *, freeze: bool) -> None:
+        """The engine's cgroup freezer; a container already in the wanted state is
+        left alone (the engine answers 409 "already paused" / "not paused")."""
+        name = container_name(environment_id)
+        try:
+            (self._api.pause if freeze else self._api.unpause)(name)
+        except NotFound:
+            raise RuntimeFailure("the container is gone") from None
+        except APIError as exc:
+            explanation = str(exc.explanation or "")
+            done = "already paused" if freeze else "not paused"
+            if exc.status_code != 409 or done not in explanation:
+                raise
+
+    async def pause(self, environment_id: str) -> None:
+        await self._run(self._freeze, environment_id, freeze=True)
+
+    async def resume(self, environment_id: str) -> None:
+        await self._run(self._freeze, environment_id, freeze=False)
+
     def _inspect(self, environment_id: str) -> ContainerInfo | None:
         raw = self._inspect_raw(environment_id)
         return None if raw is None else _info(raw)

@@ -21,7 +21,9 @@ from sandbay.domain.states import (
     EnvState,
     decide_archive,
     decide_delete,
+    decide_pause,
     decide_restart,
+    decide_resume,
     decide_start,
     decide_stop,
 )
@@ -72,6 +74,8 @@ _PAST = {
     "stop": "stopped",
     "restart": "restarted",
     "archive": "archived",
+    "pause": "paused",
+    "resume": "resumed",
     "delete": "deleted",
 }
 
@@ -212,6 +216,30 @@ class Lifecycle:
         return await self._request(
             session, principal, id_or_name, request="archive", decide=decide,
             before=self._stopping(StopRequest()),
+        )  # fmt: skip
+
+    async def request_pause(
+        self, session: AsyncSession, principal: Principal, id_or_name: str
+    ) -> Environment:
+        """Pause: freeze the running workload in place (its memory is kept, it gets no
+        CPU); a resume thaws it where it was."""
+
+        def decide(env: EnvironmentModel) -> Decision:
+            if env.kind is EnvironmentKind.SELF_HOSTED:
+                raise Conflict(
+                    "a self-hosted environment runs on its own worker: it cannot be paused"
+                )
+            return decide_pause(env.state, env.desired_state)
+
+        return await self._request(session, principal, id_or_name, request="pause", decide=decide)
+
+    async def request_resume(
+        self, session: AsyncSession, principal: Principal, id_or_name: str
+    ) -> Environment:
+        """Resume a paused environment (a start does too, and also starts stopped ones)."""
+        return await self._request(
+            session, principal, id_or_name, request="resume",
+            decide=lambda env: decide_resume(env.state, env.desired_state),
         )  # fmt: skip
 
     async def request_delete(

@@ -16,8 +16,11 @@ from sandbay.services.environments.records import get_environment
 RUNNING_ONLY = frozenset({EnvState.RUNNING})
 #: States in which the environment's container exists (its logs can be read).
 HAS_CONTAINER = frozenset(
-    {EnvState.STARTING, EnvState.RUNNING, EnvState.STOPPING, EnvState.STOPPED, EnvState.ERROR}
-)
+    {
+        EnvState.STARTING, EnvState.RUNNING, EnvState.PAUSING, EnvState.PAUSED,
+        EnvState.RESUMING, EnvState.STOPPING, EnvState.STOPPED, EnvState.ERROR,
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,8 @@ async def open_target(
         if allowed is not None:
             if env.state not in allowed:
                 need = "be running" if allowed == RUNNING_ONLY else "have a container"
-                raise Conflict(f"environment is {env.state}; it must {need}")
+                hint = " (resume it first)" if env.state is EnvState.PAUSED else ""
+                raise Conflict(f"environment is {env.state}; it must {need}{hint}")
             if env.kind is EnvironmentKind.SELF_HOSTED:
                 raise Conflict("a self-hosted environment runs on its own worker, not here")
         if activity:

@@ -153,6 +153,25 @@ async def archive_environment(
     return await lifecycle.request_archive(session, principal, env)
 
 
+@router.post("/{env}/pause")
+async def pause_environment(
+    env: EnvRef, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
+) -> Environment:
+    """Pause: freeze the workload in place (`pausing`, then `paused`). Its memory is
+    kept (`holds_memory`), it gets no CPU, exec and previews wait for `resume`.
+    Idempotent while paused."""
+    return await lifecycle.request_pause(session, principal, env)
+
+
+@router.post("/{env}/resume")
+async def resume_environment(
+    env: EnvRef, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
+) -> Environment:
+    """Resume a paused environment where it was (`resuming`, then `running`);
+    idempotent while running. `start` resumes too."""
+    return await lifecycle.request_resume(session, principal, env)
+
+
 @router.post("/{env}/keepalive")
 async def keep_alive(
     env: EnvRef, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
