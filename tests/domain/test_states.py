@@ -1,8 +1,8 @@
 """The lifecycle table and the decisions built on it (pure, no I/O)."""
 
 import itertools
-from typing import Any
 from functools import partial
+from typing import Any
 
 import pytest
 
@@ -16,9 +16,9 @@ from sandbay.domain.states import (
     EnvState,
     Observed,
     Step,
+    after_action,
     can_transition,
     check_transition,
-    after_action,
     decide_archive,
     decide_delete,
     decide_pause,
