@@ -25,6 +25,7 @@ from sandbay.db.base import Base, BigIntPK, JSONType, UTCDateTime, enum_values
 from sandbay.domain.agents import AgentRunStatus
 from sandbay.domain.environments import EnvironmentKind
 from sandbay.domain.images import ImageState
+from sandbay.domain.snapshots import SnapshotState
 from sandbay.domain.states import DesiredState, EnvState
 from sandbay.domain.volumes import VolumeState
 from sandbay.domain.work import WorkState
@@ -51,6 +52,7 @@ class OrganizationModel(Base):
     max_running_cpu: Mapped[float | None] = mapped_column(Float, nullable=True)
     max_running_memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_running_hours_per_month: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_snapshots: Mapped[int | None] = mapped_column(Integer, nullable=True)
     quota_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The runtime of environments created without one (null = the server's default).
     default_runtime: Mapped[str | None] = mapped_column(String(16), nullable=True)
@@ -149,6 +151,9 @@ class EnvironmentModel(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Daytona's TTL: deleted at this wall-clock time whatever its state (policies).
     auto_destroy_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+
+    # The snapshot its root layer and /workspace are filled from before its first start.
+    snapshot_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
     # Set while the environment is an unclaimed warm-pool member (hidden from users).
     pool_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
@@ -524,6 +529,47 @@ class WarmPoolModel(Base):
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EnvironmentSnapshotModel(Base):
+    """A snapshot of an environment's root layer and /workspace, copied by the
+    snapshots loop under a lease into the server's data dir. `settings` are the
+    source's create fields (domain.snapshots.COPIED_SETTINGS), so it forks after
+    its source is gone."""
+
+    __tablename__ = "environment_snapshots"
+    __table_args__ = (
+        Index(
+            "uq_environment_snapshots_org_name_live",
+            "org_id",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index("ix_environment_snapshots_state", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    environment_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    state: Mapped[SnapshotState] = mapped_column(enum_values(SnapshotState))
+    image: Mapped[str] = mapped_column(String(512))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    frozen_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def __init__(self, **fields: Any) -> None:
+        fields.setdefault("state", SnapshotState.CREATING)
+        super().__init__(**_stamped(fields, "created_at", "updated_at"))
 
 
 class IdempotencyKeyModel(Base):

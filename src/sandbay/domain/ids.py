@@ -10,6 +10,7 @@ API_KEY = "key"
 WORK_ITEM = "work"
 SSH_CREDENTIAL = "sshc"
 PREVIEW_TOKEN = "prvt"  # noqa: S105  (an id prefix)
+SNAPSHOT = "snap"
 
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]+)_[0-9a-f]{32}$")
 

@@ -16,6 +16,8 @@ class Quotas(BaseModel):
     max_running_cpu: float | None = Field(None, ge=0)
     max_running_memory_mb: int | None = Field(None, ge=0)
     max_running_hours_per_month: float | None = Field(None, ge=0)
+    #: Snapshots kept at once (creating, ready or failed; domain.snapshots).
+    max_snapshots: int | None = Field(None, ge=0)
 
 
 class Usage(BaseModel):
