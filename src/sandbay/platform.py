@@ -42,6 +42,7 @@ from sandbay.services.environments.activity import ActivityHolds
 from sandbay.services.environments.lifecycle import Lifecycle
 from sandbay.services.environments.records import Placement
 from sandbay.services.environments.service import EnvironmentsService
+from sandbay.services.environments.wake import Waker
 from sandbay.services.events.bus import EventBus
 from sandbay.services.events.service import EventsService
 from sandbay.services.images.service import ImagesService
@@ -129,6 +130,8 @@ class Platform:
     work: WorkService
     agents: Agents
     preview: PreviewProxy
+    #: Wakes sleeping environments with `wake_on_request` for the gateways.
+    waker: Waker
     host_key: asyncssh.SSHKey
     loops: LoopManager
     images: ImagesService
@@ -233,6 +236,12 @@ class Platform:
             agent_image=s.agent.image,
             public_url=s.agent.public_url,
         )
+        waker = Waker(
+            sessions=sessions,
+            lifecycle=environments.lifecycle,
+            ports=runtime.ports,
+            timeout=s.wake_timeout,
+        )
         work = WorkService(
             sessions,
             limits=LeaseLimits(
@@ -256,8 +265,9 @@ class Platform:
             work=work,
             agents=agents,
             preview=PreviewProxy(
-                gate=gate, ports=runtime.ports, holds=holds, domain=s.preview.domain
+                gate=gate, ports=runtime.ports, holds=holds, domain=s.preview.domain, waker=waker
             ),
+            waker=waker,
             host_key=host_key,
             loops=LoopManager(bus),
             images=ImagesService(sessions, due=Hint(), contexts=contexts),
@@ -337,6 +347,7 @@ class Platform:
                 host_key=self.host_key,
                 sweep_interval=s.ssh.sweep_interval,
             ),
+            waker=self.waker,
         )
 
     async def start(self) -> None:

@@ -357,6 +357,13 @@ class Settings(BaseSettings):
     default_stop_timeout: float = Field(
         10.0, ge=0, description="Grace period (s) of a stop that names none"
     )
+    wake_timeout: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="How long (s) a preview request or SSH login waits for a sleeping "
+        "environment with wake_on_request to start and answer before it is refused",
+    )
     bootstrap_key: SecretStr | None = Field(
         None, description="Ensure org `default` exists with this organization key"
     )

@@ -33,12 +33,13 @@ import httpcore
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbay.domain.access import environment_id_from, parse_preview_label
-from sandbay.domain.errors import Conflict, PortUnreachable, SandbayError
+from sandbay.domain.errors import Conflict, PortUnreachable, SandbayError, WaitTimeout
 from sandbay.domain.states import EnvState
 from sandbay.runtime.access import ByteStream, PortConnector
-from sandbay.services.access.preview import PreviewGate
+from sandbay.services.access.preview import PreviewGate, PreviewTarget
 from sandbay.services.access.signed import looks_signed
 from sandbay.services.environments.activity import ActivityHolds
+from sandbay.services.environments.wake import WakeCause, Waker
 
 log = logging.getLogger(__name__)
 
@@ -191,12 +192,19 @@ class PreviewProxy:
     """Authorises and forwards preview requests (`PreviewRouter` hands them over)."""
 
     def __init__(
-        self, *, gate: PreviewGate, ports: PortConnector, holds: ActivityHolds, domain: str
+        self,
+        *,
+        gate: PreviewGate,
+        ports: PortConnector,
+        holds: ActivityHolds,
+        domain: str,
+        waker: Waker | None = None,
     ) -> None:
         self.gate = gate
         self.ports = ports
         self.holds = holds
         self.domain = domain
+        self.waker = waker
         self._pool = httpcore.AsyncConnectionPool(
             network_backend=_RelayBackend(ports),
             max_connections=1000,
@@ -243,14 +251,37 @@ class PreviewProxy:
         if target is None:
             raise Refusal(404, "not_found_error", f"no environment {route.environment_id}")
         if target.state is not EnvState.RUNNING:
+            await self._wake(scope, route, target, token)
+        await self.gate.touch(route.environment_id)
+        return token, expires
+
+    async def _wake(
+        self, scope: Scope, route: Route, target: PreviewTarget, token: str | None
+    ) -> None:
+        """Wake a sleeping environment that has `wake_on_request` (the request is
+        authorised by now) and wait for its port; refuse any other that is not running."""
+        if self.waker is None or not await self.waker.wakeable(target.environment_id):
             raise Refusal(
                 409,
                 "conflict_error",
                 f"environment {route.environment_id} is {target.state.value}: "
                 "previews are open only while it runs",
             )
-        await self.gate.touch(route.environment_id)
-        return token, expires
+        client = scope.get("client") or ("", 0)
+        cause = WakeCause(
+            by="preview",
+            client=str(client[0]),
+            port=route.port,
+            preview_token=route.signed or token,
+        )
+        try:
+            await self.waker.wake(target.org_id, target.environment_id, cause, port=route.port)
+        except WaitTimeout as exc:
+            raise Refusal(504, "timeout_error", exc.message) from None
+        except SandbayError as exc:
+            status = exc.status_code if 400 <= exc.status_code < 500 else 502
+            message = f"waking the environment failed: {exc.message}"
+            raise Refusal(status, exc.error_type, message) from None
 
     async def http(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         try:

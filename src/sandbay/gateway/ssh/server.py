@@ -2,9 +2,11 @@
 environment id; a short-lived credential (its password token, or its one-time key)
 logs in while the environment runs. A Daytona SSH token is itself the user name and
 needs nothing else. A login is refused with the reason while it
-does not run, and open connections are closed when it stops or the credential is
-revoked: at once through the event bus, and within `sweep_interval` through a
-database sweep (which also covers changes made by other processes).
+does not run, unless it has `wake_on_request` and sleeps: then the login is accepted
+and its sessions wait (bounded) while it is started or resumed (`Waker`). Open
+connections are closed when it stops or the credential is revoked: at once through
+the event bus, and within `sweep_interval` through a database sweep (which also
+covers changes made by other processes).
 
 Each login is an event and holds the environment's activity while it lasts."""
 
@@ -12,13 +14,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncssh
 
 from sandbay.domain import ids
 from sandbay.domain.environments import Event
+from sandbay.domain.errors import SandbayError
 from sandbay.domain.states import EnvState
 from sandbay.gateway.ssh.session import open_forward, run_process
 from sandbay.gateway.ssh.sftp import EnvironmentSFTP
@@ -29,6 +32,7 @@ from sandbay.services.access import ssh as creds
 from sandbay.services.access import ssh_tokens as tokens
 from sandbay.services.access.ssh import Login
 from sandbay.services.environments.activity import ActivityHolds
+from sandbay.services.environments.wake import WakeCause, Waker
 from sandbay.services.inside.target import touch
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,10 @@ class _Connection(asyncssh.SSHServer):
         self.processes: set[asyncssh.SSHServerProcess[bytes]] = set()
         self._hold: contextlib.ExitStack | None = None
         self._closing = False
+        self._lost = False
+        self._wake = False  # the login is good, the environment sleeps: wake it
+        #: Done once the environment runs (at once, unless it is being woken).
+        self._ready: asyncio.Task[bool] | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
@@ -85,6 +93,9 @@ class _Connection(asyncssh.SSHServer):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._ready is not None:
+            self._ready.cancel()
         self._gateway.forget(self)
         if self._hold is not None:
             self._hold.close()
@@ -95,7 +106,7 @@ class _Connection(asyncssh.SSHServer):
         login = await tokens.check_token(self._gateway.sessions, username)
         if login is None:
             return True
-        return not self._accept(login, "token")
+        return not await self._accept(login, "token")
 
     def password_auth_supported(self) -> bool:
         return True
@@ -105,17 +116,19 @@ class _Connection(asyncssh.SSHServer):
 
     async def validate_password(self, username: str, password: str) -> bool:
         login = await creds.check_password(self._gateway.sessions, username, password)
-        return self._accept(login, "password")
+        return await self._accept(login, "password")
 
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         fingerprint = key.get_fingerprint("sha256")
         login = await creds.check_key(self._gateway.sessions, username, fingerprint)
-        return self._accept(login, "publickey")
+        return await self._accept(login, "publickey")
 
-    def _accept(self, login: Login | None, method: str) -> bool:
+    async def _accept(self, login: Login | None, method: str) -> bool:
         if login is None:
             return False
-        if login.state is not EnvState.RUNNING:
+        if login.state is not EnvState.RUNNING and await self._gateway.wakeable(login):
+            self._wake = True
+        elif login.state is not EnvState.RUNNING:
             # The credential is good: say why it cannot be used now.
             raise asyncssh.DisconnectError(
                 asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
@@ -129,13 +142,58 @@ class _Connection(asyncssh.SSHServer):
         assert self.login is not None
         self._hold = contextlib.ExitStack()
         self._hold.enter_context(self._gateway.holds.hold(self.login.environment_id))
+        if self._wake:
+            self._ready = self._gateway.spawn(self._woken())
+        else:
+            self._gateway.admit(self)
+
+    async def _woken(self) -> bool:
+        """Wake the environment, then admit the connection; on failure close it with
+        the reason (sessions opened meanwhile hear it on their stderr)."""
+        assert self.login is not None
+        cause = WakeCause(
+            by="ssh", client=self.peer, credential_id=self.login.credential_id, method=self.method
+        )
+        try:
+            await self._gateway.wake(self.login, cause)
+        except Exception as exc:
+            reason = exc.message if isinstance(exc, SandbayError) else "an internal error"
+            if not isinstance(exc, SandbayError):
+                log.exception("wake of %s failed", self.login.environment_id)
+            self.close(f"environment {self.login.environment_id} did not wake: {reason}")
+            return False
+        if self._lost:
+            return False
+        self.login = replace(self.login, state=EnvState.RUNNING)
         self._gateway.admit(self)
+        return True
+
+    async def ready(self) -> bool:
+        """Whether sessions may run: at once, or once a wake has finished."""
+        if self._ready is None:
+            return True
+        try:
+            return await asyncio.shield(self._ready)
+        except asyncio.CancelledError:
+            if self._ready.cancelled():
+                return False
+            raise
 
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
     ) -> Any:
         assert self.login is not None
-        return open_forward(self._gateway.ports, self.login, dest_host, dest_port)
+        if self._ready is None:
+            return open_forward(self._gateway.ports, self.login, dest_host, dest_port)
+        return self._forward_when_ready(dest_host, dest_port)
+
+    async def _forward_when_ready(self, dest_host: str, dest_port: int) -> Any:
+        if not await self.ready():
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_CONNECT_FAILED, "the environment did not wake"
+            )
+        assert self.login is not None
+        return await open_forward(self._gateway.ports, self.login, dest_host, dest_port)
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
         return False  # -R would expose a port on the gateway's host: not offered
@@ -197,8 +255,10 @@ class SshGateway:
         ports: PortConnector,
         files: FileAgent,
         config: GatewayConfig,
+        waker: Waker | None = None,
     ) -> None:
         self.sessions = sessions
+        self.waker = waker
         self.holds = holds
         self.ports = ports
         self._runner = runner
@@ -252,24 +312,39 @@ class SshGateway:
 
     async def _process(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         owner = _owner(process)
-        assert owner.login is not None
         owner.processes.add(process)
         try:
+            if not await owner.ready():
+                return  # the connection is closing and has told the session why
+            assert owner.login is not None
             await run_process(process, owner.login, self._runner)
         finally:
             owner.processes.discard(process)
 
     async def _sftp(self, chan: asyncssh.SSHServerChannel[bytes]) -> EnvironmentSFTP:
+        if not await _owner(chan).ready():
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_CONNECT_FAILED, "the environment did not wake"
+            )
         login = _login(chan)
         files = await self._files.open_session(login.environment_id, user=login.user)
         return EnvironmentSFTP(chan, files)
+
+    # ---- wake on request -----------------------------------------------------------
+
+    async def wakeable(self, login: Login) -> bool:
+        return self.waker is not None and await self.waker.wakeable(login.environment_id)
+
+    async def wake(self, login: Login, cause: WakeCause) -> None:
+        assert self.waker is not None
+        await self.waker.wake(login.org_id, login.environment_id, cause)
 
     # ---- connections by environment -------------------------------------------------
 
     def admit(self, conn: _Connection) -> None:
         assert conn.login is not None
         self._open.setdefault(conn.login.environment_id, set()).add(conn)
-        self._spawn(
+        self.spawn(
             creds.record_login(self.sessions, conn.login, method=conn.method, peer=conn.peer)
         )
 
@@ -320,7 +395,9 @@ class SshGateway:
             for env_id in list(self._open):
                 self._close(env_id, "the SSH credential was revoked", credential_id)
 
-    def _spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """A task the gateway cancels when it stops."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
