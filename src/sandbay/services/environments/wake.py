@@ -25,7 +25,7 @@ from sandbay.domain.states import EnvState
 from sandbay.runtime.access import PortConnector
 from sandbay.services.environments.activity import record_activity
 from sandbay.services.environments.lifecycle import Lifecycle
-from sandbay.services.events.record import record_environment_event
+from sandbay.services.events.record import record_event
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +119,18 @@ class Waker:
         principal = Principal.for_system(org_id, SYSTEM_ACTOR)
         async with self._sessions() as session:
             env = await session.get(EnvironmentModel, environment_id)
-            asleep = env is not None and env.state in SLEEPING
-            await self._lifecycle.request_start(session, principal, environment_id)
-            if asleep and env is not None:
-                data = await _cause_data(session, cause)
-                record_environment_event(
-                    session, env, "environment.woken", actor=principal.actor, data=data
+            asleep = env.state if env is not None and env.state in SLEEPING else None
+            started = await self._lifecycle.request_start(session, principal, environment_id)
+            if asleep is not None:  # one on its way up already was woken by someone else
+                record_event(
+                    session,
+                    org_id=org_id,
+                    environment_id=environment_id,
+                    type="environment.woken",
+                    actor=principal.actor,
+                    from_state=asleep.value,
+                    to_state=started.state.value,
+                    data=await _cause_data(session, cause),
                 )
             await record_activity(session, environment_id, force=True)
             await commit_or_conflict(session)
