@@ -203,6 +203,12 @@ class EnvironmentCreate(BaseModel):
         description="Container runtime: runc, or runsc (gVisor); default: the "
         "organization's default_runtime, else the server's",
     )
+    snapshot: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        None,
+        description="A snapshot (id or name) to start from: its root layer, /workspace and "
+        "settings (fields given here replace them; labels are merged). One still being "
+        "made is waited for",
+    )
 
 
 class EnvironmentUpdate(BaseModel):

@@ -5,6 +5,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from sandbay.domain.environments import EnvironmentKind
@@ -23,6 +24,19 @@ class EngineFaults(Protocol):
     def stopped_by_engine(self, info: ContainerInfo) -> bool: ...
 
 
+class Snapshotter(Protocol):
+    """Copies an environment's root layer and /workspace out (a running one frozen
+    for the copy alone) and into a created, not yet started, environment."""
+
+    async def copy_out(self, environment_id: str, dest: Path) -> float | None: ...
+
+    async def copy_in(self, environment_id: str, src: Path) -> None: ...
+
+
+class _Permanent(RuntimeFailure):
+    permanent = True
+
+
 @dataclass(frozen=True, slots=True)
 class Engine:
     """The runtime pieces the reconciler acts through."""
@@ -32,6 +46,9 @@ class Engine:
     store: ArchiveStore | None = None
     network: NetworkPolicy | None = None
     faults: EngineFaults | None = None
+    #: Snapshots' copier and where their files are (forks are filled from them).
+    snapshotter: Snapshotter | None = None
+    snapshots: ArchiveStore | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +66,8 @@ class Work:
     stop_force: bool
     pre_stop: list[str] | None = None
     auto_restart: bool = False
+    #: The snapshot its layer and workspace are filled from at its create (a fork).
+    seed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +111,27 @@ def observe(info: ContainerInfo | None) -> Observed:
 
 async def _create(engine: Engine, work: Work) -> Outcome:
     info = await engine.provider.create(work.spec)
+    if work.seed is None:
+        return Outcome(
+            after_action(Action.CREATE, work.desired), "container created", info.container_id
+        )
+    await _seed(engine, work.environment_id, work.seed)
     return Outcome(
-        after_action(Action.CREATE, work.desired), "container created", info.container_id
+        after_action(Action.CREATE, work.desired),
+        f"container created, filled from snapshot {work.seed}",
+        info.container_id,
     )
+
+
+async def _seed(engine: Engine, environment_id: str, snapshot_id: str) -> None:
+    """A fork's files before its first start: the snapshot's layer and workspace
+    copied into its own (a retried create copies them again over the same files)."""
+    if engine.snapshotter is None or engine.snapshots is None:
+        raise _Permanent("this runner cannot fill an environment from a snapshot")
+    src = await engine.snapshots.fetch(snapshot_id)
+    if src is None:
+        raise _Permanent(f"snapshot {snapshot_id}'s files are gone")
+    await engine.snapshotter.copy_in(environment_id, src)
 
 
 async def _start(engine: Engine, work: Work) -> Outcome:

@@ -272,6 +272,7 @@ class Reconciler(PeriodicLoop):
             stop_force=env.stop_force,
             pre_stop=_argv(env.pre_stop),
             auto_restart=env.auto_restart,
+            seed=env.snapshot_id,
         )
 
     def _move(

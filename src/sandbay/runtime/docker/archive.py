@@ -1,11 +1,19 @@
-"""Archive and restore of Docker environments on a local overlay2 engine: the
-container's writable layer (overlay2 upper dir, whiteouts and xattrs included) and
-the workspace volume are tarred straight from the host, which is exact (deleted
-files stay deleted) and fast. Needs the engine on this host and root."""
+"""Archive, restore and snapshots of Docker environments on a local overlay2 engine:
+the container's writable layer (overlay2 upper dir, whiteouts and xattrs included)
+and the workspace volume are read and written straight on the host, which is exact
+(deleted files stay deleted) and fast. An archive tars them (one compressed file
+each, for an object store); a snapshot copies them as they are (`cp -a`: 200 MB and
+2,000 small files take 175 ms against 300 ms through `tar | tar` here, and the copy
+is what a running source is frozen for). Owners are kept numerically, so a copy
+stays right under the engine's user-namespace remapping. Needs the engine on this
+host and root."""
 
 import asyncio
 import hashlib
 import json
+import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +25,39 @@ from sandbay.runtime.docker.provider import DockerProvider
 
 LAYER = "layer.tar.gz"
 WORKSPACE = "workspace.tar.gz"
+#: A snapshot's directories: the layer's and the workspace's files as they are.
+LAYER_DIR = "layer"
+WORKSPACE_DIR = "workspace"
 _TAR_OPTS = ["--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "-I", "gzip -1"]
 
 
-async def _tar(*args: str) -> None:
+async def _run(*argv: str) -> None:
     proc = await asyncio.create_subprocess_exec(
-        "tar", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
     )
     _, err = await proc.communicate()
     if proc.returncode != 0:
-        raise RuntimeFailure(f"tar {args[0]} failed: {err.decode(errors='replace')[-500:]}")
+        raise RuntimeFailure(f"{argv[0]} {argv[1]} failed: {err.decode(errors='replace')[-500:]}")
+
+
+async def _tar(*args: str) -> None:
+    await _run("tar", *args)
+
+
+async def _copy(src: Path, dest: Path) -> None:
+    """`src`'s contents into `dest` exactly: owners, modes, xattrs (overlay's opaque
+    marks), device nodes (its whiteouts), hard links; a reflink where the file
+    system has them."""
+    await _run("cp", "-a", "--reflink=auto", "--", f"{src}/.", f"{dest}/")
+
+
+def tree_bytes(root: Path) -> int:
+    """What the files under `root` hold (apparent sizes, links not followed)."""
+    total = 0
+    for parent, dirs, files in os.walk(root):
+        for name in dirs + files:
+            total += os.lstat(os.path.join(parent, name)).st_size
+    return total
 
 
 def _sha256(path: Path) -> str:
@@ -37,27 +68,50 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class _Files:
+    """Where an environment's files are on the host, and what its container is doing."""
+
+    upper: Path
+    workspace: Path
+    raw: dict[str, Any]
+
+    @property
+    def running(self) -> bool:
+        return bool(self.raw["State"].get("Running"))
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.raw["State"].get("Paused"))
+
+
 class DockerArchiver:
-    """`Archiver` for `DockerProvider` (optional ability)."""
+    """`Archiver` for `DockerProvider` (optional ability), and the snapshots' copier."""
 
     def __init__(self, provider: DockerProvider) -> None:
         self._provider = provider
 
-    async def _paths(self, environment_id: str) -> tuple[Path, Path, dict[str, Any]]:
+    async def _files(self, environment_id: str) -> _Files:
         raw = await self._provider.call(
             lambda api: api.inspect_container(container_name(environment_id))
         )
-        if raw["State"].get("Running"):
-            raise RuntimeFailure("cannot archive a running container")
         driver = raw.get("GraphDriver", {})
         if driver.get("Name") != "overlay2":
-            raise RuntimeFailure("archiving needs the overlay2 storage driver")
+            raise RuntimeFailure("copying an environment's files needs the overlay2 storage driver")
         upper = Path(driver["Data"]["UpperDir"])
         vol = await self._provider.call(lambda api: api.inspect_volume(volume_name(environment_id)))
         mountpoint = Path(vol["Mountpoint"])
         if not await asyncio.to_thread(lambda: upper.is_dir() and mountpoint.is_dir()):
-            raise RuntimeFailure("archiving needs the Docker engine on this host (and root)")
-        return upper, mountpoint, raw
+            raise RuntimeFailure(
+                "copying an environment's files needs the Docker engine on this host (and root)"
+            )
+        return _Files(upper, mountpoint, raw)
+
+    async def _paths(self, environment_id: str) -> tuple[Path, Path, dict[str, Any]]:
+        files = await self._files(environment_id)
+        if files.running:
+            raise RuntimeFailure("cannot archive a running container")
+        return files.upper, files.workspace, files.raw
 
     async def export(self, environment_id: str, dest: Path) -> dict[str, Any]:
         """Write layer, workspace and manifest into `dest`; the container must be stopped."""
@@ -87,3 +141,39 @@ class DockerArchiver:
         await _tar("-x", *_TAR_OPTS, "-f", str(src / WORKSPACE), "-C", str(mountpoint))
         await _tar("-x", *_TAR_OPTS, "-f", str(src / LAYER), "-C", str(upper))
         return info
+
+    async def copy_out(self, environment_id: str, dest: Path) -> float | None:
+        """Copy the layer and the workspace into `dest` (`LAYER_DIR`, `WORKSPACE_DIR`).
+        A running container is frozen (the engine's cgroup freezer) for the copy
+        alone and thawed whatever happens; the milliseconds it was frozen, or None
+        when it was not running (stopped) or already paused by its owner."""
+        for part in (LAYER_DIR, WORKSPACE_DIR):
+            await asyncio.to_thread((dest / part).mkdir, parents=True, exist_ok=True)
+        files = await self._files(environment_id)
+
+        async def copy() -> None:
+            await asyncio.gather(
+                _copy(files.upper, dest / LAYER_DIR), _copy(files.workspace, dest / WORKSPACE_DIR)
+            )
+
+        if not files.running or files.paused:
+            await copy()
+            return None
+        began = time.monotonic()  # from before the freeze to after the thaw: an upper bound
+        await self._provider.pause(environment_id)
+        try:
+            await copy()
+        finally:
+            await self._provider.resume(environment_id)
+            frozen_ms = (time.monotonic() - began) * 1000
+        return frozen_ms
+
+    async def copy_in(self, environment_id: str, src: Path) -> None:
+        """Fill a created (not yet started) container's layer and workspace from a
+        snapshot's copy, as a restore does from an archive."""
+        files = await self._files(environment_id)
+        if files.running:
+            raise RuntimeFailure("cannot fill a running container from a snapshot")
+        await asyncio.gather(
+            _copy(src / WORKSPACE_DIR, files.workspace), _copy(src / LAYER_DIR, files.upper)
+        )

@@ -9,8 +9,9 @@ from typing import TypeVar
 from pydantic import TypeAdapter
 
 from sandbay.db.cas import flush_unique, with_cas_retry
-from sandbay.db.models import EnvironmentModel, OrganizationModel
+from sandbay.db.models import EnvironmentModel, EnvironmentSnapshotModel, OrganizationModel
 from sandbay.db.queries import environments as queries
+from sandbay.db.queries import snapshots as snapshot_queries
 from sandbay.db.queries.environments import environment_from_model
 from sandbay.db.session import AsyncSession
 from sandbay.domain import ids
@@ -34,6 +35,7 @@ from sandbay.domain.runtime import (
     SharedMount,
     recorded_runtime,
 )
+from sandbay.domain.snapshots import SnapshotState, fork_fields
 from sandbay.domain.states import EnvState
 from sandbay.domain.variables import change_variables
 from sandbay.kit.clock import utcnow
@@ -144,6 +146,7 @@ async def create_environment(
     org_id = require(principal, Permission.ENVIRONMENTS_WRITE)
     if principal.environment_ids is not None:
         raise InvalidRequest("a key restricted to given environments cannot create new ones")
+    seed, body = await _seeded(session, org_id, body)
     planned = await plan_image(
         session,
         org_id,
@@ -165,7 +168,7 @@ async def create_environment(
         raise Conflict(f"an environment named {body.name!r} already exists")
     # Pools may also be made through the API at any time: a matching create always
     # looks for a ready member (one indexed query).
-    pooled = planned.ready and not mounts and runtime is Runtime.RUNC
+    pooled = planned.ready and not mounts and runtime is Runtime.RUNC and seed is None
     key = claim_key(org_id, image, body) if pooled else None
     if key is not None:
         claimed = await pools.claim(session, key, body, body.name, principal.actor)
@@ -175,7 +178,7 @@ async def create_environment(
     name = body.name or env_id
     # Every field of the request is a column; the model fills in its bookkeeping.
     env = EnvironmentModel(
-        **body.model_dump(exclude={"name", "image", "build", "volumes", "runtime"}),
+        **body.model_dump(exclude={"name", "image", "build", "volumes", "runtime", "snapshot"}),
         volumes=[m.model_dump() for m in mounts],
         runtime=runtime.value,
         id=env_id,
@@ -186,6 +189,10 @@ async def create_environment(
     )
     if not planned.ready:
         env.next_attempt_at = None  # not due until the images loop has built its image
+    if seed is not None:
+        env.snapshot_id = seed.id
+        if seed.state is not SnapshotState.READY:
+            env.next_attempt_at = None  # not due until the snapshots loop has copied it
     session.add(env)
     record_environment_event(
         session, env, "environment.created", actor=principal.actor, data={"image": image}
@@ -193,6 +200,30 @@ async def create_environment(
     # The unique index refuses a name another create took meanwhile.
     await flush_unique(session, f"an environment named {name!r} already exists")
     return environment_from_model(env)
+
+
+async def _seeded(
+    session: AsyncSession, org_id: str, body: EnvironmentCreate
+) -> tuple[EnvironmentSnapshotModel | None, EnvironmentCreate]:
+    """A create from a snapshot: the snapshot (ready, or still being made) and the
+    request with the snapshot's settings under the fields it gave."""
+    if body.snapshot is None:
+        return None, body
+    snap = await snapshot_queries.get_live(session, org_id, body.snapshot)
+    if snap is None:
+        raise NotFound(f"snapshot {body.snapshot!r} not found")
+    if snap.state not in (SnapshotState.READY, SnapshotState.CREATING):
+        why = f": {snap.error}" if snap.error else ""
+        raise Conflict(f"snapshot {snap.name!r} is {snap.state.value}{why}")
+    if body.build is not None or body.kind is not EnvironmentKind.MANAGED:
+        raise InvalidRequest("an environment made from a snapshot takes its image: no build")
+    if body.image is not None and body.image != snap.image:
+        raise InvalidRequest(
+            f"snapshot {snap.name!r} holds a layer of image {snap.image!r}, not {body.image!r}"
+        )
+    given = body.model_dump(include=body.model_fields_set - {"name", "snapshot", "image"})
+    fields = fork_fields(dict(snap.settings), given)
+    return snap, EnvironmentCreate.model_validate({**fields, "name": body.name})
 
 
 async def _org_default_runtime(session: AsyncSession, org_id: str) -> Runtime | None:
