@@ -42,6 +42,7 @@ from sandbay.services.environments.activity import ActivityHolds
 from sandbay.services.environments.lifecycle import Lifecycle
 from sandbay.services.environments.records import Placement
 from sandbay.services.environments.service import EnvironmentsService
+from sandbay.services.environments.snapshots import SnapshotsService
 from sandbay.services.environments.wake import Waker
 from sandbay.services.events.bus import EventBus
 from sandbay.services.events.service import EventsService
@@ -140,6 +141,7 @@ class Platform:
     language_servers: LanguageServers
     #: Encrypts what the server must read back (credentials, file-URL signing keys).
     secrets: SecretBox
+    snapshots: SnapshotsService
 
     @classmethod
     async def open(cls, settings: Settings, role: Role = Role.SERVE) -> "Platform":
@@ -275,6 +277,7 @@ class Platform:
             interpreters=Interpreters(sessions, runtime.runner, holds),
             language_servers=LanguageServers(sessions, runtime.runner, runtime.files),
             secrets=box,
+            snapshots=SnapshotsService(environments),
         )
         platform._register(role)
         return platform
@@ -302,6 +305,7 @@ class Platform:
                 network=self.access.network,
                 images=self.images,
                 volumes=self.volumes,
+                snapshots=DirectoryArchiveStore(s.data_dir / "snapshots"),
             )
             add_reconciler_loops(loops, s, parts)
         if role is Role.SERVE:

@@ -19,6 +19,7 @@ from sandbay.reconciler.metrics import MetricsCollector
 from sandbay.reconciler.network import NetworkPolicyLoop
 from sandbay.reconciler.policies import PolicyLoop
 from sandbay.reconciler.pool import PoolLoop
+from sandbay.reconciler.snapshots import SnapshotsLoop
 from sandbay.reconciler.work_leases import WorkLeaseReaper
 from sandbay.runtime.archives import ArchiveStore
 from sandbay.runtime.docker.runtime import DockerRuntime
@@ -80,6 +81,8 @@ class ReconcilerParts:
     network: NetworkEnforcer
     images: ImagesService
     volumes: VolumesService
+    #: Where snapshots' files are kept (forks are filled from them).
+    snapshots: ArchiveStore | None = None
 
 
 def add_reconciler_loops(manager: LoopManager, s: Settings, parts: ReconcilerParts) -> None:
@@ -94,6 +97,8 @@ def add_reconciler_loops(manager: LoopManager, s: Settings, parts: ReconcilerPar
             store=parts.store,
             network=runtime.network,
             faults=runtime.provider.health,
+            snapshotter=runtime.archiver,
+            snapshots=parts.snapshots,
         ),
         instance=instance,
         runner_id=s.runner_id,
@@ -150,3 +155,11 @@ def add_reconciler_loops(manager: LoopManager, s: Settings, parts: ReconcilerPar
     parts.images.due.subscribe(images.wake)
     parts.volumes.removed.subscribe(images.wake)
     manager.add(images)
+    if parts.snapshots is not None:
+        snapshots = SnapshotsLoop(
+            sessions=sessions,
+            snapshotter=runtime.archiver,
+            store=parts.snapshots,
+            interval=r.interval,
+        )
+        manager.add(snapshots, on_event=snapshots.on_event)

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from sandbay.api.v1 import access, events, health, work
 from sandbay.api.v1.agents import providers, runs
-from sandbay.api.v1.environments import pools
+from sandbay.api.v1.environments import pools, snapshots
 from sandbay.api.v1.environments import routes as environments
 from sandbay.api.v1.inside import exec, files, observe
 from sandbay.api.v1.tenancy import keys, orgs
@@ -13,6 +13,6 @@ ROUTERS: tuple[APIRouter, ...] = tuple(
     module.router
     for module in (
         health, environments, keys, orgs, events, pools, work, exec, files, observe, access,
-        runs, providers,
+        runs, providers, snapshots,
     )
 )  # fmt: skip

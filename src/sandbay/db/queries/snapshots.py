@@ -103,3 +103,31 @@ async def waiting_forks(session: AsyncSession, snapshot_id: str) -> Sequence[Env
         Env.snapshot_id == snapshot_id, Env.state == EnvState.CREATING, Env.deleted_at.is_(None)
     )
     return (await session.execute(query)).scalars().all()
+
+
+async def renew(session: AsyncSession, snapshot_id: str, *, token: str, until: datetime) -> bool:
+    result = await session.execute(
+        update(Snap)
+        .where(Snap.id == snapshot_id, Snap.lease_token == token)
+        .values(lease_expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def stranded_forks(session: AsyncSession, limit: int) -> list[str]:
+    """Snapshots that are no longer being made but still have forks waiting, not
+    due: a fork whose create committed just after the copy was recorded."""
+    query = (
+        select(Snap.id)
+        .join(Env, Env.snapshot_id == Snap.id)
+        .where(
+            Snap.state != SnapshotState.CREATING,
+            Env.state == EnvState.CREATING,
+            Env.next_attempt_at.is_(None),
+            Env.deleted_at.is_(None),
+        )
+        .distinct()
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())

@@ -11,7 +11,6 @@ host and root."""
 import asyncio
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,15 +48,6 @@ async def _copy(src: Path, dest: Path) -> None:
     marks), device nodes (its whiteouts), hard links; a reflink where the file
     system has them."""
     await _run("cp", "-a", "--reflink=auto", "--", f"{src}/.", f"{dest}/")
-
-
-def tree_bytes(root: Path) -> int:
-    """What the files under `root` hold (apparent sizes, links not followed)."""
-    total = 0
-    for parent, dirs, files in os.walk(root):
-        for name in dirs + files:
-            total += os.lstat(os.path.join(parent, name)).st_size
-    return total
 
 
 def _sha256(path: Path) -> str:
@@ -156,16 +146,25 @@ class DockerArchiver:
                 _copy(files.upper, dest / LAYER_DIR), _copy(files.workspace, dest / WORKSPACE_DIR)
             )
 
+        frozen_ms: float | None = None
         if not files.running or files.paused:
             await copy()
-            return None
-        began = time.monotonic()  # from before the freeze to after the thaw: an upper bound
-        await self._provider.pause(environment_id)
-        try:
-            await copy()
-        finally:
-            await self._provider.resume(environment_id)
-            frozen_ms = (time.monotonic() - began) * 1000
+        else:
+            began = time.monotonic()  # from before the freeze to after the thaw: an upper bound
+            await self._provider.pause(environment_id)
+            try:
+                await copy()
+            finally:
+                await self._provider.resume(environment_id)
+                frozen_ms = (time.monotonic() - began) * 1000
+        # Last: the manifest marks a complete copy (the store's `fetch` looks for it).
+        manifest = {
+            "environment_id": environment_id,
+            "image": files.raw["Config"]["Image"],
+            "frozen_ms": frozen_ms,
+            "dirs": [LAYER_DIR, WORKSPACE_DIR],
+        }
+        await asyncio.to_thread((dest / MANIFEST).write_text, json.dumps(manifest, indent=2))
         return frozen_ms
 
     async def copy_in(self, environment_id: str, src: Path) -> None:
