@@ -128,7 +128,8 @@ class SnapshotsLoop(PeriodicLoop):
         else:
             try:
                 staged = await self._store.staging(snapshot_id)
-                frozen_ms = await self._snapshotter.copy_out(env_id, staged)
+                live = source_state is EnvState.RUNNING
+                frozen_ms = await self._snapshotter.copy_out(env_id, staged, live=live)
                 size = await asyncio.to_thread(tree_bytes, staged)
                 await self._store.commit(snapshot_id, staged)
             except RuntimeFailure as exc:

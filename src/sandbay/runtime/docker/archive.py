@@ -132,11 +132,12 @@ class DockerArchiver:
         await _tar("-x", *_TAR_OPTS, "-f", str(src / LAYER), "-C", str(upper))
         return info
 
-    async def copy_out(self, environment_id: str, dest: Path) -> float | None:
+    async def copy_out(self, environment_id: str, dest: Path, *, live: bool) -> float | None:
         """Copy the layer and the workspace into `dest` (`LAYER_DIR`, `WORKSPACE_DIR`).
-        A running container is frozen (the engine's cgroup freezer) for the copy
-        alone and thawed whatever happens; the milliseconds it was frozen, or None
-        when it was not running (stopped) or already paused by its owner."""
+        A `live` (running, not paused by its owner) environment's container is
+        frozen (the engine's cgroup freezer) for the copy alone and thawed whatever
+        happens, also when a copier that died left it frozen; the milliseconds it
+        was frozen, or None when it was not frozen (stopped, or paused by its owner)."""
         for part in (LAYER_DIR, WORKSPACE_DIR):
             await asyncio.to_thread((dest / part).mkdir, parents=True, exist_ok=True)
         files = await self._files(environment_id)
@@ -147,7 +148,7 @@ class DockerArchiver:
             )
 
         frozen_ms: float | None = None
-        if not files.running or files.paused:
+        if not live or not files.running:
             await copy()
         else:
             began = time.monotonic()  # from before the freeze to after the thaw: an upper bound
