@@ -111,9 +111,19 @@ def test_settings_are_seen_natively_and_take_effect(
     sandbox.update_env({"NEW": "2"}, unset=["TEMP"])
     assert sandbox.process.exec("echo $NEW ${TEMP:-gone}").result == "2 gone\n"
 
-    # Pausing does not exist here: a clear refusal, not a fake success.
-    with pytest.raises(DaytonaError, match="pausing is not supported"):
-        sandbox.set_auto_pause_interval(10)
+    # Pause freezes the sandbox with its processes; start resumes it where it was.
+    sandbox.set_auto_pause_interval(10)
+    assert _native(api, sandbox.id)["auto_pause_interval"] == 10
+    sandbox.process.exec("sh -c 'echo $$ > /tmp/held; exec sleep 600' >/dev/null 2>&1 &")
+    held = sandbox.process.exec("cat /tmp/held").result.strip()
+    sandbox.pause()
+    assert sandbox.state == SandboxState.PAUSED
+    native = _native(api, sandbox.id)
+    assert (native["state"], native["holds_memory"]) == ("paused", True)
+    sandbox.start()
+    assert sandbox.state == SandboxState.STARTED
+    assert sandbox.process.exec(f"kill -0 {held} && echo alive").result.strip() == "alive"
+    sandbox.set_auto_pause_interval(0)
 
     # Resize: CPU and memory grow live (the engine's limits), the disk never.
     started_at = _native(api, sandbox.id)["started_at"]

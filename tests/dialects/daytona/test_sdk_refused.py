@@ -31,10 +31,9 @@ def _refused(call: Callable[[], Any], reason: str) -> None:
     assert reason in str(error)
 
 
-def test_snapshots_fork_pause_secrets_and_computer_use_say_why(
+def test_snapshots_fork_secrets_and_computer_use_say_why(
     daytona: Daytona, sandbox: Sandbox
 ) -> None:
-    _refused(sandbox.pause, SNAPSHOTS)
     _refused(lambda: sandbox.fork(), SNAPSHOTS)
     _refused(lambda: sandbox.create_snapshot("kept"), SNAPSHOTS)
     _refused(lambda: sandbox.update_secrets({"TOKEN": "t"}), SECRETS)
@@ -46,10 +45,10 @@ def test_snapshots_fork_pause_secrets_and_computer_use_say_why(
 
 
 def test_refusals_come_in_daytonas_shapes_and_need_a_key(api: httpx.Client) -> None:
-    paused = api.post("/sandbox/anything/pause")
-    assert paused.status_code == 400, paused.text
-    assert paused.json()["statusCode"] == 400 and paused.json()["error"] == "Bad Request"
-    assert paused.json()["message"] == SNAPSHOTS
+    forked = api.post("/sandbox/anything/fork")
+    assert forked.status_code == 400, forked.text
+    assert forked.json()["statusCode"] == 400 and forked.json()["error"] == "Bad Request"
+    assert forked.json()["message"] == SNAPSHOTS
 
     clicked = api.post("/toolbox/anything/computeruse/mouse/click", json={"x": 1, "y": 2})
     assert clicked.status_code == 400, clicked.text
@@ -61,5 +60,5 @@ def test_refusals_come_in_daytonas_shapes_and_need_a_key(api: httpx.Client) -> N
     )
     assert api.delete("/secret/x").json()["message"] == SECRETS
 
-    anonymous = httpx.post(f"{api.base_url}/sandbox/anything/pause")
+    anonymous = httpx.post(f"{api.base_url}/sandbox/anything/fork")
     assert anonymous.status_code == 401

@@ -14,7 +14,7 @@ from sandbay.domain.errors import InvalidRequest
 from .errors import DaytonaPrincipal
 
 SNAPSHOTS = (
-    "not supported by this server yet: snapshots, fork and pause of sandboxes come with "
+    "not supported by this server yet: snapshots and fork of sandboxes come with "
     "sandbay's snapshot work"
 )
 SECRETS = "not supported yet: secrets come with the egress proxy"
@@ -34,7 +34,6 @@ class Refusal:
 
 
 REFUSED: tuple[Refusal, ...] = (
-    Refusal(("POST",), "/sandbox/{sandboxIdOrName}/pause", SNAPSHOTS),
     Refusal(("POST",), "/sandbox/{sandboxIdOrName}/fork", SNAPSHOTS),
     Refusal(("GET",), "/sandbox/{sandboxIdOrName}/forks", SNAPSHOTS),
     Refusal(("POST",), "/sandbox/{sandboxIdOrName}/snapshot", SNAPSHOTS),

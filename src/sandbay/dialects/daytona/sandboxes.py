@@ -203,11 +203,24 @@ async def stop_sandbox(
             principal,
             sandbox,
             StopRequest(force=force),
-            only_from=frozenset({EnvState.RUNNING}),
+            only_from=frozenset({EnvState.RUNNING, EnvState.PAUSED}),
         )
     except WrongState as exc:
         raise stop_refused(exc) from exc
     return _out(toolbox, env)
+
+
+@router.post("/{sandboxIdOrName}/pause")
+async def pause_sandbox(
+    sandbox: SandboxIdOrName,
+    toolbox: ToolboxUrl,
+    session: SessionDep,
+    principal: DaytonaPrincipal,
+    lifecycle: LifecycleDep,
+) -> DaytonaSandbox:
+    """Pause a started sandbox: its processes are frozen with their memory (`pausing`,
+    then `paused`); `start` resumes it where it was."""
+    return _out(toolbox, await lifecycle.request_pause(session, principal, sandbox))
 
 
 @router.post("/{sandboxIdOrName}/archive")
@@ -286,19 +299,14 @@ async def set_auto_delete_interval(
 @router.post("/{sandboxIdOrName}/autopause/{interval}")
 async def set_auto_pause_interval(
     sandbox: SandboxIdOrName,
-    interval: Annotated[int, Path(ge=0, le=10 * 365 * 24 * 60)],
+    interval: Minutes,
     toolbox: ToolboxUrl,
     session: SessionDep,
     principal: DaytonaPrincipal,
 ) -> DaytonaSandbox:
-    """Auto-pause: sandbay cannot pause a sandbox (only stop it), so only 0 (never)
-    is accepted; use the auto-stop interval instead."""
-    env = await envs.read_environment(session, principal, sandbox)
-    if interval:
-        raise InvalidRequest(
-            "pausing is not supported by this server: use the auto-stop interval instead"
-        )
-    return _out(toolbox, env)
+    """Minutes without activity before the sandbox is paused (a tier before auto-stop,
+    which keeps counting while it is paused); 0 never."""
+    return await _set_interval("autopause", sandbox, interval, toolbox, session, principal)
 
 
 @router.post("/{sandboxIdOrName}/ttl/{ttlMinutes}")

@@ -79,6 +79,7 @@ class DaytonaSandbox(_Camel):
     state: str
     desired_state: str
     auto_stop_interval: int | float
+    auto_pause_interval: int | float = 0
     auto_archive_interval: int | float
     auto_delete_interval: int | float
     volumes: list[dict[str, Any]]
@@ -116,6 +117,7 @@ class DaytonaSandbox(_Camel):
             state=BUILD_STATE.get(build, "") if build else STATE[env.state],
             desired_state=DESIRED[env.desired_state],
             auto_stop_interval=number(env.auto_stop_interval),
+            auto_pause_interval=number(env.auto_pause_interval),
             auto_archive_interval=number(env.auto_archive_interval),
             auto_delete_interval=number(env.auto_delete_interval),
             volumes=[
@@ -180,7 +182,6 @@ class DaytonaCreateSandbox(_Camel):
     def unsupported(self) -> list[str]:
         """Fields set to something sandbay cannot do yet."""
         asked = {
-            "autoPauseInterval": bool(self.auto_pause_interval),
             "kvm": bool(self.kvm),
             "gpuType": bool(self.gpu_type),
             "secrets": bool(self.secrets),
@@ -252,15 +253,18 @@ def to_create(body: DaytonaCreateSandbox) -> EnvironmentCreate:
         memory_mb=body.memory * MIB_PER_GB if body.memory else None,
         disk_gb=body.disk,
         auto_stop_interval=body.auto_stop_interval,
+        auto_pause_interval=body.auto_pause_interval,
         auto_archive_interval=body.auto_archive_interval,
         auto_delete_interval=body.auto_delete_interval,
     )
 
 
 def interval_update(kind: str, minutes: int) -> EnvironmentUpdate:
-    """`autostop`, `autoarchive` or `autodelete` in minutes, as a native update."""
+    """`autostop`, `autopause`, `autoarchive` or `autodelete` in minutes, as a native
+    update."""
     field = {
         "autostop": "auto_stop_interval",
+        "autopause": "auto_pause_interval",
         "autoarchive": "auto_archive_interval",
         "autodelete": "auto_delete_interval",
     }[kind]
