@@ -80,3 +80,36 @@ def test_cli_exec_cp_and_logs(server: LiveServer, tmp_path: Path) -> None:
     logs = run(server, "env", "logs", "cli-inside")
     assert logs.returncode == 0 and "booted" in logs.stdout
     assert run(server, "env", "rm", "cli-inside").returncode == 0
+
+
+def test_cli_pause_resume_snapshot_and_fork(server: LiveServer) -> None:
+    created = run(server, "env", "create", "--name", "cli-state")
+    assert created.returncode == 0, created.stderr
+    wrote = run(server, "env", "exec", "cli-state", "--", "sh", "-c", "echo kept > /workspace/k")
+    assert wrote.returncode == 0, wrote.stderr
+    paused = run(server, "env", "pause", "cli-state")
+    assert paused.returncode == 0 and "paused" in paused.stdout, paused.stderr
+    refused = run(server, "env", "exec", "cli-state", "--", "true")
+    assert refused.returncode == 1 and "resume" in refused.stderr
+    resumed = run(server, "env", "resume", "cli-state")
+    assert resumed.returncode == 0 and "running" in resumed.stdout, resumed.stderr
+
+    taken = run(server, "snapshot", "create", "cli-state", "--name", "cli-snap")
+    assert taken.returncode == 0, taken.stderr
+    snapshot = json.loads(taken.stdout)
+    assert snapshot["state"] == "ready" and snapshot["name"] == "cli-snap"
+    listed = run(server, "snapshot", "ls", "--env", "cli-state")
+    assert listed.returncode == 0 and snapshot["id"] in listed.stdout  # full ids
+
+    forked = run(server, "env", "fork", "cli-state", "--count", "2", "--name-prefix", "cli-f")
+    assert forked.returncode == 0, forked.stderr
+    assert forked.stdout.count("running") == 2
+    for name in ("cli-f-1", "cli-f-2"):
+        read = run(server, "env", "exec", name, "--", "cat", "/workspace/k")
+        assert read.returncode == 0 and read.stdout == "kept\n", read.stderr
+        assert run(server, "env", "rm", name).returncode == 0
+
+    assert run(server, "snapshot", "rm", snapshot["id"]).returncode == 0
+    missing = run(server, "snapshot", "get", "cli-snap")
+    assert missing.returncode == 1 and "not_found" in missing.stderr
+    assert run(server, "env", "rm", "cli-state").returncode == 0

@@ -143,6 +143,44 @@ def env_restart(
     _lifecycle(api_url, api_key, env, "restart", "running", wait)
 
 
+@app.command("pause")
+def env_pause(
+    env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, wait: WaitFlag = True
+) -> None:
+    """Freeze a running environment in place (memory kept, no CPU)."""
+    _lifecycle(api_url, api_key, env, "pause", "paused", wait)
+
+
+@app.command("resume")
+def env_resume(
+    env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, wait: WaitFlag = True
+) -> None:
+    """Thaw a paused environment where it was."""
+    _lifecycle(api_url, api_key, env, "resume", "running", wait)
+
+
+@app.command("fork")
+def env_fork(
+    env: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    count: Annotated[int, typer.Option(help="How many copies (1-100)")] = 1,
+    name_prefix: Annotated[str | None, typer.Option(help="Forks are named PREFIX-1…")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="KEY=VALUE added to each")] = None,
+    wait: WaitFlag = True,
+) -> None:
+    """COUNT new environments from a live snapshot of ENV (which keeps running)."""
+    with api_client(api_url, api_key) as client:
+        forked = client.fork(
+            env, count, name_prefix=name_prefix, labels=pairs(label, "label") or None
+        )
+        envs = forked["environments"]
+        if wait:
+            envs = [wait_for(client, e["id"], "running", 600) for e in envs]
+    for e in envs:
+        _print_state(e)
+
+
 @app.command("archive")
 def env_archive(
     env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, wait: WaitFlag = True

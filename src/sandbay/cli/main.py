@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sandbay.cli import env, keys
+from sandbay.cli import env, keys, snapshots
 from sandbay.cli._client import DEFAULT_URL, ApiKey, ApiUrl, err_console
 
 if TYPE_CHECKING:
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, help="sandbay: isolated environments you host yourself")
 app.add_typer(env.app, name="env")
+app.add_typer(snapshots.app, name="snapshot")
 app.add_typer(keys.key_app, name="key")
 app.add_typer(keys.org_app, name="org")
 

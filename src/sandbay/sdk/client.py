@@ -2,6 +2,7 @@
 become `ApiError` with the envelope's type and message."""
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -103,6 +104,59 @@ class Client:
 
     def archive(self, env: str) -> dict[str, Any]:
         return dict(self.request("POST", f"/v1/environments/{env}/archive"))
+
+    def pause(self, env: str) -> dict[str, Any]:
+        """Freeze the environment in place (memory kept, no CPU)."""
+        return dict(self.request("POST", f"/v1/environments/{env}/pause"))
+
+    def resume(self, env: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/v1/environments/{env}/resume"))
+
+    def create_snapshot(self, env: str, name: str | None = None) -> dict[str, Any]:
+        """Snapshot the root layer and /workspace (202: `creating`, then `ready`)."""
+        body = {"name": name} if name else {}
+        return dict(self.request("POST", f"/v1/environments/{env}/snapshots", json=body))
+
+    def list_snapshots(self, env: str | None = None) -> dict[str, Any]:
+        path = f"/v1/environments/{env}/snapshots" if env else "/v1/snapshots"
+        return dict(self.request("GET", path))
+
+    def get_snapshot(self, snapshot: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/v1/snapshots/{snapshot}"))
+
+    def wait_snapshot(self, snapshot: str, *, timeout: float = 600) -> dict[str, Any]:
+        """Poll until the snapshot is `ready` (returned) or `failed` (ApiError)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.get_snapshot(snapshot)
+            if found["state"] == "ready":
+                return found
+            if found["state"] == "failed":
+                raise ApiError(409, "snapshot_failed", found.get("error") or "snapshot failed")
+            if time.monotonic() > deadline:
+                raise ApiError(
+                    408, "timeout_error", f"snapshot {snapshot} is still {found['state']}"
+                )
+            time.sleep(0.2)
+
+    def delete_snapshot(self, snapshot: str) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/v1/snapshots/{snapshot}"))
+
+    def fork(
+        self,
+        env: str,
+        count: int = 1,
+        *,
+        name_prefix: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """`count` new environments from a live snapshot of `env` (which keeps running)."""
+        body: dict[str, Any] = {"count": count}
+        if name_prefix:
+            body["name_prefix"] = name_prefix
+        if labels:
+            body["labels"] = labels
+        return dict(self.request("POST", f"/v1/environments/{env}/fork", json=body))
 
     def keepalive(self, env: str) -> dict[str, Any]:
         return dict(self.request("POST", f"/v1/environments/{env}/keepalive"))
