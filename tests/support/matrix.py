@@ -177,6 +177,10 @@ def build_world(server: LiveServer, api: httpx.Client) -> World:
     )
     real["snapshot"] = snapshot["id"]
     markers.append(f"snap-{tag}")
+    copied = api.post(f"/v1/environments/{env_id}/snapshots", json={"name": f"esnap-{tag}"})
+    assert copied.status_code == 202, copied.text
+    real["env_snapshot"] = copied.json()["id"]
+    markers.append(f"esnap-{tag}")
     session_id = f"sess-{tag}"
     _created(api.post(f"/toolbox/{env_id}/process/session", json={"sessionId": session_id}))
     real["daytona_session"] = session_id

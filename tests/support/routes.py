@@ -73,6 +73,7 @@ PARAM_KINDS: dict[str, str] = {
     "secretId": "secret",
     "session_id": "chowder_session",
     "token": "preview_token",
+    "snapshot_id": "env_snapshot",
 }
 
 #: Parameters whose name says nothing by itself (`id`, `name`, `sessionId`): their

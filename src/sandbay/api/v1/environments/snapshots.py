@@ -71,18 +71,18 @@ async def list_snapshots(principal: PrincipalDep, snapshots: SnapshotsDep) -> Sn
     return await snapshots.list(principal)
 
 
-@router.get("/snapshots/{snapshot}")
+@router.get("/snapshots/{snapshot_id}")
 async def get_snapshot(
-    snapshot: SnapshotRef, principal: PrincipalDep, snapshots: SnapshotsDep
+    snapshot_id: SnapshotRef, principal: PrincipalDep, snapshots: SnapshotsDep
 ) -> Snapshot:
     """One snapshot, by id or name."""
-    return await snapshots.read(principal, snapshot)
+    return await snapshots.read(principal, snapshot_id)
 
 
-@router.delete("/snapshots/{snapshot}", status_code=status.HTTP_202_ACCEPTED)
+@router.delete("/snapshots/{snapshot_id}", status_code=status.HTTP_202_ACCEPTED)
 async def delete_snapshot(
-    snapshot: SnapshotRef, session: SessionDep, principal: PrincipalDep, snapshots: SnapshotsDep
+    snapshot_id: SnapshotRef, session: SessionDep, principal: PrincipalDep, snapshots: SnapshotsDep
 ) -> Snapshot:
     """Delete: its files are removed in the background (`deleting`). 409 while it is
     being made or environments are still being made from it."""
-    return await snapshots.delete(session, principal, snapshot)
+    return await snapshots.delete(session, principal, snapshot_id)
