@@ -7,6 +7,7 @@ simply picked up again once their lease expires."""
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sandbay.db.cas import commit_unless_stale
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import leases as queries
+from sandbay.db.queries import snapshots as snapshot_queries
 from sandbay.domain.environments import EnvironmentKind
 from sandbay.domain.errors import EngineUnavailable, RuntimeFailure
 from sandbay.domain.states import (
@@ -183,7 +185,14 @@ class Reconciler(PeriodicLoop):
         if env.kind is EnvironmentKind.SELF_HOSTED:
             return Observed(present=True, running=env.state is EnvState.RUNNING), None
         info = await self._engine.provider.inspect(env.id)
-        return observe(info), engine_stop(env.state, info, self._engine.faults)
+        observed = observe(info)
+        if observed.paused and env.state is EnvState.RUNNING:
+            # A snapshot's copier freezes a running environment for its copy and thaws
+            # it after: that freeze is not drift to undo mid-copy.
+            async with self._sessions() as session:
+                if await snapshot_queries.copying(session, env.id, utcnow()):
+                    observed = dataclasses.replace(observed, paused=False)
+        return observed, engine_stop(env.state, info, self._engine.faults)
 
     async def _step(
         self, env_id: str, token: str, observed: Observed | None, current: _InFlight

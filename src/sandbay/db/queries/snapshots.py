@@ -68,6 +68,18 @@ async def due(session: AsyncSession, now: datetime, limit: int) -> list[str]:
     return list((await session.execute(query)).scalars())
 
 
+async def copying(session: AsyncSession, environment_id: str, now: datetime) -> bool:
+    """Whether a copier holds a snapshot of this environment right now (and with it,
+    perhaps, the environment's freeze)."""
+    query = select(Snap.id).where(
+        Snap.environment_id == environment_id,
+        Snap.state == SnapshotState.CREATING,
+        Snap.deleted_at.is_(None),
+        Snap.lease_expires_at > now,
+    )
+    return (await session.execute(query.limit(1))).first() is not None
+
+
 async def claim(
     session: AsyncSession, snapshot_id: str, *, token: str, now: datetime, until: datetime
 ) -> bool:

@@ -3,14 +3,16 @@ the container's writable layer (overlay2 upper dir, whiteouts and xattrs include
 and the workspace volume are read and written straight on the host, which is exact
 (deleted files stay deleted) and fast. An archive tars them (one compressed file
 each, for an object store); a snapshot copies them as they are (`cp -a`: 200 MB and
-2,000 small files take 175 ms against 300 ms through `tar | tar` here, and the copy
-is what a running source is frozen for). Owners are kept numerically, so a copy
-stays right under the engine's user-namespace remapping. Needs the engine on this
-host and root."""
+2,000 small files take 175 ms against 300 ms through `tar | tar` here). A running
+source is copied while it runs, then frozen while rsync copies again what changed
+meanwhile (the freeze no longer grows with the data: 1 GB left a 3 s freeze with
+one frozen copy). Owners are kept numerically, so a copy stays right under the
+engine's user-namespace remapping. Needs the engine on this host and root."""
 
 import asyncio
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +32,12 @@ WORKSPACE_DIR = "workspace"
 _TAR_OPTS = ["--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "-I", "gzip -1"]
 
 
-async def _run(*argv: str) -> None:
+async def _run(*argv: str, ok: tuple[int, ...] = (0,)) -> None:
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
     )
     _, err = await proc.communicate()
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         raise RuntimeFailure(f"{argv[0]} {argv[1]} failed: {err.decode(errors='replace')[-500:]}")
 
 
@@ -48,6 +50,24 @@ async def _copy(src: Path, dest: Path) -> None:
     marks), device nodes (its whiteouts), hard links; a reflink where the file
     system has them."""
     await _run("cp", "-a", "--reflink=auto", "--", f"{src}/.", f"{dest}/")
+
+
+#: rsync's second pass: exact like `cp -a` (hard links, ACLs, xattrs, devices and
+#: numeric owners), deletions included, and a file counts as changed when its size or
+#: its mtime to the nanosecond differs (`--modify-window=-1`; whole seconds would miss
+#: a file written again within the second the first pass copied it).
+_RSYNC = ["rsync", "-aHAX", "--numeric-ids", "--delete", "--modify-window=-1"]
+
+
+#: rsync's "some source files vanished" (a running workload renamed or removed them).
+_VANISHED = 24
+
+
+async def _resync(src: Path, dest: Path, *, moving: bool = False) -> None:
+    """Bring `dest` up to `src`: only what differs is copied. While `src` is `moving`
+    (its workload runs) files may vanish under the copy; the frozen pass then
+    makes it exact."""
+    await _run(*_RSYNC, "--", f"{src}/", f"{dest}/", ok=(0, _VANISHED) if moving else (0,))
 
 
 def _sha256(path: Path) -> str:
@@ -147,14 +167,25 @@ class DockerArchiver:
                 _copy(files.upper, dest / LAYER_DIR), _copy(files.workspace, dest / WORKSPACE_DIR)
             )
 
+        async def resync(*, moving: bool = False) -> None:
+            await asyncio.gather(
+                _resync(files.upper, dest / LAYER_DIR, moving=moving),
+                _resync(files.workspace, dest / WORKSPACE_DIR, moving=moving),
+            )
+
         frozen_ms: float | None = None
         if not live or not files.running:
             await copy()
         else:
+            # A first copy while it runs; frozen, only what changed meanwhile (without
+            # rsync, the whole copy is made frozen).
+            two_pass = shutil.which("rsync") is not None
+            if two_pass:
+                await resync(moving=True)
             began = time.monotonic()  # from before the freeze to after the thaw: an upper bound
             await self._provider.pause(environment_id)
             try:
-                await copy()
+                await (resync() if two_pass else copy())
             finally:
                 await self._provider.resume(environment_id)
                 frozen_ms = (time.monotonic() - began) * 1000
