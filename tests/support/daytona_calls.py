@@ -66,7 +66,6 @@ class Call:
     note: str | None = None
 
 
-AUTO_PAUSE = "only 0 (never) is accepted: sandbay cannot pause (a later issue); use auto-stop"
 OBJECT_STORE = (
     "uploads a build context (HTTPS only) to the S3-compatible bucket and organization "
     "prefix GET /object-storage/push-access names: the server's SANDBAY_OBJECT_STORAGE__* "
@@ -142,7 +141,7 @@ CALLS: dict[str, Call] = {
     "Sandbox.set_autostop_interval": Call(("POST /sandbox/{sandboxIdOrName}/autostop/{interval}",)),
     "Sandbox.set_public": Call(("POST /sandbox/{sandboxIdOrName}/public/{isPublic}",)),
     "Sandbox.set_auto_pause_interval": Call(
-        ("POST /sandbox/{sandboxIdOrName}/autopause/{interval}",), refused=AUTO_PAUSE
+        ("POST /sandbox/{sandboxIdOrName}/autopause/{interval}",)
     ),
     "Sandbox.set_ttl": Call(("POST /sandbox/{sandboxIdOrName}/ttl/{ttlMinutes}",)),
     "Sandbox.set_auto_archive_interval": Call(

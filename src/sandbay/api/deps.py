@@ -22,6 +22,7 @@ from sandbay.services.access.service import AccessService, Origin
 from sandbay.services.agents.service import Agents
 from sandbay.services.environments.lifecycle import Lifecycle
 from sandbay.services.environments.service import EnvironmentsService
+from sandbay.services.environments.snapshots import SnapshotsService
 from sandbay.services.events.service import EventsService
 from sandbay.services.inside.service import InsideService
 from sandbay.services.tenancy.service import TenancyService
@@ -50,6 +51,10 @@ async def get_lifecycle(connection: HTTPConnection) -> Lifecycle:
     return get_platform(connection).environments.lifecycle
 
 
+async def get_snapshots(connection: HTTPConnection) -> SnapshotsService:
+    return get_platform(connection).snapshots
+
+
 async def get_events(connection: HTTPConnection) -> EventsService:
     return get_platform(connection).events
 
@@ -76,6 +81,7 @@ async def get_tenancy(connection: HTTPConnection) -> TenancyService:
 
 EnvironmentsDep = Annotated[EnvironmentsService, Depends(get_environments)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
+SnapshotsDep = Annotated[SnapshotsService, Depends(get_snapshots)]
 EventsDep = Annotated[EventsService, Depends(get_events)]
 InsideDep = Annotated[InsideService, Depends(get_inside)]
 AccessDep = Annotated[AccessService, Depends(get_access)]

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sandbay.domain.environments import Environment, Labels, Name
 from sandbay.domain.errors import QuotaExceeded
@@ -84,6 +84,13 @@ class ForkRequest(BaseModel):
         None, description="Forks are named <prefix>-1 … <prefix>-N; default: their ids"
     )
     labels: Labels | None = Field(None, description="Added to (over) the source's labels")
+    name: Name | None = Field(None, description="The fork's name (with `count` 1 only)")
+
+    @model_validator(mode="after")
+    def _one_name(self) -> "ForkRequest":
+        if self.name is not None and (self.count != 1 or self.name_prefix is not None):
+            raise ValueError("name names a single fork: count 1, no name_prefix")
+        return self
 
 
 class ForkResult(BaseModel):
@@ -112,7 +119,9 @@ def fork_fields(settings: dict[str, Any], given: dict[str, Any]) -> dict[str, An
     return fields
 
 
-def fork_names(prefix: str | None, count: int) -> list[str | None]:
+def fork_names(prefix: str | None, count: int, name: str | None = None) -> list[str | None]:
+    if name is not None:
+        return [name]
     if prefix is None:
         return [None] * count
     return [f"{prefix}-{i}" for i in range(1, count + 1)]

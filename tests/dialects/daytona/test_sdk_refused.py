@@ -9,7 +9,7 @@ import pytest
 from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaError, Sandbox
 from daytona_api_client.exceptions import ApiException
 
-from sandbay.dialects.daytona.refused import COMPUTER_USE, SECRETS, SNAPSHOTS
+from sandbay.dialects.daytona.refused import COMPUTER_USE, SECRETS
 
 pytestmark = pytest.mark.docker
 
@@ -31,11 +31,7 @@ def _refused(call: Callable[[], Any], reason: str) -> None:
     assert reason in str(error)
 
 
-def test_snapshots_fork_secrets_and_computer_use_say_why(
-    daytona: Daytona, sandbox: Sandbox
-) -> None:
-    _refused(lambda: sandbox.fork(), SNAPSHOTS)
-    _refused(lambda: sandbox.create_snapshot("kept"), SNAPSHOTS)
+def test_secrets_and_computer_use_say_why(daytona: Daytona, sandbox: Sandbox) -> None:
     _refused(lambda: sandbox.update_secrets({"TOKEN": "t"}), SECRETS)
     _refused(daytona.secret.list, SECRETS)
     _refused(lambda: daytona.secret.get("some-id"), SECRETS)
@@ -45,10 +41,10 @@ def test_snapshots_fork_secrets_and_computer_use_say_why(
 
 
 def test_refusals_come_in_daytonas_shapes_and_need_a_key(api: httpx.Client) -> None:
-    forked = api.post("/sandbox/anything/fork")
-    assert forked.status_code == 400, forked.text
-    assert forked.json()["statusCode"] == 400 and forked.json()["error"] == "Bad Request"
-    assert forked.json()["message"] == SNAPSHOTS
+    listed = api.get("/secret")
+    assert listed.status_code == 400, listed.text
+    assert listed.json()["statusCode"] == 400 and listed.json()["error"] == "Bad Request"
+    assert listed.json()["message"] == SECRETS
 
     clicked = api.post("/toolbox/anything/computeruse/mouse/click", json={"x": 1, "y": 2})
     assert clicked.status_code == 400, clicked.text
@@ -60,5 +56,5 @@ def test_refusals_come_in_daytonas_shapes_and_need_a_key(api: httpx.Client) -> N
     )
     assert api.delete("/secret/x").json()["message"] == SECRETS
 
-    anonymous = httpx.post(f"{api.base_url}/sandbox/anything/fork")
+    anonymous = httpx.get(f"{api.base_url}/secret")
     assert anonymous.status_code == 401

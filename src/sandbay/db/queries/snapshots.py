@@ -68,6 +68,16 @@ async def due(session: AsyncSession, now: datetime, limit: int) -> list[str]:
     return list((await session.execute(query)).scalars())
 
 
+async def being_made(session: AsyncSession, environment_id: str) -> bool:
+    """Whether a snapshot of this environment is still being made (claimed or not)."""
+    query = select(Snap.id).where(
+        Snap.environment_id == environment_id,
+        Snap.state == SnapshotState.CREATING,
+        Snap.deleted_at.is_(None),
+    )
+    return (await session.execute(query.limit(1))).first() is not None
+
+
 async def copying(session: AsyncSession, environment_id: str, now: datetime) -> bool:
     """Whether a copier holds a snapshot of this environment right now (and with it,
     perhaps, the environment's freeze)."""
@@ -115,6 +125,17 @@ async def waiting_forks(session: AsyncSession, snapshot_id: str) -> Sequence[Env
         Env.snapshot_id == snapshot_id, Env.state == EnvState.CREATING, Env.deleted_at.is_(None)
     )
     return (await session.execute(query)).scalars().all()
+
+
+async def forks_of(
+    session: AsyncSession, environment_id: str, *, include_deleted: bool
+) -> Sequence[Env]:
+    """Environments made from snapshots of this environment, oldest first."""
+    made_from = select(Snap.id).where(Snap.environment_id == environment_id)
+    query = select(Env).where(Env.snapshot_id.in_(made_from))
+    if not include_deleted:
+        query = query.where(Env.deleted_at.is_(None))
+    return (await session.execute(query.order_by(Env.created_at))).scalars().all()
 
 
 async def renew(session: AsyncSession, snapshot_id: str, *, token: str, until: datetime) -> bool:

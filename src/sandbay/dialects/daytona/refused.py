@@ -13,10 +13,6 @@ from sandbay.domain.errors import InvalidRequest
 
 from .errors import DaytonaPrincipal
 
-SNAPSHOTS = (
-    "not supported by this server yet: snapshots and fork of sandboxes come with "
-    "sandbay's snapshot work"
-)
 SECRETS = "not supported yet: secrets come with the egress proxy"
 COMPUTER_USE = (
     "computer use (desktop, mouse, keyboard, screenshots) is not supported by this server"
@@ -34,9 +30,6 @@ class Refusal:
 
 
 REFUSED: tuple[Refusal, ...] = (
-    Refusal(("POST",), "/sandbox/{sandboxIdOrName}/fork", SNAPSHOTS),
-    Refusal(("GET",), "/sandbox/{sandboxIdOrName}/forks", SNAPSHOTS),
-    Refusal(("POST",), "/sandbox/{sandboxIdOrName}/snapshot", SNAPSHOTS),
     Refusal(("PUT",), "/sandbox/{sandboxIdOrName}/secrets", SECRETS),
     Refusal(("GET", "POST"), "/secret", SECRETS),
     Refusal(("GET",), "/secret/paginated", SECRETS),

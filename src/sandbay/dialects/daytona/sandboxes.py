@@ -11,17 +11,19 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 import sandbay
-from sandbay.api.deps import AccessDep, EnvironmentsDep, LifecycleDep, SessionDep
+from sandbay.api.deps import AccessDep, EnvironmentsDep, LifecycleDep, SessionDep, SnapshotsDep
 from sandbay.dialects.kit import native
 from sandbay.domain.environments import Environment, EnvironmentUpdate, StopRequest
 from sandbay.domain.errors import InvalidRequest, WrongState
 from sandbay.domain.keys import Principal
 from sandbay.domain.search import EnvironmentSearch
+from sandbay.domain.snapshots import SNAPSHOTTABLE, ForkRequest, SnapshotCreate
 from sandbay.domain.states import EnvState
 from sandbay.services.access.service import AccessService
 from sandbay.services.environments import adjust
 from sandbay.services.environments import records as envs
 from sandbay.services.environments.search import search_environments
+from sandbay.services.environments.snapshots import being_made
 from sandbay.services.images.service import waiting_build
 
 from .errors import DaytonaPrincipal, stop_refused
@@ -77,13 +79,24 @@ def _out(toolbox: str, env: Environment) -> DaytonaSandbox:
 
 async def _shown(session: SessionDep, toolbox: str, env: Environment) -> DaytonaSandbox:
     """The sandbox, showing `pending_build`/`building_snapshot` while it waits for
-    its own image (the SDK follows the build's log only from those states)."""
+    its own image (the SDK follows the build's log only from those states), and
+    `snapshotting` while a snapshot of it is being made (`create_snapshot` waits
+    for it to end)."""
     build = await waiting_build(session, env)
-    return DaytonaSandbox.of(env, toolbox_url=toolbox, build=build)
+    shown = DaytonaSandbox.of(env, toolbox_url=toolbox, build=build)
+    if env.state in SNAPSHOTTABLE and await being_made(session, env.id):
+        shown.state = "snapshotting"
+    return shown
 
 
 class DaytonaLabels(BaseModel):
     labels: dict[str, str]
+
+
+class DaytonaName(BaseModel):
+    """ForkSandbox and CreateSandboxSnapshot: a name (the fork's, the snapshot's)."""
+
+    name: str | None = Field(None, max_length=255)
 
 
 class DaytonaUrl(BaseModel):
@@ -126,10 +139,15 @@ async def create_sandbox(
     session: SessionDep,
     principal: DaytonaPrincipal,
     environments: EnvironmentsDep,
+    snapshots: SnapshotsDep,
 ) -> DaytonaSandbox:
-    """Create a sandbox from a snapshot (an image) or a `FROM <image>` build; it
-    starts at once (state `creating`, then `starting`, then `started`)."""
-    env = await environments.create(session, principal, to_create(body))
+    """Create a sandbox from a snapshot (an image, or a sandbox's snapshot: its files
+    copied in) or a `FROM <image>` build; it starts at once (state `creating`, then
+    `starting`, then `started`)."""
+    create = to_create(body)
+    if body.snapshot and await snapshots.find(session, principal, body.snapshot) is not None:
+        create = create.model_copy(update={"image": None, "snapshot": body.snapshot})
+    env = await environments.create(session, principal, create)
     if body.ttl_minutes:
         env = await adjust.set_ttl(session, principal, env.id, body.ttl_minutes)
     return await _shown(session, toolbox, env)
@@ -221,6 +239,56 @@ async def pause_sandbox(
     """Pause a started sandbox: its processes are frozen with their memory (`pausing`,
     then `paused`); `start` resumes it where it was."""
     return _out(toolbox, await lifecycle.request_pause(session, principal, sandbox))
+
+
+@router.post("/{sandboxIdOrName}/fork")
+async def fork_sandbox(
+    sandbox: SandboxIdOrName,
+    toolbox: ToolboxUrl,
+    session: SessionDep,
+    principal: DaytonaPrincipal,
+    snapshots: SnapshotsDep,
+    body: DaytonaName | None = None,
+) -> DaytonaSandbox:
+    """Fork: a new sandbox with this one's root filesystem and /workspace, from a
+    snapshot of it (a started one keeps running, frozen only while what changed
+    during the copy is copied again). The fork is `creating` until its files are
+    copied, then starts; it has its own id, volume and address, this one's labels
+    and settings, none of its SSH or preview tokens."""
+    request = native(ForkRequest, count=1, name=body.name if body else None)
+    result = await snapshots.fork(session, principal, sandbox, request)
+    return await _shown(session, toolbox, result.environments[0])
+
+
+@router.get("/{sandboxIdOrName}/forks")
+async def list_forks(
+    sandbox: SandboxIdOrName,
+    toolbox: ToolboxUrl,
+    principal: DaytonaPrincipal,
+    snapshots: SnapshotsDep,
+    include_destroyed: Annotated[bool, Query(alias="includeDestroyed")] = False,
+) -> list[DaytonaSandbox]:
+    """The sandboxes forked from this one (or made from its snapshots), oldest first."""
+    forks = await snapshots.forks(principal, sandbox, include_deleted=include_destroyed)
+    return [_out(toolbox, env) for env in forks]
+
+
+@router.post("/{sandboxIdOrName}/snapshot")
+async def snapshot_sandbox(
+    sandbox: SandboxIdOrName,
+    body: DaytonaName,
+    toolbox: ToolboxUrl,
+    session: SessionDep,
+    principal: DaytonaPrincipal,
+    snapshots: SnapshotsDep,
+) -> DaytonaSandbox:
+    """Snapshot the sandbox's root filesystem and /workspace under `name`; a sandbox
+    created with `snapshot: name` starts from those files (it waits while the copy
+    is made). The sandbox keeps its state."""
+    if not body.name:
+        raise InvalidRequest("name is required")
+    await snapshots.request(session, principal, sandbox, native(SnapshotCreate, name=body.name))
+    return await _shown(session, toolbox, await envs.read_environment(session, principal, sandbox))
 
 
 @router.post("/{sandboxIdOrName}/archive")

@@ -9,9 +9,10 @@ from sandbay.db.cas import flush_unique
 from sandbay.db.models import EnvironmentModel, EnvironmentSnapshotModel, OrganizationModel
 from sandbay.db.queries import snapshots as queries
 from sandbay.db.queries import tenancy as tenancy_queries
+from sandbay.db.queries.environments import environment_from_model
 from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain import ids
-from sandbay.domain.environments import EnvironmentCreate, EnvironmentKind
+from sandbay.domain.environments import Environment, EnvironmentCreate, EnvironmentKind
 from sandbay.domain.errors import Conflict, InvalidRequest, NotFound
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.snapshots import (
@@ -86,6 +87,11 @@ def _visible(principal: Principal, ref: str, snap: EnvironmentSnapshotModel | No
     return Snapshot.model_validate(snap)
 
 
+async def being_made(session: AsyncSession, environment_id: str) -> bool:
+    """Whether a snapshot of the environment is being made (Daytona's `snapshotting`)."""
+    return await queries.being_made(session, environment_id)
+
+
 @dataclass(frozen=True, slots=True)
 class SnapshotsService:
     environments: EnvironmentsService
@@ -108,11 +114,28 @@ class SnapshotsService:
         env = await get_environment(session, principal, env_ref, Permission.ENVIRONMENTS_WRITE)
         snap = await _record(session, env, None, principal.actor)
         made = []
-        for name in fork_names(body.name_prefix, body.count):
+        for name in fork_names(body.name_prefix, body.count, body.name):
             given = {"labels": body.labels} if body.labels is not None else {}
             create = EnvironmentCreate.model_validate({"snapshot": snap.id, "name": name, **given})
             made.append(await self.environments.create(session, principal, create))
         return ForkResult(snapshot=Snapshot.model_validate(snap), environments=made)
+
+    async def forks(
+        self, principal: Principal, env_ref: str, *, include_deleted: bool = False
+    ) -> list[Environment]:
+        """The environments made from this environment's snapshots (forks)."""
+        async with self.sessions() as session:
+            env = await get_environment(session, principal, env_ref, include_deleted=True)
+            rows = await queries.forks_of(session, env.id, include_deleted=include_deleted)
+            return [
+                environment_from_model(r) for r in rows if principal.may_see_environment(r.id)
+            ]
+
+    async def find(self, session: AsyncSession, principal: Principal, ref: str) -> Snapshot | None:
+        """The organization's live snapshot `ref` (id or name), or None."""
+        org_id = require(principal, Permission.ENVIRONMENTS_READ)
+        snap = await queries.get_live(session, org_id, ref)
+        return Snapshot.model_validate(snap) if snap is not None else None
 
     async def read(self, principal: Principal, ref: str) -> Snapshot:
         org_id = require(principal, Permission.ENVIRONMENTS_READ)

@@ -3,10 +3,9 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, status
-from starlette.requests import HTTPConnection
+from fastapi import APIRouter, Body, Path, status
 
-from sandbay.api.deps import EnvRef, PrincipalDep, SessionDep, get_platform
+from sandbay.api.deps import EnvRef, PrincipalDep, SessionDep, SnapshotsDep
 from sandbay.domain.snapshots import (
     ForkRequest,
     ForkResult,
@@ -14,14 +13,7 @@ from sandbay.domain.snapshots import (
     SnapshotCreate,
     SnapshotList,
 )
-from sandbay.services.environments.snapshots import SnapshotsService
 
-
-async def get_snapshots(connection: HTTPConnection) -> SnapshotsService:
-    return get_platform(connection).snapshots
-
-
-SnapshotsDep = Annotated[SnapshotsService, Depends(get_snapshots)]
 SnapshotRef = Annotated[str, Path(description="snapshot id (snap_…) or name", max_length=100)]
 
 router = APIRouter(prefix="/v1", tags=["snapshots"])
