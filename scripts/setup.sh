@@ -41,8 +41,8 @@ fi
 #    policies; the OpenSSH client is what the SSH gateway's tests log in with; the
 #    test suite (SANDBAY_BROWSER=1) opens previews in Debian's Chromium; busybox-static
 #    is the whole of the test image with no shell and no python3; rsync copies a running
-#    environment's snapshot again while it is frozen, changes only).
-apt_install ca-certificates iproute2 procps wrk iptables util-linux e2fsprogs openssh-client busybox-static rsync
+#    environment's snapshot again while it is frozen, changes only; archives are zstd).
+apt_install ca-certificates iproute2 procps wrk iptables util-linux e2fsprogs openssh-client busybox-static rsync zstd
 if [ "${SANDBAY_BROWSER:-0}" = 1 ]; then apt_install chromium; fi
 
 # 3. A Docker engine that answers, with container root mapped to an unprivileged host

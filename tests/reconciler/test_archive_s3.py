@@ -60,9 +60,9 @@ def test_archive_to_s3_bucket_and_restore(
         wait_state(api, env["id"], "archived", timeout=60)
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="sandbay-archives")["Contents"])
         assert keys == [
-            f"envs/{env['id']}/layer.tar.gz",
+            f"envs/{env['id']}/layer.tar.zst",
             f"envs/{env['id']}/manifest.json",
-            f"envs/{env['id']}/workspace.tar.gz",
+            f"envs/{env['id']}/workspace.tar.zst",
         ]
         api.post(f"/v1/environments/{env['id']}/start")
         wait_state(api, env["id"], "running", timeout=60)
