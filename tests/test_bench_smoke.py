@@ -17,7 +17,8 @@ def test_bench_smoke_run_writes_results_for_every_operation(tmp_path: Path) -> N
     latest = json.loads((tmp_path / "latest.json").read_text())
     for op in ("create", "start", "stop_graceful", "stop_force", "restart", "delete",
                "create_warm_pool", "get_environment", "rss_per_idle_env",
-               "runtime_create_runc", "runtime_exec_runc"):  # fmt: skip
+               "runtime_create_runc", "runtime_exec_runc", "pause", "resume",
+               "wake_on_request", "snapshot_10mb", "fork_10mb", "restore_10mb"):  # fmt: skip
         assert op in latest, op
     for op in ("create", "stop_graceful", "delete"):
         entry = latest[op]

@@ -47,10 +47,11 @@ def test_daytona_create_maps_resources_network_and_from_only_builds() -> None:
         cpu=2,
         networkAllowList="10.0.0.0/8, 192.168.1.0/24",
         autoDeleteInterval=0,
+        autoPauseInterval=15,
     )
     assert body.image == "debian:12.9" and body.memory_mb == 2048 and body.disk_gb == 5
     assert body.network_allow_list == ["10.0.0.0/8", "192.168.1.0/24"]
-    assert body.auto_delete_interval == 0 and body.cpu == 2
+    assert body.auto_delete_interval == 0 and body.cpu == 2 and body.auto_pause_interval == 15
     assert _create(snapshot="sandbay-base:latest").image == "sandbay-base:latest"
 
 
@@ -59,7 +60,6 @@ def test_daytona_create_maps_resources_network_and_from_only_builds() -> None:
     [
         {"snapshot": "x", "buildInfo": DaytonaBuildInfo(dockerfile_content="FROM y")},
         {"networkAllowList": "not-a-cidr"},
-        {"autoPauseInterval": 15},
         {"kvm": True},
         {"secrets": [{"name": "token"}]},
         {"volumes": [{"volumeId": "v", "mountPath": "/workspace"}]},
