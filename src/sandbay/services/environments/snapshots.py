@@ -127,9 +127,7 @@ class SnapshotsService:
         async with self.sessions() as session:
             env = await get_environment(session, principal, env_ref, include_deleted=True)
             rows = await queries.forks_of(session, env.id, include_deleted=include_deleted)
-            return [
-                environment_from_model(r) for r in rows if principal.may_see_environment(r.id)
-            ]
+            return [environment_from_model(r) for r in rows if principal.may_see_environment(r.id)]
 
     async def find(self, session: AsyncSession, principal: Principal, ref: str) -> Snapshot | None:
         """The organization's live snapshot `ref` (id or name), or None."""
