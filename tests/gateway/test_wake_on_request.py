@@ -1,4 +1,4 @@
-"""Wake on request on the real engine: a sleeping (stopped or paused) environment with
+"""Wake on request on the real engine: a sleeping (stopped, paused or archived) environment with
 `wake_on_request` answers a preview request with its real body and an SSH login with
 its command's output, and the event log says who woke it; without the setting, or
 without a valid token for a private preview, nothing wakes."""
@@ -109,6 +109,22 @@ def test_paused_environment_is_resumed_by_a_preview_request(
     assert _state(api, env_id) == "running"
     woken = _woken(api, env_id)
     assert len(woken) == before + 1 and woken[-1]["from_state"] == "paused"
+
+
+def test_archived_environment_is_restored_by_a_preview_request(
+    api: httpx.Client, anon: httpx.Client, sleeper: dict[str, Any]
+) -> None:
+    env_id = sleeper["id"]
+    token = _token(api, env_id)
+    wait_state(api, env_id, "running")
+    assert api.post(f"/v1/environments/{env_id}/archive").status_code == 200
+    wait_state(api, env_id, "archived")
+
+    answer = anon.get(f"/preview/{env_id}/{PORT}/hello.txt", headers={TOKEN: token})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.text == BODY  # the workspace came back from the archive
+    assert _woken(api, env_id)[-1]["from_state"] == "archived"
 
 
 def test_unauthenticated_preview_request_does_not_wake(
