@@ -150,4 +150,8 @@ fi
 if [ "${SANDBAY_AGENTS:-0}" = 1 ]; then
   scripts/build-agent-image.sh --if-stale
 fi
+# 8. The dashboard's front-end files (xterm.js; axe-core for its browser tests), from
+#    the npm registry by web-vendor/package-lock.json, copied where the server serves them.
+command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+scripts/web-vendor.sh
 say "ready: $VENV/bin/sandbay, Docker $(docker version -f '{{.Server.Version}}'), image $IMAGE"

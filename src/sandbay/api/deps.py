@@ -16,7 +16,7 @@ from starlette.requests import HTTPConnection
 
 from sandbay.api.guard import PRINCIPAL_SCOPE_KEY
 from sandbay.db.cas import commit_or_conflict
-from sandbay.domain.errors import ApiError, SandbayError
+from sandbay.domain.errors import ApiError, PermissionDenied, SandbayError
 from sandbay.domain.keys import Principal
 from sandbay.services.access.service import AccessService, Origin
 from sandbay.services.agents.service import Agents
@@ -26,6 +26,7 @@ from sandbay.services.environments.snapshots import SnapshotsService
 from sandbay.services.events.service import EventsService
 from sandbay.services.inside.service import InsideService
 from sandbay.services.tenancy.service import TenancyService
+from sandbay.services.tenancy.sessions import COOKIE_NAME, CSRF_HEADER, SAFE_METHODS, csrf_matches
 from sandbay.services.work.service import WorkService
 
 if TYPE_CHECKING:  # the platform is built above the API; only its type is needed here
@@ -118,7 +119,8 @@ _Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 class ApiKeyPrincipal(SecurityBase):
-    """The caller's Principal, from `X-API-KEY` or else `Authorization: Bearer`.
+    """The caller's Principal, from `X-API-KEY` or else `Authorization: Bearer`, or
+    else a dashboard session's cookie (with its CSRF header on a change).
 
     One dependency that is itself the API-key security scheme (what FastAPI's
     `APIKeyHeader` declares, under the same name) and has the bearer scheme as its
@@ -135,6 +137,16 @@ class ApiKeyPrincipal(SecurityBase):
         if resolved is not None:
             return resolved  # by the request guard, from the same headers
         secret = connection.headers.get("x-api-key") or (bearer.credentials if bearer else None)
+        cookie = connection.cookies.get(COOKIE_NAME)
+        if secret is None and cookie:
+            method = connection.scope.get("method", "GET")
+            if method not in SAFE_METHODS and not csrf_matches(
+                cookie, connection.headers.get(CSRF_HEADER)
+            ):
+                raise PermissionDenied(
+                    "a dashboard session changes nothing without its X-CSRF-Token header"
+                )
+            return await get_platform(connection).tenancy.resolve_session(cookie)
         return await get_platform(connection).tenancy.resolve_principal(secret)
 
 
@@ -144,12 +156,30 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 async def connection_principal(connection: HTTPConnection) -> Principal:
     """Authenticate a WebSocket (where the HTTP security schemes do not apply) by
-    `X-API-KEY` or `Authorization: Bearer`."""
+    `X-API-KEY` or `Authorization: Bearer`, or a dashboard session's cookie."""
     secret = connection.headers.get("x-api-key")
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     if not secret and scheme.lower() == "bearer":
         secret = token.strip()
+    cookie = connection.cookies.get(COOKIE_NAME)
+    if not secret and cookie:
+        # A browser sends the cookie with a WebSocket from any page (no CORS, no
+        # SameSite for same-site pages): only our own pages may use it.
+        if not same_origin(connection):
+            raise PermissionDenied("a dashboard session connects only from the dashboard")
+        return await get_platform(connection).tenancy.resolve_session(cookie)
     return await get_platform(connection).tenancy.resolve_principal(secret)
+
+
+def same_origin(connection: HTTPConnection) -> bool:
+    """Whether the `Origin` header names the host this request was sent to."""
+    origin = connection.headers.get("origin")
+    host = connection.headers.get("host")
+    if not origin or not host:
+        return False
+    scheme, _, netloc = origin.partition("://")
+    secure = connection.url.scheme in ("https", "wss")
+    return netloc == host and scheme == ("https" if secure else "http")
 
 
 def close_code(error: SandbayError) -> int:

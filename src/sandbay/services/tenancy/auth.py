@@ -41,6 +41,9 @@ class KeyCache:
                 self._entries.clear()
             self._entries[digest] = (principal, key_expires, time.monotonic() + self.ttl)
 
+    def drop(self, digest: str) -> None:
+        self._entries.pop(digest, None)
+
     def clear(self) -> None:
         self._entries.clear()
 
@@ -76,7 +79,15 @@ async def authenticate(
     # Touch last_used_at at minute resolution: one write a minute per key, not per request.
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         key.last_used_at = now
-    principal = Principal(
+    principal = key_principal(key)
+    if cache is not None:
+        cache.put(digest, principal, key.expires_at)
+    return principal
+
+
+def key_principal(key: ApiKeyModel) -> Principal:
+    """What a request made with `key` (or a dashboard session of it) may do."""
+    return Principal(
         org_id=key.org_id,
         key_id=key.id,
         kind=KeyKind(key.kind),
@@ -84,9 +95,6 @@ async def authenticate(
         environment_ids=frozenset(key.environment_ids) if key.environment_ids is not None else None,
         expires_at=key.expires_at,
     )
-    if cache is not None:
-        cache.put(digest, principal, key.expires_at)
-    return principal
 
 
 def require(principal: Principal, permission: Permission) -> str:

@@ -6,6 +6,12 @@ from dataclasses import dataclass
 from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.keys import Principal, hash_key
 from sandbay.services.tenancy.auth import KeyCache, authenticate, check_secret
+from sandbay.services.tenancy.sessions import (
+    SignIn,
+    close_session,
+    open_session,
+    session_principal,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +32,22 @@ class TenancyService:
             principal = await authenticate(session, secret, admin_key=self.admin_key)
             await session.commit()
         return principal
+
+    async def sign_in(self, api_key: str) -> SignIn:
+        """A dashboard session for `api_key` (401 for a bad key or the operator key)."""
+        async with self.sessions() as session:
+            signed = await open_session(session, api_key, admin_key=self.admin_key)
+            await session.commit()
+        return signed
+
+    async def resolve_session(self, secret: str) -> Principal:
+        """The Principal of a dashboard session's cookie, in a short session of its own."""
+        if (cached := self.key_cache.get(hash_key(secret))) is not None:
+            return cached
+        async with self.sessions() as session:
+            return await session_principal(session, secret, self.key_cache)
+
+    async def sign_out(self, secret: str) -> None:
+        async with self.sessions() as session:
+            await close_session(session, secret, self.key_cache)
+            await session.commit()
