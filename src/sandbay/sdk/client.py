@@ -1,12 +1,23 @@
-"""Client for the native API. Answers are plain dicts (the JSON as sent); errors
-become `ApiError` with the envelope's type and message."""
+"""Client for the native API, as the CLI uses it. Answers are plain dicts (the JSON as
+sent); errors become the `ApiError` subclass of the envelope's type (sdk/errors.py).
+The typed clients are `Sandbay` and `AsyncSandbay` (sdk/sync.py, sdk/aio.py)."""
 
 import json
 import time
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import httpx
+
+from sandbay.sdk.errors import (
+    ApiConnectionError,
+    ApiError,
+    SnapshotFailedError,
+    WaitTimeoutError,
+    error_from_response,
+)
+
+__all__ = ["ApiError", "Client"]
 
 
 def _exec_body(
@@ -27,14 +38,6 @@ def _page(limit: int, **filters: Any) -> dict[str, Any]:
     return {"limit": limit, **{k: v for k, v in filters.items() if v}}
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, error_type: str, message: str) -> None:
-        super().__init__(f"{status} {error_type}: {message}")
-        self.status = status
-        self.type = error_type
-        self.message = message
-
-
 class Client:
     def __init__(self, base_url: str, api_key: str | None, *, timeout: float | None = 30.0) -> None:
         headers = {"X-API-KEY": api_key} if api_key else {}
@@ -53,13 +56,11 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ApiError(0, "connection_error", f"{self._http.base_url}: {exc}") from exc
+            raise ApiConnectionError(
+                0, "connection_error", f"{self._http.base_url}: {exc}"
+            ) from exc
         if response.status_code >= 400:
-            try:
-                err = response.json()["error"]
-                raise ApiError(response.status_code, err["type"], err["message"])
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(response.status_code, "api_error", response.text[:500]) from None
+            self._raise(response)
         return response.json() if response.content else None
 
     # ---- environments ------------------------------------------------------------------
@@ -132,9 +133,10 @@ class Client:
             if found["state"] == "ready":
                 return found
             if found["state"] == "failed":
-                raise ApiError(409, "snapshot_failed", found.get("error") or "snapshot failed")
+                message = found.get("error") or "snapshot failed"
+                raise SnapshotFailedError(409, "snapshot_failed", message)
             if time.monotonic() > deadline:
-                raise ApiError(
+                raise WaitTimeoutError(
                     408, "timeout_error", f"snapshot {snapshot} is still {found['state']}"
                 )
             time.sleep(0.2)
@@ -292,12 +294,9 @@ class Client:
         """The preview URLs of a port (with a token when the environment is private)."""
         return dict(self.request("GET", f"/v1/environments/{env}/preview/{port}"))
 
-    def _raise(self, response: httpx.Response) -> None:
-        try:
-            err = response.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            raise ApiError(response.status_code, "api_error", response.text[:500]) from None
-        raise ApiError(response.status_code, err["type"], err["message"])
+    def _raise(self, response: httpx.Response) -> NoReturn:
+        """The `ApiError` subclass of the envelope's type (the body must be read)."""
+        raise error_from_response(response)
 
     def _sse(self, method: str, path: str, **kwargs: Any) -> Iterator[tuple[str, dict[str, Any]]]:
         with self._http.stream(method, path, timeout=None, **kwargs) as response:

@@ -1,0 +1,636 @@
+"""`AsyncSandbay`: the typed asyncio client, the same calls as `Sandbay` (sync.py),
+awaited; streams are async iterators."""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any, BinaryIO, TypeVar
+
+import httpx
+from httpx_sse import EventSource
+
+from sandbay.domain.access import (
+    PreviewLink,
+    PreviewToken,
+    SshCredential,
+    SshCredentialInfo,
+    SshCredentialList,
+)
+from sandbay.domain.agents import AgentEvent, AgentModels, AgentRun
+from sandbay.domain.environments import (
+    Environment,
+    EnvironmentCreate,
+    EnvironmentList,
+    EnvironmentUpdate,
+    Event,
+    EventList,
+)
+from sandbay.domain.exec import ExecResult, Process, ProcessList, ProcessOutput
+from sandbay.domain.files import FileInfo, FileList
+from sandbay.domain.keys import ApiKey, ApiKeyCreated, ApiKeyList, Organization, OrganizationCreated
+from sandbay.domain.metrics import MetricsHistory
+from sandbay.domain.pools import WarmPoolStatus
+from sandbay.domain.quotas import OrganizationUsage, Quotas
+from sandbay.domain.snapshots import ForkResult, Snapshot, SnapshotList, SnapshotState
+from sandbay.domain.work import WorkHeartbeat, WorkItem, WorkItemList, WorkStats
+from sandbay.sdk import endpoints as ep
+from sandbay.sdk.calls import Call, Retry, exec_event, parse_answer
+from sandbay.sdk.errors import ApiConnectionError, WaitTimeoutError, error_from_response
+from sandbay.sdk.models import ExecStreamEvent
+from sandbay.sdk.waits import SnapshotPoll, wait_slice
+
+T = TypeVar("T")
+#: Aliases: resources have a `list` method, which hides the builtin in their bodies.
+Strings = list[str]
+Command = list[str] | str
+
+
+class Transport:
+    """Sends a Call: retries what is safe, raises the envelope's error, parses."""
+
+    def __init__(self, http: httpx.AsyncClient, retry: Retry) -> None:
+        self.http = http
+        self.retry = retry
+
+    async def send(self, call: Call[Any], *, stream: bool = False) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                request = self.http.build_request(call.method, call.path, **call.request_kwargs())
+                response = await self.http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                if not self.retry.on_error(call, exc, attempt):
+                    raise ApiConnectionError(0, "connection_error", f"{call.path}: {exc}") from exc
+            else:
+                if response.status_code < 400:
+                    return response
+                await response.aread()
+                await response.aclose()
+                error = error_from_response(response)
+                if not self.retry.on_status(call, response.status_code, attempt):
+                    raise error
+                await asyncio.sleep(self.retry.delay(attempt, error.retry_after))
+                attempt += 1
+                continue
+            await asyncio.sleep(self.retry.delay(attempt))
+            attempt += 1
+
+    async def call(self, call: Call[T]) -> T:
+        return parse_answer(call, await self.send(call))
+
+    @contextlib.asynccontextmanager
+    async def stream(self, call: Call[Any]) -> AsyncIterator[httpx.Response]:
+        response = await self.send(call, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def events(self, call: Call[Any]) -> AsyncIterator[tuple[str, str, str]]:
+        """(event, data, id) of a server-sent event stream."""
+        async with self.stream(call) as response:
+            async for sse in EventSource(response).aiter_sse():
+                yield sse.event, sse.data, sse.id
+
+
+class _Resource:
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+
+class Environments(_Resource):
+    """Environments: create, read, change, lifecycle, waits, events, exec, logs, metrics."""
+
+    async def create(
+        self,
+        spec: EnvironmentCreate | None = None,
+        /,
+        *,
+        idempotency_key: str | None = None,
+        **fields: Any,
+    ) -> Environment:
+        """Create (it starts at once). Sent with an Idempotency-Key (a fresh one unless
+        given), so a retry after a lost answer creates nothing more."""
+        return await self._t.call(ep.create_environment(spec, fields, idempotency_key))
+
+    async def get(self, env: str) -> Environment:
+        return await self._t.call(ep.get_environment(env))
+
+    async def list(
+        self,
+        *,
+        state: Strings | None = None,
+        label: Strings | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> EnvironmentList:
+        """One page, newest first; `label` items are `key=value`."""
+        return await self._t.call(ep.list_environments(state, label, limit, cursor))
+
+    async def iter(
+        self, *, state: Strings | None = None, label: Strings | None = None
+    ) -> AsyncIterator[Environment]:
+        """Every environment matching, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list(state=state, label=label, limit=1000, cursor=cursor)
+            for found in page.data:
+                yield found
+            if not page.has_more or page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def update(
+        self, env: str, spec: EnvironmentUpdate | None = None, /, **fields: Any
+    ) -> Environment:
+        return await self._t.call(ep.update_environment(env, spec, fields))
+
+    async def delete(self, env: str) -> Environment:
+        return await self._t.call(ep.delete_environment(env))
+
+    async def start(self, env: str) -> Environment:
+        return await self._t.call(ep.lifecycle(env, "start"))
+
+    async def stop(
+        self,
+        env: str,
+        *,
+        force: bool = False,
+        timeout: float | None = None,
+        signal: str | None = None,
+    ) -> Environment:
+        return await self._t.call(ep.lifecycle(env, "stop", ep.stop_body(force, timeout, signal)))
+
+    async def restart(
+        self, env: str, *, force: bool = False, timeout: float | None = None
+    ) -> Environment:
+        return await self._t.call(ep.lifecycle(env, "restart", ep.stop_body(force, timeout, None)))
+
+    async def pause(self, env: str) -> Environment:
+        return await self._t.call(ep.lifecycle(env, "pause"))
+
+    async def resume(self, env: str) -> Environment:
+        return await self._t.call(ep.lifecycle(env, "resume"))
+
+    async def archive(self, env: str) -> Environment:
+        return await self._t.call(ep.lifecycle(env, "archive"))
+
+    async def keepalive(self, env: str) -> Environment:
+        return await self._t.call(ep.lifecycle(env, "keepalive"))
+
+    async def wait(self, env: str, state: str, *, timeout: float = 60) -> Environment:
+        """Block until `env` is in `state`. WaitTimeoutError after `timeout` seconds,
+        ConflictError if it went to `error`, NotFoundError if it was deleted."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return await self._t.call(ep.wait_environment(env, state, wait_slice(deadline)))
+            except WaitTimeoutError:
+                if deadline - time.monotonic() <= 0:
+                    raise
+
+    async def events(self, env: str, *, after: int | None = None, limit: int = 100) -> EventList:
+        return await self._t.call(ep.environment_events(env, after, limit))
+
+    async def follow_events(
+        self, env: str | None = None, *, after: int | None = None
+    ) -> AsyncIterator[Event]:
+        """Its events as they commit (all of the organization's without `env`). A
+        dropped stream is resumed after the last event seen, so none is missed."""
+        async for event in _follow(self._t, env, after):
+            yield event
+
+    async def exec(
+        self,
+        env: str,
+        command: Command,
+        *,
+        cwd: str | None = None,
+        env_vars: dict[str, str] | None = None,
+        user: str | None = None,
+        timeout: float | None = None,
+        stdin: str | None = None,
+    ) -> ExecResult:
+        """Run to completion; a non-zero exit is a result, not an error. Not retried."""
+        payload = ep.exec_body(command, cwd, env_vars, user, timeout, stdin)
+        return await self._t.call(ep.exec_command(env, payload))
+
+    async def exec_stream(
+        self,
+        env: str,
+        command: Command,
+        *,
+        cwd: str | None = None,
+        env_vars: dict[str, str] | None = None,
+        user: str | None = None,
+        timeout: float | None = None,
+        stdin: str | None = None,
+    ) -> AsyncIterator[ExecStreamEvent]:
+        """Output chunks (`ExecOutput`) as produced, then one `ExecExitEvent`. Leaving
+        the loop early closes the stream, which kills the command."""
+        payload = ep.exec_body(command, cwd, env_vars, user, timeout, stdin)
+        async for event, data, _ in self._t.events(ep.exec_stream(env, payload)):
+            item = exec_event(event, data)
+            if item is not None:
+                yield item
+
+    async def logs(
+        self, env: str, *, tail: int | None = None, since: str | None = None, stream: str = "both"
+    ) -> str:
+        """What the workload printed so far (the engine keeps the last 30 MB)."""
+        async with self._t.stream(ep.logs(env, False, tail, since, stream)) as response:
+            return (await response.aread()).decode(errors="replace")
+
+    async def follow_logs(
+        self, env: str, *, tail: int | None = None, since: str | None = None, stream: str = "both"
+    ) -> AsyncIterator[str]:
+        """Lines as the workload prints them, until it stops."""
+        async with self._t.stream(ep.logs(env, True, tail, since, stream)) as response:
+            async for line in response.aiter_lines():
+                yield line
+
+    async def metrics(
+        self, env: str, *, since: str | None = None, limit: int = 1000
+    ) -> MetricsHistory:
+        return await self._t.call(ep.metrics(env, since, limit))
+
+
+async def _follow(transport: Transport, env: str | None, after: int | None) -> AsyncIterator[Event]:
+    failures = 0
+    while True:
+        try:
+            async for _, data, _ in transport.events(ep.follow_events(env, after)):
+                event = Event.model_validate_json(data)
+                after, failures = event.id, 0
+                yield event
+            return
+        except (httpx.TransportError, ApiConnectionError):
+            failures += 1
+            if failures > transport.retry.retries:
+                raise
+            await asyncio.sleep(transport.retry.delay(failures))
+
+
+class Processes(_Resource):
+    """Background processes (sessions) inside an environment."""
+
+    async def start(
+        self,
+        env: str,
+        command: Command,
+        *,
+        cwd: str | None = None,
+        env_vars: dict[str, str] | None = None,
+        user: str | None = None,
+        stdin: bool = False,
+    ) -> Process:
+        payload = ep.exec_body(command, cwd, env_vars, user, None, None)
+        return await self._t.call(ep.start_process(env, {**payload, "stdin": stdin}))
+
+    async def list(self, env: str) -> ProcessList:
+        return await self._t.call(ep.list_processes(env))
+
+    async def get(self, env: str, process_id: str) -> Process:
+        return await self._t.call(ep.get_process(env, process_id))
+
+    async def output(
+        self, env: str, process_id: str, *, stdout_offset: int = 0, stderr_offset: int = 0
+    ) -> ProcessOutput:
+        return await self._t.call(ep.process_output(env, process_id, stdout_offset, stderr_offset))
+
+    async def follow(self, env: str, process_id: str) -> AsyncIterator[ExecStreamEvent]:
+        """Its output so far, then as produced, then its exit."""
+        async for event, data, _ in self._t.events(ep.process_output(env, process_id, 0, 0, True)):
+            item = exec_event(event, data)
+            if item is not None:
+                yield item
+
+    async def write_stdin(
+        self, env: str, process_id: str, data: str = "", *, eof: bool = False
+    ) -> Process:
+        return await self._t.call(ep.write_stdin(env, process_id, data, eof))
+
+    async def signal(self, env: str, process_id: str, signal: str = "SIGTERM") -> Process:
+        return await self._t.call(ep.signal_process(env, process_id, signal))
+
+    async def kill(self, env: str, process_id: str) -> Process:
+        return await self._t.call(ep.kill_process(env, process_id))
+
+
+class Files(_Resource):
+    """Files inside an environment; bodies stream both ways."""
+
+    async def upload(self, env: str, path: str, data: bytes | BinaryIO) -> FileInfo:
+        """Write `data` to `path` whole (parents created). Bytes are retried safely; a
+        file object is streamed and sent once."""
+        if isinstance(data, bytes):
+            return await self._t.call(ep.upload(env, path, data))
+        call = ep.upload(env, path, None)
+        response = await self._t.http.put(
+            call.path, params=call.params, headers=call.headers, content=_chunks(data)
+        )
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return FileInfo.model_validate(response.json())
+
+    async def download(self, env: str, path: str) -> bytes:
+        async with self._t.stream(ep.download(env, path)) as response:
+            return await response.aread()
+
+    async def download_to(self, env: str, path: str, into: BinaryIO) -> int:
+        """Stream the file into `into`; the bytes written."""
+        written = 0
+        async with self._t.stream(ep.download(env, path)) as response:
+            async for chunk in response.aiter_bytes():
+                written += into.write(chunk)
+        return written
+
+    async def list(self, env: str, path: str = "/workspace", *, limit: int = 1000) -> FileList:
+        return await self._t.call(ep.list_files(env, path, limit))
+
+    async def stat(self, env: str, path: str) -> FileInfo:
+        return await self._t.call(ep.stat_file(env, path))
+
+    async def search(
+        self, env: str, pattern: str, *, path: str = "/workspace", limit: int = 1000
+    ) -> FileList:
+        return await self._t.call(ep.search_files(env, pattern, path, limit))
+
+    async def delete(self, env: str, path: str, *, recursive: bool = False) -> None:
+        await self._t.call(ep.delete_file(env, path, recursive))
+
+    async def mkdir(self, env: str, path: str, *, mode: str = "0755") -> FileInfo:
+        return await self._t.call(ep.mkdir(env, path, mode))
+
+    async def move(
+        self, env: str, source: str, destination: str, *, overwrite: bool = False
+    ) -> FileInfo:
+        return await self._t.call(ep.move_file(env, source, destination, overwrite))
+
+
+async def _chunks(source: BinaryIO, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    while chunk := await asyncio.to_thread(source.read, size):
+        yield chunk
+
+
+class Snapshots(_Resource):
+    """Snapshots of environments (root layer and /workspace) and forks."""
+
+    async def create(
+        self, env: str, name: str | None = None, *, idempotency_key: str | None = None
+    ) -> Snapshot:
+        """Start one (`creating`); `wait` for `ready`."""
+        return await self._t.call(ep.create_snapshot(env, name, idempotency_key))
+
+    async def list(self, env: str | None = None) -> SnapshotList:
+        return await self._t.call(ep.list_snapshots(env))
+
+    async def get(self, snapshot: str) -> Snapshot:
+        return await self._t.call(ep.get_snapshot(snapshot))
+
+    async def delete(self, snapshot: str) -> Snapshot:
+        return await self._t.call(ep.delete_snapshot(snapshot))
+
+    async def wait(self, snapshot: str, *, timeout: float = 600) -> Snapshot:
+        """Until `ready` (returned); SnapshotFailedError if it failed,
+        WaitTimeoutError after `timeout` seconds."""
+        poll = SnapshotPoll(snapshot, timeout)
+        while True:
+            found = await self.get(snapshot)
+            if found.state is SnapshotState.READY:
+                return found
+            await asyncio.sleep(poll.next_delay(found))
+
+    async def fork(
+        self,
+        env: str,
+        count: int = 1,
+        *,
+        name: str | None = None,
+        name_prefix: str | None = None,
+        labels: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ForkResult:
+        """`count` new environments from a live snapshot of `env` (which keeps running)."""
+        fields = {"count": count, "name": name, "name_prefix": name_prefix, "labels": labels}
+        return await self._t.call(ep.fork(env, fields, idempotency_key))
+
+
+class Access(_Resource):
+    """SSH credentials and preview links."""
+
+    async def ssh_credential(self, env: str, *, expires_in: float | None = None) -> SshCredential:
+        """A new short-lived credential, shown once."""
+        return await self._t.call(ep.ssh_credential(env, expires_in))
+
+    async def ssh_credentials(self, env: str) -> SshCredentialList:
+        return await self._t.call(ep.list_ssh_credentials(env))
+
+    async def revoke_ssh_credential(self, env: str, credential_id: str) -> SshCredentialInfo:
+        return await self._t.call(ep.revoke_ssh_credential(env, credential_id))
+
+    async def preview_token(
+        self, env: str, *, port: int | None = None, expires_in: float | None = None
+    ) -> PreviewToken:
+        return await self._t.call(ep.preview_token(env, port, expires_in))
+
+    async def preview_link(self, env: str, port: int) -> PreviewLink:
+        return await self._t.call(ep.preview_link(env, port))
+
+
+class Keys(_Resource):
+    async def create(
+        self,
+        name: str,
+        *,
+        permissions: Strings | None = None,
+        environment_ids: Strings | None = None,
+        expires_at: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ApiKeyCreated:
+        """A key (the secret is in this answer only); without `permissions` an
+        organization key."""
+        fields = {"name": name, "permissions": permissions, "environment_ids": environment_ids}
+        if expires_at is not None:
+            fields["expires_at"] = expires_at
+        return await self._t.call(ep.create_key(fields, idempotency_key))
+
+    async def list(self) -> ApiKeyList:
+        return await self._t.call(ep.list_keys())
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        return await self._t.call(ep.revoke_key(key_id))
+
+
+class Orgs(_Resource):
+    async def create(self, name: str, *, idempotency_key: str | None = None) -> OrganizationCreated:
+        """A new organization and its first key (operator key only)."""
+        return await self._t.call(ep.create_org(name, idempotency_key))
+
+    async def current(self) -> Organization:
+        return await self._t.call(ep.current_org())
+
+    async def update(self, *, default_runtime: str | None) -> Organization:
+        return await self._t.call(ep.update_org(default_runtime))
+
+    async def usage(self) -> OrganizationUsage:
+        return await self._t.call(ep.usage())
+
+    async def set_quotas(self, org_id: str, quotas: Quotas) -> Quotas:
+        """Operator key only; a null limit is unlimited."""
+        return await self._t.call(ep.set_quotas(org_id, quotas))
+
+
+class Work(_Resource):
+    """Work items of a self-hosted environment, and the worker protocol."""
+
+    async def create(
+        self,
+        env: str,
+        *,
+        data: dict[str, Any] | None = None,
+        metadata: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+        **policy: Any,
+    ) -> WorkItem:
+        fields = {"data": data or {}, "metadata": metadata or {}, **policy}
+        return await self._t.call(ep.create_work(env, fields, idempotency_key))
+
+    async def list(
+        self,
+        env: str,
+        *,
+        state: Strings | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> WorkItemList:
+        return await self._t.call(ep.list_work(env, state, limit, cursor))
+
+    async def get(self, env: str, work_id: str) -> WorkItem:
+        return await self._t.call(ep.get_work(env, work_id))
+
+    async def update_metadata(
+        self, env: str, work_id: str, metadata: dict[str, str | None]
+    ) -> WorkItem:
+        return await self._t.call(ep.update_work_metadata(env, work_id, metadata))
+
+    async def poll(
+        self,
+        env: str,
+        *,
+        worker_id: str | None = None,
+        block_ms: int | None = None,
+        reclaim_older_than_ms: int | None = None,
+    ) -> WorkItem | None:
+        return await self._t.call(ep.poll_work(env, worker_id, block_ms, reclaim_older_than_ms))
+
+    async def ack(self, env: str, work_id: str, *, worker_id: str | None = None) -> WorkItem:
+        return await self._t.call(ep.ack_work(env, work_id, worker_id))
+
+    async def heartbeat(
+        self,
+        env: str,
+        work_id: str,
+        *,
+        expected_last_heartbeat: str | None = None,
+        desired_ttl_seconds: int | None = None,
+        worker_id: str | None = None,
+    ) -> WorkHeartbeat:
+        call = ep.heartbeat_work(
+            env, work_id, expected_last_heartbeat, desired_ttl_seconds, worker_id
+        )
+        return await self._t.call(call)
+
+    async def stop(self, env: str, work_id: str, *, force: bool = False) -> WorkItem:
+        return await self._t.call(ep.stop_work(env, work_id, force))
+
+    async def stats(self, env: str) -> WorkStats:
+        return await self._t.call(ep.work_stats(env))
+
+    async def events(
+        self, env: str, work_id: str, *, after: int | None = None, limit: int = 100
+    ) -> EventList:
+        return await self._t.call(ep.work_events(env, work_id, after, limit))
+
+
+class Agents(_Resource):
+    """Coding agents run inside an environment through the model relay."""
+
+    async def execute(self, env: str, prompt: str, **options: Any) -> AgentRun:
+        """Run to the end; `options` are AgentExecuteRequest's (agent, model, …)."""
+        return await self._t.call(
+            ep.agent_execute(env, {"prompt": prompt, **options, "stream": False})
+        )
+
+    async def stream(self, env: str, prompt: str, **options: Any) -> AsyncIterator[AgentEvent]:
+        """The run's events as they come, `result` last."""
+        call = ep.agent_execute(env, {"prompt": prompt, **options, "stream": True})
+        async for _, data, _ in self._t.events(call):
+            yield AgentEvent.model_validate_json(data)
+
+    async def runs(self, env: str, *, limit: int = 50) -> list[AgentRun]:
+        return await self._t.call(ep.agent_runs(env, limit))
+
+    async def get(self, env: str, run_id: str) -> AgentRun:
+        return await self._t.call(ep.agent_run(env, run_id))
+
+    async def cancel(self, env: str, run_id: str) -> AgentRun:
+        return await self._t.call(ep.cancel_agent_run(env, run_id))
+
+    async def models(self) -> AgentModels:
+        return await self._t.call(ep.agent_models())
+
+
+class Events(_Resource):
+    """The organization's audit log."""
+
+    async def list(self, *, after: int | None = None, limit: int = 100) -> EventList:
+        return await self._t.call(ep.environment_events(None, after, limit))
+
+    async def follow(self, *, after: int | None = None) -> AsyncIterator[Event]:
+        async for event in _follow(self._t, None, after):
+            yield event
+
+
+class AsyncSandbay:
+    """The native API, typed and awaited: `AsyncSandbay(base_url, api_key)`; use as
+    an async context manager or await `aclose()`. `retry` bounds retries of safe
+    calls; `transport` replaces httpx's (tests, proxies)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float | None = 30.0,
+        retry: Retry | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"X-API-KEY": api_key} if api_key else {}
+        http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        )
+        self._transport = Transport(http, retry or Retry())
+        self.environments = Environments(self._transport)
+        self.processes = Processes(self._transport)
+        self.files = Files(self._transport)
+        self.snapshots = Snapshots(self._transport)
+        self.access = Access(self._transport)
+        self.keys = Keys(self._transport)
+        self.orgs = Orgs(self._transport)
+        self.work = Work(self._transport)
+        self.agents = Agents(self._transport)
+        self.events = Events(self._transport)
+
+    async def pools(self) -> list[WarmPoolStatus]:
+        return await self._transport.call(ep.list_pools())
+
+    async def aclose(self) -> None:
+        await self._transport.http.aclose()
+
+    async def __aenter__(self) -> "AsyncSandbay":
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
