@@ -12,7 +12,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from sandbay.domain.exec import ExecExitEvent, ExecOutputEvent
-from sandbay.sdk.errors import error_for
+from sandbay.sdk.errors import STATUS_OF_TYPE, error_for
 from sandbay.sdk.models import ExecOutput, ExecStreamEvent
 
 T = TypeVar("T")
@@ -131,5 +131,7 @@ def exec_event(event: str, data: str) -> ExecStreamEvent | None:
         return ExecExitEvent.model_validate_json(data)
     if event == "error":
         err = TypeAdapter(dict[str, str]).validate_json(data)
-        raise error_for(409, err.get("type", "api_error"), err.get("message", "exec failed"))
+        error_type = err.get("type", "api_error")
+        status = STATUS_OF_TYPE.get(error_type, 500)
+        raise error_for(status, error_type, err.get("message", "the command could not start"))
     return None

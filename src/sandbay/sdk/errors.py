@@ -148,6 +148,16 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
+#: The status an envelope type is sent with (for an error met inside a stream, whose
+#: HTTP status was already 200).
+STATUS_OF_TYPE: dict[str, int] = {
+    t: status
+    for status, cls in sorted(_BY_STATUS.items(), reverse=True)
+    for t, c in BY_TYPE.items()
+    if c is cls
+}
+
+
 def error_for(
     status: int, error_type: str, message: str, *, retry_after: float | None = None
 ) -> ApiError:
