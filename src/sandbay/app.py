@@ -25,6 +25,7 @@ from sandbay.gateway.preview.proxy import PreviewProxy, PreviewRouter
 from sandbay.platform import Platform, Role
 from sandbay.services.events.requests import RequestAudit
 from sandbay.settings import Settings
+from sandbay.web.routes import install_web
 
 log = logging.getLogger("sandbay")
 
@@ -99,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
     shapes = ErrorShapes()
     install_dialects(app, renderers, shapes, DIALECTS)
     install_openapi(app, shapes)
+    install_web(app)  # the dashboard at `/`, after the API's routes
     return app
 
 

@@ -1,0 +1,162 @@
+"""The dashboard end to end in Debian's Chromium on a live server: sign in, create an
+environment and watch it go running without a reload, a terminal, a file up and
+down byte-identical, metrics charts drawing, stop, sign out. Every page is
+screenshotted (under $SANDBAY_ARTIFACTS, else the test's tmp dir), checked with
+axe-core (no serious or critical violations) and must log no console error."""
+
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.support.polling import eventually
+from tests.support.server import LiveServer
+
+pytestmark = pytest.mark.usefixtures("sqlite_only")
+
+AXE = Path(__file__).parents[2] / "src/sandbay/web/static/vendor/axe.min.js"
+COOKIE = "sandbay_session"
+TWO_OR_MORE = re.compile(r"^([2-9]|\d\d+)$")  # a chart's data-points
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    root = Path(os.environ.get("SANDBAY_ARTIFACTS") or tmp_path) / "dashboard"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@pytest.fixture
+def page(server: LiveServer) -> Iterator[Page]:
+    chromium = shutil.which("chromium")
+    assert chromium, "Chromium is missing: `make test` installs it (SANDBAY_BROWSER=1 setup)"
+    assert AXE.exists(), "axe-core is missing: scripts/setup.sh installs it (scripts/web-vendor.sh)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 720}, accept_downloads=True
+        )
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        browser.close()
+        assert not errors, f"console errors: {errors}"
+
+
+def check_page(page: Page, artifacts: Path, name: str) -> None:
+    """A screenshot, and axe-core finds nothing serious or critical."""
+    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+    page.add_script_tag(path=str(AXE))
+    result: dict[str, Any] = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{name}: accessibility violations {bad}"
+
+
+def terminal_text(page: Page) -> str:
+    return str(page.locator("#terminal .xterm-rows").inner_text())
+
+
+def test_dashboard_end_to_end(
+    page: Page, server: LiveServer, artifacts: Path, tmp_path: Path
+) -> None:
+    # Sign in with the API key: a session cookie, HttpOnly, the key nowhere in the page.
+    page.goto(server.url + "/")
+    expect(page).to_have_url(server.url + "/login")
+    check_page(page, artifacts, "login")
+    page.get_by_label("API key").fill(server.key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Environments")).to_be_visible()
+    cookie = next(c for c in page.context.cookies() if c["name"] == COOKIE)
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert server.key not in page.content()
+    assert page.evaluate("JSON.stringify(localStorage) + document.cookie") == "{}"
+
+    # Create: the row appears and goes running with no reload (a marker survives).
+    name = "web-" + secrets.token_hex(4)
+    expect(page.locator("#live")).to_contain_text("Live")
+    page.evaluate("window.__noReload = true")
+    page.get_by_text("Create an environment").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_role("button", name="Create", exact=True).click()
+    row = page.locator("#envs tbody tr", has=page.get_by_role("link", name=name, exact=True))
+    expect(row).to_have_attribute("data-state", "running", timeout=90_000)
+    assert page.evaluate("window.__noReload") is True
+    env_id = row.get_attribute("data-id")
+    assert env_id and env_id.startswith("env_")
+    expect(row.locator("code.id")).to_have_text(env_id)  # the full id, copyable
+    check_page(page, artifacts, "environments")
+
+    # One environment: the terminal answers.
+    row.get_by_role("link", name=name).click()
+    expect(page).to_have_url(f"{server.url}/environments/{env_id}")
+    expect(page.locator("#term-status")).to_have_text("Connected")
+    page.locator("#terminal").click()
+    page.keyboard.type("echo $((6*7))\n")
+    eventually(
+        lambda: any(line.strip() == "42" for line in terminal_text(page).splitlines()),
+        what="42 in the terminal",
+        timeout=30,
+    )
+
+    # A file up and back down, byte-identical.
+    sent = tmp_path / "payload.bin"
+    sent.write_bytes(secrets.token_bytes(300_000))
+    page.set_input_files("#upload-file", str(sent))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    link = page.locator("#files").get_by_role("link", name="payload.bin")
+    expect(link).to_be_visible()
+    with page.expect_download() as download:
+        link.click()
+    assert Path(download.value.path()).read_bytes() == sent.read_bytes()
+
+    # The metrics charts draw points as samples arrive.
+    expect(page.locator("#chart-cpu")).to_have_attribute("data-points", TWO_OR_MORE)
+    first = int(page.locator("#chart-mem").get_attribute("data-points") or 0)
+    eventually(
+        lambda: int(page.locator("#chart-mem").get_attribute("data-points") or 0) > first,
+        what="a new metrics point",
+        timeout=30,
+    )
+    check_page(page, artifacts, "environment")
+
+    # Stop, confirmed in a dialog: the state changes on the page without a reload.
+    page.evaluate("window.__noReload = true")
+    page.locator("#env-actions").get_by_role("button", name=f"Stop {name}", exact=True).click()
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#env-state")).to_have_text("stopped", timeout=60_000)
+    assert page.evaluate("window.__noReload") is True
+
+    for path, section in [
+        ("/work", "work"),
+        ("/agents", "agents"),
+        ("/instances", "instances"),
+        ("/pools", "pools"),
+        ("/keys", "keys"),
+        ("/usage", "usage"),
+    ]:
+        page.goto(server.url + path)
+        expect(page.locator("#rows thead th").first).to_be_visible()
+        check_page(page, artifacts, section)
+
+    # Sign out: the session ends on the server; its cookie is refused from then on.
+    page.goto(server.url + "/")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(server.url + "/login")
+    with httpx.Client(base_url=server.url, cookies={COOKIE: cookie["value"]}) as old:
+        assert old.get("/v1/environments").status_code == 401
+    page.goto(server.url + "/")
+    expect(page).to_have_url(server.url + "/login")
