@@ -97,6 +97,9 @@ VALUES: dict[str, str] = {
     "ttlMinutes": "30",
     "isPublic": "false",
     "rest": "status",
+    # The dashboard's page shell echoes it and looks nothing up (its script asks the
+    # API, whose routes are in the matrix).
+    "dashboard_env": "env_dashboard",
 }
 
 

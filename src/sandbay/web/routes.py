@@ -139,9 +139,11 @@ async def environments_page(request: Request, visitor: VisitorDep) -> Response:
     return page(request, "environments.html", visitor, title="Environments", states=states)
 
 
-@router.get("/environments/{env_id}", response_class=HTMLResponse)
-async def environment_page(request: Request, env_id: str, visitor: VisitorDep) -> Response:
-    return page(request, "environment.html", visitor, title=env_id, env_id=env_id)
+@router.get("/environments/{dashboard_env}", response_class=HTMLResponse)
+async def environment_page(request: Request, dashboard_env: str, visitor: VisitorDep) -> Response:
+    """A page shell that looks nothing up: its script reads the environment from the
+    API, which answers another organization's id as it answers a random one."""
+    return page(request, "environment.html", visitor, title=dashboard_env, env_id=dashboard_env)
 
 
 def _section(path: str, title: str) -> None:
