@@ -112,6 +112,29 @@ def test_dashboard_end_to_end(
         timeout=30,
     )
 
+    # It follows the window's size, and reattaches when its socket drops.
+    wide = page.evaluate("terminal.term.cols")
+    page.set_viewport_size({"width": 900, "height": 720})
+    cols = eventually(
+        lambda: (n := page.evaluate("terminal.term.cols")) < wide and n,
+        what="the terminal to fit the narrower window",
+        timeout=10,
+    )
+    page.evaluate(
+        "new Promise((done) => { const s = terminal.socket;"
+        " s.addEventListener('close', () => setTimeout(done)); s.close(); })"
+    )
+    expect(page.locator("#term-status")).to_contain_text("reconnecting")
+    expect(page.locator("#term-status")).to_have_text("Connected")
+    page.locator("#terminal").click()
+    page.keyboard.type("stty size\n")
+    eventually(
+        lambda: any(line.strip().endswith(f" {cols}") for line in terminal_text(page).splitlines()),
+        what=f"stty size to say {cols} columns after the reattach",
+        timeout=30,
+    )
+    page.set_viewport_size({"width": 1280, "height": 720})
+
     # A file up and back down, byte-identical.
     sent = tmp_path / "payload.bin"
     sent.write_bytes(secrets.token_bytes(300_000))
