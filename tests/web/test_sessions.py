@@ -4,6 +4,7 @@ WebSocket only from our own origin — until sign-out or the key's revocation.""
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.support.factories import delete, running_env
+from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.usefixtures("sqlite_only")
@@ -79,11 +81,23 @@ def test_sign_out_needs_the_token_and_then_ends_the_session(session: httpx.Clien
     assert session.get("/v1/environments").status_code == 401
 
 
-def test_revoking_the_key_ends_its_sessions(server: LiveServer, api: httpx.Client) -> None:
+def audited_for(api: httpx.Client, key_id: str) -> list[dict[str, Any]]:
+    events = api.get("/v1/events", params={"limit": 1000}).json()["data"]
+    return [e for e in events if e["type"] == "api.request" and e["data"]["key_id"] == key_id]
+
+
+def test_a_session_acts_as_its_key_until_the_key_is_revoked(
+    server: LiveServer, api: httpx.Client
+) -> None:
     key = api.post("/v1/keys", json={"name": "dashboard"}).json()
-    cookie, _ = sign_in(server, key["key"])
+    cookie, csrf = sign_in(server, key["key"])
     with httpx.Client(base_url=server.url, cookies={COOKIE: cookie}) as browser:
         assert browser.get("/v1/environments").status_code == 200
+        made = browser.post("/v1/keys", json={"name": "by-session"}, headers={"X-CSRF-Token": csrf})
+        assert made.status_code == 201, made.text
+        audited = eventually(lambda: audited_for(api, key["id"]), what="the call audited")
+        assert audited[0]["actor"] == f"key:{key['id']}"
+        assert audited[0]["data"]["route"] == "/v1/keys"
         assert api.delete(f"/v1/keys/{key['id']}").status_code == 200
         assert browser.get("/v1/environments").status_code == 401
 

@@ -15,6 +15,7 @@ from sandbay.api.ratelimit import RateLimiter
 from sandbay.domain.errors import SandbayError
 from sandbay.domain.keys import Principal
 from sandbay.services.events.requests import RequestAudit, RequestRecord
+from sandbay.services.tenancy.sessions import COOKIE_NAME, CSRF_HEADER, SAFE_METHODS, csrf_matches
 
 if TYPE_CHECKING:  # the platform is built above the API; only its type is needed here
     from sandbay.platform import Platform
@@ -59,7 +60,10 @@ class RequestGuard:
         platform = self.platform() if scope["type"] == "http" else None
         if platform is None:
             return await self.app(scope, receive, send)
-        principal = await _resolve(platform, request_secret(scope))
+        secret = request_secret(scope)
+        principal = await (
+            _resolve(platform, secret) if secret else _resolve_session(platform, scope)
+        )
         if principal is not None:
             scope[PRINCIPAL_SCOPE_KEY] = principal
         status = 500  # what an exception that escapes the app becomes
@@ -118,6 +122,23 @@ async def _resolve(platform: "Platform", secret: str | None) -> Principal | None
     try:
         return await platform.tenancy.resolve_principal(secret)
     except SandbayError:  # the route's own auth answers the refusal
+        return None
+
+
+async def _resolve_session(platform: "Platform", scope: Scope) -> Principal | None:
+    """A dashboard session's Principal, so its calls are rate-limited and audited as
+    its key's; a change without the CSRF token is left to the route's auth (403)."""
+    request = Request(scope)
+    cookie = request.cookies.get(COOKIE_NAME)
+    if not cookie:
+        return None
+    if scope["method"] not in SAFE_METHODS and not csrf_matches(
+        cookie, request.headers.get(CSRF_HEADER)
+    ):
+        return None
+    try:
+        return await platform.tenancy.resolve_session(cookie)
+    except SandbayError:
         return None
 
 
