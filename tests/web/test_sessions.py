@@ -15,7 +15,6 @@ from tests.support.factories import delete, running_env
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
-pytestmark = pytest.mark.usefixtures("sqlite_only")
 COOKIE = "sandbay_session"
 
 
