@@ -37,7 +37,7 @@ def test_cli_drives_an_environment_through_its_lifecycle(server: LiveServer) -> 
     removed = run(server, "env", "rm", "cli-one")
     assert removed.returncode == 0 and "deleted" in removed.stdout
     missing = run(server, "env", "get", "cli-one")
-    assert missing.returncode == 1 and "not_found_error" in missing.stderr
+    assert missing.returncode == 4 and "not_found_error" in missing.stderr
 
 
 def test_cli_reports_auth_errors(server: LiveServer) -> None:
@@ -111,5 +111,5 @@ def test_cli_pause_resume_snapshot_and_fork(server: LiveServer) -> None:
 
     assert run(server, "snapshot", "rm", snapshot["id"]).returncode == 0
     missing = run(server, "snapshot", "get", "cli-snap")
-    assert missing.returncode == 1 and "not_found" in missing.stderr
+    assert missing.returncode == 4 and "not_found" in missing.stderr
     assert run(server, "env", "rm", "cli-state").returncode == 0

@@ -9,20 +9,33 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from sandbay.cli import access, inside, terminal
 from sandbay.cli._client import (
     DEFAULT_URL,
     ApiKey,
     ApiUrl,
+    Output,
+    OutputOpt,
     WaitFlag,
     api_client,
     console,
+    emit,
     err_console,
+    fields_table,
+    id_table,
     pairs,
     print_json,
     wait_for,
 )
 
 app = typer.Typer(no_args_is_help=True, help="Manage environments")
+app.add_typer(inside.files_app, name="files")
+app.command("metrics")(inside.env_metrics)
+app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    access.env_ssh
+)
+app.command("port-forward")(access.env_port_forward)
+app.command("preview")(access.env_preview)
 
 
 def _print_state(env: dict[str, Any]) -> None:
@@ -71,25 +84,34 @@ def env_ls(
     state: Annotated[list[str] | None, typer.Option(help="Filter by state")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE")] = None,
     limit: int = 100,
+    output: OutputOpt = None,
 ) -> None:
-    """List environments as a table."""
+    """List environments (a table with whole ids, or the API's JSON page)."""
     with api_client(api_url, api_key) as client:
         page = client.list_environments(state=state, label=label, limit=limit)
-    table = Table("ID", "NAME", "STATE", "DESIRED", "IMAGE", "CPU", "MEM MB", "CREATED")
-    for e in page["data"]:
-        table.add_row(
+    emit(page, output, _env_table)
+
+
+def _env_table(page: dict[str, Any]) -> Table:
+    rows = [
+        [
             e["id"], e["name"], e["state"], e["desired_state"], e["image"],
             f"{e['cpu']:g}", str(e["memory_mb"]), e["created_at"][:19],
-        )  # fmt: skip
-    console.print(table)
+        ]
+        for e in page["data"]
+    ]  # fmt: skip
+    columns = ["ID", "NAME", "STATE", "DESIRED", "IMAGE", "CPU", "MEM MB", "CREATED"]
+    return id_table(columns, rows, ids=["ID", "NAME"])
 
 
 @app.command("get")
-def env_get(env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None) -> None:
-    """Show one environment as JSON."""
+def env_get(
+    env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, output: OutputOpt = None
+) -> None:
+    """Show one environment (JSON, or --output table)."""
     with api_client(api_url, api_key) as client:
         found = client.get_environment(env)
-    print_json(found)
+    emit(found, output, fields_table, default=Output.json)
 
 
 def _lifecycle(
@@ -238,10 +260,17 @@ def env_exec(
     api_key: ApiKey = None,
     cwd: Annotated[str | None, typer.Option(help="Working directory")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds before the tree is killed")] = None,
+    interactive: Annotated[
+        bool, typer.Option("--interactive", "-i", help="Keep stdin open (with -t: a terminal)")
+    ] = False,
+    tty: Annotated[bool, typer.Option("--tty", "-t", help="Run it in a terminal (PTY)")] = False,
 ) -> None:
     """Run a command in a running environment, streaming its output:
-    `sandbay env exec ENV -- python3 -V`. Exits with the command's exit code."""
+    `sandbay env exec ENV -- python3 -V`; `sandbay env exec -it ENV -- bash` opens
+    an interactive terminal (resized with yours). Exits with the command's exit code."""
     argv = list(ctx.args)
+    if tty or interactive:
+        raise typer.Exit(terminal.run_terminal(api_url, api_key, env, argv, cwd=cwd))
     if not argv:
         raise typer.BadParameter("give the command after --")
     with api_client(api_url, api_key, timeout=None) as client:
@@ -278,23 +307,33 @@ def env_cp(
         raise typer.BadParameter("one side must be ENV:/path")
     with api_client(api_url, api_key, timeout=None) as client:
         if download:
-            with local.open("wb") as out:
-                size = client.download(env, path, out)
+            with local.open("wb") as out, inside.transfer(f"{remote} → {local}", None) as bar:
+                size = client.download(env, path, bar.writer(out))
         else:
-            with local.open("rb") as data:
-                size = client.upload(env, path, data).get("size", 0)
+            total = local.stat().st_size
+            with local.open("rb") as data, inside.transfer(f"{local} → {remote}", total) as bar:
+                size = client.upload(env, path, bar.reader(data)).get("size", 0)
     console.print(f"{size} bytes")
 
 
 @app.command("events")
-def env_events(env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None) -> None:
-    """Show an environment's audit log."""
+def env_events(
+    env: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events (one line each)")
+    ] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Show an environment's audit log; -f follows it live (Ctrl-C ends)."""
+    if follow:
+        raise typer.Exit(inside.follow_events(api_url, api_key, env, output))
     with api_client(api_url, api_key) as client:
         page = client.environment_events(env)
-    table = Table("ID", "TIME", "TYPE", "ACTOR", "FROM", "TO", "REASON")
-    for e in page["data"]:
-        table.add_row(
-            str(e["id"]), e["created_at"][11:23], e["type"], e["actor"],
-            e["from_state"] or "", e["to_state"] or "", e["reason"] or "",
-        )  # fmt: skip
-    console.print(table)
+    emit(page, output, _events_table)
+
+
+def _events_table(page: dict[str, Any]) -> Table:
+    rows = [inside.event_row(e) for e in page["data"]]
+    return id_table(inside.EVENT_COLUMNS, rows, ids=["ID", "TYPE"])

@@ -8,17 +8,49 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sandbay.cli import env, keys, snapshots
-from sandbay.cli._client import DEFAULT_URL, ApiKey, ApiUrl, err_console
+from sandbay.cli import agents, env, keys, snapshots, work
+from sandbay.cli._client import (
+    DEFAULT_URL,
+    EXIT_CODES_HELP,
+    ApiKey,
+    ApiUrl,
+    Output,
+    choices,
+    err_console,
+)
 
 if TYPE_CHECKING:
     from sandbay.settings import Settings
 
-app = typer.Typer(no_args_is_help=True, help="sandbay: isolated environments you host yourself")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="sandbay: isolated environments you host yourself. Shell completion: "
+    "`sandbay --install-completion` (bash, zsh, fish, PowerShell), then a new shell.",
+    epilog=EXIT_CODES_HELP,
+)
 app.add_typer(env.app, name="env")
 app.add_typer(snapshots.app, name="snapshot")
+app.add_typer(work.app, name="work")
+app.add_typer(agents.app, name="agent")
+app.add_typer(agents.pool_app, name="pool")
 app.add_typer(keys.key_app, name="key")
 app.add_typer(keys.org_app, name="org")
+
+
+@app.callback()
+def root(
+    output: Annotated[
+        Output | None,
+        typer.Option(
+            "--output",
+            "-o",
+            envvar="SANDBAY_OUTPUT",
+            help="How list and get commands print: json (the API's answer) or table "
+            "(lists default to table, single objects to json)",
+        ),
+    ] = None,
+) -> None:
+    choices.output = output
 
 
 def _settings(**options: Any) -> "Settings":
