@@ -365,7 +365,12 @@ def test_unknown_runtime_and_gpu_under_gvisor_are_refused(
     assert "at least 512" in assert_envelope(small, 400, "invalid_request_error")
     env = running_env(api, name="gvisor-pids-floor", runtime="runsc", pids_limit=512)
     try:
-        spawn = "for i in $(seq 20); do sleep 300 >/dev/null 2>&1 & done; ps -e | grep -c sleep"
+        # A forked child shows as `sh` until its exec: wait (bounded) for all 20 sleeps.
+        spawn = (
+            "for i in $(seq 20); do sleep 300 >/dev/null 2>&1 & done; "
+            "for i in $(seq 100); do [ $(ps -e | grep -c sleep) -ge 20 ] && break; "
+            "sleep 0.1; done; ps -e | grep -c sleep"
+        )
         assert sh(api, env["id"], spawn) == "20\n"
         assert sh(api, env["id"], "echo alive") == "alive\n"
     finally:
