@@ -16,13 +16,21 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import docker
 import httpx
 import pytest
 
 from tests.cli.test_cli import SANDBAY, run
+from tests.support.agents import (
+    AGENT_IMAGE,
+    new_secret,
+    put_claude_provider,
+    require_agent_image,
+    start_model_server,
+)
 from tests.support.factories import delete, running_env
 from tests.support.polling import eventually
-from tests.support.server import LiveServer, free_port
+from tests.support.server import ADMIN_KEY, LiveServer, free_port
 from tests.support.work import self_hosted_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
@@ -246,3 +254,63 @@ def test_env_events_follow_shows_a_stop_live(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_keys_and_organizations(server: LiveServer) -> None:
+    created = run(server, "key", "create", "cli-scoped", "-p", "environments:read")
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    assert key["permissions"] == ["environments:read"] and key["key"].startswith("sbk_")
+    listed = run(server, "key", "ls")
+    assert listed.returncode == 0 and key["id"] in listed.stdout  # the whole id
+    scoped = subprocess.run(
+        [SANDBAY, "env", "ls"], env=_environ(server, SANDBAY_API_KEY=key["key"]),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert scoped.returncode == 0, scoped.stderr
+    removed = run(server, "key", "rm", key["id"])
+    assert removed.returncode == 0 and json.loads(removed.stdout)["revoked_at"]
+    refused = subprocess.run(
+        [SANDBAY, "env", "ls"], env=_environ(server, SANDBAY_API_KEY=key["key"]),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "authentication_error" in refused.stderr
+
+    name = f"cli-org-{uuid.uuid4().hex[:6]}"
+    made = subprocess.run(
+        [SANDBAY, "org", "create", name], env=_environ(server, SANDBAY_API_KEY=ADMIN_KEY),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert run(server, "org", "create", "not-the-operator").returncode == 1
+
+
+def test_agent_run_streams_and_agent_get_shows_it(
+    server: LiveServer, docker_client: docker.DockerClient
+) -> None:
+    """The real Claude Code CLI in the agent image, its model the scripted server
+    behind the model relay, run and read back through the CLI."""
+    require_agent_image(docker_client)
+    secret, port = new_secret("sk-ant"), free_port()
+    path, content = "/workspace/c/hello.txt", "hi from the cli"
+    with server.client() as api:
+        env = running_env(api, name=f"cli-agent-{uuid.uuid4().hex[:6]}", image=AGENT_IMAGE)
+        put_claude_provider(api, "claude-cli", port=port, secret=secret)
+    start_model_server(env["id"], port=port, path=path, content=content, final="Done.")
+    try:
+        ran = run(
+            server, "agent", "run", env["id"], "Create hello.txt", "--agent", "claude",
+            "--project", "c", "--provider", "claude-cli",
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert "Done." in ran.stdout and secret not in ran.stdout
+        runs = run(server, "agent", "ls", env["id"], "-o", "json")
+        assert runs.returncode == 0, runs.stderr
+        listed = json.loads(runs.stdout)
+        first = (listed["data"] if isinstance(listed, dict) else listed)[0]
+        got = run(server, "agent", "get", env["id"], first["id"], "-o", "json")
+        assert got.returncode == 0 and json.loads(got.stdout)["id"] == first["id"]
+    finally:
+        with server.client() as api:
+            delete(api, env["id"])
+            api.delete("/v1/model-providers/claude-cli")

@@ -25,6 +25,7 @@ from sandbay.cli._client import (
     output_format,
 )
 from sandbay.cli.inside import api_error, server_sent
+from sandbay.domain.agents import AgentRunStatus
 
 app = typer.Typer(no_args_is_help=True, help="Run coding agents inside environments")
 pool_app = typer.Typer(no_args_is_help=True, help="Warm pools")
@@ -62,7 +63,7 @@ def agent_run(
             _print_event(event, as_json)
             if event["type"] == "result":
                 status = event["data"].get("status")
-    raise typer.Exit(Exit.OK if status == "succeeded" else Exit.API_ERROR)
+    raise typer.Exit(Exit.OK if status == AgentRunStatus.COMPLETED else Exit.API_ERROR)
 
 
 def _print_event(event: dict[str, Any], as_json: bool) -> None:

@@ -1,11 +1,20 @@
 """`sandbay key …` and `sandbay org …`: API keys and organizations through the API."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from sandbay.cli._client import DEFAULT_URL, ApiKey, ApiUrl, api_client, console, print_json
+from sandbay.cli._client import (
+    DEFAULT_URL,
+    ApiKey,
+    ApiUrl,
+    OutputOpt,
+    api_client,
+    emit,
+    id_table,
+    print_json,
+)
 
 key_app = typer.Typer(no_args_is_help=True, help="Manage API keys")
 org_app = typer.Typer(no_args_is_help=True, help="Manage organizations (operator key)")
@@ -27,17 +36,20 @@ def key_create(
 
 
 @key_app.command("ls")
-def key_ls(api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None) -> None:
+def key_ls(api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, output: OutputOpt = None) -> None:
     """List keys (never their secrets)."""
     with api_client(api_url, api_key) as client:
         keys = client.list_keys()
-    table = Table("ID", "NAME", "KIND", "PREFIX", "PERMISSIONS", "REVOKED")
-    for k in keys:
-        table.add_row(
-            k["id"], k["name"], k["kind"], k["prefix"],
-            ",".join(k["permissions"]), k["revoked_at"] or "",
-        )  # fmt: skip
-    console.print(table)
+    emit(keys, output, _keys_table)
+
+
+def _keys_table(keys: list[dict[str, Any]]) -> Table:
+    rows = [
+        [k["id"], k["name"], k["kind"], k["prefix"], ",".join(k["permissions"]),
+         k["revoked_at"] or ""]
+        for k in keys
+    ]  # fmt: skip
+    return id_table(["ID", "NAME", "KIND", "PREFIX", "PERMISSIONS", "REVOKED"], rows, ["ID"])
 
 
 @key_app.command("rm")

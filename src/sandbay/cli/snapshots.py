@@ -2,18 +2,21 @@
 through the API — take, list, show, delete; `sandbay env fork` makes environments
 from one."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Column, Table
+from rich.table import Table
 
 from sandbay.cli._client import (
     DEFAULT_URL,
     ApiKey,
     ApiUrl,
+    OutputOpt,
     WaitFlag,
     api_client,
     console,
+    emit,
+    id_table,
     print_json,
 )
 
@@ -42,20 +45,22 @@ def snapshot_ls(
     api_url: ApiUrl = DEFAULT_URL,
     api_key: ApiKey = None,
     env: Annotated[str | None, typer.Option(help="Only this environment's")] = None,
+    output: OutputOpt = None,
 ) -> None:
     """List snapshots with their full ids, sizes and freeze times."""
     with api_client(api_url, api_key) as client:
         listed = client.list_snapshots(env)
-    table = Table("NAME", "ENVIRONMENT", "STATE", "BYTES", "FROZEN MS", "CREATED")
-    # Ids whole, whatever the width: they are what the other commands take.
-    widest = max((len(s["id"]) for s in listed["data"]), default=2)
-    table.columns.insert(0, Column("ID", no_wrap=True, min_width=widest))
-    for s in listed["data"]:
-        table.add_row(
-            s["id"], s["name"], s["environment_id"], s["state"], str(s["size_bytes"] or ""),
-            "" if s["frozen_ms"] is None else f"{s['frozen_ms']:.0f}", s["created_at"],
-        )  # fmt: skip
-    console.print(table)
+    emit(listed, output, _snapshots_table)
+
+
+def _snapshots_table(listed: dict[str, Any]) -> Table:
+    rows = [
+        [s["id"], s["name"], s["environment_id"], s["state"], str(s["size_bytes"] or ""),
+         "" if s["frozen_ms"] is None else f"{s['frozen_ms']:.0f}", s["created_at"]]
+        for s in listed["data"]
+    ]  # fmt: skip
+    columns = ["ID", "NAME", "ENVIRONMENT", "STATE", "BYTES", "FROZEN MS", "CREATED"]
+    return id_table(columns, rows, ["ID", "ENVIRONMENT"])
 
 
 @app.command("get")
