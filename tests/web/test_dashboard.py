@@ -16,6 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.support.factories import delete
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
@@ -156,6 +157,22 @@ def test_dashboard_end_to_end(
     )
     check_page(page, artifacts, "environment")
 
+    # Pause and resume from the page; a snapshot taken and a fork made from it.
+    actions = page.locator("#env-actions")
+    actions.get_by_role("button", name=f"Pause {name}", exact=True).click()
+    expect(page.locator("#env-state")).to_have_text("paused", timeout=60_000)
+    actions.get_by_role("button", name=f"Resume {name}", exact=True).click()
+    expect(page.locator("#env-state")).to_have_text("running", timeout=60_000)
+    page.get_by_label("Snapshot name").fill("ui-snap")
+    page.get_by_role("button", name="Take snapshot").click()
+    expect(page.locator("#snapshots")).to_contain_text("ui-snap")
+    page.get_by_role("button", name="Fork", exact=True).click()
+    page.get_by_role("button", name="Confirm").click()
+    forked = page.locator("#secrets").get_by_role("link")
+    expect(forked).to_be_visible(timeout=60_000)
+    fork_id = (forked.get_attribute("href") or "").rsplit("/", 1)[-1]
+    assert fork_id.startswith("env_")
+
     # Stop, confirmed in a dialog: the state changes on the page without a reload.
     page.evaluate("window.__noReload = true")
     page.locator("#env-actions").get_by_role("button", name=f"Stop {name}", exact=True).click()
@@ -183,3 +200,7 @@ def test_dashboard_end_to_end(
         assert old.get("/v1/environments").status_code == 401
     page.goto(server.url + "/")
     expect(page).to_have_url(server.url + "/login")
+    with server.client() as api:
+        for env in (fork_id, name):
+            delete(api, env)
+        assert api.delete("/v1/snapshots/ui-snap").status_code == 202

@@ -214,7 +214,7 @@ document.getElementById("snapshot").addEventListener("submit", async (event) => 
 document.getElementById("fork").addEventListener("click", async (event) => {
   if (!(await confirmAction("Fork this environment (a copy of its files, running)?"))) return;
   const forked = await waiting(event.target, "Forking", () => api("POST", `${BASE}/fork`, {}));
-  const first = forked && (forked.data ? forked.data[0] : forked);
+  const first = forked && forked.environments && forked.environments[0];
   if (first && first.id) secrets.prepend(el("p", {}, "Forked: ", el("a", { href: `/environments/${first.id}` }, first.name || first.id)));
 });
 
