@@ -76,13 +76,21 @@ def test_web_app_answers_through_both_preview_forms(
     by_path = anon.get(f"/preview/{env_id}/{PORT}/hello", headers=headers)
     assert by_path.status_code == 200, by_path.text
     assert by_path.text == "hello from inside\n"
+    # The path form shares the dashboard's origin: its documents run sandboxed.
+    policy = by_path.headers["content-security-policy"]
+    assert policy.startswith("sandbox ") and "allow-same-origin" not in policy
 
     by_host = anon.get("/hello", headers={**headers, "Host": f"{_host(env_id)}:{server.port}"})
     assert by_host.status_code == 200, by_host.text
     assert by_host.text == "hello from inside\n"
+    assert "content-security-policy" not in by_host.headers  # its own origin
 
-    seen = anon.get(f"/preview/{env_id}/{PORT}/headers?a=1", headers=headers).json()
+    seen = anon.get(
+        f"/preview/{env_id}/{PORT}/headers?a=1",
+        headers={**headers, "Cookie": "sandbay_session=s3cret; app=1"},
+    ).json()
     assert TOKEN.lower() not in seen  # our token never reaches the app
+    assert seen["cookie"] == "app=1"  # nor the dashboard's session
     assert seen["x-forwarded-prefix"] == f"/preview/{env_id}/{PORT}"
     redirect = anon.get(f"/preview/{env_id}/{PORT}/redirect", headers=headers)
     assert redirect.status_code == 302

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.support.factories import delete
+from tests.support.factories import delete, running_env
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
@@ -65,6 +65,39 @@ def check_page(page: Page, artifacts: Path, name: str) -> None:
         if v["impact"] in ("serious", "critical")
     ]
     assert not bad, f"{name}: accessibility violations {bad}"
+
+
+#: What a hostile workload serves: it tries to read the API and the dashboard's page
+#: (its CSRF token) with the browser's session, and says what it got in its title.
+TRAP = """<!doctype html><title>trap</title><script>
+const grab = (path) => fetch(path, {credentials: "include"})
+  .then((r) => r.ok ? r.text().then((t) => "read") : "status" + r.status, () => "blocked");
+Promise.all([grab("/v1/environments"), grab("/")])
+  .then(([api, page]) => { document.title = "done:" + api + ":" + page; });
+</script>"""
+
+
+def _trap_page(server: LiveServer) -> tuple[str, str]:
+    """A path-form preview link (with its token) of an environment serving TRAP."""
+    with server.client() as api:
+        env = running_env(
+            api, command=["python3", "-m", "http.server", "8080", "--directory", "/workspace"]
+        )
+        put = api.put(
+            f"/v1/environments/{env['id']}/files",
+            params={"path": "/workspace/trap.html"},
+            content=TRAP.encode(),
+        )
+        assert put.status_code in (200, 201), put.text
+        link = api.get(f"/v1/environments/{env['id']}/preview/8080").json()
+        eventually(
+            lambda: api.get(
+                f"/preview/{env['id']}/8080/trap.html",
+                headers={"X-Sandbay-Preview-Token": link["token"]},
+            ).status_code == 200,
+            what="the trap page served",
+        )  # fmt: skip
+    return f"{link['path_url']}trap.html?sandbay_preview_token={link['token']}", env["id"]
 
 
 def terminal_text(page: Page) -> str:
@@ -173,6 +206,16 @@ def test_dashboard_end_to_end(
     fork_id = (forked.get_attribute("href") or "").rsplit("/", 1)[-1]
     assert fork_id.startswith("env_")
 
+    # A path-form preview is served on this origin: a workload's page there, opened
+    # in this signed-in browser, can neither read the API with the session nor find
+    # the session's CSRF token (its documents run sandboxed in an opaque origin).
+    trap, trap_env = _trap_page(server)
+    tab = page.context.new_page()
+    tab.goto(trap)
+    tab.wait_for_function("document.title.startsWith('done:')", timeout=30_000)
+    assert tab.title() == "done:blocked:blocked", tab.title()
+    tab.close()
+
     # Stop, confirmed in a dialog: the state changes on the page without a reload.
     page.evaluate("window.__noReload = true")
     page.locator("#env-actions").get_by_role("button", name=f"Stop {name}", exact=True).click()
@@ -201,6 +244,6 @@ def test_dashboard_end_to_end(
     page.goto(server.url + "/")
     expect(page).to_have_url(server.url + "/login")
     with server.client() as api:
-        for env in (fork_id, name):
+        for env in (fork_id, name, trap_env):
             delete(api, env)
         assert api.delete("/v1/snapshots/ui-snap").status_code == 202

@@ -40,6 +40,7 @@ from sandbay.services.access.preview import PreviewGate, PreviewTarget
 from sandbay.services.access.signed import looks_signed
 from sandbay.services.environments.activity import ActivityHolds
 from sandbay.services.environments.wake import WakeCause, Waker
+from sandbay.services.tenancy.sessions import COOKIE_NAME as SESSION_COOKIE
 
 log = logging.getLogger(__name__)
 
@@ -429,8 +430,23 @@ def _framed(scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[byte
     return headers
 
 
+#: sandbay's own cookies, never passed to an environment: a preview's token, and the
+#: dashboard's session (the browser sends it with a path-form preview request, which
+#: shares the dashboard's origin).
+_OWN_COOKIES = frozenset({COOKIE.encode(), SESSION_COOKIE.encode()})
+#: A path-form preview shares the API's and the dashboard's origin: its documents run
+#: sandboxed in an opaque origin (no `allow-same-origin`), so a workload's scripts can
+#: neither send the dashboard's SameSite=Strict session with a request nor read an
+#: answer of this origin, nor register a service worker here. The host form is each
+#: preview's own origin and runs unrestricted.
+PATH_FORM_CSP = (
+    b"sandbox allow-scripts allow-forms allow-modals allow-popups "
+    b"allow-popups-to-escape-sandbox allow-downloads"
+)
+
+
 def _strip_cookie(value: bytes) -> bytes:
-    parts = [p for p in value.split(b";") if p.strip().split(b"=", 1)[0] != COOKIE.encode()]
+    parts = [p for p in value.split(b";") if p.strip().split(b"=", 1)[0] not in _OWN_COOKIES]
     return b";".join(parts).strip()
 
 
@@ -450,6 +466,8 @@ def _response_headers(
         ):
             value = route.prefix.encode() + value  # keep redirects inside the path form
         out.append((name, value))
+    if route.prefix:
+        out.append((b"content-security-policy", PATH_FORM_CSP))
     return out
 
 
