@@ -48,6 +48,9 @@ def test_a_wrong_key_gets_no_session(server: LiveServer) -> None:
         assert answer.status_code == 401
         assert "invalid API key" in answer.text
         assert COOKIE not in answer.cookies
+        # No other site may frame the dashboard's pages (clickjacking its buttons).
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
         assert browser.get("/").status_code == 303  # to /login
 
 
