@@ -84,8 +84,18 @@ def test_sign_out_needs_the_token_and_then_ends_the_session(session: httpx.Clien
 
 
 def audited_for(api: httpx.Client, key_id: str) -> list[dict[str, Any]]:
-    events = api.get("/v1/events", params={"limit": 1000}).json()["data"]
-    return [e for e in events if e["type"] == "api.request" and e["data"]["key_id"] == key_id]
+    """The key's audited calls: the log is oldest first, and the session's server has
+    many more than a page of events from other tests, so every page is read."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 1000}
+    while True:
+        page = api.get("/v1/events", params=params).json()
+        found += [
+            e for e in page["data"] if e["type"] == "api.request" and e["data"]["key_id"] == key_id
+        ]
+        if not page["has_more"]:
+            return found
+        params["after"] = page["next_cursor"]
 
 
 def test_a_session_acts_as_its_key_until_the_key_is_revoked(

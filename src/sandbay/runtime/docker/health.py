@@ -119,9 +119,16 @@ class EngineHealth:
         finished = _timestamp(info.finished_at)
         if finished is None:
             return False
-        if any(o.covers(finished) for o in self._outages):
+        started = self._started_at()
+        # An engine that stopped its containers came back as a new process: a call that
+        # only timed out on a busy engine (which then answered again) is no such outage,
+        # and a workload's own exit meanwhile is its exit (it was restarted as if the
+        # engine had stopped it).
+        if any(
+            o.covers(finished) and (started is None or started >= o.last_seen - _SKEW)
+            for o in self._outages
+        ):
             return True
         if info.exit_code not in _SHUTDOWN_CODES:
             return False
-        started = self._started_at()
         return started is not None and finished < started + _SKEW
