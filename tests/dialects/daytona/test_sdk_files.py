@@ -17,6 +17,9 @@ from daytona.common.errors import (
 
 from tests.support.factories import delete, running_env
 
+# The toolbox's work is the environment's (its agent), not the database's.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
+
 TREE = (
     "mkdir -p /workspace/t/src/pkg /workspace/t/.git"
     " && printf 'a = 1\\n# TODO: fix a\\n' > /workspace/t/src/a.py"

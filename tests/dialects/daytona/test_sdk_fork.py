@@ -9,7 +9,8 @@ import httpx
 import pytest
 from daytona import CreateSandboxFromSnapshotParams, Daytona, SandboxState
 
-pytestmark = pytest.mark.docker
+# The toolbox's work is the environment's (its agent), not the database's.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 
 SEED = "head -c 5M /dev/urandom > /workspace/blob && echo layer > /opt/layer"
 DIGESTS = "sha256sum /workspace/blob /opt/layer"

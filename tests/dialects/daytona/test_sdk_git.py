@@ -28,6 +28,9 @@ GIT_SERVER = r"""
 import base64, subprocess
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+# The toolbox's work is the environment's (its agent), not the database's.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
+
 EXPECTED = "Basic " + base64.b64encode(b"alice:" + PASSWORD.encode()).decode()
 subprocess.run(
     "set -e; git init -q --bare -b main /srv/git/repo.git; git init -q -b main /tmp/seed;"

@@ -13,6 +13,9 @@ from daytona.common.code_interpreter import ExecutionError, OutputMessage
 from daytona.common.errors import DaytonaError, DaytonaTimeoutError
 from daytona_toolbox_api_client import CreateContextRequest
 
+# The toolbox's work is the environment's (its agent), not the database's.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
+
 
 @pytest.fixture
 def sandbox(daytona: Daytona) -> Iterator[Sandbox]:

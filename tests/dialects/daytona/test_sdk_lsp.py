@@ -15,6 +15,9 @@ from daytona.common.lsp_server import LspCompletionPosition
 
 from tests.support.polling import eventually
 
+# The toolbox's work is the environment's (its agent), not the database's.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
+
 PROJECT = "/workspace/proj"
 MAIN = f"{PROJECT}/main.py"
 SOURCE = """\

@@ -21,7 +21,8 @@ from tests.support.factories import delete
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
-pytestmark = pytest.mark.docker
+# The toolbox's work is the environment's (its agent), not the database's.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 LOAD = (

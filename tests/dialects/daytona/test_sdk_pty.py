@@ -21,6 +21,9 @@ from daytona.handle.pty_handle import PtyHandle
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
+# The toolbox's work is the environment's (its agent), not the database's.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
+
 
 @pytest.fixture(scope="module")
 def sandbox(server: LiveServer) -> Iterator[Sandbox]:

@@ -22,6 +22,9 @@ from sandbay.services.inside.shell_registry import Mark, MarkerReader, Piece
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
+# The toolbox's work is the environment's (its agent), not the database's.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
+
 
 @pytest.fixture(scope="module")
 def sandbox(server: LiveServer) -> Iterator[Sandbox]:
