@@ -45,7 +45,9 @@ def _raw(fd: int) -> Iterator[None]:
         return
     saved = termios.tcgetattr(fd)
     try:
-        tty.setraw(fd)
+        # TCSADRAIN, not setraw's default TCSAFLUSH: keys typed while connecting are
+        # kept, not discarded.
+        tty.setraw(fd, termios.TCSADRAIN)
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
@@ -110,7 +112,6 @@ def run_terminal(
         return Exit.API_ERROR
     session = _Session(socket)
     receiver = threading.Thread(target=session.receive, daemon=True)
-    receiver.start()
 
     def on_resize(_signum: int, _frame: FrameType | None) -> None:
         session.resized.set()
@@ -119,11 +120,15 @@ def run_terminal(
     fd = sys.stdin.fileno()
     try:
         with _raw(fd), contextlib.suppress(ConnectionClosed):
+            # Output only once the terminal is raw: what is typed after the first
+            # prompt shows goes through as typed (a cooked terminal echoed it locally).
+            receiver.start()
             session.pump_input(fd)
     finally:
         signal.signal(signal.SIGWINCH, previous)
         socket.close()
-        receiver.join(timeout=5)
+        if receiver.ident is not None:
+            receiver.join(timeout=5)
     if session.exit_code is not None:
         return int(session.exit_code)
     return _refusal(socket)

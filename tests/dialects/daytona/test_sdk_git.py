@@ -21,15 +21,15 @@ from daytona.common.errors import (
 from tests.support.factories import delete, running_env
 from tests.support.polling import eventually
 
+# The toolbox's work is the environment's (its agent), not the database's.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
+
 PASSWORD = "s3cret-token-42"
 #: The git server: seeds a bare repository (one commit on main), then serves it
 #: with `git http-backend` to requests that carry alice's password.
 GIT_SERVER = r"""
 import base64, subprocess
 from wsgiref.simple_server import WSGIRequestHandler, make_server
-
-# The toolbox's work is the environment's (its agent), not the database's.
-pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 
 EXPECTED = "Basic " + base64.b64encode(b"alice:" + PASSWORD.encode()).decode()
 subprocess.run(
