@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import Api, RawDocker, Samples, timed
-from bench.ops import Pair, http_get_new_connection
+from bench.ops import Pair, _act, http_get_new_connection
 from sandbay.runtime.docker.names import volume_name
 
 PORT = 8000
@@ -66,14 +66,6 @@ def pause_resume(api: Api, raw: RawDocker, n: int) -> dict[str, Pair]:
     raw.remove(name)
     engine = {"pause": "docker pause", "resume": "docker unpause"}
     return {k: {"sandbay": ours[k], "baseline": base[k], "baseline_name": engine[k]} for k in ours}
-
-
-def _act(api: Api, env_id: str, verb: str, state: str) -> Callable[[], None]:
-    def act() -> None:
-        api.post(f"/v1/environments/{env_id}/{verb}")
-        api.wait(env_id, state)
-
-    return act
 
 
 def _snapshot_ready(api: Api, snapshot_id: str) -> dict[str, Any]:
