@@ -46,14 +46,17 @@ class HostResources:
 @dataclass(frozen=True, slots=True)
 class NetworkRules:
     """What an environment's workload may reach: nothing (`block_all`), only the
-    CIDRs in `allow`, or anything (neither set)."""
+    CIDRs in `allow`, or anything (neither set). With `proxied`, every other TCP
+    connection and DNS query goes through the platform's egress proxy and resolver,
+    which decide by name (`sandbay.domain.egress`)."""
 
     block_all: bool = False
     allow: tuple[str, ...] = ()
+    proxied: bool = False
 
     @property
     def unrestricted(self) -> bool:
-        return not self.block_all and not self.allow
+        return not self.block_all and not self.allow and not self.proxied
 
 
 @dataclass(frozen=True, slots=True)
