@@ -115,6 +115,15 @@ class EnvironmentModel(Base):
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     network_block_all: Mapped[bool] = mapped_column(Boolean, default=False)
     network_allow_list: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Egress by name (domain.egress): host-name patterns, and {ENV_VAR: secret name}
+    # whose placeholders the environment sees (the proxy swaps in the real values).
+    network_domain_allow_list: Mapped[list[str]] = mapped_column(
+        JSONType, default=list, server_default="[]"
+    )
+    network_domain_deny_list: Mapped[list[str]] = mapped_column(
+        JSONType, default=list, server_default="[]"
+    )
+    secrets: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict, server_default="{}")
     auto_pause_interval: Mapped[float] = mapped_column(Float, default=0, server_default="0")
     auto_stop_interval: Mapped[float] = mapped_column(Float)
     auto_archive_interval: Mapped[float] = mapped_column(Float)
@@ -604,3 +613,22 @@ class WebSessionModel(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OrgSecretModel(Base):
+    """An organization's secret (issue 20): stored only as Fernet ciphertext. The
+    environment sees `placeholder` (fixed per secret); the egress proxy swaps in the
+    value on requests to `hosts` (every allowed host when empty)."""
+
+    __tablename__ = "org_secrets"
+    __table_args__ = (Index("uq_org_secrets_org_name", "org_id", "name", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    hosts: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default="[]")
+    placeholder: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
