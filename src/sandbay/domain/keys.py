@@ -30,6 +30,9 @@ class Permission(StrEnum):
     AGENTS_EXECUTE = "agents:execute"
     MODEL_PROVIDERS_READ = "model_providers:read"
     MODEL_PROVIDERS_WRITE = "model_providers:write"
+    # The organization's secrets (their values are never readable, only their metadata).
+    SECRETS_READ = "secrets:read"
+    SECRETS_WRITE = "secrets:write"
     # OpenClaw instances (the Chowder dialect), per instance through `environment_ids`.
     INSTANCES_READ = "instances:read"
     INSTANCES_INTERACT = "instances:interact"
