@@ -104,6 +104,7 @@ READABLE_BY_LIMITED_KEYS = frozenset(
         "GET /volumes/{volumeId}",
         "GET /volumes/by-name/{name}",
         "GET /v1/model-providers/{name}",
+        "GET /v1/secrets/{secret}",
     }
 )
 

@@ -170,6 +170,11 @@ def build_world(server: LiveServer, api: httpx.Client) -> World:
     )
     real["model_provider"] = provider
     markers.append(f"sk-secret-{tag}")
+    org_secret = _created(
+        api.post("/v1/secrets", json={"name": f"sec-{tag}", "value": f"egress-secret-{tag}"})
+    )
+    real["org_secret"] = org_secret["id"]
+    markers += [f"sec-{tag}", f"egress-secret-{tag}", org_secret["placeholder"]]
     volume = _created(api.post("/volumes", json={"name": f"vol-{tag}"}))
     real["volume"], real["volume_name"] = volume["id"], volume["name"]
     snapshot = _created(
@@ -416,6 +421,7 @@ def standing(world: World) -> dict[str, Any]:
         "volume": api.get(f"/volumes/{real['volume']}").json().get("state"),
         "snapshot": api.get(f"/snapshots/{real['snapshot']}").json().get("state"),
         "provider": api.get(f"/v1/model-providers/{real['model_provider']}").json(),
+        "secret": api.get(f"/v1/secrets/{real['org_secret']}").json(),
         "session": api.get(f"/toolbox/{real['env']}/process/session/{real['daytona_session']}")
         .json()
         .get("sessionId"),

@@ -85,6 +85,7 @@ PREFIX_KINDS: dict[tuple[str, str], str] = {
     ("/warm-pools/", "id"): "warm_pool",
     ("/toolbox/{sandboxId}/process/interpreter/context/", "id"): "interpreter_context",
     ("/v1/model-providers/", "name"): "model_provider",
+    ("/v1/secrets/", "secret"): "org_secret",
     ("/volumes/by-name/", "name"): "volume_name",
     ("/toolbox/{sandboxId}/process/session/", "sessionId"): "daytona_session",
     ("/toolbox/{sandboxId}/process/pty/", "sessionId"): "pty_session",

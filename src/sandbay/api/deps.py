@@ -19,6 +19,7 @@ from sandbay.db.cas import commit_or_conflict
 from sandbay.domain.errors import ApiError, PermissionDenied, SandbayError
 from sandbay.domain.keys import Principal
 from sandbay.services.access.service import AccessService, Origin
+from sandbay.services.agents.secrets import SecretBox
 from sandbay.services.agents.service import Agents
 from sandbay.services.environments.lifecycle import Lifecycle
 from sandbay.services.environments.service import EnvironmentsService
@@ -80,6 +81,11 @@ async def get_tenancy(connection: HTTPConnection) -> TenancyService:
     return get_platform(connection).tenancy
 
 
+async def get_secret_box(connection: HTTPConnection) -> SecretBox:
+    """What encrypts the organization's credentials and secrets at rest."""
+    return get_platform(connection).secrets
+
+
 EnvironmentsDep = Annotated[EnvironmentsService, Depends(get_environments)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 SnapshotsDep = Annotated[SnapshotsService, Depends(get_snapshots)]
@@ -89,6 +95,7 @@ AccessDep = Annotated[AccessService, Depends(get_access)]
 WorkDep = Annotated[WorkService, Depends(get_work)]
 AgentsDep = Annotated[Agents, Depends(get_agents)]
 TenancyDep = Annotated[TenancyService, Depends(get_tenancy)]
+SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]
 
 #: An environment in a path: its id or its name (Daytona's `sandboxIdOrName`).
 EnvRef = Annotated[str, Path(description="environment id (env_…) or name")]

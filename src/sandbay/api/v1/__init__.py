@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from sandbay.api.v1 import access, events, health, work
 from sandbay.api.v1.agents import providers, runs
+from sandbay.api.v1.egress import secrets
 from sandbay.api.v1.environments import pools, snapshots
 from sandbay.api.v1.environments import routes as environments
 from sandbay.api.v1.inside import exec, files, observe
@@ -13,6 +14,6 @@ ROUTERS: tuple[APIRouter, ...] = tuple(
     module.router
     for module in (
         health, environments, keys, orgs, events, pools, work, exec, files, observe, access,
-        runs, providers, snapshots,
+        runs, providers, snapshots, secrets,
     )
 )  # fmt: skip

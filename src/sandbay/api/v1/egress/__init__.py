@@ -1,0 +1,1 @@
+"""Routes of egress by name: the organization's secrets."""
