@@ -240,6 +240,16 @@ class NetworkSettings(_Section):
     policy_interval: float = Field(
         30.0, gt=0, description="Seconds between re-enforcements of network policies"
     )
+    egress_hosts: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Names the egress resolver answers from this map (name → IPv4 "
+        "addresses) before asking the host's resolver; JSON in the environment",
+    )
+    egress_ca_bundle: Path | None = Field(
+        None,
+        description="More CAs (a PEM file) the egress proxy trusts when it re-encrypts "
+        "to a real host, besides the system's",
+    )
 
 
 class AgentSettings(_Section):

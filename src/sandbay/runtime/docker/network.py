@@ -11,13 +11,21 @@ replies (conntrack) and peers in the list. Other environments on the engine's br
 are refused to every environment (an unrestricted one too) unless its list names
 them: they do not reach each other by default.
 Rejected packets get an ICMP "administratively prohibited", so a blocked connection
-fails at once rather than hanging."""
+fails at once rather than hanging.
+
+A policy by name (`rules.proxied`) adds a nat table: every DNS query goes to the egress
+gateway's resolver and every other TCP connection (but to loopback and the listed
+CIDRs) to its proxy, both listening on the namespace's loopback
+(`sandbay.runtime.egress`); the environment's CA goes into its trust store."""
 
 import asyncio
 import contextlib
+import io
 import ipaddress
 import os
+import posixpath
 import shutil
+import tarfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +33,7 @@ from sandbay.domain.errors import Conflict, RuntimeFailure
 from sandbay.domain.runtime import NetworkRules
 from sandbay.runtime.docker.engine import Engine
 from sandbay.runtime.docker.names import container_name
+from sandbay.runtime.egress import EgressGateway, EgressPorts
 from sandbay.runtime.envd.channel import PORT
 
 _TIMEOUT_S = 20.0
@@ -65,6 +74,10 @@ def filter_table(rules: NetworkRules, version: int, bridge: Bridge | None = None
         f"-A INPUT -p tcp --dport {PORT} -j ACCEPT",
         f"-A OUTPUT -p tcp --sport {PORT} -m conntrack --ctstate ESTABLISHED -j ACCEPT",
     ]
+    if rules.proxied and not rules.block_all and version == 4:
+        # Redirected to the egress gateway on loopback: filter still sees the route
+        # chosen before the nat table's REDIRECT, so `-o lo` does not match them.
+        lines.append("-A OUTPUT -d 127.0.0.1/32 -m conntrack --ctstate DNAT -j ACCEPT")
     if not rules.block_all:
         lines.append("-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
         lines.append("-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
@@ -87,11 +100,37 @@ def filter_table(rules: NetworkRules, version: int, bridge: Bridge | None = None
     return "\n".join(lines)
 
 
+def nat_table(rules: NetworkRules, ports: EgressPorts | None) -> str:
+    """The `*nat` table (IPv4): with `ports`, DNS to the resolver and TCP (but to
+    loopback and the listed CIDRs) to the proxy; empty otherwise."""
+    lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
+    lines.append(":POSTROUTING ACCEPT [0:0]")
+    if ports is not None:
+        lines += [
+            f"-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports {ports.dns}",
+            "-A OUTPUT -o lo -j RETURN",
+        ]
+        for cidr in rules.allow:
+            network = ipaddress.ip_network(cidr, strict=False)
+            if network.version == 4:
+                lines.append(f"-A OUTPUT -d {network} -j RETURN")
+        lines.append(f"-A OUTPUT -p tcp -j REDIRECT --to-ports {ports.proxy}")
+    return "\n".join([*lines, "COMMIT", ""])
+
+
+#: Where the environment's CA goes: Debian's and Alpine's bundle, and the file
+#: `update-ca-certificates` would read again.
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+CA_FILE = "/usr/local/share/ca-certificates/sandbay-egress.crt"
+_CA_BEGIN = b"# sandbay egress CA\n"
+
+
 class HostNetworkPolicy:
     """`NetworkPolicy` for Docker containers on this host (see the module docstring)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, egress: EgressGateway | None = None) -> None:
         self._engine = engine
+        self.egress = egress
         self._locks: dict[str, asyncio.Lock] = {}
         self._bridge: Bridge | None = None
 
@@ -126,11 +165,45 @@ class HostNetworkPolicy:
             if await self._pid(environment_id) != pid or _same_namespace(fd):
                 raise RuntimeFailure("the environment's network namespace changed; try again")
             bridge = await self._bridge_network()
+            ports = None
+            if rules.proxied and not rules.block_all:
+                if self.egress is None:
+                    raise RuntimeFailure("this runner has no egress proxy for a policy by name")
+                ports = await self.egress.listen(environment_id, fd)
+                await self._trust(environment_id, self.egress.ca_pem(environment_id))
+            elif self.egress is not None:
+                self.egress.release(environment_id)
+            await self._restore(fd, "iptables-restore", nat_table(rules, ports))
             await self._restore(fd, "iptables-restore", filter_table(rules, 4, bridge))
             if shutil.which("ip6tables-restore") is not None:
                 await self._restore(fd, "ip6tables-restore", filter_table(rules, 6, bridge))
         finally:
             os.close(fd)
+
+    async def _trust(self, environment_id: str, pem: bytes) -> None:
+        """Put the environment's CA into its trust store (once per container)."""
+        engine, name = self._engine, container_name(environment_id)
+        bundle_path, bundle = CA_BUNDLE, b""
+        for _ in range(4):  # the bundle may be a symlink (to a symlink)
+            try:
+                stream, _ = await engine.run(engine.api.get_archive, name, bundle_path)
+            except Exception:  # no bundle in this image: the CA file alone
+                break
+            member, data = _untar(b"".join(stream))
+            if member is None or not member.issym():
+                bundle = data
+                break
+            bundle_path = posixpath.normpath(
+                posixpath.join(posixpath.dirname(bundle_path), member.linkname)
+            )
+        block = _CA_BEGIN + pem
+        if block in bundle:
+            return
+        kept = bundle.split(_CA_BEGIN)[0]
+        if kept and not kept.endswith(b"\n"):
+            kept += b"\n"
+        for path, data in ((CA_FILE, pem), (bundle_path, kept + block)):
+            await engine.run(engine.api.put_archive, name, "/", _tar(path.lstrip("/"), data))
 
     async def _bridge_network(self) -> Bridge | None:
         if self._bridge is None:
@@ -186,3 +259,28 @@ async def bridge_gateway(engine: Engine, network: str = "bridge") -> str | None:
     the host by), or None when the engine has no such network or it is not local."""
     bridge = await bridge_network(engine, network)
     return None if bridge is None else str(bridge.gateway)
+
+
+def _tar(path: str, data: bytes) -> bytes:
+    """A tar of one root-owned, world-readable file (and its directories)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            info = tarfile.TarInfo("/".join(parts[:depth]))
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        info = tarfile.TarInfo(path)
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _untar(archive: bytes) -> tuple[tarfile.TarInfo | None, bytes]:
+    """The first member of a tar (a file's content, or a symlink's entry)."""
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = tar.next()
+        if member is None or not member.isfile():
+            return member, b""
+        f = tar.extractfile(member)
+        return member, f.read() if f is not None else b""

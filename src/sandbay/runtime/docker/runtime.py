@@ -16,6 +16,7 @@ from sandbay.runtime.docker.network import HostNetworkPolicy
 from sandbay.runtime.docker.provider import DockerProvider
 from sandbay.runtime.docker.resources import DockerResources
 from sandbay.runtime.docker.stats import DockerStats
+from sandbay.runtime.egress import EgressGateway
 from sandbay.runtime.envd.channel import Channel
 from sandbay.runtime.envd.files import EnvdFiles
 from sandbay.runtime.envd.git import EnvdGit
@@ -51,6 +52,7 @@ class DockerRuntime:
         cgroups: bool = True,
         agent_ready_timeout: float = 30.0,
         disk_limits: bool = True,
+        egress: EgressGateway | None = None,
     ) -> "DockerRuntime":
         provider = DockerProvider(
             runner_id=runner_id,
@@ -71,7 +73,7 @@ class DockerRuntime:
             logs=DockerLogs(engine),
             stats=DockerStats(engine, use_cgroups=cgroups, disk_root=provider.disk_root),
             archiver=DockerArchiver(provider),
-            network=HostNetworkPolicy(engine),
+            network=HostNetworkPolicy(engine, egress),
             images=DockerImages(provider),
             resources=DockerResources(provider),
             ports=EnvdPorts(channel),

@@ -9,34 +9,49 @@ starts made by other processes (`sandbay reconciler`) and server restarts."""
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sandbay.db.cas import commit_or_conflict, commit_unless_stale
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import access as queries
 from sandbay.db.session import AsyncSession, async_sessionmaker
+from sandbay.domain.egress import DomainPolicy
 from sandbay.domain.environments import Environment, EnvironmentKind, EnvironmentUpdate, Event
 from sandbay.domain.errors import RuntimeFailure, SandbayError
 from sandbay.domain.keys import Principal
 from sandbay.domain.runtime import NetworkRules
 from sandbay.domain.states import EnvState
 from sandbay.runtime.access import NetworkPolicy
+from sandbay.runtime.egress import EgressGateway, Refusal
 from sandbay.services.environments import records as envs
 from sandbay.services.environments.records import network_rules
-from sandbay.services.events.record import record_environment_event
+from sandbay.services.events.record import record_environment_event, record_event
 
 log = logging.getLogger(__name__)
+#: Reads an environment's domain policy (its names and its secrets, decrypted).
+DomainPolicyLoader = Callable[[AsyncSession, EnvironmentModel], Awaitable[DomainPolicy]]
 NETWORK_FIELDS = frozenset({"network_block_all", "network_allow_list"})
 ACTOR = "system:network"
 
 
 class NetworkEnforcer:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], policy: NetworkPolicy, runner_id: str
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        policy: NetworkPolicy,
+        runner_id: str,
+        *,
+        egress: EgressGateway | None = None,
+        domain_policy: DomainPolicyLoader | None = None,
     ) -> None:
         self._sessions = sessions
         self._policy = policy
         self._runner_id = runner_id
+        self._egress = egress
+        self._domain_policy = domain_policy
+        if egress is not None:
+            egress.on_refusal = self.record_refusal
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -56,6 +71,8 @@ class NetworkEnforcer:
                 return None
             rules = network_rules(env)
             try:
+                if rules.proxied and not rules.block_all:
+                    await self._load_domain_policy(env)
                 await self._policy.apply(environment_id, rules)
             except SandbayError as exc:
                 await self._record(env, "environment.network_policy_failed", rules, exc.message)
@@ -63,6 +80,38 @@ class NetworkEnforcer:
             if not quiet:
                 await self._record(env, "environment.network_policy_applied", rules, None)
             return rules
+
+    async def _load_domain_policy(self, env: EnvironmentModel) -> None:
+        """Hand the environment's names and secrets to the egress gateway (before its
+        rules send anything there: a gateway without them refuses everything)."""
+        if self._egress is None or self._domain_policy is None:
+            raise RuntimeFailure("this runner has no egress proxy for a policy by name")
+        async with self._sessions() as session:
+            policy = await self._domain_policy(session, env)
+        self._egress.set_policy(env.id, policy)
+
+    async def record_refusal(self, refusal: Refusal) -> None:
+        """An `environment.egress_refused` event (the gateway rate-limits them)."""
+        async with self._sessions() as session:
+            env = await session.get(EnvironmentModel, refusal.environment_id)
+            if env is None:
+                return
+            record_event(
+                session,
+                org_id=env.org_id,
+                environment_id=env.id,
+                type="environment.egress_refused",
+                actor=ACTOR,
+                reason=refusal.reason,
+                data={
+                    "kind": refusal.kind,
+                    "name": refusal.name,
+                    "address": refusal.address,
+                    "port": refusal.port,
+                    "suppressed": refusal.suppressed,
+                },
+            )
+            await session.commit()
 
     async def _record(
         self, env: EnvironmentModel, type: str, rules: NetworkRules, reason: str | None
@@ -90,6 +139,13 @@ class NetworkEnforcer:
         environments need it again here: the reconciler's start already walled every
         one off from the other environments before recording `running`."""
         if (
+            self._egress is not None
+            and event.type == "environment.state_changed"
+            and event.environment_id
+            and event.to_state in (EnvState.STOPPED, EnvState.ARCHIVED, EnvState.ERROR)
+        ):
+            self._egress.release(event.environment_id)
+        if (
             event.type == "environment.state_changed"
             and event.to_state == EnvState.RUNNING
             and event.environment_id
@@ -114,6 +170,11 @@ class NetworkEnforcer:
         """Re-enforce every restricted running environment of this runner."""
         async with self._sessions() as session:
             rows = await queries.running_restricted(session, self._runner_id)
+        if self._egress is not None:
+            keep = {env.id for env in rows}
+            for environment_id in self._egress.serving():
+                if environment_id not in keep:
+                    self._egress.release(environment_id)
         for env in rows:
             try:
                 await self.sync(env.id, quiet=True)
