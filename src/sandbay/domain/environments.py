@@ -18,7 +18,9 @@ from pydantic import (
     computed_field,
 )
 
+from sandbay.domain.egress import check_patterns
 from sandbay.domain.metrics import ResourceMetrics
+from sandbay.domain.org_secrets import AttachedSecrets
 from sandbay.domain.runtime import RecordedRuntime, Runtime
 from sandbay.domain.states import HOLDS_MEMORY, DesiredState, EnvState
 from sandbay.domain.volumes import Mounts, VolumeMount
@@ -125,6 +127,8 @@ Name = Annotated[str, AfterValidator(_check_name)]
 Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
 EnvVars = Annotated[dict[str, str], AfterValidator(_check_env)]
 Cidrs = Annotated[list[str], AfterValidator(_check_cidrs)]
+#: Host names and `*.` wildcards, normalized (lower case, IDNA, no trailing dot).
+DomainPatterns = Annotated[list[str], AfterValidator(check_patterns)]
 Image = Annotated[str, AfterValidator(_check_image)]
 Command = Annotated[list[str] | str | None, AfterValidator(_check_command)]
 #: Minutes; fractional minutes are allowed so tests need not wait whole minutes.
@@ -166,6 +170,19 @@ class EnvironmentCreate(BaseModel):
     public: bool = False
     network_block_all: bool = False
     network_allow_list: Cidrs = Field(default_factory=list)
+    network_domain_allow_list: DomainPatterns = Field(
+        default_factory=list,
+        description="Only these host names (or `*.` wildcards) resolve and are reachable; "
+        "enforced outside the environment by the platform's resolver and egress proxy",
+    )
+    network_domain_deny_list: DomainPatterns = Field(
+        default_factory=list, description="These host names are never reachable"
+    )
+    secrets: AttachedSecrets = Field(
+        default_factory=dict,
+        description="{environment variable: secret name}: the variable holds the secret's "
+        "placeholder, which the egress proxy swaps for the value on the secret's hosts",
+    )
     auto_pause_interval: Minutes = Field(
         0,
         description="Minutes idle before auto-pause (memory kept, no CPU), a tier before "
@@ -235,6 +252,17 @@ class EnvironmentUpdate(BaseModel):
     network_allow_list: Cidrs | None = Field(
         None, description="Only these CIDRs are reachable ([] lifts the restriction)"
     )
+    network_domain_allow_list: DomainPatterns | None = Field(
+        None, description="Replace the allowed host names ([] lifts the restriction)"
+    )
+    network_domain_deny_list: DomainPatterns | None = Field(
+        None, description="Replace the denied host names"
+    )
+    secrets: AttachedSecrets | None = Field(
+        None,
+        description="Replace the secrets given ({variable: secret name}); processes started "
+        "afterwards see the new placeholders",
+    )
     env: EnvVars | None = Field(
         None,
         description="Replace the variables; processes started afterwards (exec, sessions, "
@@ -292,6 +320,11 @@ class Environment(BaseModel):
     public: bool
     network_block_all: bool
     network_allow_list: list[str]
+    network_domain_allow_list: list[str] = Field(default_factory=list)
+    network_domain_deny_list: list[str] = Field(default_factory=list)
+    secrets: dict[str, str] = Field(
+        default_factory=dict, description="{environment variable: secret name}"
+    )
     auto_pause_interval: float = 0
     auto_stop_interval: float
     auto_archive_interval: float

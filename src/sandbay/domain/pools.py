@@ -83,6 +83,9 @@ def claim_key(org_id: str, image: str, body: EnvironmentCreate) -> str | None:
         or body.gpu
         or body.network_block_all
         or body.network_allow_list
+        or body.network_domain_allow_list
+        or body.network_domain_deny_list
+        or body.secrets
     ):
         return None
     return pool_key(org_id, image, body.cpu, body.memory_mb, body.disk_gb, body.pids_limit)

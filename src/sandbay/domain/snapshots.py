@@ -21,6 +21,7 @@ MAX_FORK_COUNT = 100
 COPIED_SETTINGS = (
     "image", "command", "install_command", "env", "labels", "user", "cpu", "memory_mb",
     "disk_gb", "gpu", "pids_limit", "public", "network_block_all", "network_allow_list",
+    "network_domain_allow_list", "network_domain_deny_list", "secrets",
     "auto_pause_interval", "auto_stop_interval", "auto_archive_interval",
     "auto_delete_interval", "auto_restart", "wake_on_request", "max_lifetime", "pre_stop",
     "runtime",

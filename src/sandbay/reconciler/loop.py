@@ -41,6 +41,7 @@ from sandbay.domain.states import (
 from sandbay.kit.clock import utcnow
 from sandbay.kit.loops import PeriodicLoop
 from sandbay.reconciler.actions import Engine, Outcome, Work, engine_stop, observe, perform
+from sandbay.services.egress import attached
 from sandbay.services.environments.records import container_spec
 from sandbay.services.environments.transitions import set_desired, transition
 from sandbay.services.events.record import record_environment_event, record_event
@@ -229,8 +230,9 @@ class Reconciler(PeriodicLoop):
         action = step.action
         assert action is not None
         started = utcnow()
+        work = self._work_for(env, await self._placeholders(env))
         task = asyncio.create_task(
-            perform(action, self._engine, self._work_for(env), forced=lambda: self._forced(env.id))
+            perform(action, self._engine, work, forced=lambda: self._forced(env.id))
         )
         current.task, current.version, current.started = task, env.version, time.monotonic()
         current.abandoned = False
@@ -266,14 +268,21 @@ class Reconciler(PeriodicLoop):
         applied = await self._apply(env, functools.partial(self._record, action, outcome, timing))
         return True, outcome.observed if applied else None
 
-    def _work_for(self, env: EnvironmentModel) -> Work:
+    async def _placeholders(self, env: EnvironmentModel) -> dict[str, str]:
+        """The placeholders of its secrets, for the container's environment."""
+        if not env.secrets:
+            return {}
+        async with self._sessions() as session:
+            return await attached.placeholders(session, env)
+
+    def _work_for(self, env: EnvironmentModel, placeholders: dict[str, str]) -> Work:
         return Work(
             environment_id=env.id,
             kind=env.kind,
             version=env.version,
             state=env.state,
             desired=env.desired_state,
-            spec=container_spec(env, instance=self._instance),
+            spec=container_spec(env, instance=self._instance, placeholders=placeholders),
             stop_signal=env.stop_signal or "SIGTERM",
             stop_timeout=(
                 env.stop_timeout if env.stop_timeout is not None else self._default_stop_timeout

@@ -21,6 +21,7 @@ from sandbay.domain.errors import Conflict, InvalidRequest, NotFound
 from sandbay.domain.keys import Permission, Principal, hash_key
 from sandbay.domain.states import EnvState
 from sandbay.kit.clock import utcnow
+from sandbay.services.egress.attached import process_variables
 from sandbay.services.environments.activity import record_activity
 from sandbay.services.environments.records import get_environment
 from sandbay.services.events.record import record_environment_event, record_event
@@ -179,8 +180,8 @@ async def login_of(session: AsyncSession, cred: SshCredentialModel) -> Login | N
     env = await session.get(EnvironmentModel, cred.environment_id)
     if env is None or env.deleted_at is not None:
         return None
-    unset = tuple(env.env_unset or ())
-    return Login(cred.id, env.id, env.org_id, env.state, env.user, dict(env.env), unset)
+    variables, unset = await process_variables(session, env)
+    return Login(cred.id, env.id, env.org_id, env.state, env.user, variables, unset)
 
 
 async def check_password(

@@ -40,6 +40,7 @@ from sandbay.domain.states import EnvState
 from sandbay.domain.variables import change_variables
 from sandbay.kit.clock import utcnow
 from sandbay.runtime.provider import RuntimeProvider
+from sandbay.services.egress import attached
 from sandbay.services.environments import pools
 from sandbay.services.environments.activity import record_activity
 from sandbay.services.events.record import record_environment_event
@@ -147,6 +148,7 @@ async def create_environment(
     if principal.environment_ids is not None:
         raise InvalidRequest("a key restricted to given environments cannot create new ones")
     seed, body = await _seeded(session, org_id, body)
+    await attached.check_attachable(session, principal, org_id, body.secrets)
     planned = await plan_image(
         session,
         org_id,
@@ -315,8 +317,11 @@ async def update_environment(
         if not changes:
             return env
         new_name, old_env = changes.get("name", env.name), dict(env.env)
+        old_secrets = dict(env.secrets or {})
         if new_name != env.name and await queries.name_taken(session, env.org_id, new_name):
             raise Conflict(f"an environment named {new_name!r} already exists")
+        if "secrets" in changes:
+            await attached.check_attachable(session, principal, env.org_id, changes["secrets"])
         for attr, value in changes.items():
             setattr(env, attr, value)
         if "env" in changes:
@@ -328,6 +333,10 @@ async def update_environment(
                 unset_value_prefix=None,
             )  # fmt: skip
             env.env, env.env_unset = change.env, change.unset
+        if "secrets" in changes:
+            env.env_unset = attached.unset_after_change(
+                env.env, list(env.env_unset or ()), old_secrets, changes["secrets"]
+            )
         record_environment_event(
             session,
             env,
@@ -345,8 +354,12 @@ async def update_environment(
     return environment_from_model(env)
 
 
-def container_spec(env: EnvironmentModel, *, instance: str) -> ContainerSpec:
-    """The engine's view of an environment (a domain shape, never the ORM row)."""
+def container_spec(
+    env: EnvironmentModel, *, instance: str, placeholders: dict[str, str] | None = None
+) -> ContainerSpec:
+    """The engine's view of an environment (a domain shape, never the ORM row).
+    `placeholders` are its secrets' ({variable: placeholder}, `egress.attached`),
+    over its own variables: the container never holds a secret's value."""
     return ContainerSpec(
         environment_id=env.id,
         org_id=env.org_id,
@@ -354,7 +367,7 @@ def container_spec(env: EnvironmentModel, *, instance: str) -> ContainerSpec:
         image=env.image,
         argv=workload_argv(env.command, env.install_command),
         keep_alive=env.command is None and env.install_command is None,
-        env=dict(env.env),
+        env={**env.env, **(placeholders or {})},
         user=env.user,
         hostname=hostname_for(env.name),
         cpu=env.cpu,
@@ -371,6 +384,12 @@ def container_spec(env: EnvironmentModel, *, instance: str) -> ContainerSpec:
 
 
 def network_rules(env: EnvironmentModel) -> NetworkRules:
+    """The CIDR rules, and whether traffic goes through the egress proxy: when the
+    environment has a domain policy or secrets to swap in (and any network at all)."""
+    block_all = bool(env.network_block_all)
+    by_name = env.network_domain_allow_list or env.network_domain_deny_list or env.secrets
     return NetworkRules(
-        block_all=bool(env.network_block_all), allow=tuple(env.network_allow_list or ())
+        block_all=block_all,
+        allow=tuple(env.network_allow_list or ()),
+        proxied=not block_all and bool(by_name),
     )

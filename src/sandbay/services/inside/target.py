@@ -10,6 +10,7 @@ from sandbay.domain.environments import EnvironmentKind
 from sandbay.domain.errors import Conflict
 from sandbay.domain.keys import Permission, Principal
 from sandbay.domain.states import EnvState
+from sandbay.services.egress.attached import process_variables
 from sandbay.services.environments.activity import record_activity
 from sandbay.services.environments.records import get_environment
 
@@ -31,6 +32,7 @@ class Target:
     org_id: str
     user: str | None
     memory_mb: int
+    #: Its variables, with its secrets' placeholders (never their values).
     env: dict[str, str]
     #: Variables removed in place: every process is spawned without them.
     unset: tuple[str, ...] = ()
@@ -57,9 +59,9 @@ async def open_target(
                 raise Conflict("a self-hosted environment runs on its own worker, not here")
         if activity:
             await record_activity(session, env.id)
+        variables, unset = await process_variables(session, env)
         await session.commit()
-    unset = tuple(env.env_unset or ())
-    return Target(env.id, env.org_id, env.user, env.memory_mb, dict(env.env), unset)
+    return Target(env.id, env.org_id, env.user, env.memory_mb, variables, unset)
 
 
 async def touch(sessions: async_sessionmaker[AsyncSession], environment_id: str) -> None:
