@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import ops, state_ops
+from bench import egress, ops, state_ops
 from bench.harness import Api, RawDocker, sandbay_server
 
 RESULTS = Path(__file__).parent / "results"
@@ -57,6 +57,9 @@ REPORTED: dict[str, str] = {
     "fork_": "reported: vs docker run + cp -a",
     "wake_on_request": "reported: vs docker start (and a plain start)",
     "restore_": "reported: vs tar -x of the same archive",
+    # issue 20: added latency per HTTPS request (p50, p99) and a 100 MB download's
+    # throughput through the policy proxy, vs a direct connection
+    "egress_": "reported: vs a direct connection (added p50/p99 ms; MB/s)",
 }
 
 
@@ -115,16 +118,17 @@ class Mode:
     warm: int
     runtimes: int  # rounds of the runc-vs-runsc comparison (exec: 4 times as many calls)
     state_mb: list[int]  # /workspace sizes of the snapshot, fork and restore runs
+    egress_mb: int  # the download through the egress proxy
 
 
 MODES = {
     "smoke": Mode(n=2, files_mb=[1], concurrent=[5], execs=(100, 10), wrk_s=1, list_size=50,
-                  idle=[0, 5], settle=1.0, warm=2, runtimes=1, state_mb=[10]),
+                  idle=[0, 5], settle=1.0, warm=2, runtimes=1, state_mb=[10], egress_mb=10),
     "quick": Mode(n=5, files_mb=[1, 100], concurrent=[20], execs=(100, 10), wrk_s=3, list_size=200,
-                  idle=[0, 100], settle=10.0, warm=5, runtimes=3, state_mb=[100]),
+                  idle=[0, 100], settle=10.0, warm=5, runtimes=3, state_mb=[100], egress_mb=100),
     "full": Mode(n=12, files_mb=[1, 100], concurrent=[20, 50], execs=(100, 10), wrk_s=10,
                  list_size=1000, idle=[0, 100, 500], settle=20.0, warm=12, runtimes=8,
-                 state_mb=[100, 1024]),
+                 state_mb=[100, 1024], egress_mb=100),
 }  # fmt: skip
 
 
@@ -229,6 +233,8 @@ def run(mode: str, profile: bool) -> dict[str, Any]:
                 "baseline_name": create["baseline_name"],
                 "ratio": warm.pct(50) / create["baseline"]["p50_ms"],
             }
+        for name, pair in egress.egress(cfg.n * 10, cfg.egress_mb).items():
+            results[name] = _pair(pair)
     finally:
         raw.cleanup()
     return results

@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sandbay.api.v1.model_relay import relay_app
 from sandbay.db import migrate
 from sandbay.db.engine import create_engine
+from sandbay.db.models import EnvironmentModel
 from sandbay.db.session import create_sessionmaker
+from sandbay.domain.egress import DomainPolicy
 from sandbay.domain.work import LeaseLimits
 from sandbay.gateway.preview.proxy import PreviewProxy
 from sandbay.gateway.ssh.keys import load_host_key, public_line
@@ -28,6 +30,7 @@ from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3Arch
 from sandbay.runtime.build_contexts import BuildContextStore, S3BuildContexts, ScopedKeys
 from sandbay.runtime.docker.network import bridge_gateway
 from sandbay.runtime.docker.runtime import DockerRuntime
+from sandbay.runtime.egress import EgressGateway, Resolver
 from sandbay.services.access.network import NetworkEnforcer
 from sandbay.services.access.origin import PublicAddress
 from sandbay.services.access.preview import PreviewGate
@@ -38,6 +41,7 @@ from sandbay.services.agents.relay import ModelRelay, RelayKeys, RelayListener
 from sandbay.services.agents.runs import AgentRuns
 from sandbay.services.agents.secrets import SecretBox, load_key
 from sandbay.services.agents.service import Agents
+from sandbay.services.egress.policy import domain_policy
 from sandbay.services.environments.activity import ActivityHolds
 from sandbay.services.environments.lifecycle import Lifecycle
 from sandbay.services.environments.records import Placement
@@ -157,6 +161,16 @@ class Platform:
             async with sessions() as session:
                 await ensure_bootstrap(session, bootstrap)
                 await session.commit()
+        box = SecretBox(load_key(_secret(s.secrets_key), s.data_dir))
+        egress = EgressGateway(
+            Resolver(s.network.egress_hosts),
+            seed=box.derive_key("egress-ca"),
+            upstream_ca=str(s.network.egress_ca_bundle) if s.network.egress_ca_bundle else None,
+        )
+
+        async def load_domain_policy(session: AsyncSession, env: EnvironmentModel) -> DomainPolicy:
+            return await domain_policy(session, env, box)
+
         runtime = DockerRuntime.open(
             runner_id=s.runner_id,
             agent_dir=s.inside.agent_dir,
@@ -165,6 +179,7 @@ class Platform:
             cgroups=s.metrics.from_cgroups,
             agent_ready_timeout=s.inside.agent_ready_timeout,
             disk_limits=s.disk_limits,
+            egress=egress,
         )
         holds = ActivityHolds()
         contexts = build_context_store(s)
@@ -203,7 +218,13 @@ class Platform:
         gate = PreviewGate(sessions)
         access = AccessService(
             sessions=sessions,
-            network=NetworkEnforcer(sessions, runtime.network, s.runner_id),
+            network=NetworkEnforcer(
+                sessions,
+                runtime.network,
+                s.runner_id,
+                egress=egress,
+                domain_policy=load_domain_policy,
+            ),
             gate=gate,
             ssh_host_key=public_line(host_key),
             ssh_fingerprint=host_key.get_fingerprint("sha256"),
@@ -215,7 +236,6 @@ class Platform:
             preview_port=s.preview.port,
             address=PublicAddress.of(s.http.public_url, s.http.forwarded_allow_ips),
         )
-        box = SecretBox(load_key(_secret(s.secrets_key), s.data_dir))
         # Model calls (the built-in agent's, and the relay's): long answers stream slowly.
         model_http = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0))
         locator = runtime.channel.locator

@@ -2,7 +2,7 @@
 host by a veth pair, holding HTTPS (and HTTP) servers at two addresses, with
 certificates from a test CA, under names only the platform's resolver knows
 (`SANDBAY_NETWORK__EGRESS_HOSTS`). Each server answers with the request it got
-(method, path, headers) as JSON, so a test sees what arrived."""
+(method, path, headers, and their SHA-256) as JSON, so a test sees what arrived."""
 
 import contextlib
 import datetime
@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 _SERVER = textwrap.dedent(
     """
-    import http.server, json, ssl, sys, threading
+    import hashlib, http.server, json, ssl, sys, threading
 
     class Echo(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -42,6 +42,12 @@ _SERVER = textwrap.dedent(
             data = json.dumps({
                 "server": self.server.label, "method": self.command, "path": self.path,
                 "headers": dict(self.headers.items()), "body": body,
+                # What arrived, as a client that must not see it can check it.
+                "sha256": {
+                    "path": hashlib.sha256(self.path.encode()).hexdigest(),
+                    **{k.lower(): hashlib.sha256(v.encode()).hexdigest()
+                       for k, v in self.headers.items()},
+                },
             }).encode()
             self.send_response(200)
             self.send_header("content-type", "application/json")

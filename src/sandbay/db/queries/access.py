@@ -81,4 +81,12 @@ async def running_restricted(session: AsyncSession, runner_id: str) -> list[Env]
         Env.runner_id == runner_id,
     )
     rows = (await session.execute(query)).scalars()
-    return [env for env in rows if env.network_block_all or env.network_allow_list]
+    return [
+        env
+        for env in rows
+        if env.network_block_all
+        or env.network_allow_list
+        or env.network_domain_allow_list
+        or env.network_domain_deny_list
+        or env.secrets
+    ]

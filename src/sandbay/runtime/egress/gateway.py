@@ -510,6 +510,39 @@ async def _answer(
         await writer.drain()
 
 
+class _Scrubber:
+    """Puts the placeholders back where an answer carries a secret's value (a server
+    that echoes a request's headers), so the value does not reach the environment that
+    way either. Bodies are rewritten only when they are not compressed; their length
+    then changes, so they go chunked."""
+
+    def __init__(self, swaps: Mapping[bytes, bytes], response: h11.Response, method: bytes) -> None:
+        self._back = {value: placeholder for placeholder, value in swaps.items() if value}
+        self._keep = max((len(v) for v in self._back), default=1) - 1
+        self._carry = b""
+        headers = [(k, _swap(v, self._back)) for k, v in response.headers]
+        encoding = next((v for k, v in headers if k == b"content-encoding"), b"identity")
+        bodiless = method == b"HEAD" or response.status_code in (204, 304)
+        self._body = bool(self._back) and encoding.strip().lower() == b"identity" and not bodiless
+        if self._body:
+            headers = [(k, v) for k, v in headers if k != b"content-length"]
+        self.response = h11.Response(
+            status_code=response.status_code, headers=headers, reason=response.reason
+        )
+
+    def feed(self, data: bytes) -> bytes:
+        if not self._body:
+            return data
+        data = _swap(self._carry + data, self._back)
+        cut = max(len(data) - self._keep, 0)
+        self._carry = data[cut:]
+        return data[:cut]
+
+    def flush(self) -> bytes:
+        data, self._carry = self._carry, b""
+        return data
+
+
 async def _exchange(
     client: Streams, upstream: Streams, name: str, swaps: Mapping[bytes, bytes]
 ) -> None:
@@ -561,13 +594,17 @@ async def _exchange(
             return
         if not isinstance(response, h11.Response):
             return
-        c_writer.write(server.send(response))
+        scrub = _Scrubber(swaps, response, request.method)
+        c_writer.write(server.send(scrub.response))
         while True:
             part = await _event(origin, u_reader)
             if isinstance(part, h11.Data):
-                c_writer.write(server.send(part))
+                if data := scrub.feed(part.data):
+                    c_writer.write(server.send(h11.Data(data=data)))
                 await c_writer.drain()
             elif isinstance(part, h11.EndOfMessage):
+                if data := scrub.flush():
+                    c_writer.write(server.send(h11.Data(data=data)))
                 c_writer.write(server.send(part))
                 break
             else:

@@ -31,7 +31,15 @@ from sandbay.services.events.record import record_environment_event, record_even
 log = logging.getLogger(__name__)
 #: Reads an environment's domain policy (its names and its secrets, decrypted).
 DomainPolicyLoader = Callable[[AsyncSession, EnvironmentModel], Awaitable[DomainPolicy]]
-NETWORK_FIELDS = frozenset({"network_block_all", "network_allow_list"})
+NETWORK_FIELDS = frozenset(
+    {
+        "network_block_all",
+        "network_allow_list",
+        "network_domain_allow_list",
+        "network_domain_deny_list",
+        "secrets",
+    }
+)
 ACTOR = "system:network"
 
 
