@@ -21,8 +21,9 @@ import httpx
 import pytest
 
 from tests.support.egress import EgressLab, egress_lab
-from tests.support.factories import events, running_env
+from tests.support.factories import delete, events, running_env
 from tests.support.inside import run, sh
+from tests.support.inside_app import start_app
 from tests.support.polling import eventually
 from tests.support.server import LiveServer, new_server, remove_engine_objects
 
@@ -284,3 +285,52 @@ for root, dirs, names in os.walk("/"):
             pass
 print(json.dumps({"found": found, "files": files}))
 """
+
+
+def test_the_agent_channel_and_previews_are_not_cut(
+    api: httpx.Client, env: dict[str, Any], live: LiveServer
+) -> None:
+    # Exec, files and previews all reach the environment through its agent's port.
+    start_app(api, env["id"], 8000)
+    link = api.get(f"/v1/environments/{env['id']}/preview/8000")
+    assert link.status_code == 200, link.text
+    with live.client(key="") as anon:
+        page = anon.get(
+            f"/preview/{env['id']}/8000/hello",
+            headers={"X-Sandbay-Preview-Token": link.json()["token"]},
+        )
+    assert page.status_code == 200 and page.text == "hello from inside\n"
+
+
+def test_block_all_wins_and_lifting_it_restores_the_names(
+    api: httpx.Client, env: dict[str, Any], lab: EgressLab
+) -> None:
+    try:
+        response = api.patch(f"/v1/environments/{env['id']}", json={"network_block_all": True})
+        assert response.status_code == 200, response.text
+        assert curl(api, env["id"], f"https://{lab.a.name}/")["exit_code"] != 0
+        assert run(api, env["id"], ["getent", "hosts", lab.a.name])["exit_code"] != 0
+    finally:
+        response = api.patch(f"/v1/environments/{env['id']}", json={"network_block_all": False})
+        assert response.status_code == 200, response.text
+    assert echoed(curl(api, env["id"], f"https://{lab.a.name}/"))["server"] == lab.a.name
+
+
+def test_the_same_holds_under_gvisor(api: httpx.Client, lab: EgressLab) -> None:
+    env = running_env(
+        api,
+        runtime="runsc",
+        network_domain_allow_list=[lab.a.name],
+        secrets={"LAB_TOKEN": "lab_token"},
+    )
+    try:
+        placeholder = sh(api, env["id"], 'printf %s "$LAB_TOKEN"')
+        header = ["-H", f"Authorization: Bearer {placeholder}"]
+        got = echoed(curl(api, env["id"], *header, f"https://{lab.a.name}/"))
+        assert got["sha256"]["authorization"] == _sha256(f"Bearer {VALUE}")
+        assert curl(api, env["id"], f"https://{lab.b.name}/")["exit_code"] != 0
+        spoof = ["--resolve", f"{lab.a.name}:443:{lab.stray.address}", "-k"]
+        assert curl(api, env["id"], *spoof, f"https://{lab.a.name}/")["exit_code"] != 0
+        assert curl(api, env["id"], "-k", f"https://{lab.stray.address}/")["exit_code"] != 0
+    finally:
+        delete(api, env["id"])
