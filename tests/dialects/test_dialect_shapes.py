@@ -61,7 +61,9 @@ def test_daytona_create_maps_resources_network_and_from_only_builds() -> None:
         {"snapshot": "x", "buildInfo": DaytonaBuildInfo(dockerfile_content="FROM y")},
         {"networkAllowList": "not-a-cidr"},
         {"kvm": True},
-        {"secrets": [{"name": "token"}]},
+        {"secrets": [{"TOKEN": "a"}, {"TOKEN": "b"}]},
+        {"domainAllowList": "https://not a name"},
+        {"outboundProxyUrl": "http://proxy:3128"},
         {"volumes": [{"volumeId": "v", "mountPath": "/workspace"}]},
     ],
 )

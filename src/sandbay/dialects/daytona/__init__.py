@@ -1,6 +1,6 @@
 """The Daytona dialect: Daytona's sandbox API at the root (`/sandbox…`, `/config`,
-`/snapshots`, `/volumes`, `/preview`), its toolbox (`/toolbox/{sandboxId}/…`) and its
-event stream (`/socket.io/`), in Daytona's shapes and error bodies, so that Daytona's
+`/snapshots`, `/volumes`, `/secret`, `/preview`), its toolbox (`/toolbox/{sandboxId}/…`)
+and its event stream (`/socket.io/`), in Daytona's shapes and error bodies, so that Daytona's
 official Python SDK, pointed at sandbay (`api_url` = sandbay's base URL), works
 unchanged. A thin adapter over the native services."""
 
@@ -16,6 +16,7 @@ from . import (
     pools,
     pty,
     refused,
+    secrets,
     sessions,
     signing,
     snapshots,
@@ -38,6 +39,7 @@ DIALECT = Dialect(
         config_router,
         snapshots.router,
         volumes.router,
+        secrets.router,
         pools.router,
         storage.router,
         sessions.router,

@@ -13,7 +13,6 @@ from sandbay.domain.errors import InvalidRequest
 
 from .errors import DaytonaPrincipal
 
-SECRETS = "not supported yet: secrets come with the egress proxy"
 COMPUTER_USE = (
     "computer use (desktop, mouse, keyboard, screenshots) is not supported by this server"
 )
@@ -30,10 +29,6 @@ class Refusal:
 
 
 REFUSED: tuple[Refusal, ...] = (
-    Refusal(("PUT",), "/sandbox/{sandboxIdOrName}/secrets", SECRETS),
-    Refusal(("GET", "POST"), "/secret", SECRETS),
-    Refusal(("GET",), "/secret/paginated", SECRETS),
-    Refusal(("GET", "PATCH", "DELETE"), "/secret/{secretId}", SECRETS),
     Refusal(_ANY, "/toolbox/{sandboxId}/computeruse/{rest:path}", COMPUTER_USE),
 )
 

@@ -34,6 +34,8 @@ from .shapes import (
     DaytonaSandbox,
     DaytonaSandboxList,
     interval_update,
+    secrets_of,
+    split_list,
     to_create,
 )
 
@@ -115,21 +117,32 @@ class DaytonaResize(BaseModel):
     disk: int | None = Field(None, ge=1, le=64 * 1024, description="GB")
 
 
+class DaytonaSandboxSecrets(BaseModel):
+    """UpdateSandboxSecrets: the whole set, `[{VAR: secret name}, …]`."""
+
+    secrets: list[dict[str, str]] = Field(max_length=256)
+
+
 def network_update(body: DaytonaNetworkSettings) -> EnvironmentUpdate:
-    """Daytona's rules: blocking all clears the allow list; an allow list lifts the
-    block; unblocking without a list clears it; an empty list clears it."""
-    if body.domain_allow_list and body.domain_allow_list.strip():
-        raise InvalidRequest("domainAllowList is not supported by this server: use CIDRs")
-    if body.network_block_all is None and body.network_allow_list is None:
-        if body.domain_allow_list is None:
-            raise InvalidRequest("give networkBlockAll or networkAllowList")
-        return EnvironmentUpdate()
+    """Daytona's rules: blocking all (or unblocking) without lists clears both allow
+    lists; a CIDR or domain allow list lifts the block; an empty list clears it."""
     block = body.network_block_all
-    allow: list[str] | None = [] if block is not None else None
+    if block is None and body.network_allow_list is None and body.domain_allow_list is None:
+        raise InvalidRequest("give networkBlockAll, networkAllowList or domainAllowList")
+    cleared: list[str] | None = [] if block is not None else None
+    allow, domains = cleared, cleared
     if body.network_allow_list is not None:
-        allow = [c.strip() for c in body.network_allow_list.split(",") if c.strip()]
-        block = False if allow else block
-    return native(EnvironmentUpdate, network_block_all=block, network_allow_list=allow)
+        allow = split_list(body.network_allow_list)
+    if body.domain_allow_list is not None:
+        domains = split_list(body.domain_allow_list)
+    if allow or domains:
+        block = False
+    return native(
+        EnvironmentUpdate,
+        network_block_all=block,
+        network_allow_list=allow,
+        network_domain_allow_list=domains,
+    )
 
 
 @router.post("")
@@ -411,9 +424,24 @@ async def update_network_settings(
     principal: DaytonaPrincipal,
     access: AccessDep,
 ) -> DaytonaSandbox:
-    """Block all outbound traffic, or allow only some CIDRs; a running sandbox has the
-    new policy in force when this answers."""
+    """Block all outbound traffic, or allow only some CIDRs or domain names (`*.`
+    wildcards too); a running sandbox has the new policy in force when this answers."""
     update = network_update(body)
+    return _out(toolbox, await access.update_environment(principal, sandbox, update))
+
+
+@router.put("/{sandboxIdOrName}/secrets")
+async def update_sandbox_secrets(
+    sandbox: SandboxIdOrName,
+    body: DaytonaSandboxSecrets,
+    toolbox: ToolboxUrl,
+    principal: DaytonaPrincipal,
+    access: AccessDep,
+) -> DaytonaSandbox:
+    """Replace the secrets the sandbox is given (`[]` detaches all): processes started
+    afterwards see the new placeholders, and the egress proxy swaps them from the
+    moment this answers."""
+    update = native(EnvironmentUpdate, secrets=secrets_of(body.secrets))
     return _out(toolbox, await access.update_environment(principal, sandbox, update))
 
 

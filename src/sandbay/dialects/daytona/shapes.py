@@ -71,6 +71,7 @@ class DaytonaSandbox(_Camel):
     public: bool
     network_block_all: bool
     network_allow_list: str | None
+    domain_allow_list: str | None = None
     target: str
     cpu: int
     gpu: int
@@ -109,6 +110,7 @@ class DaytonaSandbox(_Camel):
             public=env.public,
             network_block_all=env.network_block_all,
             network_allow_list=",".join(env.network_allow_list) or None,
+            domain_allow_list=",".join(env.network_domain_allow_list) or None,
             target=TARGET,
             cpu=whole_up(env.cpu),
             gpu=env.gpu,
@@ -147,8 +149,8 @@ class DaytonaBuildInfo(_Camel):
 
 
 class DaytonaCreateSandbox(_Camel):
-    """CreateSandbox. Fields for abilities sandbay lacks (pause, KVM, GPU types,
-    secrets, domain allow lists, proxies, links) are refused when set."""
+    """CreateSandbox. Fields for abilities sandbay lacks (KVM, GPU types, outbound
+    proxies, links) are refused when set."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
@@ -174,8 +176,8 @@ class DaytonaCreateSandbox(_Camel):
     volumes: list[dict[str, Any]] | None = None
     kvm: bool | None = None
     gpu_type: list[str] | None = None
-    secrets: list[dict[str, str]] | None = None
-    domain_allow_list: str | None = None
+    secrets: list[dict[str, str]] | None = Field(None, max_length=256)
+    domain_allow_list: str | None = Field(None, max_length=4096)
     outbound_proxy_url: str | None = None
     linked_sandbox: str | None = None
 
@@ -184,8 +186,6 @@ class DaytonaCreateSandbox(_Camel):
         asked = {
             "kvm": bool(self.kvm),
             "gpuType": bool(self.gpu_type),
-            "secrets": bool(self.secrets),
-            "domainAllowList": bool(self.domain_allow_list),
             "outboundProxyUrl": bool(self.outbound_proxy_url),
             "linkedSandbox": bool(self.linked_sandbox),
         }
@@ -230,11 +230,29 @@ def volumes_of(body: DaytonaCreateSandbox) -> list[dict[str, Any]]:
     ]
 
 
+def split_list(value: str | None) -> list[str]:
+    """A comma-separated list (Daytona's CIDR and domain lists) as its entries."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def secrets_of(entries: list[dict[str, str]] | None) -> dict[str, str]:
+    """Daytona's `[{VAR: secret name}, …]` as sandbay's `{VAR: secret name}`; a
+    variable named twice is refused rather than one entry silently winning."""
+    merged: dict[str, str] = {}
+    for entry in entries or []:
+        for var, name in entry.items():
+            if var in merged:
+                raise InvalidRequest(f"secrets: {var[:64]!r} is named twice")
+            merged[var] = name
+    return merged
+
+
 def to_create(body: DaytonaCreateSandbox) -> EnvironmentCreate:
     unsupported = body.unsupported()
     if unsupported:
         raise InvalidRequest(f"not supported by this server: {', '.join(unsupported)}")
-    allow = [c for c in (body.network_allow_list or "").split(",") if c.strip()]
+    allow = split_list(body.network_allow_list)
+    domains = split_list(body.domain_allow_list)
     image, build = image_of(body)
     return native(
         EnvironmentCreate,
@@ -248,6 +266,8 @@ def to_create(body: DaytonaCreateSandbox) -> EnvironmentCreate:
         public=body.public,
         network_block_all=body.network_block_all,
         network_allow_list=allow or None,
+        network_domain_allow_list=domains or None,
+        secrets=secrets_of(body.secrets) or None,
         cpu=body.cpu,
         gpu=body.gpu,
         memory_mb=body.memory * MIB_PER_GB if body.memory else None,
