@@ -222,8 +222,11 @@ def test_network_settings_block_and_allow_connections_to_another_sandbox(
     native = _native(api, source.id)
     assert (native["network_block_all"], native["network_allow_list"]) == (False, [])
     assert not reaches()
-    with pytest.raises(DaytonaError, match="domainAllowList is not supported"):
-        source.update_network_settings(domain_allow_list="example.com")
+    source.update_network_settings(domain_allow_list="Example.com")  # by name, live
+    assert source.domain_allow_list == "example.com"
+    assert _native(api, source.id)["network_domain_allow_list"] == ["example.com"]
+    with pytest.raises(DaytonaError, match="network_domain_allow_list"):
+        source.update_network_settings(domain_allow_list="https://not a name")
 
 
 def test_recover_starts_a_sandbox_in_error_again_with_its_files(
