@@ -29,6 +29,7 @@ from sandbay.domain.keys import (
     OrganizationCreated,
 )
 from sandbay.domain.metrics import MetricsHistory
+from sandbay.domain.org_secrets import Secret, SecretList
 from sandbay.domain.pools import WarmPoolStatus
 from sandbay.domain.quotas import OrganizationUsage, Quotas
 from sandbay.domain.snapshots import ForkResult, Snapshot, SnapshotList
@@ -292,6 +293,33 @@ def preview_token(env: str, port: int | None, expires_in: float | None) -> Call[
 
 def preview_link(env: str, port: int) -> Call[PreviewLink]:
     return Call("GET", f"{ENVS}/{env}/preview/{port}", model(PreviewLink))
+
+
+# ---- secrets ----------------------------------------------------------------------------
+
+SECRETS = "/v1/secrets"
+
+
+def create_secret(fields: dict[str, Any]) -> Call[Secret]:
+    """Sent without an Idempotency-Key: a kept request's fingerprint is a hash of its
+    body, and this body holds the value. A retry after a lost answer gets a 409."""
+    return Call("POST", SECRETS, model(Secret), json=fields)
+
+
+def list_secrets() -> Call[SecretList]:
+    return Call("GET", SECRETS, model(SecretList))
+
+
+def get_secret(secret: str) -> Call[Secret]:
+    return Call("GET", f"{SECRETS}/{secret}", model(Secret))
+
+
+def update_secret(secret: str, fields: dict[str, Any]) -> Call[Secret]:
+    return Call("PATCH", f"{SECRETS}/{secret}", model(Secret), json=fields)
+
+
+def delete_secret(secret: str) -> Call[None]:
+    return Call("DELETE", f"{SECRETS}/{secret}", _nothing)
 
 
 # ---- keys and organizations -----------------------------------------------------------

@@ -29,6 +29,7 @@ from sandbay.domain.exec import ExecResult, Process, ProcessList, ProcessOutput
 from sandbay.domain.files import FileInfo, FileList
 from sandbay.domain.keys import ApiKey, ApiKeyCreated, ApiKeyList, Organization, OrganizationCreated
 from sandbay.domain.metrics import MetricsHistory
+from sandbay.domain.org_secrets import Secret, SecretList
 from sandbay.domain.pools import WarmPoolStatus
 from sandbay.domain.quotas import OrganizationUsage, Quotas
 from sandbay.domain.snapshots import ForkResult, Snapshot, SnapshotList, SnapshotState
@@ -453,6 +454,41 @@ class Keys(_Resource):
         return self._t.call(ep.revoke_key(key_id))
 
 
+class Secrets(_Resource):
+    """The organization's secrets. A value is sent, never received: answers carry the
+    placeholder environments see in its place."""
+
+    def create(
+        self,
+        name: str,
+        value: str,
+        *,
+        description: str | None = None,
+        hosts: Strings | None = None,
+    ) -> Secret:
+        """`hosts`: host names or `*.` wildcards the value is sent to (every allowed
+        host when none)."""
+        fields: dict[str, Any] = {"name": name, "value": value, "hosts": list(hosts or [])}
+        if description is not None:
+            fields["description"] = description
+        return self._t.call(ep.create_secret(fields))
+
+    def list(self) -> SecretList:
+        return self._t.call(ep.list_secrets())
+
+    def get(self, secret: str) -> Secret:
+        """By id (sec_…) or name."""
+        return self._t.call(ep.get_secret(secret))
+
+    def update(self, secret: str, **fields: Any) -> Secret:
+        """Change `value`, `description` (None clears it) or `hosts`; the placeholder
+        stays."""
+        return self._t.call(ep.update_secret(secret, fields))
+
+    def delete(self, secret: str) -> None:
+        self._t.call(ep.delete_secret(secret))
+
+
 class Orgs(_Resource):
     def create(self, name: str, *, idempotency_key: str | None = None) -> OrganizationCreated:
         """A new organization and its first key (operator key only)."""
@@ -603,6 +639,7 @@ class Sandbay:
         self.snapshots = Snapshots(self._transport)
         self.access = Access(self._transport)
         self.keys = Keys(self._transport)
+        self.secrets = Secrets(self._transport)
         self.orgs = Orgs(self._transport)
         self.work = Work(self._transport)
         self.agents = Agents(self._transport)
