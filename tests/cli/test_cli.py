@@ -113,3 +113,42 @@ def test_cli_pause_resume_snapshot_and_fork(server: LiveServer) -> None:
     missing = run(server, "snapshot", "get", "cli-snap")
     assert missing.returncode == 4 and "not_found" in missing.stderr
     assert run(server, "env", "rm", "cli-state").returncode == 0
+
+
+def test_cli_manages_secrets_without_showing_their_values(server: LiveServer) -> None:
+    value = "cli-secret-value-" + Path(SANDBAY).name * 2
+    env = {"SANDBAY_API_URL": server.url, "SANDBAY_API_KEY": server.key, "PATH": "/usr/bin:/bin"}
+    argv = [
+        SANDBAY,
+        "secret",
+        "create",
+        "cli_token",
+        "--value-file",
+        "-",
+        "--host",
+        "API.example.com",
+    ]
+    made = subprocess.run(
+        argv, input=value + "\n", env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert made.returncode == 0, made.stderr
+    secret = json.loads(made.stdout)
+    assert secret["hosts"] == ["api.example.com"] and value not in made.stdout
+    listed = run(server, "secret", "ls", "--output", "json")
+    assert secret["placeholder"] in listed.stdout and value not in listed.stdout
+    assert json.loads(run(server, "secret", "get", "cli_token").stdout)["id"] == secret["id"]
+
+    created = run(
+        server, "env", "create", "--name", "cli-egress", "--no-wait",
+        "--domain-allow", "*.Example.com", "--domain-deny", "bad.example.com",
+        "--secret", "TOKEN=cli_token",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    shown = json.loads(created.stdout)
+    assert shown["network_domain_allow_list"] == ["*.example.com"]
+    assert shown["network_domain_deny_list"] == ["bad.example.com"]
+    assert shown["secrets"] == {"TOKEN": "cli_token"}
+    assert run(server, "env", "rm", "cli-egress").returncode == 0
+
+    assert run(server, "secret", "rm", "cli_token").returncode == 0
+    assert run(server, "secret", "get", "cli_token").returncode == 4

@@ -55,6 +55,17 @@ def env_create(
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE")] = None,
     auto_stop: Annotated[float | None, typer.Option(help="Minutes idle before stop")] = None,
+    domain_allow: Annotated[
+        list[str] | None,
+        typer.Option("--domain-allow", help="Only these host names (or *.domain) are reachable"),
+    ] = None,
+    domain_deny: Annotated[
+        list[str] | None, typer.Option("--domain-deny", help="Host name never reachable")
+    ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option("--secret", help="VAR=secret-name: VAR holds the secret's placeholder"),
+    ] = None,
     wait: WaitFlag = True,
 ) -> None:
     """Create an environment (and wait until it runs)."""
@@ -70,6 +81,12 @@ def env_create(
     body = {k: v for k, v in fields.items() if v is not None}
     body["env"] = pairs(env, "--env")
     body["labels"] = pairs(label, "--label")
+    if domain_allow:
+        body["network_domain_allow_list"] = domain_allow
+    if domain_deny:
+        body["network_domain_deny_list"] = domain_deny
+    if secret:
+        body["secrets"] = pairs(secret, "--secret")
     with api_client(api_url, api_key) as client:
         created = client.create_environment(**body)
         if wait:

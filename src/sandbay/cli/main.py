@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sandbay.cli import agents, env, keys, snapshots, work
+from sandbay.cli import agents, env, keys, secrets, snapshots, work
 from sandbay.cli._client import (
     DEFAULT_URL,
     EXIT_CODES_HELP,
@@ -30,6 +30,7 @@ app = typer.Typer(
 )
 app.add_typer(env.app, name="env")
 app.add_typer(snapshots.app, name="snapshot")
+app.add_typer(secrets.app, name="secret")
 app.add_typer(work.app, name="work")
 app.add_typer(agents.app, name="agent")
 app.add_typer(agents.pool_app, name="pool")

@@ -113,6 +113,25 @@ class Client:
     def resume(self, env: str) -> dict[str, Any]:
         return dict(self.request("POST", f"/v1/environments/{env}/resume"))
 
+    # ---- secrets -----------------------------------------------------------------------
+
+    def create_secret(self, **fields: Any) -> dict[str, Any]:
+        """A new secret (`name`, `value`, `description`, `hosts`); the answer has its
+        placeholder, never the value."""
+        return dict(self.request("POST", "/v1/secrets", json=fields))
+
+    def list_secrets(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/v1/secrets"))
+
+    def get_secret(self, secret: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/v1/secrets/{secret}"))
+
+    def update_secret(self, secret: str, **fields: Any) -> dict[str, Any]:
+        return dict(self.request("PATCH", f"/v1/secrets/{secret}", json=fields))
+
+    def delete_secret(self, secret: str) -> None:
+        self.request("DELETE", f"/v1/secrets/{secret}")
+
     def create_snapshot(self, env: str, name: str | None = None) -> dict[str, Any]:
         """Snapshot the root layer and /workspace (202: `creating`, then `ready`)."""
         body = {"name": name} if name else {}
