@@ -190,6 +190,7 @@ func initMain(args []string) int {
 		}
 	}()
 	startReaper()
+	hold := os.Getenv(holdVar) == "1" // read before listen() clears SANDBAY_ENVD_*
 	ln, token, err := listen()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "envd:", err)
@@ -205,6 +206,19 @@ func initMain(args []string) int {
 			if s == syscall.SIGTERM || s == syscall.SIGINT {
 				return 128 + int(s.(syscall.Signal))
 			}
+		}
+	}
+	if hold {
+		// The platform loads the environment's network policy into its namespace
+		// after the engine started it: the workload starts only once it says so
+		// (POST /v1/release), never in the moment before the policy holds.
+		select {
+		case <-released:
+		case s := <-sigs:
+			if s == syscall.SIGTERM || s == syscall.SIGINT {
+				return 128 + int(s.(syscall.Signal))
+			}
+			<-released
 		}
 	}
 	env := os.Environ()

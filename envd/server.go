@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -304,6 +305,7 @@ func newServer(token string) *Server {
 		return errorf(http.StatusNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path)
 	})
 	s.handle("/v1/health", s.health)
+	s.handle("/v1/release", release)
 	registerProcesses(s)
 	s.handle("/v1/connect", handleConnect)
 	s.handle("/v1/fs", handleFS)
@@ -337,6 +339,24 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"status": "ok", "version": version, "pid": os.Getpid(), "uid": os.Getuid(),
 	})
+	return nil
+}
+
+// holdVar asks `envd init` to hold the workload until the platform releases it.
+const holdVar = "SANDBAY_ENVD_HOLD"
+
+var (
+	released    = make(chan struct{})
+	releaseOnce sync.Once
+)
+
+// release lets a held workload start (idempotent; nothing to do when none is held).
+func release(w http.ResponseWriter, r *http.Request) error {
+	if err := allowMethods(r, http.MethodPost); err != nil {
+		return err
+	}
+	releaseOnce.Do(func() { close(released) })
+	writeJSON(w, http.StatusOK, map[string]any{"released": true})
 	return nil
 }
 

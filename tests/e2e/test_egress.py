@@ -334,3 +334,34 @@ def test_the_same_holds_under_gvisor(api: httpx.Client, lab: EgressLab) -> None:
         assert curl(api, env["id"], "-k", f"https://{lab.stray.address}/")["exit_code"] != 0
     finally:
         delete(api, env["id"])
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{"network_domain_allow_list": ["example.invalid"]}, {"network_allow_list": ["10.9.9.9/32"]}],
+    ids=["names", "cidrs"],
+)
+def test_the_workload_gets_nothing_out_before_its_policy_holds(
+    api: httpx.Client, lab: EgressLab, policy: dict[str, Any]
+) -> None:
+    """The command connects the moment it starts: the agent held it until the policy
+    was in force (before the hold, the first ~100 ms got through)."""
+    probe = (
+        "for i in 1 2 3 4 5; do curl -s -m 1 -o /dev/null -w '%{http_code} ' "
+        f"http://{lab.stray.address}/ >> /tmp/early.log; done; sleep infinity"
+    )
+    env = running_env(api, command=["sh", "-c", probe], **policy)
+    try:
+        codes = eventually(
+            lambda: _five(sh(api, env["id"], "cat /tmp/early.log 2>/dev/null || true")),
+            what="five tries",
+            timeout=30,
+        )
+        assert "200" not in codes, codes
+    finally:
+        delete(api, env["id"])
+
+
+def _five(log: str) -> list[str] | None:
+    codes = log.split()
+    return codes if len(codes) == 5 else None

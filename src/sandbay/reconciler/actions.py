@@ -137,7 +137,7 @@ async def _seed(engine: Engine, environment_id: str, snapshot_id: str) -> None:
 async def _start(engine: Engine, work: Work) -> Outcome:
     """The engine started the workload; the reconciler's next look (it inspects a
     running environment before finishing) sees one that exited at once."""
-    info = await engine.provider.start(work.spec)
+    info = await engine.provider.start(work.spec, release=False)
     rules = work.spec.network
     if info.running and engine.network is not None:
         # Before `running` is recorded: an environment never runs without its policy,
@@ -147,6 +147,9 @@ async def _start(engine: Engine, work: Work) -> Outcome:
         # the next look sees it exited.
         with contextlib.suppress(Conflict):
             await engine.network.apply(work.environment_id, rules)
+    if info.running:
+        # The agent held the workload until now: none of it ran without the policy.
+        await engine.provider.release(work.environment_id)
     return Outcome(EnvState.RUNNING, "workload started", info.container_id or None)
 
 

@@ -30,10 +30,17 @@ class RuntimeProvider(Protocol):
         """Create the workspace volume and the container (or adopt existing ones)."""
         ...
 
-    async def start(self, spec: ContainerSpec) -> ContainerInfo:
+    async def start(self, spec: ContainerSpec, *, release: bool = True) -> ContainerInfo:
         """Start the container, creating it first if it is missing. Reports the start
         the engine accepted; a workload that exits at once shows in the next inspect.
-        `container_id` is set only when the container had to be created again."""
+        `container_id` is set only when the container had to be created again. With
+        `release=False` the agent answers but holds the workload until `release`."""
+        ...
+
+    async def release(self, environment_id: str) -> None:
+        """Let the started environment's workload run (see `start`): the reconciler
+        calls it once the environment's network policy is in force, so nothing of
+        the workload runs without it. Idempotent."""
         ...
 
     async def signal(self, environment_id: str, signal: str) -> None:

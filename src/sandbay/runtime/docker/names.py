@@ -12,6 +12,8 @@ WORKSPACE = "/workspace"
 AGENT_DIR = "/.sandbay"
 AGENT_BIN = f"{AGENT_DIR}/envd"
 TOKEN_VAR = "SANDBAY_ENVD_TOKEN"  # noqa: S105 (a variable's name, not a secret)
+#: Asks the agent to start the workload only once the platform releases it.
+HOLD_VAR = "SANDBAY_ENVD_HOLD"
 #: Exit code reported when the container is gone and its code cannot be known.
 UNKNOWN_EXIT = -1
 MIB = 1024 * 1024

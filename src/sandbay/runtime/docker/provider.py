@@ -31,6 +31,7 @@ from sandbay.domain.errors import (
     InvalidRequest,
     RuntimeFailure,
 )
+from sandbay.domain.errors import NotFound as AgentNotFound
 from sandbay.domain.exec import ProcessSpec
 from sandbay.domain.runtime import (
     ContainerInfo,
@@ -49,6 +50,7 @@ from sandbay.runtime.docker.names import (
     AGENT_BIN,
     AGENT_DIR,
     CAPABILITIES,
+    HOLD_VAR,
     LABEL_ENV,
     LABEL_INSTANCE,
     LABEL_ORG,
@@ -305,7 +307,7 @@ class DockerProvider:
         )
         entrypoint = self._entrypoint(spec)
         # A fresh token per container: it opens this environment's agent and nothing else.
-        env = {**spec.env, TOKEN_VAR: secrets.token_hex(24)}
+        env = {**spec.env, TOKEN_VAR: secrets.token_hex(24), HOLD_VAR: "1"}
         for attempt in range(2):
             try:
                 created = self._api.create_container(
@@ -424,8 +426,9 @@ class DockerProvider:
             status=ContainerStatus.RUNNING,
         )
 
-    async def start(self, spec: ContainerSpec) -> ContainerInfo:
-        """Start the workload and return once its agent answers (or it stopped)."""
+    async def start(self, spec: ContainerSpec, *, release: bool = True) -> ContainerInfo:
+        """Start the workload and return once its agent answers (or it stopped); the
+        agent holds the workload until `release` unless `release` is set here."""
         info = await self._run(self._start, spec)
         try:
             await self.channel.ready(spec.environment_id, timeout=self._agent_ready_timeout)
@@ -435,7 +438,15 @@ class DockerProvider:
             log.warning("recreating %s with the environment agent", spec.environment_id)
             info = await self._run(self._start, spec, replace=True)
             await self.channel.ready(spec.environment_id, timeout=self._agent_ready_timeout)
+        if release and info.running:
+            await self.release(spec.environment_id)
         return info
+
+    async def release(self, environment_id: str) -> None:
+        # An agent from before the hold answers 404: its workload never waited. A
+        # workload that is gone (Conflict, ContainerNotFound) has nothing to release.
+        with contextlib.suppress(AgentNotFound, Conflict, ContainerNotFound):
+            await self.channel.call(environment_id, "POST", "/v1/release")
 
     def _signal(self, environment_id: str, signal: str) -> None:
         name = container_name(environment_id)
