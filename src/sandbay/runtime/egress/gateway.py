@@ -97,6 +97,8 @@ class EgressGateway:
             self._upstream.load_verify_locations(cafile=upstream_ca)
         self._upstream.set_alpn_protocols(["http/1.1"])
         self.on_refusal = on_refusal
+        #: Reads an environment's policy when none was set (see `_policy`).
+        self.policy_source: Callable[[str], Awaitable[DomainPolicy | None]] | None = None
         self._policies: dict[str, DomainPolicy] = {}
         self._listeners: dict[str, _Listeners] = {}
         self._cas: dict[str, EnvironmentCA] = {}
@@ -110,6 +112,20 @@ class EgressGateway:
     def set_policy(self, environment_id: str, policy: DomainPolicy) -> None:
         """Takes effect for the next query and connection (no restart)."""
         self._policies[environment_id] = policy
+
+    async def _policy(self, environment_id: str) -> DomainPolicy | None:
+        """The environment's policy: as last set, else asked of `policy_source` (a
+        start the reconciler made, before the enforcer has handed it over)."""
+        policy = self._policies.get(environment_id)
+        if policy is None and self.policy_source is not None:
+            try:
+                policy = await self.policy_source(environment_id)
+            except Exception:
+                log.exception("cannot read the egress policy of %s", environment_id)
+                return None
+            if policy is not None and environment_id in self._listeners:
+                self._policies.setdefault(environment_id, policy)
+        return policy
 
     def ca_pem(self, environment_id: str) -> bytes:
         """The environment's CA certificate, for its trust store."""
@@ -235,7 +251,7 @@ class EgressGateway:
             return response.to_wire()
         question = query.question[0]
         name = normalize_name(question.name.to_text(omit_final_dot=True))
-        policy = self._policies.get(environment_id)
+        policy = await self._policy(environment_id)
         if policy is None or not policy.allows(name):
             response.set_rcode(dns.rcode.NXDOMAIN)
             self._refuse(Refusal(environment_id, "dns", "name not allowed", name))
@@ -289,7 +305,7 @@ class EgressGateway:
         if address.startswith("127."):  # straight at the proxy: not a redirected connection
             return
         sniffed = await _peek(conn)
-        policy = self._policies.get(environment_id)
+        policy = await self._policy(environment_id)
         reason = self._verdict(environment_id, policy, sniffed, address)
         if reason is not None or policy is None:
             self._refuse(

@@ -60,6 +60,7 @@ class NetworkEnforcer:
         self._domain_policy = domain_policy
         if egress is not None:
             egress.on_refusal = self.record_refusal
+            egress.policy_source = self.domain_policy_of
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -97,6 +98,16 @@ class NetworkEnforcer:
         async with self._sessions() as session:
             policy = await self._domain_policy(session, env)
         self._egress.set_policy(env.id, policy)
+
+    async def domain_policy_of(self, environment_id: str) -> DomainPolicy | None:
+        """The environment's names and secrets as the database has them now."""
+        if self._domain_policy is None:
+            return None
+        async with self._sessions() as session:
+            env = await session.get(EnvironmentModel, environment_id)
+            if env is None or not network_rules(env).proxied:
+                return None
+            return await self._domain_policy(session, env)
 
     async def record_refusal(self, refusal: Refusal) -> None:
         """An `environment.egress_refused` event (the gateway rate-limits them)."""
