@@ -166,6 +166,10 @@ class EgressGateway:
         if current is not None:
             self._close(current)
         self._policies.pop(environment_id, None)
+        self._budgets.pop(environment_id, None)
+        self._cas.pop(environment_id, None)
+        for key in [k for k in self._contexts if k[0] == environment_id]:
+            del self._contexts[key]
         self.resolver.forget(environment_id)
 
     def serving(self) -> list[str]:

@@ -41,6 +41,10 @@ NETWORK_FIELDS = frozenset(
     }
 )
 ACTOR = "system:network"
+#: States whose container runs no more: the egress gateway stops serving it.
+_GONE = frozenset(
+    {EnvState.STOPPED, EnvState.ARCHIVED, EnvState.ERROR, EnvState.DELETING, EnvState.DELETED}
+)
 
 
 class NetworkEnforcer:
@@ -161,7 +165,7 @@ class NetworkEnforcer:
             self._egress is not None
             and event.type == "environment.state_changed"
             and event.environment_id
-            and event.to_state in (EnvState.STOPPED, EnvState.ARCHIVED, EnvState.ERROR)
+            and event.to_state in _GONE
         ):
             self._egress.release(event.environment_id)
         if (
