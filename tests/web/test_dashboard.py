@@ -1,6 +1,7 @@
 """The dashboard end to end in Debian's Chromium on a live server: sign in, create an
 environment and watch it go running without a reload, a terminal, a file up and
-down byte-identical, metrics charts drawing, stop, sign out. Every page is
+down byte-identical, metrics charts drawing, a secret made and given to the
+environment with a domain allow list from its Network panel, stop, sign out. Every page is
 screenshotted (under $SANDBAY_ARTIFACTS, else the test's tmp dir), checked with
 axe-core (no serious or critical violations) and must log no console error."""
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.usefixtures("sqlite_only")
 
 AXE = Path(__file__).parents[2] / "src/sandbay/web/static/vendor/axe.min.js"
 COOKIE = "sandbay_session"
+REFUSED_FETCH = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
 TWO_OR_MORE = re.compile(r"^([2-9]|\d\d+)$")  # a chart's data-points
 
 
@@ -35,7 +37,13 @@ def artifacts(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def page(server: LiveServer) -> Iterator[Page]:
+def console_errors() -> list[str]:
+    """What the page logs as errors; a test removes those it caused on purpose."""
+    return []
+
+
+@pytest.fixture
+def page(server: LiveServer, console_errors: list[str]) -> Iterator[Page]:
     chromium = shutil.which("chromium")
     assert chromium, "Chromium is missing: `make test` installs it (SANDBAY_BROWSER=1 setup)"
     assert AXE.exists(), "axe-core is missing: scripts/setup.sh installs it (scripts/web-vendor.sh)"
@@ -46,7 +54,7 @@ def page(server: LiveServer) -> Iterator[Page]:
         )
         page = context.new_page()
         page.set_default_timeout(60_000)
-        errors: list[str] = []
+        errors = console_errors
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         yield page
@@ -100,12 +108,34 @@ def _trap_page(server: LiveServer) -> tuple[str, str]:
     return f"{link['path_url']}trap.html?sandbay_preview_token={link['token']}", env["id"]
 
 
+def _create_secret_on_its_page(
+    page: Page, server: LiveServer, artifacts: Path, name: str, value: str
+) -> str:
+    """Create the secret from the Secrets page and change its hosts there; the value
+    is never shown back. Returns its placeholder."""
+    page.get_by_role("navigation").get_by_role("link", name="Secrets").click()
+    page.get_by_label("Secret name").fill(name)
+    page.locator("#s-value").fill(value)
+    page.locator("#s-hosts").fill("api.example.com")
+    page.get_by_role("button", name="Create secret").click()
+    row = page.locator("#rows tbody tr", has_text=name)
+    expect(row).to_contain_text("api.example.com")
+    expect(page.locator("#s-value")).to_have_value("")
+    row.get_by_role("button", name="Edit").click()
+    page.locator("#e-hosts").fill("api.example.com\n*.example.org")
+    page.get_by_role("button", name="Save secret").click()
+    expect(row).to_contain_text("api.example.com, *.example.org")
+    assert value not in page.content()
+    check_page(page, artifacts, "secrets")
+    return str(page.locator("#out code").inner_text())
+
+
 def terminal_text(page: Page) -> str:
     return str(page.locator("#terminal .xterm-rows").inner_text())
 
 
 def test_dashboard_end_to_end(
-    page: Page, server: LiveServer, artifacts: Path, tmp_path: Path
+    page: Page, server: LiveServer, artifacts: Path, tmp_path: Path, console_errors: list[str]
 ) -> None:
     # Sign in with the API key: a session cookie, HttpOnly, the key nowhere in the page.
     page.goto(server.url + "/")
@@ -216,6 +246,35 @@ def test_dashboard_end_to_end(
     assert tab.title() == "done:blocked:blocked", tab.title()
     tab.close()
 
+    # A secret made on the Secrets page (its value only ever in a POST body), then given
+    # to the running environment with a domain allow list from its Network panel.
+    secret, value = "web_" + secrets.token_hex(3), "sk-web-" + secrets.token_hex(12)
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    placeholder = _create_secret_on_its_page(page, server, artifacts, secret, value)
+    page.goto(f"{server.url}/environments/{env_id}")
+    expect(page.locator("#net-secrets")).to_have_text("none")
+    page.evaluate("window.__noReload = true")
+    page.get_by_label("Allowed domains").fill("bad name!")
+    page.get_by_role("button", name="Save network").click()
+    expect(page.locator("#net-error")).to_contain_text("Not saved")
+    console_errors.remove(REFUSED_FETCH)  # the browser logs the API's 400 it answered
+    page.get_by_label("Allowed domains").fill("PyPI.org, *.pypi.org\nexample.com")
+    page.get_by_label("Secrets").fill(f"API_TOKEN={secret}")
+    page.get_by_role("button", name="Save network").click()
+    expect(page.locator("#net-allow")).to_have_text("pypi.org*.pypi.orgexample.com", timeout=30_000)
+    expect(page.locator("#net-secrets")).to_have_text(f"API_TOKEN → {secret}")
+    expect(page.locator("#net-error")).to_be_empty()
+    assert page.evaluate("window.__noReload") is True
+    page.locator("#h-net").scroll_into_view_if_needed()
+    check_page(page, artifacts, "environment-network")
+    with server.client() as api:
+        native = api.get(f"/v1/environments/{env_id}").json()
+        assert native["network_domain_allow_list"] == ["pypi.org", "*.pypi.org", "example.com"]
+        assert native["secrets"] == {"API_TOKEN": secret}
+        assert api.get(f"/v1/secrets/{secret}").json()["placeholder"] == placeholder
+    assert not [url for url in urls if value in url]
+
     # Stop, confirmed in a dialog: the state changes on the page without a reload.
     page.evaluate("window.__noReload = true")
     page.locator("#env-actions").get_by_role("button", name=f"Stop {name}", exact=True).click()
@@ -234,6 +293,14 @@ def test_dashboard_end_to_end(
         page.goto(server.url + path)
         expect(page.locator("#rows thead th").first).to_be_visible()
         check_page(page, artifacts, section)
+
+    # The secret deleted from its page, after a confirmation.
+    page.goto(server.url + "/secrets")
+    gone = page.locator("#rows tbody tr", has_text=secret)
+    gone.get_by_role("button", name="Delete").click()
+    page.get_by_role("button", name="Confirm").click()
+    expect(gone).to_have_count(0)
+    assert value not in page.content()
 
     # Sign out: the session ends on the server; its cookie is refused from then on.
     page.goto(server.url + "/")

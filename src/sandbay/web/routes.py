@@ -29,6 +29,7 @@ PAGES: list[tuple[str, str]] = [
     ("/instances", "OpenClaw"),
     ("/pools", "Warm pools"),
     ("/keys", "API keys"),
+    ("/secrets", "Secrets"),
     ("/usage", "Usage"),
 ]
 

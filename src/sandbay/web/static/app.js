@@ -145,3 +145,23 @@ function renderActions(cell, env) {
   }));
 }
 
+
+// Lists typed by hand: one item a line or comma-separated, blanks dropped.
+function splitList(text) {
+  return String(text || "").split(/[\n,]+/).map((s) => s.trim()).filter(Boolean);
+}
+
+// `VAR=name` lines (or comma-separated) as {VAR: name}; a line without `=` is an error.
+function parseVars(text) {
+  const vars = {};
+  for (const pair of splitList(text)) {
+    const i = pair.indexOf("=");
+    if (i <= 0) throw new Error(`"${pair}" is not VARIABLE=secret-name`);
+    vars[pair.slice(0, i).trim()] = pair.slice(i + 1).trim();
+  }
+  return vars;
+}
+
+function formatVars(vars) {
+  return Object.entries(vars || {}).map(([k, v]) => `${k}=${v}`).join("\n");
+}

@@ -1,6 +1,7 @@
 // One environment: its object and actions, live events, followed logs, metrics
 // charts, a terminal (xterm.js over the PTY WebSocket), files, preview links, SSH
-// credentials, snapshots and forks.
+// credentials, snapshots and forks, and its network policy (CIDRs, domain lists,
+// secrets given to it) with the connections the policy refused.
 "use strict";
 const ENV = document.getElementById("env").dataset.env;
 const BASE = `/v1/environments/${encodeURIComponent(ENV)}`;
@@ -19,6 +20,7 @@ function show(env) {
   document.getElementById("env-state").replaceWith(Object.assign(stateBadge(env.state), { id: "env-state" }));
   document.getElementById("object").textContent = JSON.stringify(env, null, 2);
   renderActions(document.getElementById("env-actions"), env);
+  showNetwork(env);
   if (env.state === "running" && was !== "running") { terminal.connect(); logs.start(); listFiles(); }
   if (env.state === "deleted") window.location.href = "/";
 }
@@ -26,8 +28,28 @@ function show(env) {
 // --- events ------------------------------------------------------------------
 const eventList = document.getElementById("events");
 let lastEvent = 0;
+const refusals = document.getElementById("refusals");
+const REFUSED = "environment.egress_refused";
+
+// What the egress policy refused: the name asked for, the address and port, why.
+function refusalText(event) {
+  const d = event.data || {};
+  const address = d.address ? `${d.address}${d.port ? ":" + d.port : ""}` : "";
+  const target = [d.name || "(no name)", address].filter(Boolean).join(" at ");
+  const skipped = d.suppressed ? ` (${d.suppressed} more not recorded)` : "";
+  return `${d.kind || "connect"} refused: ${target}${event.reason ? " (" + event.reason + ")" : ""}${skipped}`;
+}
+
 function addEvent(event) {
   lastEvent = Math.max(lastEvent, event.id);
+  if (event.type === REFUSED) {
+    const text = `${when(event.created_at)} ${refusalText(event)}`;
+    eventList.prepend(el("li", { class: "refused", text }));
+    refusals.querySelector(".none")?.remove();
+    refusals.prepend(el("li", { class: "refused", text }));
+    while (refusals.children.length > 50) refusals.lastChild.remove();
+    return;
+  }
   const change = event.to_state ? ` ${event.from_state || "–"} → ${event.to_state}` : "";
   const text = `${when(event.created_at)} ${event.type}${change} by ${event.actor}${event.reason ? " (" + event.reason + ")" : ""}`;
   eventList.prepend(el("li", { text }));
@@ -43,6 +65,73 @@ async function followEvents() {
     if (event.to_state) loadObject();
   };
 }
+
+// --- network: block-all, CIDRs, domain lists, secrets; one PATCH saves them ---
+const netForm = document.getElementById("network");
+const netError = document.getElementById("net-error");
+const NET_LISTS = ["network_allow_list", "network_domain_allow_list", "network_domain_deny_list"];
+let netEdited = false; // the form holds edits not saved yet: a state change must not wipe them
+
+function showCodes(id, items, empty) {
+  const node = document.getElementById(id);
+  node.replaceChildren(...(items.length ? items.map((t) => el("code", { text: t })) : [el("span", { class: "muted", text: empty })]));
+}
+
+function showNetwork(env) {
+  document.getElementById("net-block").textContent = env.network_block_all ? "yes: no outbound network" : "no";
+  showCodes("net-cidrs", env.network_allow_list || [], "any");
+  showCodes("net-allow", env.network_domain_allow_list || [], "any");
+  showCodes("net-deny", env.network_domain_deny_list || [], "none");
+  showCodes("net-secrets", Object.entries(env.secrets || {}).map(([v, name]) => `${v} → ${name}`), "none");
+  if (!netEdited) fillNetwork(env);
+}
+
+function fillNetwork(env) {
+  netForm.network_block_all.checked = Boolean(env.network_block_all);
+  for (const key of NET_LISTS) netForm[key].value = (env[key] || []).join("\n");
+  netForm.secrets.value = formatVars(env.secrets);
+  netEdited = false;
+  netError.textContent = "";
+}
+
+// Only what the form changes, so a PATCH never re-sends (and re-applies) the rest.
+function networkChanges(env) {
+  const body = {};
+  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+  if (netForm.network_block_all.checked !== Boolean(env.network_block_all)) body.network_block_all = netForm.network_block_all.checked;
+  for (const key of NET_LISTS) {
+    const list = splitList(netForm[key].value);
+    if (!same(list, env[key] || [])) body[key] = list;
+  }
+  const vars = parseVars(netForm.secrets.value);
+  const sorted = (o) => Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  if (!same(sorted(vars), sorted(env.secrets || {}))) body.secrets = vars;
+  return body;
+}
+
+netForm.addEventListener("input", () => { netEdited = true; });
+document.getElementById("network-reset").addEventListener("click", () => { if (current) fillNetwork(current); });
+netForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  netError.textContent = "";
+  let body;
+  try { body = networkChanges(current); } catch (error) { netError.textContent = error.message; return; }
+  if (!Object.keys(body).length) { say("Network: nothing changed"); return; }
+  const button = event.submitter || netForm.querySelector("button[type=submit]");
+  button.disabled = true;
+  say("Saving network…", { busy: true });
+  try {
+    const env = await api("PATCH", BASE, body);
+    netEdited = false;
+    show(env);
+    say("Network saved");
+  } catch (error) {
+    netError.textContent = `Not saved: ${error.message}`;
+    say("Saving network failed", { error: true });
+  } finally {
+    button.disabled = false;
+  }
+});
 
 // --- logs (followed while the workload runs) ---------------------------------
 const logs = {

@@ -76,6 +76,10 @@ function createBody(form) {
   body.network_block_all = form.network_block_all.checked;
   const allow = form.network_allow_list.value.split(",").map((s) => s.trim()).filter(Boolean);
   if (allow.length) body.network_allow_list = allow;
+  const domains = splitList(form.network_domain_allow_list.value);
+  if (domains.length) body.network_domain_allow_list = domains;
+  const attached = parseVars(form.secrets.value);
+  if (Object.keys(attached).length) body.secrets = attached;
   return body;
 }
 

@@ -45,6 +45,61 @@ const PAGES = {
     });
     await load();
   },
+  async secrets() {
+    const created = document.getElementById("create-secret");
+    const edit = document.getElementById("edit-secret");
+    let editing = null;
+    const load = async () => table(items(await api("GET", "/v1/secrets")).map((s) => ({
+      ...s, hosts: s.hosts.length ? s.hosts.join(", ") : "every host", updated: s.updated_at,
+    })), ["name", "placeholder", "hosts", "description", "updated"], (secret) => [
+      button("Edit", () => {
+        editing = secret;
+        document.getElementById("e-name").textContent = secret.name;
+        edit.hosts.value = secret.hosts === "every host" ? "" : secret.hosts.split(", ").join("\n");
+        edit.description.value = secret.description || "";
+        edit.value.value = "";
+        document.getElementById("edit-error").textContent = "";
+        edit.hidden = false;
+        edit.hosts.focus();
+      }),
+      button("Delete", async (b) => {
+        if (!(await confirmAction(`Delete the secret ${secret.name}? Environments given it then send its placeholder unchanged.`))) return;
+        if (await waiting(b, `Deleting ${secret.name}`, () => api("DELETE", `/v1/secrets/${encodeURIComponent(secret.id)}`)) !== undefined) {
+          if (editing && editing.id === secret.id) edit.hidden = true;
+          load();
+        }
+      }, true),
+    ]);
+    // The value goes only into a POST/PATCH body, and the field is emptied after.
+    created.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const form = event.target;
+      const body = { name: form.name.value.trim(), value: form.value.value, hosts: splitList(form.hosts.value) };
+      if (form.description.value.trim()) body.description = form.description.value.trim();
+      const made = await inline(form, "create-error", "Creating secret", () => api("POST", "/v1/secrets", body));
+      if (made) {
+        form.reset();
+        out.replaceChildren(el("p", {}, `Secret ${made.name} created. Environments given it see `, el("code", { text: made.placeholder }), "."));
+        load();
+      }
+    });
+    edit.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = {};
+      const hosts = splitList(edit.hosts.value);
+      const before = editing.hosts === "every host" ? [] : editing.hosts.split(", ");
+      if (JSON.stringify(hosts) !== JSON.stringify(before)) body.hosts = hosts;
+      const description = edit.description.value.trim();
+      if (description !== (editing.description || "")) body.description = description || null;
+      if (edit.value.value) body.value = edit.value.value;
+      if (!Object.keys(body).length) { say("Nothing changed"); return; }
+      const saved = await inline(edit, "edit-error", `Saving ${editing.name}`, () => api("PATCH", `/v1/secrets/${encodeURIComponent(editing.id)}`, body));
+      edit.value.value = "";
+      if (saved) { edit.hidden = true; load(); }
+    });
+    document.getElementById("edit-cancel").addEventListener("click", () => { edit.value.value = ""; edit.hidden = true; });
+    await load();
+  },
   async pools() {
     const pools = items(await api("GET", "/v1/pools"));
     table(pools, pools.length ? Object.keys(pools[0]).filter((k) => typeof pools[0][k] !== "object").slice(0, 8) : ["name", "size", "ready"]);
@@ -74,6 +129,26 @@ const PAGES = {
       if (full) { detail.hidden = false; detail.textContent = JSON.stringify(full, null, 2); detail.focus(); }
     })]); },
 };
+
+// Submit `work` from `form`: a wait indicator, and the API's refusal shown in the form.
+async function inline(form, errorId, label, work) {
+  const error = document.getElementById(errorId);
+  const submit = form.querySelector("button[type=submit]");
+  error.textContent = "";
+  submit.disabled = true;
+  say(label + "…", { busy: true });
+  try {
+    const result = await work();
+    say(label + ": done");
+    return result;
+  } catch (failure) {
+    error.textContent = `${label} failed: ${failure.message}`;
+    say(label + " failed", { error: true });
+    return undefined;
+  } finally {
+    submit.disabled = false;
+  }
+}
 
 // A list that belongs to one environment: pick it first.
 async function perEnvironment(path, columns, actions, kind) {
