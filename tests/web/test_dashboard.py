@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.support.factories import delete, running_env
+from tests.support.inside import sh
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
@@ -274,6 +275,18 @@ def test_dashboard_end_to_end(
         assert native["secrets"] == {"API_TOKEN": secret}
         assert api.get(f"/v1/secrets/{secret}").json()["placeholder"] == placeholder
     assert not [url for url in urls if value in url]
+
+    # What the policy refuses shows up on the panel, live: the name, the address and port.
+    with server.client() as api:
+        sh(
+            api,
+            env_id,
+            "getent hosts blocked.example.net;"
+            " curl -s -m 5 --resolve pypi.org:80:192.0.2.7 http://pypi.org/; true",
+        )
+    refused = page.locator("#refusals")
+    expect(refused).to_contain_text("dns refused: blocked.example.net", timeout=30_000)
+    expect(refused).to_contain_text("pypi.org at 192.0.2.7:80")
 
     # Stop, confirmed in a dialog: the state changes on the page without a reload.
     page.evaluate("window.__noReload = true")
