@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import egress, ops, state_ops
+from bench import egress, ops, placement, state_ops
 from bench.harness import Api, RawDocker, sandbay_server
 
 RESULTS = Path(__file__).parent / "results"
@@ -60,6 +60,8 @@ REPORTED: dict[str, str] = {
     # issue 20: added latency per HTTPS request (p50, p99) and a 100 MB download's
     # throughput through the policy proxy, vs a direct connection
     "egress_": "reported: vs a direct connection (added p50/p99 ms; MB/s)",
+    # issue 18: placement cost as environments grow to 1,000 (simulated nodes)
+    "placement_": "reported: vs first-fit, 1,000 envs placed in turn",
 }
 
 
@@ -102,6 +104,12 @@ FIGURES: dict[str, str] = {
     "count": "over {:.0f} envs",
     "frozen_ms": "frozen {:.0f} ms",
     "plain_start_p50_ms": "plain start p50 {:.0f} ms",
+    "p50_us": "p50 {:.1f} µs",
+    "p99_us": "p99 {:.1f} µs",
+    "last_100_p50_us": "last 100 p50 {:.1f} µs",
+    "total_ms": "total {:.0f} ms",
+    "unplaced": "{:.0f} unplaced",
+    "busiest_cpu_share": "busiest node {:.0%} CPU",
 }
 
 
@@ -181,6 +189,8 @@ def _idle(idle: dict[str, Any]) -> dict[str, Any]:
 def run(mode: str, profile: bool) -> dict[str, Any]:
     cfg = MODES[mode]
     results: dict[str, Any] = {}
+    for name, pair in placement.placement().items():  # pure: before any engine work
+        results[name] = _pair(pair)
     raw = RawDocker()
     try:
         with sandbay_server() as server:

@@ -161,13 +161,15 @@ def place(demand: Demand, nodes: Sequence[Node], *, image_must_be_present: bool)
     A pinned demand is judged against its node only, by the same rules."""
     if demand.pinned is not None:
         return _place_pinned(demand, nodes, image_must_be_present)
-    rejections: list[Rejection] = []
+    # Only reasons in the loop (it runs once per node per placement); their words are
+    # written only when nothing fits and a message is due.
+    rejected: list[tuple[Node, Reason]] = []
     best: list[Node] = []
     best_key: tuple[float, int] | None = None
     for node in nodes:
-        rejection = _reject(node, demand, image_must_be_present)
-        if rejection is not None:
-            rejections.append(rejection)
+        reason = _reason(node, demand, image_must_be_present)
+        if reason is not None:
+            rejected.append((node, reason))
             continue
         key = (-_score(node, demand), node.environments)
         if best_key is None or key < best_key:
@@ -175,7 +177,8 @@ def place(demand: Demand, nodes: Sequence[Node], *, image_must_be_present: bool)
         elif key == best_key:
             best.append(node)
     if not best:
-        return Placement(None, len(nodes), tuple(rejections))
+        rejections = tuple(_rejection(node, demand, reason) for node, reason in rejected)
+        return Placement(None, len(nodes), rejections)
     chosen = best[0] if len(best) == 1 else min(best, key=lambda n: _tie(demand.key, n.id))
     return Placement(chosen.id, len(nodes))
 
@@ -210,51 +213,80 @@ def _place_pinned(demand: Demand, nodes: Sequence[Node], image_required: bool) -
     assert pinned is not None
     node = next((n for n in nodes if n.id == pinned), None)
     if node is None:
-        missing = Rejection(pinned, Reason.MISSING, "is no longer in the cluster")
+        missing = Rejection(pinned, Reason.MISSING, _WORDS[Reason.MISSING])
         return Placement(None, 0, (missing,), pinned=pinned)
-    rejection = _reject(node, demand, image_required)
-    if rejection is not None:
-        return Placement(None, 1, (rejection,), pinned=pinned)
+    reason = _reason(node, demand, image_required)
+    if reason is not None:
+        return Placement(None, 1, (_rejection(node, demand, reason),), pinned=pinned)
     return Placement(node.id, 1, pinned=pinned)
 
 
-def _reject(node: Node, demand: Demand, image_required: bool) -> Rejection | None:
+def _reason(node: Node, demand: Demand, image_required: bool) -> Reason | None:
     """The first filter `node` fails for `demand`, or None if it may take it."""
     if node.state is not NodeState.READY:
-        reason = Reason.DOWN if node.state is NodeState.DOWN else Reason.UNKNOWN
-        return Rejection(node.id, reason, "down" if reason is Reason.DOWN else "unreachable")
+        return Reason.DOWN if node.state is NodeState.DOWN else Reason.UNKNOWN
     if node.availability is not Availability.ACTIVE:
-        drained = node.availability is Availability.DRAIN
-        reason = Reason.DRAINED if drained else Reason.PAUSED
-        return Rejection(node.id, reason, "drained" if drained else "paused")
+        return Reason.DRAINED if node.availability is Availability.DRAIN else Reason.PAUSED
+    if demand.labels and _missing_label(node, demand) is not None:
+        return Reason.LABEL
+    if not _fits(node, demand):
+        return (
+            Reason.CPU if node.cpus - node.reserved_cpus + _EPSILON < demand.cpu else Reason.MEMORY
+        )
+    if image_required and demand.image and demand.image not in node.images:
+        return Reason.IMAGE
+    return None
+
+
+def _rejection(node: Node, demand: Demand, reason: Reason) -> Rejection:
+    """`reason` in words, for the message a refused placement carries."""
+    match reason:
+        case Reason.LABEL:
+            name, value = _missing_label(node, demand) or ("", "")
+            detail = f"lacks label {name}={value}"
+        case Reason.CPU:
+            detail = f"lacks {demand.cpu:g} free CPU"
+        case Reason.MEMORY:
+            detail = f"lacks {_bytes(demand.memory_bytes)} free"
+        case Reason.IMAGE:
+            detail = f"lacks image {demand.image}"
+        case _:
+            detail = _WORDS[reason]
+    return Rejection(node.id, reason, detail)
+
+
+_WORDS = {
+    Reason.MISSING: "is no longer in the cluster",
+    Reason.DOWN: "down",
+    Reason.UNKNOWN: "unreachable",
+    Reason.DRAINED: "drained",
+    Reason.PAUSED: "paused",
+}
+
+
+def _missing_label(node: Node, demand: Demand) -> tuple[str, str] | None:
     for name, value in demand.labels.items():
         if node.labels.get(name) != value:
-            return Rejection(node.id, Reason.LABEL, f"lacks label {name}={value}")
-    if node.free_cpus + _EPSILON < demand.cpu:
-        return Rejection(node.id, Reason.CPU, f"lacks {demand.cpu:g} free CPU")
-    if node.free_memory_bytes < demand.memory_bytes:
-        return Rejection(node.id, Reason.MEMORY, f"lacks {_bytes(demand.memory_bytes)} free")
-    if image_required and demand.image and demand.image not in node.images:
-        return Rejection(node.id, Reason.IMAGE, f"lacks image {demand.image}")
+            return name, value
     return None
 
 
 def _fits(node: Node, demand: Demand) -> bool:
-    cpu_ok = node.free_cpus + _EPSILON >= demand.cpu
-    return cpu_ok and node.free_memory_bytes >= demand.memory_bytes
+    return (
+        node.cpus - node.reserved_cpus + _EPSILON >= demand.cpu
+        and node.memory_bytes - node.reserved_memory_bytes >= demand.memory_bytes
+    )
 
 
 def _score(node: Node, demand: Demand) -> float:
     """The node's free share once `demand` is on it (0..1), plus the image bonus;
     rounded so that float noise does not break a tie between equal nodes."""
-    cpu = (node.free_cpus - demand.cpu) / node.cpus if node.cpus > 0 else 0.0
-    memory = (
-        (node.free_memory_bytes - demand.memory_bytes) / node.memory_bytes
-        if node.memory_bytes > 0
-        else 0.0
-    )
+    cpus, memory = node.cpus, node.memory_bytes  # (no properties: once per node per call)
+    cpu_left = (cpus - node.reserved_cpus - demand.cpu) / cpus if cpus > 0 else 0.0
+    used = node.reserved_memory_bytes + demand.memory_bytes
+    memory_left = (memory - used) / memory if memory > 0 else 0.0
     bonus = IMAGE_BONUS if demand.image and demand.image in node.images else 0.0
-    return round((cpu + memory) / 2 + bonus, 9)
+    return round((cpu_left + memory_left) / 2 + bonus, 9)
 
 
 def _tie(key: str, node_id: str) -> bytes:
