@@ -30,6 +30,7 @@ from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3Arch
 from sandbay.runtime.build_contexts import BuildContextStore, S3BuildContexts, ScopedKeys
 from sandbay.runtime.docker.network import bridge_gateway
 from sandbay.runtime.docker.runtime import DockerRuntime
+from sandbay.runtime.docker.swarm import DockerSwarm
 from sandbay.runtime.egress import EgressGateway, Resolver
 from sandbay.services.access.network import NetworkEnforcer
 from sandbay.services.access.origin import PublicAddress
@@ -55,6 +56,7 @@ from sandbay.services.inside.interpreter import Interpreters
 from sandbay.services.inside.lsp import LanguageServers
 from sandbay.services.inside.processes import ProcessRegistry
 from sandbay.services.inside.service import ExecLimits, InsideService
+from sandbay.services.runners.service import RunnersService
 from sandbay.services.tenancy.auth import KeyCache, ensure_bootstrap
 from sandbay.services.tenancy.service import TenancyService
 from sandbay.services.volumes.service import VolumesService
@@ -146,6 +148,8 @@ class Platform:
     #: Encrypts what the server must read back (credentials, file-URL signing keys).
     secrets: SecretBox
     snapshots: SnapshotsService
+    #: The hosts behind the engine (Swarm nodes, or this host alone): list, drain.
+    runners: RunnersService
 
     @classmethod
     async def open(cls, settings: Settings, role: Role = Role.SERVE) -> "Platform":
@@ -298,6 +302,7 @@ class Platform:
             language_servers=LanguageServers(sessions, runtime.runner, runtime.files),
             secrets=box,
             snapshots=SnapshotsService(environments),
+            runners=RunnersService(DockerSwarm(runtime.provider, s.runner_id)),
         )
         platform._register(role)
         return platform
