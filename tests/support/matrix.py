@@ -24,7 +24,9 @@ CASES = cases()
 #: Kinds this module makes no object of (each would cost a container, a model or a
 #: build): both sides of the comparison use a random id of the kind, so the case
 #: still shows the environment (or other) check that comes first.
-NOT_MADE = frozenset({"agent_run", "warm_pool", "pty_session", "secret", "chowder_session"})
+NOT_MADE = frozenset(
+    {"agent_run", "warm_pool", "pty_session", "secret", "chowder_session", "runner"}
+)
 
 #: What a WebSocket route waits for after its upgrade before it looks anything up.
 WS_FIRST_MESSAGE: dict[str, str] = {
@@ -65,6 +67,9 @@ REFUSED_BEFORE_LOOKUP: dict[str, str] = {
     "POST /toolbox/{sandboxId}/computeruse/{rest}": "not supported",
     "PUT /toolbox/{sandboxId}/computeruse/{rest}": "not supported",
     "PUT /v1/orgs/{org_id}/quotas": "operator only",
+    "GET /v1/runners/{runner_id}": "operator only",
+    "POST /v1/runners/{runner_id}/drain": "operator only",
+    "POST /v1/runners/{runner_id}/activate": "operator only",
     "GET /v1/environments/{env}/pty": "426: a WebSocket route",
     "GET /preview/{env}/{port}/": "takes a preview token, not an API key: 401 without one",
     "PUT /v1/model-providers/{name}": "a name is per organization: a create, refused here",
@@ -208,6 +213,7 @@ def build_world(server: LiveServer, api: httpx.Client) -> World:
         "pty_session": "pty-" + tag,
         "secret": "secret_" + secrets.token_hex(16),
         "chowder_session": "session-" + tag,
+        "runner": "runner-" + tag,
     }.items():
         real[kind] = shape
     random = {kind: like(value) for kind, value in real.items()}

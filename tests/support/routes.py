@@ -74,6 +74,7 @@ PARAM_KINDS: dict[str, str] = {
     "session_id": "chowder_session",
     "token": "preview_token",
     "snapshot_id": "env_snapshot",
+    "runner_id": "runner",
 }
 
 #: Parameters whose name says nothing by itself (`id`, `name`, `sessionId`): their

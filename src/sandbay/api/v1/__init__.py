@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from sandbay.api.v1 import access, events, health, work
+from sandbay.api.v1 import access, events, health, runners, work
 from sandbay.api.v1.agents import providers, runs
 from sandbay.api.v1.egress import secrets
 from sandbay.api.v1.environments import pools, snapshots
@@ -14,6 +14,6 @@ ROUTERS: tuple[APIRouter, ...] = tuple(
     module.router
     for module in (
         health, environments, keys, orgs, events, pools, work, exec, files, observe, access,
-        runs, providers, snapshots, secrets,
+        runs, providers, snapshots, secrets, runners,
     )
 )  # fmt: skip
