@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sandbay.cli import agents, env, keys, secrets, snapshots, work
+from sandbay.cli import agents, env, keys, runners, secrets, snapshots, work
 from sandbay.cli._client import (
     DEFAULT_URL,
     EXIT_CODES_HELP,
@@ -36,6 +36,7 @@ app.add_typer(agents.app, name="agent")
 app.add_typer(agents.pool_app, name="pool")
 app.add_typer(keys.key_app, name="key")
 app.add_typer(keys.org_app, name="org")
+app.add_typer(runners.app, name="runner")
 
 
 @app.callback()
