@@ -347,7 +347,11 @@ class Settings(BaseSettings):
     sqlite_inline: bool = Field(
         True, description="SQLite calls on the event loop (no aiosqlite worker threads)"
     )
-    docker_host: str | None = Field(None, description="Docker endpoint; default: DOCKER_HOST")
+    docker_host: str | None = Field(
+        None,
+        description="Docker endpoint; default: DOCKER_HOST. A Swarm manager's endpoint "
+        "makes every Swarm node a runner (sandbay runner ls)",
+    )
     engine_threads: int = Field(
         64, ge=4, le=1024, description="Threads for blocking Docker SDK calls"
     )
