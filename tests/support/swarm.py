@@ -310,10 +310,10 @@ def start_swarm(
         swarm = Swarm(nodes)
         with contextlib.closing(manager.client()) as client:
             for index, node_labels in (labels or {}).items():
-                node = client.nodes.get(nodes[index].node_id)
-                spec = dict(node.attrs["Spec"])
+                member = client.nodes.get(nodes[index].node_id)
+                spec = dict(member.attrs["Spec"])
                 spec["Labels"] = {**spec.get("Labels", {}), **node_labels}
-                node.update(spec)
+                member.update(spec)
         for node in nodes[1:]:
             swarm.wait_state(node, "ready")
         yield swarm
