@@ -148,6 +148,17 @@ def test_cli_manages_secrets_without_showing_their_values(server: LiveServer) ->
     assert shown["network_domain_allow_list"] == ["*.example.com"]
     assert shown["network_domain_deny_list"] == ["bad.example.com"]
     assert shown["secrets"] == {"TOKEN": "cli_token"}
+    changed = run(
+        server, "env", "network", "cli-egress",
+        "--domain-allow", "pypi.org", "--domain-allow", "*.pypi.org",
+        "--domain-deny", "", "--secret", "",
+    )  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+    now = json.loads(run(server, "env", "get", "cli-egress", "--output", "json").stdout)
+    assert now["network_domain_allow_list"] == ["pypi.org", "*.pypi.org"]
+    assert now["network_domain_deny_list"] == [] and now["secrets"] == {}
+    bad = run(server, "env", "network", "cli-egress", "--domain-allow", "not a name")
+    assert bad.returncode != 0 and "host name" in bad.stderr + bad.stdout
     assert run(server, "env", "rm", "cli-egress").returncode == 0
 
     assert run(server, "secret", "rm", "cli_token").returncode == 0

@@ -94,6 +94,55 @@ def env_create(
     print_json(created)
 
 
+@app.command("network")
+def env_network(
+    env: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    block_all: Annotated[
+        bool | None, typer.Option("--block-all/--no-block-all", help="No network at all")
+    ] = None,
+    allow_cidr: Annotated[
+        list[str] | None, typer.Option("--allow-cidr", help='Only these CIDRs ("" clears)')
+    ] = None,
+    domain_allow: Annotated[
+        list[str] | None,
+        typer.Option("--domain-allow", help='Only these host names or *.domain ("" clears)'),
+    ] = None,
+    domain_deny: Annotated[
+        list[str] | None, typer.Option("--domain-deny", help='Never these names ("" clears)')
+    ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option("--secret", help='VAR=secret-name, replacing the map ("" clears)'),
+    ] = None,
+) -> None:
+    """Change a running environment's network policy live (only the options given);
+    it is in force when this returns."""
+    body: dict[str, Any] = {}
+    if block_all is not None:
+        body["network_block_all"] = block_all
+    for field, values in (
+        ("network_allow_list", allow_cidr),
+        ("network_domain_allow_list", domain_allow),
+        ("network_domain_deny_list", domain_deny),
+    ):
+        if values is not None:
+            body[field] = [v for v in values if v]
+    if secret is not None:
+        body["secrets"] = pairs([s for s in secret if s], "--secret")
+    if not body:
+        raise typer.BadParameter("give at least one of the options (see --help)")
+    with api_client(api_url, api_key) as client:
+        updated = client.update_environment(env, **body)
+    fields = (
+        "network_block_all",
+        "network_allow_list",
+        *(k for k in body if k != "network_block_all"),
+    )
+    print_json({k: updated.get(k) for k in dict.fromkeys(("id", *fields))})
+
+
 @app.command("ls")
 def env_ls(
     api_url: ApiUrl = DEFAULT_URL,
