@@ -201,6 +201,18 @@ def test_a_secret_reaches_its_host_only_and_is_nowhere_else(
     assert got["sha256"]["path"] == _sha256(f"/v1/call?key={VALUE}")
     assert got["headers"]["authorization"] == f"Bearer {placeholder}"
     assert got["path"] == f"/v1/call?key={placeholder}"
+    # Clients with a bundle of their own are pointed at the one holding the CA.
+    assert (
+        sh(api, env["id"], "printf %s $REQUESTS_CA_BUNDLE") == "/etc/ssl/certs/ca-certificates.crt"
+    )
+    python = (
+        "import urllib.request as u; r = u.Request('https://" + lab.a.name + "/py', "
+        "headers={'Authorization': 'Bearer "
+        + placeholder
+        + "'}); print(u.urlopen(r).read().decode())"
+    )
+    by_python = echoed(run(api, env["id"], ["python3", "-c", python]))
+    assert by_python["sha256"]["authorization"] == _sha256(f"Bearer {VALUE}")
     plain = echoed(curl(api, env["id"], *header, f"http://{lab.a.name}/"))
     assert plain["sha256"]["authorization"] == _sha256(f"Bearer {VALUE}")
     # The same placeholder to a host the secret is not bound to arrives unchanged.

@@ -15,6 +15,17 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: A secret's name (Daytona's rule).
 SECRET_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_-]*$")
 MAX_PATTERNS = 256
+#: Where the environment's egress CA goes: the system bundle (Debian's, Alpine's) and
+#: the file `update-ca-certificates` reads; and the variables that point clients
+#: carrying their own bundle (Python requests/certifi, Node, Go, OpenSSL) at them, set
+#: when the environment has secrets (the only connections the proxy re-encrypts).
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+CA_FILE = "/usr/local/share/ca-certificates/sandbay-egress.crt"
+TRUST_VARIABLES = {
+    "REQUESTS_CA_BUNDLE": CA_BUNDLE,
+    "SSL_CERT_FILE": CA_BUNDLE,
+    "NODE_EXTRA_CA_CERTS": CA_FILE,
+}
 
 
 def normalize_name(name: str) -> str:

@@ -29,6 +29,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any
 
+from sandbay.domain.egress import CA_BUNDLE, CA_FILE
 from sandbay.domain.errors import Conflict, RuntimeFailure
 from sandbay.domain.runtime import NetworkRules
 from sandbay.runtime.docker.engine import Engine
@@ -118,10 +119,6 @@ def nat_table(rules: NetworkRules, ports: EgressPorts | None) -> str:
     return "\n".join([*lines, "COMMIT", ""])
 
 
-#: Where the environment's CA goes: Debian's and Alpine's bundle, and the file
-#: `update-ca-certificates` would read again.
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-CA_FILE = "/usr/local/share/ca-certificates/sandbay-egress.crt"
 _CA_BEGIN = b"# sandbay egress CA\n"
 
 

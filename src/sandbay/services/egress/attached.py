@@ -6,6 +6,7 @@ here; a secret deleted since it was given is simply absent."""
 from sandbay.db.models import EnvironmentModel
 from sandbay.db.queries import egress as queries
 from sandbay.db.session import AsyncSession
+from sandbay.domain.egress import TRUST_VARIABLES
 from sandbay.domain.errors import InvalidRequest, PermissionDenied
 from sandbay.domain.keys import Permission, Principal
 
@@ -47,7 +48,8 @@ async def process_variables(
     if not env.secrets:
         return dict(env.env or {}), tuple(env.env_unset or ())
     given = await placeholders(session, env)
-    variables = {**(env.env or {}), **given}
+    trust = TRUST_VARIABLES if given else {}  # also when secrets came after the create
+    variables = {**trust, **(env.env or {}), **given}
     gone = {var for var in env.secrets or {} if var not in given and var not in variables}
     unset = tuple(sorted((set(env.env_unset or ()) | gone) - set(given)))
     return variables, unset

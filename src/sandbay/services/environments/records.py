@@ -15,6 +15,7 @@ from sandbay.db.queries import snapshots as snapshot_queries
 from sandbay.db.queries.environments import environment_from_model
 from sandbay.db.session import AsyncSession
 from sandbay.domain import ids
+from sandbay.domain.egress import TRUST_VARIABLES
 from sandbay.domain.environments import (
     Environment,
     EnvironmentCreate,
@@ -367,7 +368,7 @@ def container_spec(
         image=env.image,
         argv=workload_argv(env.command, env.install_command),
         keep_alive=env.command is None and env.install_command is None,
-        env={**env.env, **(placeholders or {})},
+        env={**(TRUST_VARIABLES if placeholders else {}), **env.env, **(placeholders or {})},
         user=env.user,
         hostname=hostname_for(env.name),
         cpu=env.cpu,
