@@ -247,6 +247,18 @@ def test_env_events_follow_shows_a_stop_live(
             stderr=subprocess.STDOUT,
         )
     try:
+        # The stream follows from when it connects: a change until one shows, so the
+        # stop is surely made after that (a slow start of the CLI once missed it).
+        with server.client() as api:
+            marks = iter(range(1000))
+
+            def connected() -> bool:
+                labels = {"mark": str(next(marks))}
+                patched = api.patch(f"/v1/environments/{web_env['id']}", json={"labels": labels})
+                assert patched.status_code == 200, patched.text
+                return bool(log.read_text().strip())
+
+            eventually(connected, what="the stream to show a change", timeout=60, every=0.5)
         stopped = run(server, "env", "stop", web_env["id"], "--no-wait")
         assert stopped.returncode == 0, stopped.stderr
         eventually(lambda: "→ stopped" in log.read_text(), timeout=120)
