@@ -4,7 +4,13 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support.server import LiveServer
+
+#: Exercises the engine and the HTTP shapes; every database path it touches runs on both
+#: databases elsewhere (tests/api, tests/services).
+pytestmark = pytest.mark.usefixtures("sqlite_only")
 
 SANDBAY = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "sandbay")
 

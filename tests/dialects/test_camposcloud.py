@@ -7,9 +7,14 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.factories import assert_message, delete, running_env, wait_state
 from tests.support.server import LiveServer
+
+#: Exercises the engine and the HTTP shapes; every database path it touches runs on both
+#: databases elsewhere (tests/api, tests/services).
+pytestmark = pytest.mark.usefixtures("sqlite_only")
 
 API = "/v1/apps"
 #: The brief's fields in the brief's order, with their documented JSON types.

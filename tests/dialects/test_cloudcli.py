@@ -8,11 +8,16 @@ from typing import Any
 
 import docker
 import httpx
+import pytest
 
 from tests.support.engine import sh
 from tests.support.factories import assert_message, delete, running_env, wait_state
 from tests.support.server import LiveServer
 from tests.support.ssh import password_ssh
+
+#: Exercises the engine and the HTTP shapes; every database path it touches runs on both
+#: databases elsewhere (tests/api, tests/services).
+pytestmark = pytest.mark.usefixtures("sqlite_only")
 
 API = "/api/v1/environments"
 STOPPED_BODY = {"message": "Environment stopped successfully", "status": "stopped"}

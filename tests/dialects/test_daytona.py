@@ -12,6 +12,10 @@ import pytest
 from tests.support.factories import delete, running_env, wait_state
 from tests.support.server import LiveServer
 
+#: Exercises the engine and the HTTP shapes; every database path it touches runs on both
+#: databases elsewhere (tests/api, tests/services).
+pytestmark = pytest.mark.usefixtures("sqlite_only")
+
 #: The brief's fields, with their documented JSON types.
 SANDBOX_FIELDS: dict[str, tuple[type, ...]] = {
     "id": (str,),

@@ -28,7 +28,7 @@ from tests.support.inside import run
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 BUSYBOX = "/bin/busybox"
 TOKEN = "X-Sandbay-Preview-Token"
 #: Linux capability numbers, in bit order (capability.h).

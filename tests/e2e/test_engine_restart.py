@@ -6,7 +6,8 @@ operations made meanwhile converge, nothing lost or duplicated.
 
 The machine's dockerd serves every other test, so this one starts a second engine of
 its own (its own data root, exec root, socket, pid file and bridge, no iptables) and
-restarts that one."""
+restarts that one. On SQLite only: it exercises the engine; the reconciler's database
+paths run on both databases in tests/e2e/test_crash_recovery.py and tests/reconciler."""
 
 import contextlib
 import os
@@ -164,13 +165,8 @@ def _restarted_by_engine(api: httpx.Client, env_id: str) -> bool:
     return any("stopped by its engine" in r for r in reasons) and _settled(api, env_id, "running")
 
 
-@pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
-def test_engine_restart_brings_back_what_it_stopped(
-    engine: SecondEngine, make_server: Any, postgres: bool
-) -> None:
-    live: LiveServer = make_server(
-        postgres=postgres, extra_env={"SANDBAY_DOCKER_HOST": engine.host}
-    )
+def test_engine_restart_brings_back_what_it_stopped(engine: SecondEngine, make_server: Any) -> None:
+    live: LiveServer = make_server(postgres=False, extra_env={"SANDBAY_DOCKER_HOST": engine.host})
     live.start()
     with live.client() as api:
         running = [
@@ -254,15 +250,10 @@ def test_engine_restart_brings_back_what_it_stopped(
         assert _env(api, own)["desired_state"] == "stopped"
 
 
-@pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
-def test_engine_restarted_while_the_server_was_down(
-    engine: SecondEngine, make_server: Any, postgres: bool
-) -> None:
+def test_engine_restarted_while_the_server_was_down(engine: SecondEngine, make_server: Any) -> None:
     """A host reboot: the server and its engine go down together. The server, back,
     has seen no outage; the engine's start time tells what its predecessor stopped."""
-    live: LiveServer = make_server(
-        postgres=postgres, extra_env={"SANDBAY_DOCKER_HOST": engine.host}
-    )
+    live: LiveServer = make_server(postgres=False, extra_env={"SANDBAY_DOCKER_HOST": engine.host})
     live.start()
     with live.client() as api:
         running = [

@@ -28,7 +28,7 @@ from tests.support.factories import assert_envelope, delete, running_env, stop, 
 from tests.support.inside_app import start_app
 from tests.support.server import LiveServer
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 PORT = 8000
 TOKEN = "X-Sandbay-Preview-Token"
 

@@ -16,7 +16,7 @@ from tests.support.factories import assert_envelope, delete, events, running_env
 from tests.support.server import LiveServer
 from tests.support.ssh import SshLogin
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 PORT = 8080
 TOKEN = "X-Sandbay-Preview-Token"
 BODY = "hello from a woken environment\n"

@@ -44,6 +44,10 @@ from tests.support.polling import eventually
 from tests.support.postgres import create_database, drop_database
 from tests.support.server import ADMIN_KEY, LiveServer, free_port, new_server, remove_engine_objects
 
+#: Exercises the engine and the HTTP shapes; every database path it touches runs on both
+#: databases elsewhere (tests/api, tests/services).
+pytestmark = pytest.mark.usefixtures("sqlite_only")
+
 BUCKET = "sandbay-build-contexts"
 KEY_ID, SECRET = "sandbay-contexts", "sandbay-contexts-secret"
 ACCOUNT = "123456789012"

@@ -22,7 +22,7 @@ from tests.support.factories import delete
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 
 
 @pytest.fixture

@@ -28,6 +28,10 @@ from sandbay.domain.images import PYTHON_SHIM, from_images, localize
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
+#: Exercises the engine and the HTTP shapes; every database path it touches runs on both
+#: databases elsewhere (tests/api, tests/services).
+pytestmark = pytest.mark.usefixtures("sqlite_only")
+
 BUILT_LABEL = "sandbay.image"
 
 

@@ -23,6 +23,10 @@ from daytona import (
 from tests.support.polling import eventually
 from tests.support.server import LiveServer
 
+#: Exercises the engine and the HTTP shapes; every database path it touches runs on both
+#: databases elsewhere (tests/api, tests/services).
+pytestmark = pytest.mark.usefixtures("sqlite_only")
+
 VOLUME_LABEL = "sandbay.volume"
 
 

@@ -23,7 +23,7 @@ from tests.support.factories import assert_envelope, delete, running_env, stop, 
 from tests.support.inside import sse_events
 from tests.support.server import ADMIN_KEY, LiveServer
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 
 
 def _slow_claude(api: httpx.Client, env_id: str, port: int, provider: str) -> str:

@@ -30,7 +30,7 @@ from tests.support.factories import delete, running_env
 from tests.support.polling import eventually
 from tests.support.server import ADMIN_KEY, LiveServer, free_port
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 
 SANDBAY_KEY = re.compile(rb"sbk_[a-z]+_[0-9a-f]{8}")
 #: Where the platform, the agent CLI and its configuration write inside an environment.

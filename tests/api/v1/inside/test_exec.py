@@ -4,10 +4,15 @@ timeouts that kill the whole tree, large output, and refusals."""
 import time
 
 import httpx
+import pytest
 
 from tests.support.factories import assert_envelope, delete, running_env, stop, wait_state
 from tests.support.inside import PeakRss, run, sh, sse_events
 from tests.support.server import LiveServer
+
+#: Exercises the engine and the HTTP shapes; every database path it touches runs on both
+#: databases elsewhere (tests/api, tests/services).
+pytestmark = pytest.mark.usefixtures("sqlite_only")
 
 PY = (
     "import os, sys; data = sys.stdin.read(); "
