@@ -119,6 +119,16 @@ def test_allowed_names_answer_and_nothing_else_gets_out(
     plain = curl(api, env["id"], *spoof80, f"http://{lab.a.name}/")
     assert "refused by the environment's egress policy" in plain["stdout"]
 
+    # One plain HTTP connection to an allowed name, then a request naming another
+    # host on it (virtual hosting): refused request by request.
+    keep_alive = (
+        "import http.client as h; c = h.HTTPConnection('" + lab.a.name + "'); "
+        "c.request('GET', '/1'); r = c.getresponse(); r.read(); "
+        "c.request('GET', '/2', headers={'Host': '" + lab.stray.name + "'}); "
+        "print(r.status, c.getresponse().status)"
+    )
+    assert sh(api, env["id"], f'python3 -c "{keep_alive}"').split() == ["200", "421"]
+
     def refusals() -> list[dict[str, Any]]:
         found = [e for e in events(api, env["id"]) if e["type"] == "environment.egress_refused"]
         reasons = {e["reason"] for e in found}

@@ -323,7 +323,12 @@ class EgressGateway:
             return
         name = normalize_name(sniffed.name) if sniffed.name else None
         secrets = policy.secrets_for(name) if name else ()
-        if secrets and sniffed.protocol is not Protocol.OTHER and name is not None:
+        # Plain HTTP is always read request by request, so a later request on the same
+        # connection cannot name another host (421); TLS is read only for secrets.
+        readable = sniffed.protocol is Protocol.HTTP or (
+            secrets and sniffed.protocol is Protocol.TLS
+        )
+        if readable and name is not None:
             await self._rewrite(environment_id, conn, sniffed, name, address, port, secrets)
         else:
             await self._splice(conn, address, port)
