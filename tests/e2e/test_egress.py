@@ -223,6 +223,11 @@ def test_a_secret_reaches_its_host_only_and_is_nowhere_else(
     )
     by_python = echoed(run(api, env["id"], ["python3", "-c", python]))
     assert by_python["sha256"]["authorization"] == _sha256(f"Bearer {VALUE}")
+    # A small body is swapped too (a key in JSON); a larger one streams unchanged.
+    body = f'{{"api_key": "{placeholder}"}}'
+    posted = echoed(curl(api, env["id"], "--data-binary", body, f"https://{lab.a.name}/json"))
+    assert posted["sha256"]["body"] == _sha256(body.replace(placeholder, VALUE))
+    assert posted["body"] == body  # and the echo of it came back as the placeholder
     plain = echoed(curl(api, env["id"], *header, f"http://{lab.a.name}/"))
     assert plain["sha256"]["authorization"] == _sha256(f"Bearer {VALUE}")
     # The same placeholder to a host the secret is not bound to arrives unchanged.

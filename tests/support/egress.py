@@ -45,6 +45,7 @@ _SERVER = textwrap.dedent(
                 # What arrived, as a client that must not see it can check it.
                 "sha256": {
                     "path": hashlib.sha256(self.path.encode()).hexdigest(),
+                    "body": hashlib.sha256(body.encode("latin-1")).hexdigest(),
                     **{k.lower(): hashlib.sha256(v.encode()).hexdigest()
                        for k, v in self.headers.items()},
                 },

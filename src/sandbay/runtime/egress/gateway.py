@@ -535,6 +535,34 @@ async def _answer(
         await writer.drain()
 
 
+#: Request bodies up to this size (with a Content-Length, not compressed) are read
+#: whole and get their placeholders swapped; larger or chunked ones stream unchanged.
+SWAP_BODY_LIMIT = 1024 * 1024
+
+
+async def _small_body(
+    server: h11.Connection, reader: asyncio.StreamReader, request: h11.Request
+) -> bytes | None:
+    """The whole body of `request` when it is small enough to swap in, else None
+    (and nothing of it read)."""
+    fields = dict(request.headers)
+    length = fields.get(b"content-length")
+    encoding = fields.get(b"content-encoding", b"identity").strip().lower()
+    if length is None or not length.isdigit() or encoding != b"identity":
+        return None
+    if int(length) > SWAP_BODY_LIMIT:
+        return None
+    chunks = []
+    while True:
+        part = await _event(server, reader)
+        if isinstance(part, h11.Data):
+            chunks.append(part.data)
+        elif isinstance(part, h11.EndOfMessage):
+            return b"".join(chunks)
+        else:
+            raise h11.RemoteProtocolError("the request ended before its body")
+
+
 class _Scrubber:
     """Puts the placeholders back where an answer carries a secret's value (a server
     that echoes a request's headers), so the value does not reach the environment that
@@ -572,7 +600,8 @@ async def _exchange(
     client: Streams, upstream: Streams, name: str, swaps: Mapping[bytes, bytes]
 ) -> None:
     """Serve HTTP/1 requests from the environment to `name`, each passed on with its
-    placeholders swapped (request line and headers), each answer passed back."""
+    placeholders swapped (request line, headers, and a body up to SWAP_BODY_LIMIT),
+    each answer passed back."""
     (c_reader, c_writer), (u_reader, u_writer) = client, upstream
     server, origin = h11.Connection(h11.SERVER), h11.Connection(h11.CLIENT)
     while True:
@@ -586,14 +615,20 @@ async def _exchange(
         if server.client_is_waiting_for_100_continue:
             c_writer.write(server.send(h11.InformationalResponse(status_code=100, headers=[])))
         headers = [(k, _swap(v, swaps)) for k, v in request.headers if k != b"expect"]
+        target = _swap(request.target, swaps)
+        body = await _small_body(server, c_reader, request) if swaps else None
+        if body is not None:  # read whole: placeholders in it are swapped too
+            body = _swap(body, swaps)
+            headers = [(k, v) for k, v in headers if k != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
         u_writer.write(
-            origin.send(
-                h11.Request(
-                    method=request.method, target=_swap(request.target, swaps), headers=headers
-                )
-            )
+            origin.send(h11.Request(method=request.method, target=target, headers=headers))
         )
-        while True:
+        if body is not None:
+            if body:
+                u_writer.write(origin.send(h11.Data(data=body)))
+            u_writer.write(origin.send(h11.EndOfMessage()))
+        while body is None:
             part = await _event(server, c_reader)
             if isinstance(part, h11.Data):
                 u_writer.write(origin.send(h11.Data(data=part.data)))
