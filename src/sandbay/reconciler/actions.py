@@ -146,7 +146,7 @@ async def _start(engine: Engine, work: Work) -> Outcome:
         # A workload that exited at once (Conflict) has nothing running to wall off:
         # the next look sees it exited.
         with contextlib.suppress(Conflict):
-            await engine.network.apply(work.environment_id, rules)
+            await engine.network.apply(work.environment_id, rules, fresh=True)
     if info.running:
         # The agent held the workload until now: none of it ran without the policy.
         await engine.provider.release(work.environment_id)

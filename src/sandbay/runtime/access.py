@@ -57,8 +57,9 @@ class FileAgent(Protocol):
 
 
 class NetworkPolicy(Protocol):
-    async def apply(self, environment_id: str, rules: NetworkRules) -> None:
+    async def apply(self, environment_id: str, rules: NetworkRules, *, fresh: bool = False) -> None:
         """Enforce `rules` on the running environment at once (no restart), from
-        outside its reach; unrestricted rules lift every restriction. Raises
-        `RuntimeFailure` when they cannot be enforced."""
+        outside its reach; unrestricted rules lift every restriction. `fresh`: the
+        workload was just started (nothing of an earlier policy is left to lift).
+        Raises `RuntimeFailure` when they cannot be enforced."""
         ...

@@ -131,10 +131,10 @@ class HostNetworkPolicy:
         self._locks: dict[str, asyncio.Lock] = {}
         self._bridge: Bridge | None = None
 
-    async def apply(self, environment_id: str, rules: NetworkRules) -> None:
+    async def apply(self, environment_id: str, rules: NetworkRules, *, fresh: bool = False) -> None:
         # One at a time per environment, so the last request is the one in force.
         async with self._locks.setdefault(environment_id, asyncio.Lock()):
-            await self._apply(environment_id, rules)
+            await self._apply(environment_id, rules, fresh)
 
     async def _pid(self, environment_id: str) -> int:
         engine = self._engine
@@ -148,7 +148,7 @@ class HostNetworkPolicy:
             raise RuntimeFailure("a container on the host's network cannot have a policy")
         return int(state["Pid"])
 
-    async def _apply(self, environment_id: str, rules: NetworkRules) -> None:
+    async def _apply(self, environment_id: str, rules: NetworkRules, fresh: bool) -> None:
         if shutil.which("nsenter") is None or shutil.which("iptables-restore") is None:
             raise RuntimeFailure("network policy needs nsenter and iptables on the server host")
         pid = await self._pid(environment_id)
@@ -170,7 +170,8 @@ class HostNetworkPolicy:
                 await self._trust(environment_id, self.egress.ca_pem(environment_id))
             elif self.egress is not None:
                 self.egress.release(environment_id)
-            await self._restore(fd, "iptables-restore", nat_table(rules, ports))
+            if ports is not None or not fresh:  # a fresh start has no nat rules to lift
+                await self._restore(fd, "iptables-restore", nat_table(rules, ports))
             await self._restore(fd, "iptables-restore", filter_table(rules, 4, bridge))
             if shutil.which("ip6tables-restore") is not None:
                 await self._restore(fd, "ip6tables-restore", filter_table(rules, 6, bridge))
