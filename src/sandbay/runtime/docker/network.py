@@ -130,6 +130,9 @@ class HostNetworkPolicy:
         self.egress = egress
         self._locks: dict[str, asyncio.Lock] = {}
         self._bridge: Bridge | None = None
+        #: environment id → the namespace whose container already trusts its CA (the
+        #: sweep re-applies every policy; the trust store needs writing once per start)
+        self._trusted: dict[str, tuple[int, int]] = {}
 
     async def apply(self, environment_id: str, rules: NetworkRules, *, fresh: bool = False) -> None:
         # One at a time per environment, so the last request is the one in force.
@@ -167,9 +170,13 @@ class HostNetworkPolicy:
                 if self.egress is None:
                     raise RuntimeFailure("this runner has no egress proxy for a policy by name")
                 ports = await self.egress.listen(environment_id, fd)
-                await self._trust(environment_id, self.egress.ca_pem(environment_id))
+                netns = os.fstat(fd)
+                if self._trusted.get(environment_id) != (netns.st_dev, netns.st_ino):
+                    await self._trust(environment_id, self.egress.ca_pem(environment_id))
+                    self._trusted[environment_id] = (netns.st_dev, netns.st_ino)
             elif self.egress is not None:
                 self.egress.release(environment_id)
+                self._trusted.pop(environment_id, None)
             if ports is not None or not fresh:  # a fresh start has no nat rules to lift
                 await self._restore(fd, "iptables-restore", nat_table(rules, ports))
             await self._restore(fd, "iptables-restore", filter_table(rules, 4, bridge))

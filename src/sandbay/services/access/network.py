@@ -99,9 +99,9 @@ class NetworkEnforcer:
         rules send anything there: a gateway without them refuses everything)."""
         if self._egress is None or self._domain_policy is None:
             raise RuntimeFailure("this runner has no egress proxy for a policy by name")
-        async with self._sessions() as session:
-            policy = await self._domain_policy(session, env)
-        self._egress.set_policy(env.id, policy)
+        policy = await self.domain_policy_of(env.id)
+        if policy is not None:  # None: a change since lifted it; its own sync follows
+            self._egress.set_policy(env.id, policy)
 
     async def domain_policy_of(self, environment_id: str) -> DomainPolicy | None:
         """The environment's names and secrets as the database has them now."""
