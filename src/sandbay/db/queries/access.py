@@ -73,20 +73,12 @@ async def environment_states(session: AsyncSession, env_ids: Sequence[str]) -> d
     return {row.id: row.state for row in await session.execute(query)}
 
 
-async def running_restricted(session: AsyncSession, runner_id: str) -> list[Env]:
-    """Running managed environments of a runner with a network restriction."""
+async def running_managed(session: AsyncSession, runner_id: str) -> list[Env]:
+    """Running managed environments of a runner (which of them a network policy
+    restricts is `records.network_rules`' to say)."""
     query = select(Env).where(
         Env.state == EnvState.RUNNING,
         Env.kind == EnvironmentKind.MANAGED,
         Env.runner_id == runner_id,
     )
-    rows = (await session.execute(query)).scalars()
-    return [
-        env
-        for env in rows
-        if env.network_block_all
-        or env.network_allow_list
-        or env.network_domain_allow_list
-        or env.network_domain_deny_list
-        or env.secrets
-    ]
+    return list((await session.execute(query)).scalars())

@@ -192,7 +192,8 @@ class NetworkEnforcer:
     async def sweep(self) -> None:
         """Re-enforce every restricted running environment of this runner."""
         async with self._sessions() as session:
-            rows = await queries.running_restricted(session, self._runner_id)
+            running = await queries.running_managed(session, self._runner_id)
+        rows = [env for env in running if not network_rules(env).unrestricted]
         if self._egress is not None:
             keep = {env.id for env in rows}
             for environment_id in self._egress.serving():
