@@ -164,18 +164,18 @@ def test_root_inside_cannot_change_or_get_around_it(
     )
     assert run(api, env["id"], ["python3", "-c", udp])["exit_code"] != 0
     listening = sh(api, env["id"], "cat /proc/net/tcp | awk 'NR>1 && $4==\"0A\" {print $2}'")
-    for local in listening.split():
-        address, port = local.split(":")
-        if address == "0100007F":  # 127.0.0.1: the proxy's port among them
-            probe = curl(
-                api,
-                env["id"],
-                "-k",
-                "--resolve",
-                f"{lab.a.name}:{int(port, 16)}:127.0.0.1",
-                f"https://{lab.a.name}:{int(port, 16)}/",
-            )
-            assert probe["exit_code"] != 0
+    loopback = [p for a, p in (x.split(":") for x in listening.split()) if a == "0100007F"]
+    assert loopback  # 127.0.0.1: the proxy's port among them
+    for port in loopback:
+        probe = curl(
+            api,
+            env["id"],
+            "-k",
+            "--resolve",
+            f"{lab.a.name}:{int(port, 16)}:127.0.0.1",
+            f"https://{lab.a.name}:{int(port, 16)}/",
+        )
+        assert probe["exit_code"] != 0
 
 
 def test_a_live_change_takes_effect_at_once(

@@ -15,6 +15,7 @@ environment."""
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -222,16 +223,7 @@ class EgressGateway:
             return
         budget.used += 1
         suppressed, budget.suppressed = budget.suppressed, 0
-        record = Refusal(
-            refusal.environment_id,
-            refusal.kind,
-            refusal.reason,
-            refusal.name,
-            refusal.address,
-            refusal.port,
-            suppressed,
-        )
-        self._spawn(self._report(record))
+        self._spawn(self._report(dataclasses.replace(refusal, suppressed=suppressed)))
 
     async def _report(self, refusal: Refusal) -> None:
         assert self.on_refusal is not None
