@@ -5,6 +5,7 @@ that runs this process's background jobs. Routes reach a capability through the
 getters in `api/deps.py`; nothing else is built anywhere."""
 
 import logging
+import socket
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlparse
@@ -56,6 +57,7 @@ from sandbay.services.inside.interpreter import Interpreters
 from sandbay.services.inside.lsp import LanguageServers
 from sandbay.services.inside.processes import ProcessRegistry
 from sandbay.services.inside.service import ExecLimits, InsideService
+from sandbay.services.runners.routing import RoutedLocator, adopt_environments, agent_token
 from sandbay.services.runners.service import RunnersService
 from sandbay.services.tenancy.auth import KeyCache, ensure_bootstrap
 from sandbay.services.tenancy.service import TenancyService
@@ -175,6 +177,7 @@ class Platform:
         async def load_domain_policy(session: AsyncSession, env: EnvironmentModel) -> DomainPolicy:
             return await domain_policy(session, env, box)
 
+        token = agent_token(box.derive_key("envd-token"))
         runtime = DockerRuntime.open(
             runner_id=s.runner_id,
             agent_dir=s.inside.agent_dir,
@@ -184,7 +187,24 @@ class Platform:
             agent_ready_timeout=s.inside.agent_ready_timeout,
             disk_limits=s.disk_limits,
             egress=egress,
+            agent_token=token,
         )
+        swarm = DockerSwarm(runtime.provider, s.runner_id)
+        if (node_id := runtime.provider.node_id) is not None:
+            # A Swarm node: it is the runner named by its node id; environments made
+            # here before it joined (named by the host) are its own (docs/scaling.md).
+            async with sessions() as session:
+                await adopt_environments(session, {s.runner_id, socket.gethostname()}, node_id)
+                await session.commit()
+            s = s.model_copy(update={"runner_id": node_id})
+            routed = RoutedLocator(
+                runtime.channel.locator,
+                local_runners={node_id},
+                sessions=sessions,
+                token=token,
+                runners=swarm,
+            )
+            runtime = runtime.routed(routed)
         holds = ActivityHolds()
         contexts = build_context_store(s)
         environments = EnvironmentsService(
@@ -302,7 +322,7 @@ class Platform:
             language_servers=LanguageServers(sessions, runtime.runner, runtime.files),
             secrets=box,
             snapshots=SnapshotsService(environments),
-            runners=RunnersService(DockerSwarm(runtime.provider, s.runner_id)),
+            runners=RunnersService(swarm),
         )
         platform._register(role)
         return platform

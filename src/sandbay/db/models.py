@@ -139,6 +139,9 @@ class EnvironmentModel(Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     runner_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     container_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: `host:port` of its agent for replicas on other hosts (a Swarm node's published
+    #: port), set while it runs; None on one host.
+    agent_endpoint: Mapped[str | None] = mapped_column(String(255), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     restart_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -23,7 +23,8 @@ routes never build HTTP errors and one handler renders them all.
     └── RuntimeFailure          502 runtime_error   (the container engine failed;
         │                                            retried unless `permanent`)
         ├── EngineUnavailable   503 engine_unavailable (the engine cannot be reached:
-        │                        restarting, upgrading; with `Retry-After`)
+        │   │                    restarting, upgrading; with `Retry-After`)
+        │   └── RunnerUnreachable  503 runner_unreachable (its Swarm node is down)
         ├── ImageMissing        (permanent: neither on the runner nor pullable)
         ├── ContainerNotFound   (an engine 404 on the provider's own calls)
         └── PortUnreachable     (nothing accepts connections on a port inside)
@@ -145,6 +146,13 @@ class EngineUnavailable(RuntimeFailure):
     status_code = 503
     error_type = "engine_unavailable"
     retry_after = 5
+
+
+class RunnerUnreachable(EngineUnavailable):
+    """The environment's runner (a Swarm node) is down or gone: its environments wait
+    for it, nothing is deleted, and calls on them are a 503 until it is back."""
+
+    error_type = "runner_unreachable"
 
 
 class ImageMissing(RuntimeFailure):

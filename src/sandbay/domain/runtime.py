@@ -118,6 +118,9 @@ class ContainerInfo:
     started_at: str | None = None
     finished_at: str | None = None
     created: float | None = None  # unix seconds
+    #: `host:port` where its agent answers from other hosts (a runner in a Swarm
+    #: publishes it on the node's address); None where only this host reaches it.
+    agent_endpoint: str | None = None
 
     @property
     def running(self) -> bool:

@@ -76,6 +76,7 @@ class Outcome:
     reason: str
     container_id: str | None = None
     exit_code: int | None = None
+    agent_endpoint: str | None = None
     observed: Observed | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -150,7 +151,12 @@ async def _start(engine: Engine, work: Work) -> Outcome:
     if info.running:
         # The agent held the workload until now: none of it ran without the policy.
         await engine.provider.release(work.environment_id)
-    return Outcome(EnvState.RUNNING, "workload started", info.container_id or None)
+    return Outcome(
+        EnvState.RUNNING,
+        "workload started",
+        info.container_id or None,
+        agent_endpoint=info.agent_endpoint,
+    )
 
 
 async def _pause(engine: Engine, work: Work) -> Outcome:

@@ -47,6 +47,8 @@ from sandbay.services.environments.transitions import set_desired, transition
 from sandbay.services.events.record import record_environment_event, record_event
 
 log = logging.getLogger(__name__)
+#: States whose container runs no agent: its published endpoint is gone.
+_NO_AGENT = frozenset({EnvState.STOPPED, EnvState.ARCHIVED, EnvState.DELETED, EnvState.ERROR})
 
 ACTOR = "reconciler"
 Change = Callable[[AsyncSession, EnvironmentModel], object]
@@ -332,6 +334,10 @@ class Reconciler(PeriodicLoop):
             env.container_id = out.container_id
         if action is Action.DELETE or action is Action.ARCHIVE:
             env.container_id = None
+        if out.agent_endpoint:
+            env.agent_endpoint = out.agent_endpoint
+        elif out.to in _NO_AGENT:
+            env.agent_endpoint = None
         if out.exit_code is not None:
             env.exit_code = out.exit_code
         if action is Action.STOP:

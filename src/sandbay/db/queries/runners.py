@@ -1,6 +1,8 @@
 """Queries about runners: how many environments each holds."""
 
-from sqlalchemy import func, select
+from collections.abc import Collection
+
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sandbay.db.models import EnvironmentModel as Env
@@ -15,3 +17,20 @@ async def environments_by_runner(session: AsyncSession) -> dict[str, int]:
         .group_by(Env.runner_id)
     )
     return {str(runner): int(n) for runner, n in (await session.execute(query)).all()}
+
+
+async def agent_route(session: AsyncSession, env_id: str) -> tuple[str | None, str | None] | None:
+    """(runner id, published agent endpoint) of a live environment, None if none."""
+    query = select(Env.runner_id, Env.agent_endpoint).where(
+        Env.id == env_id, Env.deleted_at.is_(None)
+    )
+    row = (await session.execute(query)).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def rename_runner(session: AsyncSession, old: Collection[str], new: str) -> int:
+    """Environments whose `runner_id` is one of `old` now name runner `new`."""
+    done = await session.execute(
+        update(Env).where(Env.runner_id.in_(list(old))).values(runner_id=new)
+    )
+    return int(getattr(done, "rowcount", 0) or 0)

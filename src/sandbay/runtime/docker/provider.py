@@ -63,7 +63,7 @@ from sandbay.runtime.docker.names import (
     userns_mode,
     volume_name,
 )
-from sandbay.runtime.envd.channel import Channel
+from sandbay.runtime.envd.channel import PORT, Channel
 from sandbay.runtime.envd.processes import EnvdRunner
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,23 @@ def _make_owned_like(path: str, model: str) -> None:
             os.chown(head, stat.st_uid, stat.st_gid)
 
 
+def swarm_address(info: dict[str, Any]) -> str | None:
+    """The node's Swarm address (from `docker info`), if the engine is in a Swarm."""
+    swarm = info.get("Swarm") or {}
+    if swarm.get("LocalNodeState") != "active":
+        return None
+    return str(swarm.get("NodeAddr") or "") or None
+
+
+def published_endpoint(raw: dict[str, Any]) -> str | None:
+    """`host:port` the engine published the agent's port on (from an inspect)."""
+    ports = ((raw.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{PORT}/tcp") or []
+    for binding in ports:
+        if binding.get("HostPort") and ":" not in (binding.get("HostIp") or ""):
+            return f"{binding.get('HostIp') or '127.0.0.1'}:{binding['HostPort']}"
+    return None
+
+
 def _info(raw: dict[str, Any]) -> ContainerInfo:
     """Map an engine inspect result to the domain shape."""
     state = raw.get("State", {})
@@ -111,6 +128,7 @@ def _info(raw: dict[str, Any]) -> ContainerInfo:
         oom_killed=bool(state.get("OOMKilled")),
         started_at=state.get("StartedAt"),
         finished_at=state.get("FinishedAt"),
+        agent_endpoint=published_endpoint(raw) if state.get("Running") else None,
     )
 
 
@@ -126,8 +144,12 @@ class DockerProvider:
         threads: int = 64,
         agent_ready_timeout: float = 30.0,
         disk_limits: bool = True,
+        agent_token: Callable[[str], str] | None = None,
     ) -> None:
         self.runner_id = runner_id
+        #: The token an environment's agent accepts, derived from its id when set, so
+        #: that a replica on another host can open it without asking this engine.
+        self._agent_token = agent_token
         if not (agent_dir / "envd").is_file():
             raise RuntimeFailure(
                 f"the environment agent is not built ({agent_dir / 'envd'} is missing): "
@@ -170,6 +192,11 @@ class DockerProvider:
         self.remapped = remapped(info)
         #: The engine's volumes directory when disk_gb is enforced (runtime/docker/disks).
         self.disk_root = self._disk_root(info) if disk_limits else None
+        #: On a Swarm node: the node's address, where each agent's port is published
+        #: (a random port) for the replicas on other hosts (docs/scaling.md).
+        self.node_address = swarm_address(info)
+        #: On a Swarm node: its node id, which is then this runner's id.
+        self.node_id = str((info.get("Swarm") or {}).get("NodeID") or "") or None
 
     def _disk_root(self, info: dict[str, Any]) -> Path | None:
         root = str(info.get("DockerRootDir") or "")
@@ -290,7 +317,11 @@ class DockerProvider:
             f"{self._agent_dir}:{AGENT_DIR}:ro",
             *self._shared_binds(spec),
         ]
+        publish: dict[int | str, Any] = {}
+        if self.node_address is not None:
+            publish[PORT] = (self.node_address, None)
         host_config = self._api.create_host_config(
+            port_bindings=publish,
             cap_drop=["ALL"],
             cap_add=CAPABILITIES,
             security_opt=["no-new-privileges:true"],
@@ -307,7 +338,12 @@ class DockerProvider:
         )
         entrypoint = self._entrypoint(spec)
         # A fresh token per container: it opens this environment's agent and nothing else.
-        env = {**spec.env, TOKEN_VAR: secrets.token_hex(24), HOLD_VAR: "1"}
+        token = (
+            secrets.token_hex(24)
+            if self._agent_token is None
+            else self._agent_token(spec.environment_id)
+        )
+        env = {**spec.env, TOKEN_VAR: token, HOLD_VAR: "1"}
         for attempt in range(2):
             try:
                 created = self._api.create_container(
@@ -322,6 +358,7 @@ class DockerProvider:
                     detach=True,
                     entrypoint=entrypoint,
                     command=[],
+                    ports=[PORT] if publish else None,
                 )
                 self._attach_layer(vdir, created["Id"])
                 return str(created["Id"])
@@ -419,11 +456,16 @@ class DockerProvider:
             # recreate it; the workspace volume, if it survived, is reattached.
             recreated = self._create(spec)
             self._api.start(name)
+        endpoint = None
+        if self.node_address is not None:
+            # The engine picks the published port at start: read it back.
+            endpoint = published_endpoint(self._api.inspect_container(name))
         return ContainerInfo(
             container_id=recreated,
             environment_id=spec.environment_id,
             org_id=spec.org_id,
             status=ContainerStatus.RUNNING,
+            agent_endpoint=endpoint,
         )
 
     async def start(self, spec: ContainerSpec, *, release: bool = True) -> ContainerInfo:

@@ -5,7 +5,8 @@ an environment (processes, files, git, ports, file sessions) through the environ
 agent over one channel (docs/envd.md). A second provider is one more object of this
 shape with its own locator."""
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sandbay.runtime.docker.archive import DockerArchiver
@@ -17,7 +18,7 @@ from sandbay.runtime.docker.provider import DockerProvider
 from sandbay.runtime.docker.resources import DockerResources
 from sandbay.runtime.docker.stats import DockerStats
 from sandbay.runtime.egress import EgressGateway
-from sandbay.runtime.envd.channel import Channel
+from sandbay.runtime.envd.channel import Channel, Locator
 from sandbay.runtime.envd.files import EnvdFiles
 from sandbay.runtime.envd.git import EnvdGit
 from sandbay.runtime.envd.ports import EnvdFileAgent, EnvdPorts
@@ -53,6 +54,7 @@ class DockerRuntime:
         agent_ready_timeout: float = 30.0,
         disk_limits: bool = True,
         egress: EgressGateway | None = None,
+        agent_token: Callable[[str], str] | None = None,
     ) -> "DockerRuntime":
         provider = DockerProvider(
             runner_id=runner_id,
@@ -61,6 +63,7 @@ class DockerRuntime:
             threads=threads,
             agent_ready_timeout=agent_ready_timeout,
             disk_limits=disk_limits,
+            agent_token=agent_token,
         )
         engine, channel = provider.engine(), provider.channel
         return cls(
@@ -76,6 +79,21 @@ class DockerRuntime:
             network=HostNetworkPolicy(engine, egress),
             images=DockerImages(provider),
             resources=DockerResources(provider),
+            ports=EnvdPorts(channel),
+            file_agent=EnvdFileAgent(channel),
+        )
+
+    def routed(self, locator: Locator) -> "DockerRuntime":
+        """The same runtime with everything inside environments going through
+        `locator` (which reaches runners on other hosts too); the provider's own
+        calls (readiness, hooks) stay on this engine."""
+        channel = Channel(locator)
+        return replace(
+            self,
+            channel=channel,
+            runner=EnvdRunner(channel),
+            files=EnvdFiles(channel),
+            git=EnvdGit(channel),
             ports=EnvdPorts(channel),
             file_agent=EnvdFileAgent(channel),
         )
