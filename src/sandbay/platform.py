@@ -57,6 +57,7 @@ from sandbay.services.inside.interpreter import Interpreters
 from sandbay.services.inside.lsp import LanguageServers
 from sandbay.services.inside.processes import ProcessRegistry
 from sandbay.services.inside.service import ExecLimits, InsideService
+from sandbay.services.runners.placement import SwarmPlacer
 from sandbay.services.runners.routing import RoutedLocator, adopt_environments, agent_token
 from sandbay.services.runners.service import RunnersService
 from sandbay.services.tenancy.auth import KeyCache, ensure_bootstrap
@@ -216,6 +217,7 @@ class Platform:
                 default_runtime=s.default_runtime,
                 warm_pools=tuple(s.pools.warm),
                 build_contexts=contexts is not None,
+                cluster=SwarmPlacer(swarm) if runtime.provider.node_id is not None else None,
             ),
             resources=runtime.resources,
         )

@@ -38,6 +38,11 @@ import docker
 from tests.support.polling import eventually
 
 SUBNET = "10.233.0"
+#: Each engine's own bridge (containers' addresses), `10.234.<node index>.0/24`: inside
+#: the node's namespace only; the engines publish ports on the node's address.
+BRIDGE = "10.234"
+#: This host's address on the hub (with `reachable`): it reaches every node's address.
+HOST_ADDRESS = f"{SUBNET}.254"
 #: How often workers report to the manager; the manager marks a node down after a
 #: few missed beats, so a stopped engine shows `down` in seconds, not a minute.
 HEARTBEAT_SECONDS = 1
@@ -103,7 +108,7 @@ class SwarmNode:
         dockerd = (
             f"exec dockerd --config-file {self.root}/daemon.json"
             f" --data-root {self.root}/data --exec-root {self.root}/exec"
-            f" --pidfile {self.root}/dockerd.pid -H {self.url} --bridge=none"
+            f" --pidfile {self.root}/dockerd.pid -H {self.url} --bip {BRIDGE}.{self.index}.1/24"
             f" --iptables=false --ip-masq=false{labels}"
         )
         # nsenter (not `ip netns exec`, which remounts /sys and hides the cgroups);
@@ -191,6 +196,19 @@ class Swarm:
     def workers(self) -> list[SwarmNode]:
         return self.nodes[1:]
 
+    def load_image(self, ref: str) -> None:
+        """Copy an image of this machine's engine onto every node (`docker save`,
+        `docker load`): the nodes pull nothing, as no engine here can."""
+        saved = subprocess.run(["docker", "save", ref], capture_output=True, check=True).stdout
+
+        def load(node: SwarmNode) -> None:
+            subprocess.run(
+                ["docker", "-H", node.url, "load"], input=saved, capture_output=True, check=True
+            )
+
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(load, self.nodes))
+
     def node_state(self, node: SwarmNode) -> str:
         """The node's state as the manager sees it (`ready`, `down`, `unknown`)."""
         return self.manager.docker(
@@ -223,6 +241,19 @@ def _make_network(tag: str, nodes: list[SwarmNode]) -> None:
         _ip("-n", hub, "link", "set", port, "up")
 
 
+def _link_host(tag: str) -> str:
+    """A veth from this host into the hub: the nodes' addresses (and the ports their
+    engines publish there) become reachable from here, as a control plane reaches
+    its runners. Returns the host end's name (deleting it removes both ends)."""
+    name, peer = f"{tag}h", f"{tag}u"
+    _ip("link", "add", name, "type", "veth", "peer", "name", peer, "netns", f"{tag}-hub")
+    _ip("-n", f"{tag}-hub", "link", "set", peer, "master", "br0")
+    _ip("-n", f"{tag}-hub", "link", "set", peer, "up")
+    _ip("addr", "add", f"{HOST_ADDRESS}/24", "dev", name)
+    _ip("link", "set", name, "up")
+    return name
+
+
 def _host_config() -> dict[str, object]:
     path = Path("/etc/docker/daemon.json")
     loaded: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
@@ -240,6 +271,7 @@ def _unmount_under(*roots: Path) -> None:
 
 
 def _teardown(tag: str, base: Path, nodes: list[SwarmNode]) -> None:
+    subprocess.run(["ip", "link", "del", f"{tag}h"], capture_output=True)
     with ThreadPoolExecutor(len(nodes) or 1) as pool:
         list(pool.map(lambda node: node.stop(timeout=15), nodes))
     _unmount_under(base)
@@ -258,13 +290,16 @@ def start_swarm(
     labels: Mapping[int, Mapping[str, str]] | None = None,
     engine_labels: Mapping[int, Mapping[str, str]] | None = None,
     daemon_config: Mapping[str, object] | None = None,
+    reachable: bool = False,
 ) -> Iterator[Swarm]:
     """`size` engines joined into one Swarm (node 0 the manager), torn down on exit.
 
     `labels` are Swarm node labels (`docker node update --label-add`), by node
     index; `engine_labels` are the engines' own `dockerd --label`s. Each engine
     reads `daemon_config` (default: the host engine's /etc/docker/daemon.json, so
-    the nodes run as the host's engine does: runtimes, user namespaces)."""
+    the nodes run as the host's engine does: runtimes, user namespaces). With
+    `reachable` this host gets `HOST_ADDRESS` on the hub and reaches every node's
+    address (one reachable Swarm at a time: the subnet is the same)."""
     config = dict(daemon_config) if daemon_config is not None else _host_config()
     assert 1 <= size <= 200
     tag = f"sbsw{os.getpid() % 100000}x{next(_serial)}"
@@ -281,6 +316,8 @@ def start_swarm(
             node.root.mkdir()
             (node.root / "daemon.json").write_text(json.dumps(config))
         _make_network(tag, nodes)
+        if reachable:
+            _link_host(tag)
         for node in nodes:  # engines boot in parallel
             node.launch()
         for node in nodes:

@@ -226,6 +226,15 @@ class EnvironmentCreate(BaseModel):
         "settings (fields given here replace them; labels are merged). One still being "
         "made is waited for",
     )
+    runner_labels: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=128)],
+        Annotated[str, StringConstraints(max_length=256)],
+    ] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Place it only on a runner (Swarm node) with these node labels, e.g. "
+        '{"region": "eu"}; it stays on the chosen runner for its life',
+    )
 
 
 class EnvironmentUpdate(BaseModel):

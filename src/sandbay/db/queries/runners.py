@@ -6,6 +6,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sandbay.db.models import EnvironmentModel as Env
+from sandbay.domain.environments import EnvironmentKind
+from sandbay.domain.states import DesiredState
+
+MIB = 1024 * 1024
 
 
 async def environments_by_runner(session: AsyncSession) -> dict[str, int]:
@@ -34,3 +38,22 @@ async def rename_runner(session: AsyncSession, old: Collection[str], new: str) -
         update(Env).where(Env.runner_id.in_(list(old))).values(runner_id=new)
     )
     return int(getattr(done, "rowcount", 0) or 0)
+
+
+async def reservations(session: AsyncSession) -> dict[str, tuple[float, int, int]]:
+    """Per runner: (CPUs, memory bytes, environments) of its managed environments that
+    are running or meant to run (a stopped one holds none until it starts again)."""
+    query = (
+        select(Env.runner_id, func.sum(Env.cpu), func.sum(Env.memory_mb), func.count())
+        .where(
+            Env.deleted_at.is_(None),
+            Env.runner_id.is_not(None),
+            Env.kind == EnvironmentKind.MANAGED,
+            Env.desired_state.in_([DesiredState.RUNNING, DesiredState.PAUSED]),
+        )
+        .group_by(Env.runner_id)
+    )
+    return {
+        str(runner): (float(cpu or 0), int(memory or 0) * MIB, int(n))
+        for runner, cpu, memory, n in (await session.execute(query)).all()
+    }

@@ -10,6 +10,7 @@ from sandbay.domain.errors import Conflict, ContainerNotFound, RuntimeFailure
 from sandbay.runtime.docker.engine import Engine
 from sandbay.runtime.docker.health import EngineHealth
 from sandbay.runtime.docker.names import TOKEN_VAR, container_name
+from sandbay.runtime.docker.ports import published_endpoint
 from sandbay.runtime.envd.channel import PORT, Address
 
 
@@ -28,6 +29,11 @@ def address_of(raw: dict[str, Any]) -> Address:
     token = next((e.split("=", 1)[1] for e in env if e.startswith(f"{TOKEN_VAR}=")), "")
     if not token:
         raise AgentMissing("the environment runs without its agent: restart it")
+    published = published_endpoint(raw)
+    if published is not None:
+        # A Swarm node's runner: the same endpoint every replica uses.
+        node, _, port = published.rpartition(":")
+        return Address(host=node, port=int(port), token=token)
     settings = raw.get("NetworkSettings") or {}
     hosts = [n.get("IPAddress") for n in (settings.get("Networks") or {}).values()]
     host = next((h for h in hosts if h), settings.get("IPAddress"))

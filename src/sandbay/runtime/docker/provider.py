@@ -63,6 +63,7 @@ from sandbay.runtime.docker.names import (
     userns_mode,
     volume_name,
 )
+from sandbay.runtime.docker.ports import published_endpoint
 from sandbay.runtime.envd.channel import PORT, Channel
 from sandbay.runtime.envd.processes import EnvdRunner
 
@@ -103,15 +104,6 @@ def swarm_address(info: dict[str, Any]) -> str | None:
     if swarm.get("LocalNodeState") != "active":
         return None
     return str(swarm.get("NodeAddr") or "") or None
-
-
-def published_endpoint(raw: dict[str, Any]) -> str | None:
-    """`host:port` the engine published the agent's port on (from an inspect)."""
-    ports = ((raw.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{PORT}/tcp") or []
-    for binding in ports:
-        if binding.get("HostPort") and ":" not in (binding.get("HostIp") or ""):
-            return f"{binding.get('HostIp') or '127.0.0.1'}:{binding['HostPort']}"
-    return None
 
 
 def _info(raw: dict[str, Any]) -> ContainerInfo:

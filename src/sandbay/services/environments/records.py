@@ -4,7 +4,7 @@ domain shape (`Environment`); `get_environment` hands the row to other services
 that change it."""
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -27,6 +27,7 @@ from sandbay.domain.environments import (
 )
 from sandbay.domain.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from sandbay.domain.keys import Permission, Principal
+from sandbay.domain.placement import Demand
 from sandbay.domain.pools import WarmPoolSpec, claim_key
 from sandbay.domain.runtime import (
     RUNSC_MIN_PIDS_LIMIT,
@@ -53,6 +54,14 @@ from sandbay.services.volumes.service import resolve_mounts
 MIB = 1024 * 1024
 
 
+class Cluster(Protocol):
+    """Many runners (a Swarm): picks the one a new environment goes to."""
+
+    async def place(self, session: AsyncSession, demand: Demand) -> str:
+        """The chosen runner's id; 409 when none fits (saying why), 503 if none is up."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Placement:
     """Where new environments go and what they default to. With warm pools
@@ -66,6 +75,8 @@ class Placement:
     build_contexts: bool = False
     #: Runtime of a create that names none, in an organization with no default.
     default_runtime: Runtime = Runtime.RUNC
+    #: With many runners, where each new environment goes (else: `runner_id`).
+    cluster: Cluster | None = None
 
 
 async def get_environment(
@@ -171,7 +182,13 @@ async def create_environment(
         raise Conflict(f"an environment named {body.name!r} already exists")
     # Pools may also be made through the API at any time: a matching create always
     # looks for a ready member (one indexed query).
-    pooled = planned.ready and not mounts and runtime is Runtime.RUNC and seed is None
+    pooled = (
+        planned.ready
+        and not mounts
+        and runtime is Runtime.RUNC
+        and seed is None
+        and not body.runner_labels
+    )
     key = claim_key(org_id, image, body) if pooled else None
     if key is not None:
         claimed = await pools.claim(session, key, body, body.name, principal.actor)
@@ -179,16 +196,32 @@ async def create_environment(
             return environment_from_model(claimed)
     env_id = ids.new_id(ids.ENVIRONMENT)
     name = body.name or env_id
+    runner_id = None
+    if body.kind is EnvironmentKind.MANAGED:
+        runner_id = placement.runner_id
+        if placement.cluster is not None:
+            demand = Demand(
+                cpu=body.cpu,
+                memory_bytes=body.memory_mb * MIB,
+                image=image or "",
+                labels=body.runner_labels,
+                key=env_id,
+            )
+            runner_id = await placement.cluster.place(session, demand)
+    elif body.runner_labels:
+        raise InvalidRequest("runner_labels place managed environments only")
     # Every field of the request is a column; the model fills in its bookkeeping.
     env = EnvironmentModel(
-        **body.model_dump(exclude={"name", "image", "build", "volumes", "runtime", "snapshot"}),
+        **body.model_dump(
+            exclude={"name", "image", "build", "volumes", "runtime", "snapshot", "runner_labels"}
+        ),
         volumes=[m.model_dump() for m in mounts],
         runtime=runtime.value,
         id=env_id,
         org_id=org_id,
         name=name,
         image=image,
-        runner_id=placement.runner_id if body.kind is EnvironmentKind.MANAGED else None,
+        runner_id=runner_id,
     )
     if not planned.ready:
         env.next_attempt_at = None  # not due until the images loop has built its image
