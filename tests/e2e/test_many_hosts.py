@@ -19,7 +19,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.support.factories import assert_envelope, create_env, wait_state
+from tests.support.factories import assert_envelope, create_env, events, wait_state
 from tests.support.images import BUSYBOX, static_image
 from tests.support.polling import eventually
 from tests.support.postgres import create_database, drop_database
@@ -42,7 +42,9 @@ class Cluster:
         return next(n for n in self.swarm.nodes if n.node_id == env["runner_id"])
 
 
-def _process(base: Path, instance: str, key: str, url: str, node: SwarmNode, secret: str) -> LiveServer:
+def _process(
+    base: Path, instance: str, key: str, url: str, node: SwarmNode, secret: str
+) -> LiveServer:
     return LiveServer(
         data_dir=base / f"{node.name}-{uuid.uuid4().hex[:6]}",
         instance=instance,
@@ -108,7 +110,10 @@ def test_environments_spread_over_the_nodes_and_are_reached_from_either_replica(
             cpu, memory = sizes[i % len(sizes)]
             made.append(
                 create_env(
-                    a if i % 2 else b, image=cluster.image, cpu=cpu, memory_mb=memory,
+                    a if i % 2 else b,
+                    image=cluster.image,
+                    cpu=cpu,
+                    memory_mb=memory,
                     name=f"many-{i}",
                 )  # fmt: skip
             )
@@ -127,26 +132,56 @@ def test_environments_spread_over_the_nodes_and_are_reached_from_either_replica(
                 assert _sh(api, env["id"], "echo $((6 * 7))") == "42\n"
             body = uuid.uuid4().bytes * 1000
             path = {"path": "/workspace/kept.bin"}
-            assert a.put(f"/v1/environments/{env['id']}/files", params=path, content=body).status_code == 200
+            assert (
+                a.put(f"/v1/environments/{env['id']}/files", params=path, content=body).status_code
+                == 200
+            )
             assert b.get(f"/v1/environments/{env['id']}/files", params=path).content == body
 
 
 def test_a_node_that_goes_down_makes_its_environments_unreachable_not_lost(
     cluster: Cluster,
 ) -> None:
+    """The node fails whole (its runner and its engine killed, as when the machine
+    goes away): calls on its environments are 503 `runner_unreachable`, nothing is
+    deleted or marked failed; when it is back its runner brings them up again."""
     a = cluster.replicas[0].client()
     with contextlib.closing(a):
-        env = wait_state(a, create_env(a, image=cluster.image, runner_labels={"region": "eu"}, cpu=0.1, memory_mb=64)["id"], "running")
+        made = create_env(
+            a, image=cluster.image, runner_labels={"region": "eu"}, cpu=0.1, memory_mb=64
+        )
+        env = wait_state(a, made["id"], "running")
         node = cluster.node_of(env)
-        assert node.index == 2
+        assert node.index == 2  # the only node labelled region=eu
+        _sh(a, env["id"], "echo before > /workspace/note")
+        runner = cluster.runners[node.index]
+        runner.kill9()
         node.stop()
         cluster.swarm.wait_state(node, "down")
-        answer = a.post(f"/v1/environments/{env['id']}/exec", json={"command": [str(BUSYBOX), "true"]})
+        exec_true = {"command": [str(BUSYBOX), "true"]}
+        answer = a.post(f"/v1/environments/{env['id']}/exec", json=exec_true)
         assert_envelope(answer, 503, "runner_unreachable")
+        files = a.get(f"/v1/environments/{env['id']}/files", params={"path": "/workspace/note"})
+        assert_envelope(files, 503, "runner_unreachable")
+        shown = a.get(f"/v1/environments/{env['id']}").json()
+        assert shown["state"] == "running" and shown["runner_id"] == node.node_id
+        # New environments go elsewhere meanwhile; one that needs the node waits (503).
+        other = create_env(a, image=cluster.image, cpu=0.1, memory_mb=64)
+        assert other["runner_id"] != node.node_id
+        pinned = a.post(
+            "/v1/environments",
+            json={"image": cluster.image, "runner_labels": {"region": "eu"}},
+        )
+        assert_envelope(pinned, 409, "conflict_error")
+
         node.start()
+        runner.start()
         cluster.swarm.wait_state(node, "ready")
         eventually(
-            lambda: a.post(f"/v1/environments/{env['id']}/exec", json={"command": [str(BUSYBOX), "true"]}).status_code == 200,
+            lambda: a.post(f"/v1/environments/{env['id']}/exec", json=exec_true).status_code == 200,
             what="its environment answers again",
             timeout=90,
         )
+        assert _sh(a, env["id"], "cat /workspace/note") == "before\n"
+        states = [e.get("data", {}).get("to") for e in events(a, env["id"])]
+        assert "error" not in states and "deleted" not in states

@@ -66,17 +66,18 @@ class RoutedLocator:
         self._states: dict[str, RunnerState] = {}
         self._states_at = -_STATES_SECONDS
 
-    async def _state(self, runner_id: str) -> RunnerState | None:
-        if time.monotonic() - self._states_at > _STATES_SECONDS:
+    async def _state(self, runner_id: str, *, fresh: bool) -> RunnerState | None:
+        if fresh or time.monotonic() - self._states_at > _STATES_SECONDS:
             self._states = {r.id: r.state for r in await self._runners.runners()}
             self._states_at = time.monotonic()
         return self._states.get(runner_id)
 
-    async def unreachable(self, runner_id: str | None) -> bool:
-        """Whether `runner_id` is another runner that the Swarm does not hear from."""
+    async def unreachable(self, runner_id: str | None, *, fresh: bool = False) -> bool:
+        """Whether `runner_id` is another runner that the Swarm does not hear from
+        (`fresh`: asked now, as after its agent did not answer)."""
         if runner_id is None or runner_id in self._mine:
             return False
-        return await self._state(runner_id) is not RunnerState.READY
+        return await self._state(runner_id, fresh=fresh) is not RunnerState.READY
 
     async def locate(self, environment_id: str, *, fresh: bool = False) -> Address:
         if not fresh and environment_id in self._cache:
@@ -90,7 +91,7 @@ class RoutedLocator:
         if runner_id is None or runner_id in self._mine:
             self._cache[environment_id] = None
             return await self._local.locate(environment_id, fresh=fresh)
-        if await self.unreachable(runner_id):
+        if await self.unreachable(runner_id, fresh=fresh):
             self._cache.pop(environment_id, None)
             raise RunnerUnreachable(
                 f"the environment's runner {runner_id} is unreachable (the Swarm does not "
