@@ -27,6 +27,7 @@ from sandbay.gateway.ssh.server import GatewayConfig, SshGateway
 from sandbay.kit.loops import Hint
 from sandbay.reconciler.instances import InstanceProvisioningLoop
 from sandbay.reconciler.manager import LoopManager, ReconcilerParts, add_reconciler_loops
+from sandbay.reconciler.runners import RunnerWatch
 from sandbay.runtime.archives import ArchiveStore, DirectoryArchiveStore, S3ArchiveStore
 from sandbay.runtime.build_contexts import BuildContextStore, S3BuildContexts, ScopedKeys
 from sandbay.runtime.docker.network import bridge_gateway
@@ -355,6 +356,8 @@ class Platform:
                 snapshots=DirectoryArchiveStore(s.data_dir / "snapshots"),
             )
             add_reconciler_loops(loops, s, parts)
+        if role is not Role.SSH_GATEWAY and self.runtime.provider.swarm_manager:
+            loops.add(RunnerWatch(self.sessions, self.runners.source, s.reconciler.runner_interval))
         if role is Role.SERVE:
             loops.add(
                 InstanceProvisioningLoop(

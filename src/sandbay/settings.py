@@ -65,6 +65,9 @@ class ReconcilerSettings(_Section):
         1.0, gt=0, description="Multiplies the transient-state deadlines of the hang detector"
     )
     drift_interval: float = Field(10.0, gt=0, description="Seconds between engine scans")
+    runner_interval: float = Field(
+        2.0, gt=0, description="Seconds between looks at the Swarm's nodes (many hosts)"
+    )
     orphan_grace: float = Field(
         60.0, ge=0, description="Age (s) before an orphan container or volume is removed"
     )

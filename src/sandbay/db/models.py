@@ -142,6 +142,8 @@ class EnvironmentModel(Base):
     #: `host:port` of its agent for replicas on other hosts (a Swarm node's published
     #: port), set while it runs; None on one host.
     agent_endpoint: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: Set while the Swarm does not hear from its runner (RunnerWatch).
+    runner_unreachable_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     restart_count: Mapped[int] = mapped_column(Integer, default=0)

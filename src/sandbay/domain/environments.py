@@ -344,6 +344,11 @@ class Environment(BaseModel):
     pre_stop: list[str] | str | None
     runtime: RecordedRuntime = Field(description="Container runtime (runc, or runsc = gVisor)")
     runner_id: str | None
+    runner_unreachable_since: datetime | None = Field(
+        None,
+        description="Set while its runner (a Swarm node) is down: calls on it answer 503 "
+        "runner_unreachable; its state is what it was, and it converges when the node is back",
+    )
     container_id: str | None
     error_message: str | None
     exit_code: int | None

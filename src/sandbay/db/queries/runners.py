@@ -57,3 +57,19 @@ async def reservations(session: AsyncSession) -> dict[str, tuple[float, int, int
         str(runner): (float(cpu or 0), int(memory or 0) * MIB, int(n))
         for runner, cpu, memory, n in (await session.execute(query)).all()
     }
+
+
+async def to_mark(
+    session: AsyncSession, runners: Collection[str], *, unreachable: bool
+) -> list[Env]:
+    """Live environments of `runners` not yet marked unreachable (`unreachable`), or
+    marked and now to be cleared."""
+    if not runners:
+        return []
+    since = Env.runner_unreachable_since
+    query = select(Env).where(
+        Env.runner_id.in_(list(runners)),
+        Env.deleted_at.is_(None),
+        since.is_(None) if unreachable else since.is_not(None),
+    )
+    return list((await session.execute(query)).scalars())

@@ -189,6 +189,10 @@ class DockerProvider:
         self.node_address = swarm_address(info)
         #: On a Swarm node: its node id, which is then this runner's id.
         self.node_id = str((info.get("Swarm") or {}).get("NodeID") or "") or None
+        #: A Swarm manager answers for every node (and a worker for none).
+        self.swarm_manager = self.node_id is not None and bool(
+            (info.get("Swarm") or {}).get("ControlAvailable")
+        )
 
     def _disk_root(self, info: dict[str, Any]) -> Path | None:
         root = str(info.get("DockerRootDir") or "")

@@ -68,7 +68,11 @@ class RoutedLocator:
 
     async def _state(self, runner_id: str, *, fresh: bool) -> RunnerState | None:
         if fresh or time.monotonic() - self._states_at > _STATES_SECONDS:
-            self._states = {r.id: r.state for r in await self._runners.runners()}
+            try:
+                self._states = {r.id: r.state for r in await self._runners.runners()}
+            except Conflict:
+                # A worker's engine cannot say (only managers know the nodes): try it.
+                return RunnerState.READY
             self._states_at = time.monotonic()
         return self._states.get(runner_id)
 
