@@ -52,6 +52,8 @@ class LiveServer:
     port: int = 0
     ssh_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    #: `serve`, or `reconciler` (the loops alone: no HTTP; ready once it logs so).
+    role: str = "serve"
 
     @property
     def scheme(self) -> str:
@@ -90,8 +92,12 @@ class LiveServer:
         self.ssh_port = self.ssh_port or free_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        argv = [sys.executable, "-m", "sandbay", self.role]
+        if self.role == "serve":
+            argv += ["--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbay", "serve", "--port", str(self.port)],
+            argv,
             env=self.environ(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -101,6 +107,13 @@ class LiveServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.tail()}")
+            if self.role != "serve":
+                with self.log_path.open("rb") as written:
+                    written.seek(offset)
+                    if b"ready (instance" in written.read():
+                        return self
+                time.sleep(0.1)
+                continue
             try:
                 # A TLS server's certificate is the test's to check, not the probe's.
                 probe = httpx.get(f"{self.url}/healthz", timeout=1, verify=False)  # noqa: S501

@@ -277,6 +277,29 @@ def env_archive(
     _lifecycle(api_url, api_key, env, "archive", "archived", wait)
 
 
+@app.command("move")
+def env_move(
+    env: str,
+    api_url: ApiUrl = DEFAULT_URL,
+    api_key: ApiKey = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Runner id or hostname; default: the best other")
+    ] = None,
+    start: Annotated[bool, typer.Option(help="Start it there once moved")] = False,
+) -> None:
+    """Move ENV to another runner: archive it (if it is not), give it the runner, and
+    with --start restore it there (root filesystem and /workspace as they were)."""
+    with api_client(api_url, api_key) as client:
+        if client.get_environment(env)["state"] != "archived":
+            client.archive(env)
+            wait_for(client, env, "archived", 600)
+        result = client.move(env, to)
+        if start:
+            client.start(env)
+            result = wait_for(client, env, "running", 600)
+    _print_state(result)
+
+
 @app.command("rm")
 def env_rm(
     env: str, api_url: ApiUrl = DEFAULT_URL, api_key: ApiKey = None, wait: WaitFlag = True

@@ -290,6 +290,16 @@ def _check_signal(value: str | None) -> str | None:
     return name
 
 
+class MoveRequest(BaseModel):
+    """Where to move an archived environment (many hosts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    runner_id: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
+        None, description="The runner (Swarm node id or hostname); default: the best other one"
+    )
+
+
 class StopRequest(BaseModel):
     """How to stop: a signal, a grace period, then a kill; `force` kills at once."""
 

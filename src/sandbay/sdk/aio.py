@@ -177,6 +177,11 @@ class Environments(_Resource):
     async def archive(self, env: str) -> Environment:
         return await self._t.call(ep.lifecycle(env, "archive"))
 
+    async def move(self, env: str, runner_id: str | None = None) -> Environment:
+        """Give an archived environment another runner (a Swarm node): by id or
+        hostname, or the best other one; its next start restores it there."""
+        return await self._t.call(ep.move_environment(env, runner_id))
+
     async def keepalive(self, env: str) -> Environment:
         return await self._t.call(ep.lifecycle(env, "keepalive"))
 

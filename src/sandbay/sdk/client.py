@@ -106,6 +106,11 @@ class Client:
     def archive(self, env: str) -> dict[str, Any]:
         return dict(self.request("POST", f"/v1/environments/{env}/archive"))
 
+    def move(self, env: str, runner_id: str | None = None) -> dict[str, Any]:
+        """Give an archived environment another runner (many hosts)."""
+        body = {"runner_id": runner_id} if runner_id else None
+        return dict(self.request("POST", f"/v1/environments/{env}/move", json=body))
+
     def pause(self, env: str) -> dict[str, Any]:
         """Freeze the environment in place (memory kept, no CPU)."""
         return dict(self.request("POST", f"/v1/environments/{env}/pause"))

@@ -85,6 +85,11 @@ def lifecycle(env: str, action: str, stop: dict[str, Any] | None = None) -> Call
     )
 
 
+def move_environment(env: str, runner_id: str | None) -> Call[Environment]:
+    body = {"runner_id": runner_id} if runner_id else None
+    return Call("POST", f"{ENVS}/{env}/move", model(Environment), json=body, headers=keyed())
+
+
 def stop_body(force: bool, timeout: float | None, signal: str | None) -> dict[str, Any]:
     return {"force": force, **query(timeout=timeout, signal=signal)}
 

@@ -175,6 +175,11 @@ class Environments(_Resource):
     def archive(self, env: str) -> Environment:
         return self._t.call(ep.lifecycle(env, "archive"))
 
+    def move(self, env: str, runner_id: str | None = None) -> Environment:
+        """Give an archived environment another runner (a Swarm node): by id or
+        hostname, or the best other one; its next start restores it there."""
+        return self._t.call(ep.move_environment(env, runner_id))
+
     def keepalive(self, env: str) -> Environment:
         return self._t.call(ep.lifecycle(env, "keepalive"))
 

@@ -3,6 +3,7 @@
 domain shape (`Environment`); `get_environment` hands the row to other services
 that change it."""
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -38,7 +39,7 @@ from sandbay.domain.runtime import (
     recorded_runtime,
 )
 from sandbay.domain.snapshots import SnapshotState, fork_fields
-from sandbay.domain.states import EnvState
+from sandbay.domain.states import DesiredState, EnvState
 from sandbay.domain.variables import change_variables
 from sandbay.kit.clock import utcnow
 from sandbay.runtime.provider import RuntimeProvider
@@ -57,8 +58,11 @@ MIB = 1024 * 1024
 class Cluster(Protocol):
     """Many runners (a Swarm): picks the one a new environment goes to."""
 
-    async def place(self, session: AsyncSession, demand: Demand) -> str:
-        """The chosen runner's id; 409 when none fits (saying why), 503 if none is up."""
+    async def place(
+        self, session: AsyncSession, demand: Demand, *, exclude: Collection[str] = ()
+    ) -> str:
+        """The chosen runner's id (a pinned demand may name it by id or hostname), never
+        one of `exclude`; 409 when none fits (saying why), 503 if none is up."""
         ...
 
 
@@ -427,3 +431,45 @@ def network_rules(env: EnvironmentModel) -> NetworkRules:
         allow=tuple(env.network_allow_list or ()),
         proxied=not block_all and bool(by_name),
     )
+
+
+async def move_environment(
+    session: AsyncSession,
+    principal: Principal,
+    id_or_name: str,
+    runner: str | None,
+    *,
+    placement: Placement,
+) -> Environment:
+    """Give an archived environment another runner (`runner`, by id or hostname, or
+    the best other one): its next start restores it there from the archive store,
+    root filesystem and /workspace as they were archived."""
+    env = await get_environment(session, principal, id_or_name, Permission.ENVIRONMENTS_WRITE)
+    if placement.cluster is None:
+        raise Conflict(
+            "there is one runner, so nowhere to move it to (point SANDBAY_DOCKER_HOST at a "
+            "Swarm manager to have many)"
+        )
+    if env.kind is not EnvironmentKind.MANAGED:
+        raise Conflict("a self-hosted environment runs where its worker is")
+    if env.state is not EnvState.ARCHIVED or env.desired_state is not DesiredState.ARCHIVED:
+        raise Conflict(
+            f"environment is {env.state.value}; archive it first (POST "
+            f"/v1/environments/{env.id}/archive): a runner restores only from the archive"
+        )
+    demand = Demand(
+        cpu=env.cpu, memory_bytes=env.memory_mb * MIB, image=env.image, key=env.id, pinned=runner
+    )
+    before = env.runner_id
+    chosen = await placement.cluster.place(
+        session, demand, exclude=() if runner is not None or before is None else (before,)
+    )
+    if chosen != before:
+        env.runner_id = chosen
+        record_environment_event(
+            session, env, "environment.moved", actor=principal.actor,
+            reason="its next start restores it on this runner",
+            data={"from_runner_id": before, "to_runner_id": chosen},
+        )  # fmt: skip
+        await session.flush()
+    return environment_from_model(env)

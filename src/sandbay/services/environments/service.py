@@ -17,6 +17,7 @@ from sandbay.services.environments.records import (
     Placement,
     create_environment,
     environment_page,
+    move_environment,
     read_environment,
 )
 
@@ -61,6 +62,14 @@ class EnvironmentsService:
         once for an image or size the runner cannot serve), then record it."""
         return await create_environment(
             session, principal, body, provider=self.provider, placement=self.placement
+        )
+
+    async def move(
+        self, session: AsyncSession, principal: Principal, id_or_name: str, runner: str | None
+    ) -> Environment:
+        """Another runner for an archived environment (many hosts)."""
+        return await move_environment(
+            session, principal, id_or_name, runner, placement=self.placement
         )
 
     async def pool_status(

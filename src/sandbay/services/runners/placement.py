@@ -3,11 +3,14 @@ with what sandbay already placed on each (environments running or meant to run),
 judged by `domain.placement`. Every replica places from the same two sources, so
 replicas need no placement state of their own."""
 
+from collections.abc import Collection
+from dataclasses import replace
+
 from sandbay.db.queries import runners as queries
 from sandbay.db.session import AsyncSession
 from sandbay.domain.errors import Conflict, RunnerUnreachable
 from sandbay.domain.placement import UNREACHABLE, Availability, Demand, Node, NodeState, place
-from sandbay.domain.runners import Runner
+from sandbay.domain.runners import Runner, find_runner
 from sandbay.services.runners.service import RunnerSource
 
 
@@ -33,8 +36,12 @@ class SwarmPlacer:
     def __init__(self, runners: RunnerSource) -> None:
         self._runners = runners
 
-    async def place(self, session: AsyncSession, demand: Demand) -> str:
-        runners = await self._runners.runners()
+    async def place(
+        self, session: AsyncSession, demand: Demand, *, exclude: Collection[str] = ()
+    ) -> str:
+        runners = [r for r in await self._runners.runners() if r.id not in exclude]
+        if demand.pinned is not None:
+            demand = replace(demand, pinned=find_runner(runners, demand.pinned).id)
         reserved = await queries.reservations(session)
         nodes = [_node(r, reserved.get(r.id, (0.0, 0, 0))) for r in runners]
         # Which images a worker holds is not in the Swarm's answer: a node without the

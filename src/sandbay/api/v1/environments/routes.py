@@ -29,6 +29,7 @@ from sandbay.domain.environments import (
     EnvironmentList,
     EnvironmentUpdate,
     EventList,
+    MoveRequest,
     StopRequest,
     WaitState,
 )
@@ -151,6 +152,20 @@ async def archive_environment(
     """Archive: stop if running, then move /workspace and the root filesystem to the
     archive store and free the container and volume. `start` restores it."""
     return await lifecycle.request_archive(session, principal, env)
+
+
+@router.post("/{env}/move")
+async def move_environment(
+    env: EnvRef,
+    session: SessionDep,
+    principal: PrincipalDep,
+    environments: EnvironmentsDep,
+    body: MoveRequest | None = None,
+) -> Environment:
+    """Move an archived environment to another runner (a Swarm node): `runner_id` (id
+    or hostname), or the best other one. Its next `start` restores it there, root
+    filesystem and /workspace byte for byte. Archive it first; 409 otherwise."""
+    return await environments.move(session, principal, env, (body or MoveRequest()).runner_id)
 
 
 @router.post("/{env}/pause")
