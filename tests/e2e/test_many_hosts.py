@@ -1,15 +1,23 @@
-"""sandbay over a Docker Swarm of three engines (tests/support/swarm.py), on one
-PostgreSQL database: two control-plane replicas on the manager and one runner on
-each worker, every process on the engine of its own node (its local socket; no
-worker's engine is reached over the network). Environments are placed by capacity,
-return to their node across stop and start, and are reached from either replica
-through the agent port each node's engine publishes on the node's address.
+"""sandbay over a Docker Swarm of three engines (tests/support/swarm.py) on one
+PostgreSQL database, laid out as docs/scaling.md tells an operator to: two
+control-plane replicas (`sandbay serve`) on the manager, one runner (`sandbay
+reconciler`) on each worker, each process on its own node's engine through the
+node's local socket (no worker's engine is reached over the network), one archive
+store they all reach (as NFS or S3 would be). Environments are placed by capacity
+and labels, return to their node across stop and start, are reached from either
+replica through the agent port each node's engine publishes on the node's address,
+move between nodes through the archive, and wait out a node that goes away.
 """
 
 import contextlib
+import hashlib
+import json
+import random
+import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,15 +26,19 @@ import docker
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from websockets.sync.client import connect
 
 from tests.support.factories import assert_envelope, create_env, events, wait_state
 from tests.support.images import BUSYBOX, static_image
 from tests.support.polling import eventually
 from tests.support.postgres import create_database, drop_database
-from tests.support.server import LiveServer, remove_engine_objects
+from tests.support.server import ADMIN_KEY, LiveServer, remove_engine_objects
+from tests.support.ssh import SshLogin
 from tests.support.swarm import Swarm, SwarmNode, start_swarm
 
 pytestmark = pytest.mark.usefixtures("sqlite_only")
+BB = str(BUSYBOX)
+MIB = 1024 * 1024
 
 
 @dataclass
@@ -41,19 +53,29 @@ class Cluster:
     def node_of(self, env: dict[str, Any]) -> SwarmNode:
         return next(n for n in self.swarm.nodes if n.node_id == env["runner_id"])
 
+    @contextlib.contextmanager
+    def clients(self) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+        a, b = (replica.client() for replica in self.replicas)
+        with contextlib.closing(a), contextlib.closing(b):
+            yield a, b
+
 
 def _process(
-    base: Path, instance: str, key: str, url: str, node: SwarmNode, secret: str
+    base: Path, identity: tuple[str, str, str, str], node: SwarmNode, role: str
 ) -> LiveServer:
+    instance, key, url, secret = identity
     return LiveServer(
         data_dir=base / f"{node.name}-{uuid.uuid4().hex[:6]}",
         instance=instance,
         key=key,
         database_url=url,
+        role=role,
         extra_env={
             "SANDBAY_DOCKER_HOST": node.url,
             "SANDBAY_SECRETS_KEY": secret,
+            "SANDBAY_ARCHIVE__DIR": str(base / "archives"),
             "SANDBAY_DISK_LIMITS": "false",
+            "SANDBAY_RECONCILER__RUNNER_INTERVAL": "0.5",
         },
     )
 
@@ -64,19 +86,21 @@ def cluster(
 ) -> Iterator[Cluster]:
     image = static_image(docker_client)
     base = tmp_path_factory.mktemp("many-hosts")
-    instance, key = f"test-{uuid.uuid4().hex[:10]}", "sbk_org_" + uuid.uuid4().hex
-    secret = Fernet.generate_key().decode()
     url = create_database()
+    identity = (
+        f"test-{uuid.uuid4().hex[:10]}",
+        "sbk_org_" + uuid.uuid4().hex,
+        url,
+        Fernet.generate_key().decode(),
+    )
     started: list[LiveServer] = []
     try:
         with start_swarm(3, reachable=True, labels={2: {"region": "eu"}}) as swarm:
             swarm.load_image(image)
             try:
-                replicas = [
-                    _process(base, instance, key, url, swarm.manager, secret) for _ in range(2)
-                ]
+                replicas = [_process(base, identity, swarm.manager, "serve") for _ in range(2)]
                 runners = {
-                    n.index: _process(base, instance, key, url, n, secret) for n in swarm.workers
+                    n.index: _process(base, identity, n, "reconciler") for n in swarm.workers
                 }
                 for process in [*replicas, *runners.values()]:
                     started.append(process.start())
@@ -86,67 +110,218 @@ def cluster(
                     process.stop()
     finally:
         drop_database(url)
-        for process in started[:1]:
-            remove_engine_objects(process.instance)
+        remove_engine_objects(identity[0])
 
 
 def _sh(api: httpx.Client, env_id: str, script: str) -> str:
-    answer = api.post(
-        f"/v1/environments/{env_id}/exec", json={"command": [str(BUSYBOX), "sh", "-c", script]}
-    )
+    answer = api.post(f"/v1/environments/{env_id}/exec", json={"command": [BB, "sh", "-c", script]})
     assert answer.status_code == 200, answer.text
     assert answer.json()["exit_code"] == 0, answer.json()
     return str(answer.json()["stdout"])
 
 
-def test_environments_spread_over_the_nodes_and_are_reached_from_either_replica(
+def _sums(api: httpx.Client, env_id: str) -> str:
+    """Checksums of every file under /workspace and /etc/made (the root filesystem)."""
+    return _sh(
+        api,
+        env_id,
+        f"{BB} find /workspace /etc/made -type f | {BB} sort | {BB} xargs {BB} sha256sum",
+    )
+
+
+def _fill(api: httpx.Client, env_id: str) -> str:
+    """Random files in /workspace and in the root filesystem; their checksums."""
+    _sh(
+        api, env_id,
+        f"{BB} mkdir -p /workspace/d /etc/made && "
+        f"{BB} head -c 300000 /dev/urandom > /workspace/d/blob && "
+        f"echo {env_id} > /workspace/note && {BB} head -c 5000 /dev/urandom > /etc/made/root",
+    )  # fmt: skip
+    return _sums(api, env_id)
+
+
+def _delete_all(api: httpx.Client, ids: list[str]) -> None:
+    for env_id in ids:
+        assert api.delete(f"/v1/environments/{env_id}").status_code in (200, 202)
+    for env_id in ids:
+        wait_state(api, env_id, "deleted", timeout=120)
+
+
+def test_thirty_environments_spread_within_capacity_and_return_to_their_nodes(
     cluster: Cluster,
 ) -> None:
-    a, b = (replica.client() for replica in cluster.replicas)
-    with contextlib.closing(a), contextlib.closing(b):
-        sizes = [(0.1, 64), (0.2, 128), (0.3, 96)]
-        made = []
-        for i in range(12):
-            cpu, memory = sizes[i % len(sizes)]
-            made.append(
-                create_env(
-                    a if i % 2 else b,
-                    image=cluster.image,
-                    cpu=cpu,
-                    memory_mb=memory,
-                    name=f"many-{i}",
-                )  # fmt: skip
-            )
-        envs = [wait_state(a, env["id"], "running", timeout=90) for env in made]
+    sizes = [(0.1, 64), (0.2, 128), (0.25, 192), (0.15, 96)]
+    with cluster.clients() as (a, b):
+        made = [
+            create_env(
+                (a, b)[i % 2],
+                image=cluster.image,
+                name=f"many-{i}",
+                cpu=sizes[i % len(sizes)][0],
+                memory_mb=sizes[i % len(sizes)][1],
+            )  # fmt: skip
+            for i in range(30)
+        ]
+        envs = [wait_state(a, env["id"], "running", timeout=120) for env in made]
         per_node = Counter(env["runner_id"] for env in envs)
         assert set(per_node) == {n.node_id for n in cluster.swarm.nodes}, per_node
-        # Each runs on the engine of the node it was placed on, and nowhere else.
+        runners = {
+            r["id"]: r
+            for r in a.get("/v1/runners", headers={"X-API-KEY": ADMIN_KEY}).json()["data"]
+        }
+        used: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
         for env in envs:
-            node = cluster.node_of(env)
-            names = node.docker("ps", "--format", "{{.Names}}").split()
-            assert f"sandbay-{env['id']}" in names
-        # Inside each node's environments, through either replica.
-        for node in cluster.swarm.nodes:
-            env = next(e for e in envs if e["runner_id"] == node.node_id)
-            for api in (a, b):
-                assert _sh(api, env["id"], "echo $((6 * 7))") == "42\n"
-            body = uuid.uuid4().bytes * 1000
-            path = {"path": "/workspace/kept.bin"}
+            used[env["runner_id"]][0] += env["cpu"]
+            used[env["runner_id"]][1] += env["memory_mb"] * MIB
+        for runner_id, (cpu, memory) in used.items():
             assert (
-                a.put(f"/v1/environments/{env['id']}/files", params=path, content=body).status_code
-                == 200
+                cpu <= runners[runner_id]["cpus"] and memory <= runners[runner_id]["memory_bytes"]
             )
-            assert b.get(f"/v1/environments/{env['id']}/files", params=path).content == body
+            assert runners[runner_id]["environments"] == per_node[runner_id]
+        for node in cluster.swarm.nodes:
+            names = set(node.docker("ps", "--format", "{{.Names}}").split())
+            mine = {f"sandbay-{e['id']}" for e in envs if e["runner_id"] == node.node_id}
+            others = {f"sandbay-{e['id']}" for e in envs} - mine
+            assert mine <= names and not others & names, node.name
+
+        sums = {env["id"]: _fill((a, b)[i % 2], env["id"]) for i, env in enumerate(envs)}
+        for i, env in enumerate(envs):
+            assert (b, a)[i % 2].post(f"/v1/environments/{env['id']}/stop").status_code == 200
+        for env in envs:
+            wait_state(a, env["id"], "stopped", timeout=120)
+        for i, env in enumerate(envs):
+            assert (a, b)[i % 2].post(f"/v1/environments/{env['id']}/start").status_code == 200
+        for i, env in enumerate(envs):
+            back = wait_state(a, env["id"], "running", timeout=120)
+            assert back["runner_id"] == env["runner_id"]
+            assert _sums((b, a)[i % 2], env["id"]) == sums[env["id"]]
+        _delete_all(a, [env["id"] for env in envs])
 
 
-def test_a_node_that_goes_down_makes_its_environments_unreachable_not_lost(
+def _pty_says(replica: LiveServer, env_id: str) -> bytes:
+    url = (
+        f"ws://127.0.0.1:{replica.port}/v1/environments/{env_id}/pty"
+        f"?command={BB}%20sh&cols=80&rows=24"
+    )
+    with connect(url, additional_headers={"X-API-KEY": replica.key}) as socket:
+        assert json.loads(socket.recv(timeout=30))["type"] == "session"
+        socket.send(f"{BB} echo pty-$((6*7))\n".encode())
+        screen = b""
+        while b"pty-42" not in screen:
+            screen += socket.recv(timeout=30)  # type: ignore[operator]
+        socket.send(b"exit\n")
+    return screen
+
+
+def test_exec_files_pty_preview_and_ssh_reach_every_node_through_either_replica(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    with cluster.clients() as (a, b):
+        envs = {}
+        for node in cluster.swarm.nodes:
+            # One on each node: the eu label pins node 2; the others by exclusion.
+            labels = {"region": "eu"} if node.index == 2 else {}
+            envs[node.index] = create_env(a, image=cluster.image, runner_labels=labels)
+        for index, env in list(envs.items()):
+            envs[index] = wait_state(a, env["id"], "running")
+        assert cluster.node_of(envs[2]).index == 2
+        for env in envs.values():
+            env_id = env["id"]
+            page = f"<p>{env_id}</p>".encode()
+            put = a.put(
+                f"/v1/environments/{env_id}/files", params={"path": "/workspace/site/index.html"},
+                content=page,
+            )  # fmt: skip
+            assert put.status_code == 200, put.text
+            httpd = b.post(
+                f"/v1/environments/{env_id}/processes",
+                json={"command": [BB, "httpd", "-f", "-p", "8080", "-h", "/workspace/site"]},
+            )
+            assert httpd.status_code == 201, httpd.text
+            for replica, api in zip(cluster.replicas, (a, b), strict=True):
+                assert _sh(api, env_id, "echo $((6 * 7))") == "42\n"
+                got = api.get(
+                    f"/v1/environments/{env_id}/files",
+                    params={"path": "/workspace/site/index.html"},
+                )
+                assert got.content == page
+                assert b"pty-42" in _pty_says(replica, env_id)
+                link = api.get(f"/v1/environments/{env_id}/preview/8080").json()
+                with replica.client(key="") as anon:
+                    answer = eventually(
+                        lambda anon=anon, link=link: (
+                            (
+                                r := anon.get(
+                                    f"/preview/{env_id}/8080/",
+                                    headers={"X-Sandbay-Preview-Token": link["token"]},
+                                )
+                            ).status_code
+                            == 200
+                            and r
+                        ),
+                        what="the preview answers",
+                        timeout=30,
+                    )
+                    assert answer.content == page
+                credential = api.get(f"/v1/environments/{env_id}/ssh")
+                assert credential.status_code == 200, credential.text
+                login = SshLogin.write(credential.json(), tmp_path / uuid.uuid4().hex[:8])
+                assert credential.json()["port"] == replica.ssh_port
+                ran = login.ssh(BB, "cat", "/workspace/site/index.html")
+                assert (ran.returncode, ran.stdout) == (0, page), ran.stderr
+        _delete_all(a, [env["id"] for env in envs.values()])
+
+
+def test_a_drained_node_takes_nothing_new_and_an_environment_moves_off_it(
     cluster: Cluster,
 ) -> None:
-    """The node fails whole (its runner and its engine killed, as when the machine
-    goes away): calls on its environments are 503 `runner_unreachable`, nothing is
-    deleted or marked failed; when it is back its runner brings them up again."""
-    a = cluster.replicas[0].client()
-    with contextlib.closing(a):
+    admin = {"X-API-KEY": ADMIN_KEY}
+    with cluster.clients() as (a, b):
+        env = wait_state(
+            a, create_env(a, image=cluster.image, runner_labels={"region": "eu"})["id"], "running"
+        )
+        node = cluster.node_of(env)
+        sums = _fill(a, env["id"])
+        drained = a.post(f"/v1/runners/{node.node_id}/drain", headers=admin)
+        assert drained.status_code == 200 and drained.json()["availability"] == "drain"
+        try:
+            fresh = [create_env(b, image=cluster.image, cpu=0.1, memory_mb=32) for _ in range(6)]
+            assert all(e["runner_id"] != node.node_id for e in fresh)
+            refused = a.post(
+                "/v1/environments", json={"image": cluster.image, "runner_labels": {"region": "eu"}}
+            )
+            assert "drained" in assert_envelope(refused, 409, "conflict_error")
+            # Moving needs the archive: a stopped one is told so.
+            assert b.post(f"/v1/environments/{env['id']}/stop").status_code == 200
+            wait_state(a, env["id"], "stopped")
+            assert_envelope(b.post(f"/v1/environments/{env['id']}/move"), 409, "conflict_error")
+            assert a.post(f"/v1/environments/{env['id']}/archive").status_code == 200
+            wait_state(a, env["id"], "archived", timeout=120)
+            assert node.docker("ps", "-aq", "--filter", f"name=sandbay-{env['id']}").strip() == ""
+            moved = b.post(f"/v1/environments/{env['id']}/move")
+            assert moved.status_code == 200, moved.text
+            target = moved.json()["runner_id"]
+            assert target not in (None, node.node_id)
+            assert a.post(f"/v1/environments/{env['id']}/start").status_code == 200
+            back = wait_state(b, env["id"], "running", timeout=120)
+            assert back["runner_id"] == target
+            assert _sums(a, env["id"]) == sums
+            assert [
+                e["data"] for e in events(a, env["id"]) if e["type"] == "environment.moved"
+            ] == [{"from_runner_id": node.node_id, "to_runner_id": target}]
+        finally:
+            a.post(f"/v1/runners/{node.node_id}/activate", headers=admin)
+        _delete_all(a, [env["id"], *(e["id"] for e in fresh)])
+
+
+def test_a_node_that_goes_away_makes_its_environments_unreachable_not_lost(
+    cluster: Cluster,
+) -> None:
+    """The node goes away whole (its runner killed, its engine shut down, as when the
+    machine is powered off): its environments show `runner_unreachable_since`, calls
+    on them are 503 `runner_unreachable`, nothing is deleted or marked failed; when it
+    is back its runner brings them up again."""
+    with cluster.clients() as (a, b):
         made = create_env(
             a, image=cluster.image, runner_labels={"region": "eu"}, cpu=0.1, memory_mb=64
         )
@@ -158,21 +333,31 @@ def test_a_node_that_goes_down_makes_its_environments_unreachable_not_lost(
         runner.kill9()
         node.stop()
         cluster.swarm.wait_state(node, "down")
-        exec_true = {"command": [str(BUSYBOX), "true"]}
-        answer = a.post(f"/v1/environments/{env['id']}/exec", json=exec_true)
-        assert_envelope(answer, 503, "runner_unreachable")
-        files = a.get(f"/v1/environments/{env['id']}/files", params={"path": "/workspace/note"})
-        assert_envelope(files, 503, "runner_unreachable")
-        shown = a.get(f"/v1/environments/{env['id']}").json()
+        exec_true = {"command": [BB, "true"]}
+        for api in (a, b):
+            answer = api.post(f"/v1/environments/{env['id']}/exec", json=exec_true)
+            assert_envelope(answer, 503, "runner_unreachable")
+            files = api.get(
+                f"/v1/environments/{env['id']}/files", params={"path": "/workspace/note"}
+            )
+            assert_envelope(files, 503, "runner_unreachable")
+        shown = eventually(
+            lambda: (
+                (e := a.get(f"/v1/environments/{env['id']}").json())["runner_unreachable_since"]
+                and e
+            ),
+            what="the environment shows its runner unreachable",
+        )
         assert shown["state"] == "running" and shown["runner_id"] == node.node_id
-        # New environments go elsewhere meanwhile; one that needs the node waits (503).
-        other = create_env(a, image=cluster.image, cpu=0.1, memory_mb=64)
+        # New environments go elsewhere meanwhile; one that needs the node is refused.
+        other = create_env(b, image=cluster.image, cpu=0.1, memory_mb=64)
         assert other["runner_id"] != node.node_id
         pinned = a.post(
-            "/v1/environments",
-            json={"image": cluster.image, "runner_labels": {"region": "eu"}},
+            "/v1/environments", json={"image": cluster.image, "runner_labels": {"region": "eu"}}
         )
-        assert_envelope(pinned, 409, "conflict_error")
+        assert_envelope(pinned, 503, "runner_unreachable")
+        # An intent meanwhile is kept, and done once the node is back.
+        assert b.post(f"/v1/environments/{env['id']}/restart").status_code == 200
 
         node.start()
         runner.start()
@@ -182,6 +367,74 @@ def test_a_node_that_goes_down_makes_its_environments_unreachable_not_lost(
             what="its environment answers again",
             timeout=90,
         )
-        assert _sh(a, env["id"], "cat /workspace/note") == "before\n"
-        states = [e.get("data", {}).get("to") for e in events(a, env["id"])]
+        assert _sh(b, env["id"], "cat /workspace/note") == "before\n"
+        assert a.get(f"/v1/environments/{env['id']}").json()["runner_unreachable_since"] is None
+        seen = events(a, env["id"])
+        states = [e["to_state"] for e in seen]
         assert "error" not in states and "deleted" not in states
+        kinds = [e["type"] for e in seen]
+        assert "environment.runner_unreachable" in kinds and "environment.runner_reachable" in kinds
+        _delete_all(a, [env["id"], other["id"]])
+
+
+def test_a_replica_killed_during_churn_loses_no_action_and_does_none_twice(
+    cluster: Cluster,
+) -> None:
+    """Stops and starts through both replicas while one is killed (-9) and started
+    again: every environment ends as last asked, and its event log shows each action
+    done once, by one replica at a time (one unbroken chain of transitions whose
+    engine actions never overlap)."""
+    with cluster.clients() as (a, b):
+        ids = [create_env(a, image=cluster.image, cpu=0.1, memory_mb=32)["id"] for _ in range(9)]
+        for env_id in ids:
+            wait_state(a, env_id, "running", timeout=120)
+        last: dict[str, str] = {}
+
+        def churn(seed: int) -> None:
+            rnd = random.Random(seed)
+            mine = ids[seed::4]  # each environment asked by one thread: `last` is exact
+            for _ in range(8):
+                env_id = rnd.choice(mine)
+                action = rnd.choice(["stop", "start"])
+                with contextlib.suppress(httpx.TransportError):
+                    # Replica b may be dead: the other one takes the call.
+                    api = a if rnd.random() < 0.5 else b
+                    answer = api.post(f"/v1/environments/{env_id}/{action}")
+                    if answer.status_code != 200:
+                        answer = a.post(f"/v1/environments/{env_id}/{action}")
+                    assert answer.status_code == 200, answer.text
+                    last[env_id] = action
+                time.sleep(rnd.uniform(0, 0.3))
+
+        with ThreadPoolExecutor(4) as pool:
+            running = [pool.submit(churn, seed) for seed in range(4)]
+            time.sleep(1.0)
+            cluster.replicas[1].kill9()
+            for future in running:
+                future.result()
+        cluster.replicas[1].start()
+        for env_id in ids:
+            wait_state(
+                a,
+                env_id,
+                "running" if last.get(env_id, "start") == "start" else "stopped",
+                timeout=120,
+            )
+        for env_id in ids:
+            changes = [e for e in events(a, env_id) if e["type"] == "environment.state_changed"]
+            spans = sorted(
+                (e["data"]["started_at"], e["data"]["finished_at"])
+                for e in changes
+                if "started_at" in e.get("data", {})
+            )
+            for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+                assert start >= end, env_id  # one replica at a time
+            # One unbroken chain of transitions: an action done twice, or one lost
+            # half-way, would show as a step that does not start where the last ended.
+            for before, after in zip(changes, changes[1:], strict=False):
+                assert after["from_state"] == before["to_state"], (
+                    env_id,
+                    [(e["from_state"], e["to_state"], e["reason"], e["actor"]) for e in changes],
+                )
+                assert after["from_state"] != after["to_state"], (env_id, after)
+        _delete_all(a, ids)

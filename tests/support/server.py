@@ -3,6 +3,7 @@ and the clean-up of every container and volume it made."""
 
 import contextlib
 import os
+import re
 import random
 import signal
 import socket
@@ -110,7 +111,7 @@ class LiveServer:
             if self.role != "serve":
                 with self.log_path.open("rb") as written:
                     written.seek(offset)
-                    if b"ready (instance" in written.read():
+                    if re.search(rb"(ready|running) \(instance", written.read()):
                         return self
                 time.sleep(0.1)
                 continue

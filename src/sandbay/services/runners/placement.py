@@ -9,7 +9,7 @@ from dataclasses import replace
 from sandbay.db.queries import runners as queries
 from sandbay.db.session import AsyncSession
 from sandbay.domain.errors import Conflict, RunnerUnreachable
-from sandbay.domain.placement import UNREACHABLE, Availability, Demand, Node, NodeState, place
+from sandbay.domain.placement import Availability, Demand, Node, NodeState, place
 from sandbay.domain.runners import Runner, find_runner
 from sandbay.services.runners.service import RunnerSource
 
@@ -50,6 +50,7 @@ class SwarmPlacer:
         decision = place(demand, nodes, image_must_be_present=False)
         if decision.node_id is not None:
             return decision.node_id
-        if decision.rejections and all(r.reason in UNREACHABLE for r in decision.rejections):
+        if decision.unreachable:
+            # A node that may come back might take it: retry later, not change the ask.
             raise RunnerUnreachable(f"no runner can take it now: {decision.message}")
         raise Conflict(f"no runner can take it: {decision.message}")
