@@ -10,7 +10,7 @@ move between nodes through the archive, and wait out a node that goes away.
 """
 
 import contextlib
-import hashlib
+import itertools
 import json
 import random
 import time
@@ -150,18 +150,16 @@ def _delete_all(api: httpx.Client, ids: list[str]) -> None:
 def test_thirty_environments_spread_within_capacity_and_return_to_their_nodes(
     cluster: Cluster,
 ) -> None:
-    sizes = [(0.1, 64), (0.2, 128), (0.25, 192), (0.15, 96)]
+    sizes: list[tuple[float, int]] = [(0.1, 64), (0.2, 128), (0.25, 192), (0.15, 96)]
     with cluster.clients() as (a, b):
-        made = [
-            create_env(
-                (a, b)[i % 2],
-                image=cluster.image,
-                name=f"many-{i}",
-                cpu=sizes[i % len(sizes)][0],
-                memory_mb=sizes[i % len(sizes)][1],
-            )  # fmt: skip
-            for i in range(30)
-        ]
+        made = []
+        for i in range(30):
+            cpu, memory = sizes[i % len(sizes)]
+            made.append(
+                create_env(
+                    (a, b)[i % 2], image=cluster.image, name=f"many-{i}", cpu=cpu, memory_mb=memory
+                )
+            )
         envs = [wait_state(a, env["id"], "running", timeout=120) for env in made]
         per_node = Counter(env["runner_id"] for env in envs)
         assert set(per_node) == {n.node_id for n in cluster.swarm.nodes}, per_node
@@ -173,10 +171,9 @@ def test_thirty_environments_spread_within_capacity_and_return_to_their_nodes(
         for env in envs:
             used[env["runner_id"]][0] += env["cpu"]
             used[env["runner_id"]][1] += env["memory_mb"] * MIB
-        for runner_id, (cpu, memory) in used.items():
-            assert (
-                cpu <= runners[runner_id]["cpus"] and memory <= runners[runner_id]["memory_bytes"]
-            )
+        for runner_id, (cpus, memory_bytes) in used.items():
+            runner = runners[runner_id]
+            assert cpus <= runner["cpus"] and memory_bytes <= runner["memory_bytes"]
             assert runners[runner_id]["environments"] == per_node[runner_id]
         for node in cluster.swarm.nodes:
             names = set(node.docker("ps", "--format", "{{.Names}}").split())
@@ -213,6 +210,20 @@ def _pty_says(replica: LiveServer, env_id: str) -> bytes:
     return screen
 
 
+def _preview(replica: LiveServer, env_id: str, token: str) -> bytes:
+    """The preview's page through `replica`, once the server inside accepts."""
+    with replica.client(key="") as anon:
+
+        def page() -> bytes | None:
+            answer = anon.get(
+                f"/preview/{env_id}/8080/", headers={"X-Sandbay-Preview-Token": token}
+            )
+            return answer.content if answer.status_code == 200 else None
+
+        found: bytes = eventually(page, what="the preview answers", timeout=30)
+        return found
+
+
 def test_exec_files_pty_preview_and_ssh_reach_every_node_through_either_replica(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -247,22 +258,7 @@ def test_exec_files_pty_preview_and_ssh_reach_every_node_through_either_replica(
                 assert got.content == page
                 assert b"pty-42" in _pty_says(replica, env_id)
                 link = api.get(f"/v1/environments/{env_id}/preview/8080").json()
-                with replica.client(key="") as anon:
-                    answer = eventually(
-                        lambda anon=anon, link=link: (
-                            (
-                                r := anon.get(
-                                    f"/preview/{env_id}/8080/",
-                                    headers={"X-Sandbay-Preview-Token": link["token"]},
-                                )
-                            ).status_code
-                            == 200
-                            and r
-                        ),
-                        what="the preview answers",
-                        timeout=30,
-                    )
-                    assert answer.content == page
+                assert _preview(replica, env_id, link["token"]) == page
                 credential = api.get(f"/v1/environments/{env_id}/ssh")
                 assert credential.status_code == 200, credential.text
                 login = SshLogin.write(credential.json(), tmp_path / uuid.uuid4().hex[:8])
@@ -427,11 +423,11 @@ def test_a_replica_killed_during_churn_loses_no_action_and_does_none_twice(
                 for e in changes
                 if "started_at" in e.get("data", {})
             )
-            for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+            for (_, end), (start, _) in itertools.pairwise(spans):
                 assert start >= end, env_id  # one replica at a time
             # One unbroken chain of transitions: an action done twice, or one lost
             # half-way, would show as a step that does not start where the last ended.
-            for before, after in zip(changes, changes[1:], strict=False):
+            for before, after in itertools.pairwise(changes):
                 assert after["from_state"] == before["to_state"], (
                     env_id,
                     [(e["from_state"], e["to_state"], e["reason"], e["actor"]) for e in changes],

@@ -3,8 +3,8 @@ and the clean-up of every container and volume it made."""
 
 import contextlib
 import os
-import re
 import random
+import re
 import signal
 import socket
 import subprocess
