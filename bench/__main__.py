@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import egress, ops, placement, state_ops
+from bench import egress, many_hosts, ops, placement, state_ops
 from bench.harness import Api, RawDocker, sandbay_server
 
 RESULTS = Path(__file__).parent / "results"
@@ -62,6 +62,8 @@ REPORTED: dict[str, str] = {
     "egress_": "reported: vs a direct connection (added p50/p99 ms; MB/s)",
     # issue 18: placement cost as environments grow to 1,000 (simulated nodes)
     "placement_": "reported: vs first-fit, 1,000 envs placed in turn",
+    # issue 18: create → running on a remote Swarm node vs on the local engine
+    "swarm_create_": "reported: vs docker run on that node (metrics: the other side's p50)",
 }
 
 
@@ -244,6 +246,8 @@ def run(mode: str, profile: bool) -> dict[str, Any]:
                 "ratio": warm.pct(50) / create["baseline"]["p50_ms"],
             }
         for name, pair in egress.egress(cfg.n * 10, cfg.egress_mb).items():
+            results[name] = _pair(pair)
+        for name, pair in many_hosts.many_hosts(cfg.n).items():
             results[name] = _pair(pair)
     finally:
         raw.cleanup()

@@ -25,16 +25,15 @@ from typing import Any
 import docker
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from websockets.sync.client import connect
 
+from tests.support.cluster import SandbayCluster, sandbay_on
 from tests.support.factories import assert_envelope, create_env, events, wait_state
 from tests.support.images import BUSYBOX, static_image
 from tests.support.polling import eventually
-from tests.support.postgres import create_database, drop_database
-from tests.support.server import ADMIN_KEY, LiveServer, remove_engine_objects
+from tests.support.server import ADMIN_KEY, LiveServer
 from tests.support.ssh import SshLogin
-from tests.support.swarm import Swarm, SwarmNode, start_swarm
+from tests.support.swarm import SwarmNode, start_swarm
 
 pytestmark = pytest.mark.usefixtures("sqlite_only")
 BB = str(BUSYBOX)
@@ -42,13 +41,8 @@ MIB = 1024 * 1024
 
 
 @dataclass
-class Cluster:
-    swarm: Swarm
-    #: The two control-plane replicas (on the manager's engine).
-    replicas: list[LiveServer]
-    #: One runner per worker node, by node index.
-    runners: dict[int, LiveServer]
-    image: str
+class Cluster(SandbayCluster):
+    image: str = ""
 
     def node_of(self, env: dict[str, Any]) -> SwarmNode:
         return next(n for n in self.swarm.nodes if n.node_id == env["runner_id"])
@@ -60,57 +54,17 @@ class Cluster:
             yield a, b
 
 
-def _process(
-    base: Path, identity: tuple[str, str, str, str], node: SwarmNode, role: str
-) -> LiveServer:
-    instance, key, url, secret = identity
-    return LiveServer(
-        data_dir=base / f"{node.name}-{uuid.uuid4().hex[:6]}",
-        instance=instance,
-        key=key,
-        database_url=url,
-        role=role,
-        extra_env={
-            "SANDBAY_DOCKER_HOST": node.url,
-            "SANDBAY_SECRETS_KEY": secret,
-            "SANDBAY_ARCHIVE__DIR": str(base / "archives"),
-            "SANDBAY_DISK_LIMITS": "false",
-            "SANDBAY_RECONCILER__RUNNER_INTERVAL": "0.5",
-        },
-    )
-
-
 @pytest.fixture(scope="module")
 def cluster(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
 ) -> Iterator[Cluster]:
     image = static_image(docker_client)
     base = tmp_path_factory.mktemp("many-hosts")
-    url = create_database()
-    identity = (
-        f"test-{uuid.uuid4().hex[:10]}",
-        "sbk_org_" + uuid.uuid4().hex,
-        url,
-        Fernet.generate_key().decode(),
-    )
-    started: list[LiveServer] = []
-    try:
-        with start_swarm(3, reachable=True, labels={2: {"region": "eu"}}) as swarm:
-            swarm.load_image(image)
-            try:
-                replicas = [_process(base, identity, swarm.manager, "serve") for _ in range(2)]
-                runners = {
-                    n.index: _process(base, identity, n, "reconciler") for n in swarm.workers
-                }
-                for process in [*replicas, *runners.values()]:
-                    started.append(process.start())
-                yield Cluster(swarm, replicas, runners, image)
-            finally:
-                for process in started:
-                    process.stop()
-    finally:
-        drop_database(url)
-        remove_engine_objects(identity[0])
+    with start_swarm(3, reachable=True, labels={2: {"region": "eu"}}) as swarm:
+        swarm.load_image(image)
+        fast = {"SANDBAY_RECONCILER__RUNNER_INTERVAL": "0.5"}
+        with sandbay_on(swarm, base, extra_env=fast) as made:
+            yield Cluster(made.swarm, made.replicas, made.runners, image)
 
 
 def _sh(api: httpx.Client, env_id: str, script: str) -> str:

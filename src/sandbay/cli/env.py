@@ -66,6 +66,10 @@ def env_create(
         list[str] | None,
         typer.Option("--secret", help="VAR=secret-name: VAR holds the secret's placeholder"),
     ] = None,
+    runner_label: Annotated[
+        list[str] | None,
+        typer.Option("--runner-label", help="KEY=VALUE: only on a runner with this node label"),
+    ] = None,
     wait: WaitFlag = True,
 ) -> None:
     """Create an environment (and wait until it runs)."""
@@ -87,6 +91,8 @@ def env_create(
         body["network_domain_deny_list"] = domain_deny
     if secret:
         body["secrets"] = pairs(secret, "--secret")
+    if runner_label:
+        body["runner_labels"] = pairs(runner_label, "--runner-label")
     with api_client(api_url, api_key) as client:
         created = client.create_environment(**body)
         if wait:

@@ -19,6 +19,7 @@ every refusal and `except NotFoundError` only the one a caller can handle.
     ├── InternalServerError          500 api_error
     └── RuntimeFailureError          502 runtime_error (the container engine failed)
         └── EngineUnavailableError   503 engine_unavailable
+            └── RunnerUnreachableError  503 runner_unreachable (its Swarm node is down)
 
 The server's own tree is sandbay.domain.errors; its `error_type` names are the keys
 here, so the two cannot drift apart silently (tests/sdk/test_typed_sdk.py checks it).
@@ -109,6 +110,10 @@ class EngineUnavailableError(RuntimeFailureError):
     """The container engine cannot be reached for now (503); see `retry_after`."""
 
 
+class RunnerUnreachableError(EngineUnavailableError):
+    """The environment's runner (a Swarm node) is down (503): it waits for the node."""
+
+
 #: The envelope's `type` → the class raised for it.
 BY_TYPE: dict[str, type[ApiError]] = {
     "connection_error": ApiConnectionError,
@@ -126,6 +131,7 @@ BY_TYPE: dict[str, type[ApiError]] = {
     "api_error": InternalServerError,
     "runtime_error": RuntimeFailureError,
     "engine_unavailable": EngineUnavailableError,
+    "runner_unreachable": RunnerUnreachableError,
 }
 
 #: For an answer without an envelope (a proxy's page): the class by status.
