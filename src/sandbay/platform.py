@@ -52,6 +52,7 @@ from sandbay.services.environments.service import EnvironmentsService
 from sandbay.services.environments.snapshots import SnapshotsService
 from sandbay.services.environments.wake import Waker
 from sandbay.services.events.bus import EventBus
+from sandbay.services.events.relay import EventRelay
 from sandbay.services.events.service import EventsService
 from sandbay.services.images.service import ImagesService
 from sandbay.services.inside.interpreter import Interpreters
@@ -356,6 +357,9 @@ class Platform:
                 snapshots=DirectoryArchiveStore(s.data_dir / "snapshots"),
             )
             add_reconciler_loops(loops, s, parts)
+        if self.db.dialect.name == "postgresql":
+            # Other processes' events (a runner on another host, another replica).
+            loops.add(EventRelay(s.resolved_database_url(), self.sessions, self.bus))
         if role is not Role.SSH_GATEWAY and self.runtime.provider.swarm_manager:
             loops.add(RunnerWatch(self.sessions, self.runners.source, s.reconciler.runner_interval))
         if role is Role.SERVE:

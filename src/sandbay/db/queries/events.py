@@ -32,3 +32,9 @@ async def page(
 
 async def latest_id(session: AsyncSession) -> int:
     return int((await session.execute(select(func.max(EventModel.id)))).scalar() or 0)
+
+
+async def by_ids(session: AsyncSession, ids: list[int]) -> list[EventModel]:
+    """Events by id, in id order (those told by another process)."""
+    query = select(EventModel).where(EventModel.id.in_(ids)).order_by(EventModel.id)
+    return list((await session.execute(query)).scalars())

@@ -4,6 +4,7 @@ the bus once it commits."""
 from typing import Any
 
 from sandbay.db.models import EnvironmentModel, EventModel
+from sandbay.db.notify import announce
 from sandbay.db.session import AsyncSession, after_commit
 from sandbay.domain.environments import Event
 from sandbay.kit.clock import utcnow
@@ -35,6 +36,7 @@ def record_event(
         created_at=utcnow(),
     )
     session.add(event)
+    announce(session, event)
     bus: EventBus | None = session.sync_session.info.get("bus")
     if bus is not None:
         after_commit(session, lambda: bus.publish(Event.model_validate(event)))
