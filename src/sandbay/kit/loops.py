@@ -39,19 +39,19 @@ class Hint:
             listener()
 
 
-class PeriodicLoop:
+class TaskLoop:
+    """A loop that is one long-running coroutine (`_run`), in a task of its own."""
+
     name = "loop"
 
-    def __init__(self, interval: float) -> None:
-        self._interval = interval
-        self._wake = asyncio.Event()
+    def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
 
-    def wake(self) -> None:
-        self._wake.set()
-
     def enabled(self) -> bool:
-        return self._interval > 0
+        return True
+
+    async def _run(self) -> None:
+        raise NotImplementedError
 
     async def start(self) -> None:
         if self.enabled():
@@ -63,6 +63,19 @@ class PeriodicLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+class PeriodicLoop(TaskLoop):
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self._interval = interval
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def enabled(self) -> bool:
+        return self._interval > 0
 
     async def sweep(self) -> object:
         raise NotImplementedError

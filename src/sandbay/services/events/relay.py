@@ -2,24 +2,22 @@
 its reconciler wakes for work a replica on another host recorded, and its `wait`
 callers and event streams see another host's changes as they happen."""
 
-import asyncio
-import contextlib
-
 from sandbay.db import notify
 from sandbay.db.queries import events as queries
 from sandbay.db.session import AsyncSession, async_sessionmaker
 from sandbay.domain.environments import Event
+from sandbay.kit.loops import TaskLoop
 from sandbay.services.events.bus import EventBus
 
 
-class EventRelay:
+class EventRelay(TaskLoop):
     name = "event-relay"
 
     def __init__(self, url: str, sessions: async_sessionmaker[AsyncSession], bus: EventBus) -> None:
+        super().__init__()
         self._url = url
         self._sessions = sessions
         self._bus = bus
-        self._task: asyncio.Task[None] | None = None
 
     async def _publish(self, ids: list[int]) -> None:
         async with self._sessions() as session:
@@ -27,12 +25,5 @@ class EventRelay:
         for recorded in found:
             self._bus.publish(Event.model_validate(recorded))
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(notify.listen(self._url, self._publish), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def _run(self) -> None:
+        await notify.listen(self._url, self._publish)
