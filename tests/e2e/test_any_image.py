@@ -23,7 +23,8 @@ from tests.support.polling import eventually
 from tests.support.server import LiveServer
 from tests.support.ssh import SshLogin
 
-pytestmark = pytest.mark.docker
+# SQLite only: it exercises the engine and the agent (their database paths run on both elsewhere).
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 BUSYBOX = "/bin/busybox"
 WEB_PORT = 8080
 TOKEN = "X-Sandbay-Preview-Token"

@@ -27,7 +27,8 @@ from tests.support.inside_app import start_app
 from tests.support.server import LiveServer, free_port
 from tests.support.ssh import SshLogin, password_ssh
 
-pytestmark = pytest.mark.docker
+# SQLite only: it exercises the gateway and the agent (their database paths run on both elsewhere).
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 
 
 def _name(prefix: str) -> str:

@@ -18,7 +18,8 @@ from tests.support.factories import delete, running_env
 from tests.support.inside import run
 from tests.support.server import ADMIN_KEY, LiveServer
 
-pytestmark = pytest.mark.docker
+# SQLite only: the probes test the runtimes, not the database.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("sqlite_only")]
 RUNTIMES = ["runc", "runsc"]
 PROBES = Path(__file__).with_name("probes.py").read_text()
 #: The capabilities the README's "Isolation" section documents.

@@ -11,6 +11,7 @@ node's local socket, one PostgreSQL database, one secrets key and one archive st
 import contextlib
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,12 +57,13 @@ def sandbay_on(
     try:
         control = [process(swarm.manager, "serve") for _ in range(replicas)]
         runners = {node.index: process(node, "reconciler") for node in swarm.workers}
-        for live in [*control, *runners.values()]:
-            started.append(live.start())
+        started.append(control[0].start())  # the first runs the migrations
+        with ThreadPoolExecutor(4) as pool:
+            started += pool.map(LiveServer.start, [*control[1:], *runners.values()])
         yield SandbayCluster(swarm, control, runners)
     finally:
-        for live in started:
-            live.stop()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(LiveServer.stop, started))
         remove_engine_objects(instance)
         for node in swarm.nodes:  # what the processes left on the nodes' engines
             if node.running:
