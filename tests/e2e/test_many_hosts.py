@@ -60,7 +60,9 @@ def cluster(
 ) -> Iterator[Cluster]:
     image = static_image(docker_client)
     base = tmp_path_factory.mktemp("many-hosts")
-    with start_swarm(3, reachable=True, labels={2: {"region": "eu"}}) as swarm:
+    labels = {i: {"node": f"n{i}"} for i in range(3)}
+    labels[2]["region"] = "eu"
+    with start_swarm(3, reachable=True, labels=labels) as swarm:
         swarm.load_image(image)
         fast = {"SANDBAY_RECONCILER__RUNNER_INTERVAL": "0.5"}
         with sandbay_on(swarm, base, extra_env=fast) as made:
@@ -187,13 +189,12 @@ def test_exec_files_pty_preview_and_ssh_reach_every_node_through_either_replica(
 ) -> None:
     with cluster.clients() as (a, b):
         envs = {}
-        for node in cluster.swarm.nodes:
-            # One on each node: the eu label pins node 2; the others by exclusion.
-            labels = {"region": "eu"} if node.index == 2 else {}
+        for node in cluster.swarm.nodes:  # one on each node
+            labels = {"node": f"n{node.index}"}
             envs[node.index] = create_env(a, image=cluster.image, runner_labels=labels)
         for index, env in list(envs.items()):
             envs[index] = wait_state(a, env["id"], "running")
-        assert cluster.node_of(envs[2]).index == 2
+            assert cluster.node_of(envs[index]).index == index
         for env in envs.values():
             env_id = env["id"]
             page = f"<p>{env_id}</p>".encode()
@@ -395,3 +396,35 @@ def test_a_replica_killed_during_churn_loses_no_action_and_does_none_twice(
                 )
                 assert after["from_state"] != after["to_state"], (env_id, after)
         _delete_all(a, ids)
+
+
+def test_a_node_whose_engine_alone_stops_converges_with_its_runner_still_up(
+    cluster: Cluster,
+) -> None:
+    """Only the engine stops (an upgrade); the node's runner stays up and watches it
+    go. The shutdown's SIGTERM of each container is the engine's doing, not the
+    workload's exit: nothing ends in `error`, and all of it comes back by itself."""
+    with cluster.clients() as (a, b):
+        made = create_env(a, image=cluster.image, runner_labels={"node": "n1"}, cpu=0.1)
+        env = wait_state(a, made["id"], "running")
+        node = cluster.node_of(env)
+        assert node.index == 1
+        _sh(a, env["id"], "echo kept > /workspace/note")
+        node.stop()
+        cluster.swarm.wait_state(node, "down")
+        exec_true = {"command": [BB, "true"]}
+        assert_envelope(
+            b.post(f"/v1/environments/{env['id']}/exec", json=exec_true), 503, "runner_unreachable"
+        )
+        node.start()
+        cluster.swarm.wait_state(node, "ready")
+        eventually(
+            lambda: a.post(f"/v1/environments/{env['id']}/exec", json=exec_true).status_code == 200,
+            what="its environment answers again",
+            timeout=90,
+        )
+        assert _sh(b, env["id"], "cat /workspace/note") == "kept\n"
+        seen = events(a, env["id"])
+        assert not [e for e in seen if e["to_state"] == "error"], seen
+        assert any("stopped by its engine" in (e.get("reason") or "") for e in seen), seen
+        _delete_all(a, [env["id"]])

@@ -23,6 +23,10 @@ class EngineFaults(Protocol):
 
     def stopped_by_engine(self, info: ContainerInfo) -> bool: ...
 
+    def undecided(self, info: ContainerInfo) -> bool:
+        """Too soon to tell: it may be an engine on its way down."""
+        ...
+
 
 class Snapshotter(Protocol):
     """Copies an environment's root layer and /workspace out (a running one frozen

@@ -195,7 +195,13 @@ class Reconciler(PeriodicLoop):
             async with self._sessions() as session:
                 if await snapshot_queries.copying(session, env.id, utcnow()):
                     observed = dataclasses.replace(observed, paused=False)
-        return observed, engine_stop(env.state, info, self._engine.faults)
+        faults = self._engine.faults
+        if env.state is EnvState.RUNNING and info is not None and faults and faults.undecided(info):
+            raise EngineUnavailable(
+                f"its workload ended with code {info.exit_code} as an engine shutdown "
+                "ends it: looking again before recording it as the workload's exit"
+            )
+        return observed, engine_stop(env.state, info, faults)
 
     async def _step(
         self, env_id: str, token: str, observed: Observed | None, current: _InFlight

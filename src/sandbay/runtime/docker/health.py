@@ -36,6 +36,9 @@ _KEEP = 16
 _SKEW = 1.0
 #: What an engine's shutdown leaves: its stop signal (SIGTERM) or the SIGKILL after it.
 _SHUTDOWN_CODES = frozenset({128 + 15, 128 + 9})
+#: How long an engine may go on answering after its shutdown stopped a container (a
+#: Swarm node's engine leaves the cluster first; its stop timeout is 10 s, plus slack).
+_SHUTDOWN_WINDOW = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,10 @@ class Outage:
     def covers(self, moment: float) -> bool:
         end = self.back if self.back is not None else time.time()
         return self.last_seen - _SKEW <= moment <= end + _SKEW
+
+    def follows(self, moment: float) -> bool:
+        """Whether it began within the shutdown window after `moment`."""
+        return moment - _SKEW <= self.last_seen <= moment + _SHUTDOWN_WINDOW
 
 
 def _timestamp(value: str | None) -> float | None:
@@ -131,4 +138,19 @@ class EngineHealth:
             return True
         if info.exit_code not in _SHUTDOWN_CODES:
             return False
+        # An engine that stops its containers before it stops answering (a Swarm node's
+        # does): a shutdown's exit shortly before an outage is the engine's too.
+        if any(o.follows(finished) for o in self._outages):
+            return True
         return started is not None and finished < started + _SKEW
+
+    def undecided(self, info: ContainerInfo) -> bool:
+        """Whether this exit may still turn out to be the engine's: killed as a shutdown
+        kills, within the shutdown window, and no outage seen after it yet. The
+        reconciler looks again shortly rather than record the workload's exit."""
+        if info.running or info.oom_killed or info.exit_code not in _SHUTDOWN_CODES:
+            return False
+        finished = _timestamp(info.finished_at)
+        if finished is None or time.time() - finished > _SHUTDOWN_WINDOW:
+            return False
+        return not self.stopped_by_engine(info)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection
 
 from sandbay.db.queries import runners as queries
 from sandbay.db.session import AsyncSession, async_sessionmaker
-from sandbay.domain.errors import Conflict, RunnerUnreachable
+from sandbay.domain.errors import Conflict, ContainerNotFound, RunnerUnreachable
 from sandbay.domain.runners import RunnerState
 from sandbay.runtime.envd.channel import Address, Locator
 from sandbay.services.runners.service import RunnerSource
@@ -86,9 +86,13 @@ class RoutedLocator:
     async def locate(self, environment_id: str, *, fresh: bool = False) -> Address:
         if not fresh and environment_id in self._cache:
             known = self._cache[environment_id]
-            if known is None:
+            if known is not None:
+                return known
+            try:
                 return await self._local.locate(environment_id)
-            return known
+            except (Conflict, ContainerNotFound):
+                # Moved to another runner since (or stopped): the database says which.
+                self._cache.pop(environment_id, None)
         async with self._sessions() as session:
             route = await queries.agent_route(session, environment_id)
         runner_id, endpoint = route if route is not None else (None, None)
