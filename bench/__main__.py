@@ -130,12 +130,13 @@ class Mode:
     state_mb: list[int]  # /workspace sizes of the snapshot, fork and restore runs
     egress_mb: int  # the download through the egress proxy
     swarm: bool = True  # build a two-node Swarm for the many-hosts rows (not in smoke)
+    egress: bool = True  # the egress lab's rows (not in smoke: tests/e2e/test_egress.py)
 
 
 MODES = {
     "smoke": Mode(n=2, files_mb=[1], concurrent=[5], execs=(100, 10), wrk_s=1, list_size=50,
                   idle=[0, 5], settle=1.0, warm=2, runtimes=1, state_mb=[10], egress_mb=10,
-                  swarm=False),
+                  swarm=False, egress=False),
     "quick": Mode(n=5, files_mb=[1, 100], concurrent=[20], execs=(100, 10), wrk_s=3, list_size=200,
                   idle=[0, 100], settle=10.0, warm=5, runtimes=3, state_mb=[100], egress_mb=100),
     "full": Mode(n=12, files_mb=[1, 100], concurrent=[20, 50], execs=(100, 10), wrk_s=10,
@@ -247,8 +248,9 @@ def run(mode: str, profile: bool) -> dict[str, Any]:
                 "baseline_name": create["baseline_name"],
                 "ratio": warm.pct(50) / create["baseline"]["p50_ms"],
             }
-        for name, pair in egress.egress(cfg.n * 10, cfg.egress_mb).items():
-            results[name] = _pair(pair)
+        if cfg.egress:
+            for name, pair in egress.egress(cfg.n * 10, cfg.egress_mb).items():
+                results[name] = _pair(pair)
         if cfg.swarm:  # the harness it uses is exercised by tests/e2e/test_many_hosts.py
             for name, pair in many_hosts.many_hosts(cfg.n).items():
                 results[name] = _pair(pair)

@@ -65,7 +65,7 @@ def _wait_status(
         assert current.status_code == 200, current.text
         if current.json()["status"] == status or time.monotonic() > deadline:
             return dict(current.json())
-        time.sleep(2)
+        time.sleep(0.5)
 
 
 def _say_hello(api: httpx.Client, instance_id: str, watch: SecretWatch) -> None:

@@ -336,11 +336,18 @@ def test_a_replica_killed_during_churn_loses_no_action_and_does_none_twice(
     cluster: Cluster,
 ) -> None:
     """Stops and starts through both replicas while one is killed (-9) and started
-    again: every environment ends as last asked, and its event log shows each action
-    done once, by one replica at a time (one unbroken chain of transitions whose
-    engine actions never overlap)."""
+    again. The environments are on the manager's node, where both replicas are
+    runners and compete for them. Every environment ends as last asked, its event log
+    shows each action done once, by one replica at a time (one unbroken chain of
+    transitions whose engine actions never overlap), and both replicas did work."""
+    on_manager = {"node": "n0"}
     with cluster.clients() as (a, b):
-        ids = [create_env(a, image=cluster.image, cpu=0.1, memory_mb=32)["id"] for _ in range(9)]
+        ids = [
+            create_env(a, image=cluster.image, cpu=0.1, memory_mb=32, runner_labels=on_manager)[
+                "id"
+            ]
+            for _ in range(12)
+        ]
         for env_id in ids:
             wait_state(a, env_id, "running", timeout=120)
         last: dict[str, str] = {}
@@ -378,6 +385,7 @@ def test_a_replica_killed_during_churn_loses_no_action_and_does_none_twice(
                 "running" if last.get(env_id, "start") == "start" else "stopped",
                 timeout=120,
             )
+        replicas = set()
         for env_id in ids:
             changes = [e for e in events(a, env_id) if e["type"] == "environment.state_changed"]
             spans = sorted(
@@ -385,6 +393,7 @@ def test_a_replica_killed_during_churn_loses_no_action_and_does_none_twice(
                 for e in changes
                 if "started_at" in e.get("data", {})
             )
+            replicas |= {e["data"]["replica"] for e in changes if "replica" in e.get("data", {})}
             for (_, end), (start, _) in itertools.pairwise(spans):
                 assert start >= end, env_id  # one replica at a time
             # One unbroken chain of transitions: an action done twice, or one lost
@@ -395,6 +404,7 @@ def test_a_replica_killed_during_churn_loses_no_action_and_does_none_twice(
                     [(e["from_state"], e["to_state"], e["reason"], e["actor"]) for e in changes],
                 )
                 assert after["from_state"] != after["to_state"], (env_id, after)
+        assert len(replicas) >= 2, replicas  # both (and b again after its restart)
         _delete_all(a, ids)
 
 

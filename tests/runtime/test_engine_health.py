@@ -27,7 +27,7 @@ def test_a_shutdown_exit_just_before_the_engine_stopped_answering_is_the_engines
     """A Swarm node's engine stops its containers, then stops answering."""
     health = _went_down_now()
     assert health.stopped_by_engine(_exited(143, 3))
-    assert health.stopped_by_engine(_exited(137, 12))
+    assert health.stopped_by_engine(_exited(137, 6))
     assert not health.undecided(_exited(143, 3))
 
 

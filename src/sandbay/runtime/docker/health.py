@@ -37,8 +37,8 @@ _SKEW = 1.0
 #: What an engine's shutdown leaves: its stop signal (SIGTERM) or the SIGKILL after it.
 _SHUTDOWN_CODES = frozenset({128 + 15, 128 + 9})
 #: How long an engine may go on answering after its shutdown stopped a container (a
-#: Swarm node's engine leaves the cluster first; its stop timeout is 10 s, plus slack).
-_SHUTDOWN_WINDOW = 15.0
+#: Swarm node's engine stops its containers, then its API: about a second here).
+_SHUTDOWN_WINDOW = 8.0
 
 
 @dataclass(frozen=True, slots=True)

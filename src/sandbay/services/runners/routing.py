@@ -77,11 +77,16 @@ class RoutedLocator:
         return self._states.get(runner_id)
 
     async def unreachable(self, runner_id: str | None, *, fresh: bool = False) -> bool:
-        """Whether `runner_id` is another runner that the Swarm does not hear from
-        (`fresh`: asked now, as after its agent did not answer)."""
+        """Whether `runner_id` is another runner that the Swarm does not hear from: a
+        view up to 2 s old says it is up, and one that says it is down is confirmed
+        (`fresh`: asked now in any case, as after its agent did not answer)."""
         if runner_id is None or runner_id in self._mine:
             return False
-        return await self._state(runner_id, fresh=fresh) is not RunnerState.READY
+        state = await self._state(runner_id, fresh=fresh)
+        if state is not RunnerState.READY and not fresh:
+            # Down a moment ago: confirm it now, so a node that is back answers at once.
+            state = await self._state(runner_id, fresh=True)
+        return state is not RunnerState.READY
 
     async def locate(self, environment_id: str, *, fresh: bool = False) -> Address:
         if not fresh and environment_id in self._cache:
