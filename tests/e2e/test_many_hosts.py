@@ -96,6 +96,16 @@ def _fill(api: httpx.Client, env_id: str) -> str:
     return _sums(api, env_id)
 
 
+def _answers_again(api: httpx.Client, env_id: str) -> None:
+    """Until its agent answers an exec again (its node is back, its runner restarted it)."""
+    exec_true = {"command": [BB, "true"]}
+    eventually(
+        lambda: api.post(f"/v1/environments/{env_id}/exec", json=exec_true).status_code == 200,
+        what="its environment answers again",
+        timeout=90,
+    )
+
+
 def _delete_all(api: httpx.Client, ids: list[str]) -> None:
     """Delete them (not waited for: a deleted environment reserves nothing at once;
     the module's teardown removes what is left on the nodes)."""
@@ -317,11 +327,7 @@ def test_a_node_that_goes_away_makes_its_environments_unreachable_not_lost(
         node.start()
         runner.start()
         cluster.swarm.wait_state(node, "ready")
-        eventually(
-            lambda: a.post(f"/v1/environments/{env['id']}/exec", json=exec_true).status_code == 200,
-            what="its environment answers again",
-            timeout=90,
-        )
+        _answers_again(a, env["id"])
         assert _sh(b, env["id"], "cat /workspace/note") == "before\n"
         assert a.get(f"/v1/environments/{env['id']}").json()["runner_unreachable_since"] is None
         seen = events(a, env["id"])
@@ -428,11 +434,7 @@ def test_a_node_whose_engine_alone_stops_converges_with_its_runner_still_up(
         )
         node.start()
         cluster.swarm.wait_state(node, "ready")
-        eventually(
-            lambda: a.post(f"/v1/environments/{env['id']}/exec", json=exec_true).status_code == 200,
-            what="its environment answers again",
-            timeout=90,
-        )
+        _answers_again(a, env["id"])
         assert _sh(b, env["id"], "cat /workspace/note") == "kept\n"
         seen = events(a, env["id"])
         assert not [e for e in seen if e["to_state"] == "error"], seen
