@@ -98,7 +98,7 @@ TenancyDep = Annotated[TenancyService, Depends(get_tenancy)]
 SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]
 
 #: An environment in a path: its id or its name (Daytona's `sandboxIdOrName`).
-EnvRef = Annotated[str, Path(description="environment id (env_…) or name")]
+EnvRef = Annotated[str, Path(min_length=1, description="environment id (env_…) or name")]
 
 
 def request_origin(connection: HTTPConnection) -> Origin:

@@ -17,7 +17,7 @@ SSH gateway and the agents."""
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from sandbay.api.deps import (
@@ -49,6 +49,9 @@ from sandbay.services.access import ssh as ssh_credentials
 from sandbay.services.environments import records as envs
 
 PREFIX = "/api/v1/environments"
+#: An environment's id (or name) in a path: never empty (an empty one would make the
+#: URL another route's, e.g. `POST /api/v1/environments//start`).
+EnvId = Annotated[str, Path(min_length=1, description="environment id or name")]
 router = APIRouter(prefix=PREFIX, tags=["cloudcli"])
 
 NAME_LABEL = "cloudcli/name"
@@ -151,7 +154,7 @@ async def list_environments(
 
 @router.get("/{id}")
 async def get_environment(
-    id: str, session: SessionDep, principal: PrincipalDep
+    id: EnvId, session: SessionDep, principal: PrincipalDep
 ) -> CloudCliEnvironment:
     """One environment, by id (or name)."""
     return CloudCliEnvironment.of(await envs.read_environment(session, principal, id))
@@ -172,7 +175,7 @@ class SSHCredentials(BaseModel):
 
 @router.get("/{id}/ssh")
 async def get_ssh_credentials(
-    id: str, request: Request, session: SessionDep, principal: PrincipalDep, access: AccessDep
+    id: EnvId, request: Request, session: SessionDep, principal: PrincipalDep, access: AccessDep
 ) -> SSHCredentials:
     """Get SSH credentials: a password-like token and a one-time private key, valid
     until `expires_at` (the server's credential TTL)."""
@@ -213,7 +216,7 @@ async def create_environment(
 
 @router.delete("/{id}")
 async def delete_environment(
-    id: str, principal: PrincipalDep, lifecycle: LifecycleDep
+    id: EnvId, principal: PrincipalDep, lifecycle: LifecycleDep
 ) -> CloudCliMessage | CloudCliStatusMessage:
     """Delete a stopped environment with its workspace (400 while it runs). Answers
     once it is gone (a GET is then 404); if that takes longer than a bounded wait,
@@ -230,7 +233,7 @@ async def delete_environment(
 
 @router.post("/{id}/start")
 async def start_environment(
-    id: str, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
+    id: EnvId, session: SessionDep, principal: PrincipalDep, lifecycle: LifecycleDep
 ) -> CloudCliStatusMessage:
     """Start a stopped environment on the host that keeps its workspace."""
     try:
@@ -242,7 +245,7 @@ async def start_environment(
 
 @router.post("/{id}/stop")
 async def stop_environment(
-    id: str, principal: PrincipalDep, lifecycle: LifecycleDep
+    id: EnvId, principal: PrincipalDep, lifecycle: LifecycleDep
 ) -> CloudCliStatusMessage:
     """Gracefully stop a running environment: its processes get SIGTERM and a grace
     period, /workspace is kept, SSH and HTTPS access end, no CPU, memory or running
