@@ -41,11 +41,13 @@ def assert_consistent_log(api: httpx.Client, env_id: str) -> list[dict[str, Any]
     return changes
 
 
-@pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
 def test_kill9_during_fifty_concurrent_stops(
-    make_server: Any, docker_client: docker.DockerClient, postgres: bool
+    make_server: Any, docker_client: docker.DockerClient
 ) -> None:
-    live: LiveServer = make_server(postgres=postgres)
+    """On SQLite (`make run`'s database): on PostgreSQL, a replica killed -9 during
+    churn is shown in tests/e2e/test_many_hosts.py, and the create and delete kills
+    below run on both."""
+    live: LiveServer = make_server(postgres=False)
     live.start()
     with live.client() as api:
         made = [
