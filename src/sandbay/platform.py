@@ -219,7 +219,7 @@ class Platform:
                 default_runtime=s.default_runtime,
                 warm_pools=tuple(s.pools.warm),
                 build_contexts=contexts is not None,
-                cluster=SwarmPlacer(swarm) if runtime.provider.node_id is not None else None,
+                cluster=SwarmPlacer(swarm) if node_id is not None else None,
             ),
             resources=runtime.resources,
         )

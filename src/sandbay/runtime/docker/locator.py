@@ -32,8 +32,7 @@ def address_of(raw: dict[str, Any]) -> Address:
     published = published_endpoint(raw)
     if published is not None:
         # A Swarm node's runner: the same endpoint every replica uses.
-        node, _, port = published.rpartition(":")
-        return Address(host=node, port=int(port), token=token)
+        return Address.at(published, token)
     settings = raw.get("NetworkSettings") or {}
     hosts = [n.get("IPAddress") for n in (settings.get("Networks") or {}).values()]
     host = next((h for h in hosts if h), settings.get("IPAddress"))

@@ -187,12 +187,11 @@ class DockerProvider:
         #: On a Swarm node: the node's address, where each agent's port is published
         #: (a random port) for the replicas on other hosts (docs/scaling.md).
         self.node_address = swarm_address(info)
+        swarm = info.get("Swarm") or {}
         #: On a Swarm node: its node id, which is then this runner's id.
-        self.node_id = str((info.get("Swarm") or {}).get("NodeID") or "") or None
+        self.node_id: str | None = swarm.get("NodeID") or None
         #: A Swarm manager answers for every node (and a worker for none).
-        self.swarm_manager = self.node_id is not None and bool(
-            (info.get("Swarm") or {}).get("ControlAvailable")
-        )
+        self.swarm_manager = bool(swarm.get("ControlAvailable"))
 
     def _disk_root(self, info: dict[str, Any]) -> Path | None:
         root = str(info.get("DockerRootDir") or "")

@@ -47,6 +47,12 @@ class Address:
     port: int
     token: str
 
+    @classmethod
+    def at(cls, endpoint: str, token: str) -> "Address":
+        """The agent at a published `host:port` (a Swarm node's, docs/scaling.md)."""
+        host, _, port = endpoint.rpartition(":")
+        return cls(host=host, port=int(port), token=token)
+
 
 class Locator(Protocol):
     async def locate(self, environment_id: str, *, fresh: bool = False) -> Address:

@@ -112,8 +112,7 @@ class RoutedLocator:
             )
         if not endpoint:
             raise Conflict("the environment's workload is not running")
-        host, _, port = endpoint.rpartition(":")
-        address = Address(host=host, port=int(port), token=self._token(environment_id))
+        address = Address.at(endpoint, self._token(environment_id))
         self._cache[environment_id] = address
         return address
 
